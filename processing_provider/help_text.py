@@ -1,0 +1,35 @@
+"""The help text of Segment Trees (shown in the algorithm dialog and by qgis_process help)."""
+
+SHORT_HELP = """<p>Segments an orthophoto into K clusters of similar texture and colour (tree crowns, shadows,
+grass, bare soil...) with Meta's DINOv3 vision transformer and k-means, without training data.</p>
+
+<h3>How it works</h3>
+<ol>
+<li>The orthophoto is read in overlapping tiles (reflection-padded at the edges); only each tile's centre
+is kept, so there are no seams. NoData, alpha and mask pixels are ignored. Byte bands are used as they are;
+16-bit and float bands are stretched per band between their 2nd and 98th percentiles.</li>
+<li>The DINOv3 backbone turns every 16x16-pixel patch (every 8 or 4 pixels with a smaller patch stride)
+into a feature vector, normalised with the mean and standard deviation that belong to the weights
+(ImageNet for LVD-1689M, the satellite statistics for SAT-493M). Each patch feature is scaled to unit length,
+so k-means compares directions (cosine similarity).</li>
+<li>k-means (k-means++ initialisation, several seeded restarts) is fitted on at most <i>Maximum k-means
+samples</i> valid patch features drawn over the whole raster, for every K from <i>Minimum K</i> to
+<i>Maximum K</i>. Its within-cluster sum of squares (WCSS) is logged for each K.</li>
+<li>With K = 0 the number of clusters is chosen automatically: <b>the smallest K whose step to K+1 lowers
+the WCSS by less than the elbow threshold (in percent); the maximum K when no step is that small.</b></li>
+<li>Every patch gets its distances to the K centroids; these are interpolated to the pixels before each
+pixel takes the nearest centroid, so boundaries follow the image rather than 16-pixel blocks.</li>
+</ol>
+
+<h3>Output</h3>
+<p>A Byte GeoTIFF with exactly the input's (or the extent's) grid and CRS: labels 1..K, 1 being the
+largest cluster, 0 = NoData, with a colour table and a .qml style beside it. Optional: a statistics report
+(.json, .csv or .html with an elbow chart) and cluster polygons. CHOSEN_K returns the K used.</p>
+
+<h3>Weights</h3>
+<p>DINOv3 weights are gated by Meta. Accept the licence on Hugging Face (for example
+facebook/dinov3-vits16-pretrain-lvd1689m) or through Meta's download form, then either give the
+downloaded file as <i>Weights file</i> or keep it in the Hugging Face cache. Downloads happen only when
+<i>Allow downloading weights</i> is on. Without weights the algorithm stops with a message saying where it
+looked; it never uses random weights.</p>
+"""

@@ -1,0 +1,63 @@
+"""The ``treeseg`` Processing provider."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .dependencies import missing_dependencies
+from .segment_trees import SegmentTreesAlgorithm
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent
+
+
+def plugin_version() -> str:
+    """The version declared in metadata.txt."""
+    metadata = configparser.ConfigParser(interpolation=None)
+    metadata.read(PLUGIN_DIR / "metadata.txt", encoding="utf-8")
+    return metadata.get("general", "version", fallback="unknown")
+
+
+class TreeSegProvider(QgsProcessingProvider):
+    """Provides the Segment Trees algorithm; registers even when PyTorch is missing."""
+
+    ID = "treeseg"
+
+    def id(self) -> str:
+        return self.ID
+
+    def name(self) -> str:
+        return self.tr("Tree segmentation")
+
+    def longName(self) -> str:
+        return self.tr("Tree segmentation (DINOv3 + k-means)")
+
+    def icon(self) -> QIcon:
+        return QIcon(str(PLUGIN_DIR / "icon.svg"))
+
+    def svgIconPath(self) -> str:
+        return str(PLUGIN_DIR / "icon.svg")
+
+    def versionInfo(self) -> str:
+        """Plugin version plus the torch build and CUDA runtime, as users are asked to report them."""
+        info = f"TreeSeg {plugin_version()}"
+        try:
+            import torch
+        except ImportError:
+            return f"{info}; PyTorch not installed"
+        cuda = torch.version.cuda or "none"
+        return f"{info}; torch {torch.__version__} (CUDA {cuda})"
+
+    def canBeActivated(self) -> bool:
+        return True
+
+    def loadAlgorithms(self) -> None:
+        self.addAlgorithm(SegmentTreesAlgorithm())
+
+    @staticmethod
+    def dependency_problem() -> str:
+        """Empty when the engine's dependencies import; otherwise what is missing and how to fix it."""
+        return missing_dependencies()

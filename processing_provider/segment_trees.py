@@ -1,0 +1,266 @@
+"""Segment Trees: Processing parameters in, engine call, declared outputs back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from ..treeseg_plugin.dinov3.variants import VARIANTS
+from .dependencies import missing_dependencies
+from .help_text import SHORT_HELP
+
+MODELS = list(VARIANTS.values())  # enum order: ViT-S/16 (LVD-1689M) first, the default
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STRIDES = (16, 8, 4)
+PATCH = 16
+HELP_URL = "https://github.com/treeseg/treeseg#segment-trees"
+
+Integer = QgsProcessingParameterNumber.Type.Integer
+Double = QgsProcessingParameterNumber.Type.Double
+Advanced = QgsProcessingParameterDefinition.Flag.FlagAdvanced
+
+
+class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
+    """treeseg:segmenttrees: DINOv3 patch features, k-means with elbow K, styled label raster."""
+
+    INPUT = "INPUT"
+    BANDS = "BANDS"
+    EXTENT = "EXTENT"
+    MODEL = "MODEL"
+    WEIGHTS = "WEIGHTS"
+    DEVICE = "DEVICE"
+    PRECISION = "PRECISION"
+    STRIDE = "STRIDE"
+    K = "K"
+    K_MIN = "K_MIN"
+    K_MAX = "K_MAX"
+    ELBOW_THRESHOLD = "ELBOW_THRESHOLD"
+    SEED = "SEED"
+    TILE_SIZE = "TILE_SIZE"
+    OVERLAP = "OVERLAP"
+    BATCH_SIZE = "BATCH_SIZE"
+    MAX_SAMPLES = "MAX_SAMPLES"
+    ALLOW_DOWNLOAD = "ALLOW_DOWNLOAD"
+    OUTPUT = "OUTPUT"
+    STATS = "STATS"
+    OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
+    CHOSEN_K = "CHOSEN_K"
+
+    def name(self) -> str:
+        return "segmenttrees"
+
+    def displayName(self) -> str:
+        return self.tr("Segment Trees")
+
+    def group(self) -> str:
+        return self.tr("Segmentation")
+
+    def groupId(self) -> str:
+        return "segmentation"
+
+    def tags(self) -> list[str]:
+        return self.tr("trees,forest,canopy,dinov3,k-means,clustering,unsupervised,orthophoto").split(",")
+
+    def shortHelpString(self) -> str:
+        return self.tr(SHORT_HELP)
+
+    def helpUrl(self) -> str:
+        return HELP_URL
+
+    def createInstance(self) -> SegmentTreesAlgorithm:
+        return type(self)()
+
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("SegmentTreesAlgorithm", text)
+
+    def canExecute(self) -> tuple[bool, str]:
+        problem = missing_dependencies()
+        return (not problem, problem)
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
+        self._add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Orthophoto")),
+                  "The orthophoto to segment (any GDAL raster: GeoTIFF, VRT, JPEG2000...).")
+        self._add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands (red, green, blue)"), None, self.INPUT,
+                                             optional=True, allowMultiple=True),
+                  "Three bands in red, green, blue order. Empty: the first three bands, or the single band "
+                  "repeated for a one-band raster.")
+        self._add(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent (optional)"), optional=True),
+                  "Process only this part of the orthophoto, snapped outwards to the input's pixel grid.")
+        self._add(QgsProcessingParameterEnum(self.MODEL, self.tr("DINOv3 model"),
+                                             [variant.display_name for variant in MODELS], defaultValue=0),
+                  "Released DINOv3 backbone, found in the Hugging Face cache (or downloaded when allowed). "
+                  "Ignored when a weights file is given.")
+        self._add(QgsProcessingParameterFile(self.WEIGHTS, self.tr("Weights file (optional)"),
+                                             fileFilter="DINOv3 weights (*.pth *.safetensors)", optional=True),
+                  "A local DINOv3 checkpoint: Meta .pth or Hugging Face .safetensors. When given, it decides "
+                  "the model.")
+        self._add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), list(DEVICES), defaultValue=0),
+                  "auto: CUDA, then Apple MPS, then CPU.")
+        self._add(QgsProcessingParameterEnum(self.PRECISION, self.tr("Precision"), list(PRECISIONS),
+                                             defaultValue=0),
+                  "auto: bf16 on CUDA, fp32 on CPU. fp16 needs CUDA.")
+        self._add(QgsProcessingParameterEnum(self.STRIDE, self.tr("Patch stride (px)"),
+                                             [str(stride) for stride in STRIDES], defaultValue=0),
+                  "16: one feature per 16x16 patch. 8 or 4: overlapping patches, denser features, "
+                  "4x or 16x the encoding cost.")
+        self._add(QgsProcessingParameterNumber(self.K, self.tr("Number of clusters (0 = automatic)"), Integer,
+                                               0, minValue=0, maxValue=64),
+                  "0 picks K at the elbow of the WCSS curve between the minimum and maximum K.")
+        self._add(QgsProcessingParameterNumber(self.K_MIN, self.tr("Minimum K"), Integer, 2, minValue=2,
+                                               maxValue=64), "Smallest K tried by the automatic choice.")
+        self._add(QgsProcessingParameterNumber(self.K_MAX, self.tr("Maximum K"), Integer, 10, minValue=2,
+                                               maxValue=64), "Largest K tried by the automatic choice.")
+        self._add(QgsProcessingParameterNumber(self.ELBOW_THRESHOLD, self.tr("Elbow threshold (%)"), Double,
+                                               5.0, minValue=0.01, maxValue=100.0),
+                  "The chosen K is the smallest K whose step to K+1 lowers WCSS by less than this percentage.")
+        self._add(QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"), Integer, 0, minValue=0),
+                  "Seeds the fit sample and k-means: the same input, weights and seed give the same output.")
+        self._add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (px)"), Integer, 512,
+                                               minValue=32, maxValue=4096),
+                  "Side of the square tiles fed to the model; a multiple of 16.", advanced=True)
+        self._add(QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (px)"), Integer, 64,
+                                               minValue=0, maxValue=2048),
+                  "Margin shared by neighbouring tiles and discarded, so there are no seams; a multiple of 16 "
+                  "and less than half the tile size.", advanced=True)
+        self._add(QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size"), Integer, 4, minValue=1,
+                                               maxValue=256),
+                  "Tiles per forward pass; halved automatically when the GPU runs out of memory.",
+                  advanced=True)
+        self._add(QgsProcessingParameterNumber(self.MAX_SAMPLES, self.tr("Maximum k-means samples"), Integer,
+                                               50000, minValue=100),
+                  "At most this many valid patch features, sampled over the whole raster, fit k-means.",
+                  advanced=True)
+        self._add(QgsProcessingParameterBoolean(self.ALLOW_DOWNLOAD, self.tr("Allow downloading weights"),
+                                                defaultValue=False),
+                  "Download the chosen model from Hugging Face when it is not in the local cache (needs a "
+                  "token with access to the gated repository in HF_TOKEN).", advanced=True)
+
+        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Tree segmentation labels")),
+                  "Byte GeoTIFF on the input's grid: labels 1..K (1 = largest cluster), 0 = NoData; with a "
+                  "colour table and a .qml style beside it.")
+        self._add(QgsProcessingParameterFileDestination(
+            self.STATS, self.tr("Statistics report"), "JSON (*.json);;CSV (*.csv);;HTML (*.html)",
+            optional=True, createByDefault=False),
+            "WCSS per K, chosen K, cluster pixels and areas, model, weights and timings.")
+        self._add(QgsProcessingParameterVectorDestination(
+            self.OUTPUT_POLYGONS, self.tr("Cluster polygons"), QgsProcessing.TypeVectorPolygon,
+            optional=True, createByDefault=False),
+            "One polygon per connected region of a cluster, with fields cluster and area.")
+        self.addOutput(QgsProcessingOutputNumber(self.CHOSEN_K, self.tr("Chosen number of clusters")))
+
+    def _add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
+        parameter.setHelp(self.tr(help_text))
+        if advanced:
+            parameter.setFlags(parameter.flags() | Advanced)
+        self.addParameter(parameter)
+
+    def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        k = self.parameterAsInt(parameters, self.K, context)
+        k_min = self.parameterAsInt(parameters, self.K_MIN, context)
+        k_max = self.parameterAsInt(parameters, self.K_MAX, context)
+        tile = self.parameterAsInt(parameters, self.TILE_SIZE, context)
+        overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
+        if k == 0 and k_min > k_max:
+            return False, self.tr(f"Minimum K ({k_min}) is larger than maximum K ({k_max}): swap them.")
+        if tile % PATCH:
+            return False, self.tr(f"Tile size {tile} is not a multiple of 16: use {max(PATCH, tile // PATCH * PATCH)}.")
+        if overlap % PATCH:
+            return False, self.tr(f"Tile overlap {overlap} is not a multiple of 16: use {overlap // PATCH * PATCH}.")
+        if 2 * overlap >= tile:
+            return False, self.tr(f"Tile overlap {overlap} must be less than half the tile size ({tile}): "
+                                  "lower the overlap or raise the tile size.")
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        bands = self.parameterAsInts(parameters, self.BANDS, context)
+        if layer is not None and bands:
+            count = layer.bandCount()
+            wrong = [band for band in bands if not 1 <= band <= count]
+            if wrong:
+                return False, self.tr(f"Band(s) {wrong} do not exist: the input has bands 1 to {count}.")
+            if len(bands) not in (1, 3):
+                return False, self.tr(f"Choose 3 bands (red, green, blue) or 1 band, not {len(bands)}.")
+        return True, ""
+
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        problem = missing_dependencies()
+        if problem:
+            raise QgsProcessingException(problem)
+        from ..treeseg_plugin.engine import Canceled, EngineError, SegmentationConfig, run_segmentation
+        from .feedback import FeedbackProgress
+
+        config = SegmentationConfig(**self._engine_arguments(parameters, context))
+        try:
+            result = run_segmentation(config, FeedbackProgress(feedback))
+        except Canceled as error:
+            raise QgsProcessingException(str(error)) from None
+        except EngineError as error:
+            raise QgsProcessingException(str(error)) from None
+        return {
+            self.OUTPUT: result.output_path,
+            self.STATS: result.stats_path,
+            self.OUTPUT_POLYGONS: result.polygons_path,
+            self.CHOSEN_K: result.chosen_k,
+        }
+
+    def _engine_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """Translate Processing parameters into SegmentationConfig fields."""
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise QgsProcessingException(self.tr("The input orthophoto could not be opened as a raster layer."))
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(self.tr(
+                f"The input layer '{layer.name()}' is served by the '{layer.providerType()}' provider; Segment "
+                "Trees reads files through GDAL. Save it as a GeoTIFF first (Raster > Conversion > Translate)."))
+        extent = None
+        if parameters.get(self.EXTENT):
+            rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
+            extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        weights = self.parameterAsFile(parameters, self.WEIGHTS, context)
+        model = weights or MODELS[self.parameterAsEnum(parameters, self.MODEL, context)].name
+        return {
+            "input_path": layer.source(),
+            "output_path": self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            "bands": self.parameterAsInts(parameters, self.BANDS, context) or None,
+            "extent": extent,
+            "model": model,
+            "device": DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            "precision": PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
+            "stride": STRIDES[self.parameterAsEnum(parameters, self.STRIDE, context)],
+            "k": self.parameterAsInt(parameters, self.K, context),
+            "k_min": self.parameterAsInt(parameters, self.K_MIN, context),
+            "k_max": self.parameterAsInt(parameters, self.K_MAX, context),
+            "elbow_threshold": self.parameterAsDouble(parameters, self.ELBOW_THRESHOLD, context),
+            "seed": self.parameterAsInt(parameters, self.SEED, context),
+            "tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context),
+            "overlap": self.parameterAsInt(parameters, self.OVERLAP, context),
+            "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            "max_samples": self.parameterAsInt(parameters, self.MAX_SAMPLES, context),
+            "allow_download": self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context),
+            "stats_path": self.parameterAsFileOutput(parameters, self.STATS, context) or None,
+            "polygons_path": self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context) or None,
+        }

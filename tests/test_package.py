@@ -1,0 +1,38 @@
+"""The packaged zip installs into a clean plugin folder and qgis_process finds the algorithm there."""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from qgis_process_runner import enable_plugin, qgis_process_env, run
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import package
+
+pytestmark = pytest.mark.slow
+
+
+def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
+    archive = package.build(tmp_path)
+    names = zipfile.ZipFile(archive).namelist()
+    assert all(name.startswith("treeseg/") for name in names)
+    for required in ("treeseg/__init__.py", "treeseg/metadata.txt", "treeseg/icon.svg", "treeseg/LICENSE",
+                     "treeseg/processing_provider/segment_trees.py", "treeseg/treeseg_plugin/plugin.py"):
+        assert required in names
+    for unwanted in ("tests/", "scripts/", "__pycache__", ".pyc", ".venv", ".ci/", "sample/", "requirements/"):
+        assert not any(unwanted in name for name in names), unwanted
+    assert package.build(tmp_path / "again").read_bytes() == archive.read_bytes()
+
+
+def test_zip_installs_and_algorithm_shows_up(tmp_path):
+    plugins = tmp_path / "profile-plugins"
+    zipfile.ZipFile(package.build(tmp_path)).extractall(plugins)
+    env = qgis_process_env(tmp_path / "home", plugins)
+    enable_plugin("treeseg", env)
+    done = run(["help", "treeseg:segmenttrees"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Segment Trees" in done.stdout
+    assert "OUTPUT: <outputRaster>" in done.stdout

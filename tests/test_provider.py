@@ -1,0 +1,88 @@
+"""The provider and the Segment Trees algorithm's definition, through the Processing registry."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from qgis.core import QgsProcessingContext, QgsProcessingParameterDefinition
+
+ALGORITHM_ID = "treeseg:segmenttrees"
+EXPECTED_PARAMETERS = [
+    "INPUT", "BANDS", "EXTENT", "MODEL", "WEIGHTS", "DEVICE", "PRECISION", "STRIDE", "K", "K_MIN", "K_MAX",
+    "ELBOW_THRESHOLD", "SEED", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD",
+    "OUTPUT", "STATS", "OUTPUT_POLYGONS",
+]
+ADVANCED = {"TILE_SIZE", "OVERLAP", "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD"}
+SAMPLE = "sample/OSBS_029.tif"
+
+
+@pytest.fixture()
+def algorithm(treeseg_provider):
+    from qgis.core import QgsApplication
+
+    return QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM_ID)
+
+
+def test_provider_identity(treeseg_provider):
+    assert treeseg_provider.id() == "treeseg"
+    assert treeseg_provider.name() == "Tree segmentation"
+    assert "torch 2." in treeseg_provider.versionInfo()
+    assert [alg.id() for alg in treeseg_provider.algorithms()] == [ALGORITHM_ID]
+
+
+def test_algorithm_identity_and_help(algorithm):
+    assert algorithm.displayName() == "Segment Trees"
+    assert algorithm.group() == "Segmentation"
+    help_text = algorithm.shortHelpString()
+    assert "smallest K whose step to K+1 lowers" in help_text
+    assert "unit length" in help_text
+    assert algorithm.helpUrl().startswith("https://")
+    assert algorithm.canExecute() == (True, "")
+
+
+def test_parameter_and_output_definitions(algorithm):
+    names = [parameter.name() for parameter in algorithm.parameterDefinitions()]
+    assert names == EXPECTED_PARAMETERS
+    advanced = {parameter.name() for parameter in algorithm.parameterDefinitions()
+                if parameter.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced}
+    assert advanced == ADVANCED
+    assert all(parameter.help() for parameter in algorithm.parameterDefinitions())
+    outputs = {output.name(): output.type() for output in algorithm.outputDefinitions()}
+    # STATS is an HTML output because its filter offers .html: the report then opens in the Results viewer.
+    assert outputs == {"OUTPUT": "outputRaster", "STATS": "outputHtml",
+                       "OUTPUT_POLYGONS": "outputVector", "CHOSEN_K": "outputNumber"}
+    model = algorithm.parameterDefinition("MODEL")
+    assert model.options()[model.defaultValue()].startswith("ViT-S/16")
+    assert any("SAT-493M" in option for option in model.options())
+    assert algorithm.parameterDefinition("ALLOW_DOWNLOAD").defaultValue() is False
+    assert algorithm.parameterDefinition("K").defaultValue() == 0
+
+
+@pytest.mark.parametrize(("overrides", "fragment"), [
+    ({"K_MIN": 8, "K_MAX": 3}, "Minimum K (8) is larger than maximum K (3)"),
+    ({"TILE_SIZE": 500}, "not a multiple of 16: use 496"),
+    ({"OVERLAP": 40}, "overlap 40 is not a multiple of 16"),
+    ({"TILE_SIZE": 256, "OVERLAP": 128}, "less than half the tile size"),
+    ({"BANDS": [1, 2, 7]}, "Band(s) [7] do not exist: the input has bands 1 to 3"),
+    ({"BANDS": [1, 2]}, "Choose 3 bands"),
+])
+def test_check_parameter_values_rejects_what_cannot_work(algorithm, overrides, fragment):
+    parameters = {"INPUT": SAMPLE, "OUTPUT": "TEMPORARY_OUTPUT", **overrides}
+    ok, message = algorithm.checkParameterValues(parameters, QgsProcessingContext())
+    assert not ok
+    assert fragment in message
+
+
+def test_check_parameter_values_accepts_defaults(algorithm):
+    ok, message = algorithm.checkParameterValues({"INPUT": SAMPLE, "OUTPUT": "TEMPORARY_OUTPUT"},
+                                                 QgsProcessingContext())
+    assert (ok, message) == (True, "")
+
+
+def test_can_execute_refuses_without_torch(algorithm, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # what Python does for a package that is not installed
+    ok, message = algorithm.canExecute()
+    assert not ok
+    assert "torch" in message
+    assert "pip install" in message

@@ -1,0 +1,19 @@
+"""The real qgis_process.bin sees the plugin headless (classFactory(None) + initProcessing only)."""
+
+from __future__ import annotations
+
+import pytest
+from qgis_process_runner import enable_plugin, qgis_process_env, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_help_lists_parameters_and_outputs(plugins_dir, tmp_path):
+    env = qgis_process_env(tmp_path / "home", plugins_dir)
+    enable_plugin("treeseg", env)
+    done = run(["help", "treeseg:segmenttrees"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for line in ("INPUT: Orthophoto", "MODEL: DINOv3 model", "K_MAX: Maximum K", "ALLOW_DOWNLOAD",
+                 "OUTPUT: <outputRaster>", "STATS: <outputHtml>", "OUTPUT_POLYGONS: <outputVector>",
+                 "CHOSEN_K: <outputNumber>"):
+        assert line in done.stdout, line

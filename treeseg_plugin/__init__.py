@@ -1,0 +1,1 @@
+"""TreeSeg: DINOv3 features + k-means tree segmentation (QGIS-free engine and backbone, thin GUI glue)."""
