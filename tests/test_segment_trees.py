@@ -1,0 +1,221 @@
+"""Segment Trees end to end through Processing: processing.run, a graphical model, and qgis_process.bin.
+
+Real QGIS 3.22, GDAL and qgis_process; the real DINOv3 architecture on random-weight checkpoints that
+the tests write in Meta's format.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from checkpoint_factory import make_state_dict, write_meta_pth
+from data_factory import make_raster
+from osgeo import gdal
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingModelAlgorithm,
+    QgsProcessingModelChildAlgorithm,
+    QgsProcessingModelChildParameterSource,
+    QgsProcessingModelOutput,
+    QgsProcessingModelParameter,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterRasterLayer,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+from qgis_process_runner import enable_plugin, qgis_process_env, run_algorithm
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
+ALGORITHM = "treeseg:segmenttrees"
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """A ViT-S/16-shaped and a tiny random-weight checkpoint, both in Meta's .pth layout."""
+    folder = tmp_path_factory.mktemp("weights")
+    return {
+        "vits16": write_meta_pth(folder / "dinov3_vits16_random.pth", make_state_dict("vits16", seed=0)),
+        "tiny": write_meta_pth(folder / "dinov3_tiny_random.pth", make_state_dict("tiny", seed=0)),
+    }
+
+
+def run_segment_trees(parameters: dict, feedback: QgsProcessingFeedback | None = None) -> dict:
+    import processing
+
+    return processing.run(ALGORITHM, parameters, feedback=feedback)
+
+
+def read_labels(path: str | Path) -> tuple[gdal.Dataset, np.ndarray]:
+    dataset = gdal.Open(str(path))
+    return dataset, dataset.GetRasterBand(1).ReadAsArray()
+
+
+def test_bundled_sample_with_vits16(treeseg_provider, checkpoints, tmp_path):
+    output, stats = tmp_path / "labels.tif", tmp_path / "stats.json"
+    results = run_segment_trees({"INPUT": str(SAMPLE), "WEIGHTS": str(checkpoints["vits16"]),
+                                 "OUTPUT": str(output), "STATS": str(stats)})
+
+    assert set(results) == {"OUTPUT", "STATS", "OUTPUT_POLYGONS", "CHOSEN_K"}
+    assert results["OUTPUT"] == str(output)
+    chosen_k = results["CHOSEN_K"]
+    assert 2 <= chosen_k <= 10
+
+    source = gdal.Open(str(SAMPLE))
+    labels_ds, labels = read_labels(output)
+    assert (labels_ds.RasterXSize, labels_ds.RasterYSize) == (source.RasterXSize, source.RasterYSize)
+    assert labels_ds.GetGeoTransform() == source.GetGeoTransform()
+    assert labels_ds.GetSpatialRef().IsSame(source.GetSpatialRef())
+    band = labels_ds.GetRasterBand(1)
+    assert band.DataType == gdal.GDT_Byte
+    assert band.GetNoDataValue() == 0
+    assert band.GetColorTable().GetCount() >= chosen_k + 1
+    assert set(np.unique(labels)) <= set(range(chosen_k + 1))
+    assert set(np.unique(labels[labels > 0])) == set(range(1, chosen_k + 1))
+
+    rgb = source.ReadAsArray()
+    nodata = (rgb == 255).any(axis=0)  # NoData is declared per band: one band at 255 makes the pixel NoData
+    assert nodata.any()
+    assert (labels[nodata] == 0).all()
+    assert (labels[~nodata] > 0).all()
+
+    report = json.loads(stats.read_text())
+    assert report["chosen_k"] == chosen_k
+    assert sorted(int(k) for k in report["wcss"]) == list(range(2, 11))
+    assert sum(report["cluster_pixels"].values()) == int((labels > 0).sum())
+
+    layer = QgsRasterLayer(str(output), "labels")
+    assert layer.isValid()
+    assert layer.renderer().type() == "paletted"  # the .qml sidecar is the layer's default style
+
+
+def test_synthetic_raster_fixed_k_with_polygons(treeseg_provider, checkpoints, tmp_path):
+    raster = make_raster(tmp_path / "ortho.tif", 160, 96, kind="regions")
+    polygons = tmp_path / "out" / "regions.gpkg"
+    results = run_segment_trees({"INPUT": str(raster), "WEIGHTS": str(checkpoints["tiny"]), "K": 3,
+                                 "TILE_SIZE": 64, "OVERLAP": 16, "OUTPUT": str(tmp_path / "out" / "labels.tif"),
+                                 "OUTPUT_POLYGONS": str(polygons)})
+    assert results["CHOSEN_K"] == 3
+    _, labels = read_labels(results["OUTPUT"])
+    assert labels.shape == (96, 160)
+    assert set(np.unique(labels)) == {1, 2, 3}
+    assert results["OUTPUT_POLYGONS"] == str(polygons)
+    layer = QgsVectorLayer(str(polygons), "polygons", "ogr")
+    assert layer.isValid()
+    assert {"cluster", "area"} <= set(layer.fields().names())
+    features = list(layer.getFeatures())
+    assert {feature["cluster"] for feature in features} == {1, 2, 3}
+    assert sum(feature["area"] for feature in features) == pytest.approx(160 * 96 * 0.1 * 0.1, rel=1e-6)
+
+
+def test_cancel_leaves_no_output(treeseg_provider, checkpoints, tmp_path):
+    raster = make_raster(tmp_path / "ortho.tif", 128, 128)
+    destination = tmp_path / "out"
+    destination.mkdir()
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda percent: feedback.cancel() if percent > 5 else None)
+    with pytest.raises(QgsProcessingException, match=r"[Cc]ancel"):
+        run_segment_trees({"INPUT": str(raster), "WEIGHTS": str(checkpoints["tiny"]), "TILE_SIZE": 64,
+                           "OVERLAP": 16, "OUTPUT": str(destination / "labels.tif"),
+                           "STATS": str(destination / "stats.json")}, feedback)
+    assert list(destination.iterdir()) == []
+
+
+def test_missing_weights_is_a_clear_error_not_random_weights(treeseg_provider, tmp_path):
+    with pytest.raises(QgsProcessingException) as raised:
+        run_segment_trees({"INPUT": str(SAMPLE), "OUTPUT": str(tmp_path / "labels.tif")})
+    message = str(raised.value)
+    assert "facebook/dinov3-vits16-pretrain-lvd1689m" in message
+    assert "licence" in message or "license" in message
+    assert not (tmp_path / "labels.tif").exists()
+
+
+def child(algorithm_id: str, child_id: str, sources: dict) -> QgsProcessingModelChildAlgorithm:
+    """A model child whose other inputs hold their defaults, as the Model Designer's dialog fills them."""
+    from qgis.core import QgsApplication, QgsProcessingDestinationParameter
+
+    step = QgsProcessingModelChildAlgorithm(algorithm_id)
+    step.setChildId(child_id)
+    algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+    for parameter in algorithm.parameterDefinitions():
+        if isinstance(parameter, QgsProcessingDestinationParameter):
+            continue
+        if parameter.name() in sources:
+            step.addParameterSources(parameter.name(), [sources[parameter.name()]])
+        elif parameter.defaultValue() is not None:
+            value = QgsProcessingModelChildParameterSource.fromStaticValue(parameter.defaultValue())
+            step.addParameterSources(parameter.name(), [value])
+    return step
+
+
+def build_model() -> QgsProcessingModelAlgorithm:
+    """Segment Trees (K = 3) feeding QGIS's raster unique-values report."""
+    model = QgsProcessingModelAlgorithm("Segment and report", "TreeSeg tests")
+    for parameter in (QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
+                      QgsProcessingParameterFile("weights", "Weights")):
+        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
+
+    static = QgsProcessingModelChildParameterSource.fromStaticValue
+    model.addChildAlgorithm(child(ALGORITHM, "segment", {
+        "INPUT": QgsProcessingModelChildParameterSource.fromModelParameter("ortho"),
+        "WEIGHTS": QgsProcessingModelChildParameterSource.fromModelParameter("weights"),
+        "K": static(3), "TILE_SIZE": static(64), "OVERLAP": static(16)}))
+
+    report = child("native:rasterlayeruniquevaluesreport", "report", {
+        "INPUT": QgsProcessingModelChildParameterSource.fromChildOutput("segment", "OUTPUT"), "BAND": static(1)})
+    table = QgsProcessingModelOutput("unique_values", "Unique values")
+    table.setChildId("report")
+    table.setChildOutputName("OUTPUT_TABLE")
+    report.setModelOutputs({"unique_values": table})
+    model.addChildAlgorithm(report)
+    return model
+
+
+def unique_label_values(table_path: str) -> set[int]:
+    layer = QgsVectorLayer(table_path, "table", "ogr")
+    assert layer.isValid()
+    return {round(float(feature["value"])) for feature in layer.getFeatures()}
+
+
+@pytest.mark.slow
+def test_graphical_model_chains_output_in_processing_and_qgis_process(treeseg_provider, checkpoints, tmp_path,
+                                                                      plugins_dir):
+    import processing
+
+    raster = make_raster(tmp_path / "ortho.tif", 128, 96, kind="regions")
+    model = build_model()
+    ok, errors = model.validate()
+    assert ok, errors
+    results = processing.run(model, {"ortho": str(raster), "weights": str(checkpoints["tiny"]),
+                                     "report:unique_values": str(tmp_path / "values.csv")})
+    assert unique_label_values(results["report:unique_values"]) == {1, 2, 3}
+
+    model_file = tmp_path / "segment_and_report.model3"
+    assert model.toFile(str(model_file))
+    env = qgis_process_env(tmp_path / "home", plugins_dir)
+    enable_plugin("treeseg", env)
+    done, payload = run_algorithm(str(model_file), {
+        "ortho": raster, "weights": checkpoints["tiny"], "report:unique_values": tmp_path / "values2.csv"}, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert unique_label_values(payload["results"]["report:unique_values"]) == {1, 2, 3}
+
+
+@pytest.mark.slow
+def test_qgis_process_run_returns_declared_outputs(checkpoints, tmp_path, plugins_dir):
+    env = qgis_process_env(tmp_path / "home", plugins_dir)
+    enable_plugin("treeseg", env)
+    output = tmp_path / "labels.tif"
+    done, payload = run_algorithm(ALGORITHM, {"INPUT": SAMPLE, "WEIGHTS": checkpoints["tiny"], "K_MAX": 5,
+                                              "OUTPUT": output}, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = payload["results"]
+    assert results["OUTPUT"] == str(output)
+    assert 2 <= results["CHOSEN_K"] <= 5
+    assert "WCSS" in done.stdout
+    labels_ds, labels = read_labels(output)
+    assert labels_ds.GetGeoTransform() == gdal.Open(str(SAMPLE)).GetGeoTransform()
+    assert labels.max() == results["CHOSEN_K"]
+    assert (output.parent / "labels.qml").exists()
