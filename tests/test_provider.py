@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import pytest
@@ -86,3 +88,37 @@ def test_can_execute_refuses_without_torch(algorithm, monkeypatch):
     assert not ok
     assert "torch" in message
     assert "pip install" in message
+
+
+WITHOUT_TORCH = """
+import sys
+for name in ("torch", "sklearn", "safetensors", "huggingface_hub"):
+    sys.modules[name] = None  # what Python does for a package that is not installed
+from qgis.core import QgsApplication
+app = QgsApplication([], False)
+app.initQgis()
+sys.path.insert(0, "/usr/share/qgis/python/plugins")
+from processing.core.Processing import Processing
+Processing.initialize()
+import treeseg
+plugin = treeseg.classFactory(None)
+plugin.initProcessing()
+algorithm = QgsApplication.processingRegistry().algorithmById("treeseg:segmenttrees")
+ok, message = algorithm.canExecute()
+print("MODELS", len(algorithm.parameterDefinition("MODEL").options()))
+print("CAN_EXECUTE", ok)
+print("MESSAGE", message)
+print("VERSION", plugin.provider.versionInfo())
+"""
+
+
+def test_provider_registers_without_torch_and_explains(plugins_dir, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(plugins_dir), "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TORCH], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "MODELS 9" in done.stdout
+    assert "CAN_EXECUTE False" in done.stdout
+    assert "torch (ModuleNotFoundError" in done.stdout and "scikit-learn" in done.stdout
+    assert "pip install" in done.stdout
+    assert "PyTorch not installed" in done.stdout

@@ -1,0 +1,34 @@
+"""Pre-norm transformer block with LayerScale: x + ls1(attn(norm1 x)), then x + ls2(ffn(norm2 x))."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .attention import SelfAttention
+from .ffn import Mlp, SwiGLUFFN
+from .layer_scale import LayerScale
+
+FFN_LAYERS = {"mlp": Mlp, "swiglu": SwiGLUFFN}
+
+
+class Block(nn.Module):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        ffn_layer: str,
+        ffn_hidden_dim: int,
+        qkv_bias: bool = True,
+        eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = SelfAttention(dim, num_heads, qkv_bias=qkv_bias)
+        self.ls1 = LayerScale(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = FFN_LAYERS[ffn_layer](dim, ffn_hidden_dim)
+        self.ls2 = LayerScale(dim)
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:  # [B,N,D] -> [B,N,D]
+        x = x + self.ls1(self.attn(self.norm1(x), rope))
+        return x + self.ls2(self.mlp(self.norm2(x)))

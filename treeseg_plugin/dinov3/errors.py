@@ -1,0 +1,27 @@
+"""Exceptions raised while finding and loading DINOv3 weights.
+
+Every message names the file (or the places searched), what is wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class DinoV3Error(Exception):
+    """Base class of all DINOv3 backbone errors."""
+
+
+class WeightsNotFoundError(DinoV3Error):
+    """No weights were found where we looked (or downloading them was not allowed / failed)."""
+
+
+class CheckpointError(DinoV3Error):
+    """A weights file exists but cannot be used: unreadable, unsafe, incomplete, inconsistent or corrupt."""
+
+
+def format_keys(keys: Iterable[str], limit: int = 5) -> str:
+    """'a, b, c (+7 more)': the first `limit` keys and how many were left out."""
+    keys = list(keys)
+    shown = ", ".join(keys[:limit])
+    return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
