@@ -1,0 +1,110 @@
+"""Synthetic georeferenced rasters for the engine tests, written with GDAL.
+
+``make_raster`` writes any size / band count / data type with optional NoData, alpha band or GDAL
+mask, filled with a pattern that has distinct textured regions (so k-means finds clusters).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+from osgeo import gdal, osr
+
+gdal.UseExceptions()
+
+GDAL_TYPES = {"Byte": gdal.GDT_Byte, "UInt16": gdal.GDT_UInt16, "Int16": gdal.GDT_Int16,
+              "UInt32": gdal.GDT_UInt32, "Float32": gdal.GDT_Float32, "Float64": gdal.GDT_Float64}
+NUMPY_TYPES = {"Byte": np.uint8, "UInt16": np.uint16, "Int16": np.int16, "UInt32": np.uint32,
+               "Float32": np.float32, "Float64": np.float64}
+# value = offset + scale * pattern (pattern in 0..1)
+VALUE_RANGES = {"Byte": (0.0, 254.0), "UInt16": (200.0, 3800.0), "Int16": (-1000.0, 3000.0),
+                "UInt32": (5000.0, 60000.0), "Float32": (-2.0, 7.5), "Float64": (10.0, 90.0)}
+ORIGIN = (500000.0, 3300000.0)
+
+
+def pattern(height: int, width: int, bands: int = 3, kind: str = "regions", seed: int = 0) -> np.ndarray:
+    """A float array [bands, height, width] in 0..1.
+
+    ``regions``: three vertical strips (noisy dark green, smooth tan gradient, blue 8 px checkerboard);
+    ``blobs``: bright round "crowns" on a dark textured ground; ``noise``: uniform noise;
+    ``flat``: mid grey everywhere.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    out = np.zeros((bands, height, width))
+    if kind == "flat":
+        out[:] = 0.5
+    elif kind == "noise":
+        out[:] = rng.random((bands, height, width))
+    elif kind == "regions":
+        third = max(1, width // 3)
+        strip = np.minimum(xx // third, 2).astype(int)
+        noise = rng.random((height, width))
+        checker = (((yy // 8) + (xx // 8)) % 2).astype(np.float64)
+        colours = np.array([[0.10, 0.35, 0.12], [0.80, 0.70, 0.50], [0.20, 0.30, 0.85]])
+        texture = [0.35 * (noise - 0.5), 0.15 * (yy / max(1, height - 1) - 0.5), 0.45 * (checker - 0.5)]
+        for b in range(bands):
+            base = colours[:, b % 3][strip]
+            tex = np.choose(strip, texture)
+            out[b] = base + tex
+    elif kind == "blobs":
+        ground = 0.15 + 0.1 * rng.random((height, width))
+        crowns = np.zeros((height, width))
+        for _ in range(max(3, height * width // 2500)):
+            cy, cx, r = rng.random() * height, rng.random() * width, 6 + rng.random() * 14
+            crowns = np.maximum(crowns, np.clip(1 - np.hypot(yy - cy, xx - cx) / r, 0, 1))
+        for b in range(bands):
+            out[b] = ground + crowns * (0.7 if b == 1 else 0.45)
+    else:
+        raise ValueError(kind)
+    return np.clip(out, 0.0, 1.0)
+
+
+def make_raster(path: Union[str, Path], width: int, height: int, bands: int = 3, dtype: str = "Byte",
+                nodata: Optional[float] = None, epsg: Optional[int] = 32617, pixel_size: float = 0.1,
+                kind: str = "regions", seed: int = 0, alpha: Optional[np.ndarray] = None,
+                mask: Optional[np.ndarray] = None, invalid: Optional[np.ndarray] = None,
+                data: Optional[np.ndarray] = None, tiled: bool = False,
+                creation_options: Sequence[str] = (), origin: Sequence[float] = ORIGIN) -> Path:
+    """Write a GeoTIFF and return its path.
+
+    ``invalid`` (bool [h, w]) sets those pixels to ``nodata`` (NaN for floats when nodata is None);
+    ``alpha`` (uint8 [h, w]) adds an alpha band; ``mask`` (bool [h, w], True = valid) adds a GDAL
+    per-dataset mask band. ``data`` ([bands, h, w] in the target type) replaces the pattern.
+    """
+    path = Path(path)
+    if data is None:
+        low, span = VALUE_RANGES[dtype]
+        values = low + span * pattern(height, width, bands, kind, seed)
+        data = np.round(values) if NUMPY_TYPES[dtype]().dtype.kind in "iu" else values
+        data = data.astype(NUMPY_TYPES[dtype])
+    data = np.array(data)
+    if invalid is not None:
+        fill = nodata if nodata is not None else np.nan
+        data[:, invalid] = fill
+    options = list(creation_options) + (["TILED=YES"] if tiled else [])
+    if alpha is not None:
+        options.append("ALPHA=YES")
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), width, height, bands + (alpha is not None),
+                                              GDAL_TYPES[dtype], options=options)
+    ds.SetGeoTransform((origin[0], pixel_size, 0.0, origin[1], 0.0, -pixel_size))
+    if epsg is not None:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+        ds.SetSpatialRef(srs)
+    for b in range(bands):
+        band = ds.GetRasterBand(b + 1)
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+        band.WriteArray(data[b])
+    if alpha is not None:
+        band = ds.GetRasterBand(bands + 1)
+        band.SetColorInterpretation(gdal.GCI_AlphaBand)
+        band.WriteArray(alpha.astype(NUMPY_TYPES[dtype]))
+    if mask is not None:
+        ds.CreateMaskBand(gdal.GMF_PER_DATASET)
+        ds.GetRasterBand(1).GetMaskBand().WriteArray(np.where(mask, 255, 0).astype(np.uint8))
+    ds = None
+    return path

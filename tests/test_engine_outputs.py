@@ -1,0 +1,302 @@
+"""Writers without a model: config validation, label GeoTIFF + colour table + .qml, stats files,
+polygons and the all-or-nothing staging of outputs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal, ogr, osr
+
+from treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig
+from treeseg_plugin.engine.config import validate_config
+from treeseg_plugin.engine.palette import category_names, cluster_color, cluster_hex
+from treeseg_plugin.engine.polygons import polygonize
+from treeseg_plugin.engine.report import csv_text, html_text, write_stats
+from treeseg_plugin.engine.staging import Staging
+from treeseg_plugin.engine.writer import LabelWriter, qml_text, write_qml
+
+REPO = Path(__file__).resolve().parent.parent
+GT = (500000.0, 0.5, 0.0, 3300000.0, 0.0, -0.5)
+
+
+def _utm() -> osr.SpatialReference:
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32617)
+    return srs
+
+
+def _write_labels(path: Path, labels: np.ndarray, k: int) -> None:
+    writer = LabelWriter(str(path), labels.shape[1], labels.shape[0], GT, _utm())
+    writer.write(0, 0, labels)
+    writer.finish(k)
+
+
+def _stats(k: int = 3) -> dict:
+    return {
+        "chosen_k": k, "k_mode": "automatic", "wcss": {"2": 10.0, "3": 6.0, "4": 5.8},
+        "wcss_drop_percent": {"2": 40.0, "3": 3.3333}, "cluster_pixels": {"1": 50, "2": 30, "3": 20},
+        "cluster_area": {str(i): {"map_units": n * 0.25, "hectares": n * 0.25 / 1e4}
+                         for i, n in ((1, 50), (2, 30), (3, 20))},
+        "area_note": "Projected <CRS> & co", "input": {"path": "/data/<in>.tif"}, "output": "/o/out.tif",
+        "model": {"variant": "vits16", "weights_path": "/w.pth"}, "device": "cpu", "precision": "fp32",
+        "stride": 16, "tile_size": 512, "overlap": 64, "tiles": {"total": 4, "skipped": 1},
+    }
+
+
+# -- the engine stays QGIS-free --------------------------------------------------------------
+
+
+def test_engine_never_imports_qgis():
+    code = ("import sys, treeseg_plugin.engine, treeseg_plugin.engine.pipeline; "
+            "bad = [m for m in sys.modules if m == 'qgis' or m.startswith(('qgis.', 'PyQt'))]; "
+            "assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+# -- config validation -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"k_min": 1}, "at least 2"),
+    ({"k_min": 5, "k_max": 4}, "larger than maximum K"),
+    ({"k_max": 65}, "at most 64"),
+    ({"k": 1}, "use 0 for automatic"),
+    ({"tile_size": 500}, "multiple of 16"),
+    ({"overlap": 40}, "multiple of 16"),
+    ({"overlap": 256}, "less than half"),
+    ({"stride": 8, "overlap": 0}, "at least 16"),
+    ({"stride": 12}, "Use 16, 8 or 4"),
+    ({"batch_size": 0}, "at least 1"),
+    ({"precision": "int8"}, "unknown"),
+    ({"bands": [1, 2]}, "one band"),
+    ({"bands": [0, 1, 2]}, "start at 1"),
+    ({"extent": (5, 0, 1, 1)}, "is empty"),
+    ({"output_path": "out.png"}, "GeoTIFF"),
+    ({"stats_path": "stats.txt"}, ".json, .csv or .html"),
+    ({"polygons_path": "p.kml"}, ".gpkg, .shp or .geojson"),
+    ({"stats_path": "same.json", "polygons_path": "same.json"}, "different files"),
+    ({"elbow_threshold": 0}, "between 0 and 100"),
+])
+def test_invalid_settings_are_refused_with_the_fix(changes, message):
+    config = SegmentationConfig(input_path="in.tif", output_path="out.tif")
+    for key, value in changes.items():
+        setattr(config, key, value)
+    with pytest.raises(EngineError, match=message):
+        validate_config(config)
+
+
+def test_valid_defaults_pass_and_token_is_not_in_repr():
+    config = SegmentationConfig("in.tif", "out.tif", token="hf_secret")  # noqa: S106 - a fake token
+    validate_config(config)
+    assert "hf_secret" not in repr(config)
+    assert issubclass(Canceled, EngineError)
+
+
+def test_device_and_precision_choice(monkeypatch):
+    import torch
+
+    from treeseg_plugin.engine.runtime import resolve_device, resolve_precision
+
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(EngineError, match="fp16 is not supported on the CPU"):
+        resolve_precision("fp16", "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+    assert resolve_precision("auto", "cuda") == "bf16" and resolve_precision("fp16", "cuda") == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_precision("auto", "cuda") == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(EngineError, match="sees no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(EngineError, match="unknown"):
+        resolve_device("tpu")
+
+
+# -- label raster, colour table, .qml ------------------------------------------------------
+
+
+def test_label_geotiff_format_colours_and_names(tmp_path):
+    labels = np.array([[0, 1, 2], [3, 2, 1]], dtype=np.uint8)
+    path = tmp_path / "labels.tif"
+    _write_labels(path, labels, 3)
+    ds = gdal.Open(str(path))
+    band = ds.GetRasterBand(1)
+    band.GetNoDataValue()  # GDAL 3.6: loads the .aux.xml before GetCategoryNames
+    assert band.DataType == gdal.GDT_Byte and band.GetNoDataValue() == 0
+    assert ds.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"
+    assert band.GetBlockSize() == [256, 256]  # tiled
+    assert np.array_equal(band.ReadAsArray(), labels)
+    table = band.GetColorTable()
+    assert table.GetColorEntry(0)[3] == 0
+    assert [tuple(table.GetColorEntry(i)[:3]) for i in (1, 2, 3)] == [cluster_color(i) for i in (1, 2, 3)]
+    assert band.GetCategoryNames() == ["NoData", "Cluster 1", "Cluster 2", "Cluster 3"]
+    assert ds.GetGeoTransform() == GT and ds.GetSpatialRef().GetAuthorityCode(None) == "32617"
+    ds = None
+
+
+def test_palette_is_distinct_and_stable():
+    colours = [cluster_hex(i) for i in range(1, 65)]
+    assert len(set(colours)) == 64
+    assert colours[:3] == ["#e69f00", "#56b4e9", "#009e73"]  # Okabe-Ito first
+    assert category_names(2) == ["NoData", "Cluster 1", "Cluster 2"]
+
+
+def test_qml_is_a_paletted_style_with_k_entries(tmp_path):
+    path = tmp_path / "labels.qml"
+    write_qml(str(path), 5)
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE qgis")
+    root = ET.fromstring(text.split("\n", 1)[1])  # noqa: S314 - our own file
+    renderer = root.find("pipe/rasterrenderer")
+    assert renderer.get("type") == "paletted" and renderer.get("band") == "1"
+    entries = renderer.findall("colorPalette/paletteEntry")
+    assert [e.get("value") for e in entries] == ["1", "2", "3", "4", "5"]
+    assert [e.get("label") for e in entries] == [f"Cluster {i}" for i in range(1, 6)]
+    assert [e.get("color") for e in entries] == [cluster_hex(i) for i in range(1, 6)]
+    assert qml_text(5) == text
+
+
+_QGIS_CHECK = """
+import sys
+from qgis.core import QgsApplication, QgsRasterLayer
+app = QgsApplication([], False)
+app.initQgis()
+layer = QgsRasterLayer(sys.argv[1], "labels")
+message, ok = layer.loadNamedStyle(sys.argv[2])
+assert ok, message
+renderer = layer.renderer()
+print(renderer.type(), [(int(c.value), c.label, c.color.name()) for c in renderer.classes()])
+"""
+
+
+def test_qml_loads_as_a_paletted_style_in_qgis(tmp_path):
+    pytest.importorskip("qgis.core", reason="QGIS Python bindings not installed")
+    raster = tmp_path / "labels.tif"
+    _write_labels(raster, np.array([[0, 1, 2, 3]], dtype=np.uint8), 3)
+    write_qml(str(tmp_path / "labels.qml"), 3)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", _QGIS_CHECK, str(raster), str(tmp_path / "labels.qml")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    expected = [(i, f"Cluster {i}", cluster_hex(i)) for i in (1, 2, 3)]
+    assert done.stdout.strip().splitlines()[-1] == f"paletted {expected}"
+
+
+# -- stats files ------------------------------------------------------------------------------
+
+
+def test_stats_json_csv_html(tmp_path):
+    stats = _stats()
+    write_stats(str(tmp_path / "s.json"), stats)
+    assert json.loads((tmp_path / "s.json").read_text()) == stats
+    text = csv_text(stats)
+    wcss_part, cluster_part = text.split("\n\n")
+    wcss_rows = list(csv.reader(io.StringIO(wcss_part)))
+    assert wcss_rows[0] == ["k", "wcss", "drop_percent", "chosen"]
+    assert [r[0] for r in wcss_rows[1:]] == ["2", "3", "4"] and wcss_rows[2][3] == "yes"
+    assert wcss_rows[3][2] == ""  # no step from the largest K
+    cluster_rows = list(csv.reader(io.StringIO(cluster_part)))
+    assert cluster_rows[0][:4] == ["label", "name", "color", "pixels"]
+    assert cluster_rows[1][:4] == ["1", "Cluster 1", "#e69f00", "50"] and float(cluster_rows[1][4]) == 50.0
+    page = html_text(stats)
+    assert "<svg" in page and page.count("<circle") == 3 and "<script" not in page
+    assert "&lt;CRS&gt; &amp; co" in page and "<CRS>" not in page and "&lt;in&gt;.tif" in page
+    ET.fromstring(page[page.index("<svg"):page.index("</svg>") + 6])  # noqa: S314 - the SVG is well-formed
+
+
+# -- polygons ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["p.gpkg", "p.shp", "p.geojson"])
+def test_polygons_have_cluster_and_area(tmp_path, name):
+    labels = np.zeros((20, 30), dtype=np.uint8)
+    labels[2:10, 3:13] = 1
+    labels[12:18, 5:25] = 2
+    labels[0:4, 20:30] = 1
+    raster = tmp_path / "labels.tif"
+    _write_labels(raster, labels, 2)
+    count = polygonize(str(raster), str(tmp_path / name), Progress())
+    assert count == 3
+    ds = ogr.Open(str(tmp_path / name))
+    layer = ds.GetLayer(0)
+    fields = [layer.GetLayerDefn().GetFieldDefn(i) for i in range(layer.GetLayerDefn().GetFieldCount())]
+    assert [f.GetName() for f in fields] == ["cluster", "area"]
+    assert fields[0].GetType() == ogr.OFTInteger and fields[1].GetType() == ogr.OFTReal
+    got = sorted((f.GetField("cluster"), f.GetField("area")) for f in layer)
+    assert got == sorted([(1, 80 * 0.25), (1, 40 * 0.25), (2, 120 * 0.25)])
+    assert layer.GetSpatialRef().GetAuthorityCode(None) == "32617"
+    ds = None
+    assert not (tmp_path / ".polygonize").exists()
+
+
+def test_polygonize_cancel_raises_canceled(tmp_path):
+    raster = tmp_path / "labels.tif"
+    _write_labels(raster, np.ones((50, 50), dtype=np.uint8), 1)
+
+    class Stop(Progress):
+        def is_canceled(self) -> bool:
+            return True
+
+    with pytest.raises(Canceled):
+        polygonize(str(raster), str(tmp_path / "p.gpkg"), Stop())
+
+
+# -- staging ----------------------------------------------------------------------------------
+
+
+def test_staging_commits_all_files_main_last(tmp_path):
+    dest = tmp_path / "new" / "deeper" / "out.tif"
+    with Staging() as staging:
+        temp = Path(staging.path(str(dest)))
+        assert temp.parent.parent == dest.parent and temp.name == "out.tif"
+        temp.write_text("tif")
+        (temp.parent / "out.qml").write_text("qml")
+        (temp.parent / "features").mkdir()  # folders are never moved
+        staging.commit(last="out.tif")
+    assert sorted(os.listdir(dest.parent)) == ["out.qml", "out.tif"]
+
+
+def test_staging_discard_leaves_nothing_and_keeps_existing_files(tmp_path):
+    (tmp_path / "out.tif").write_text("old")
+    new_folder = tmp_path / "made" / "here"
+    with Staging() as staging:
+        Path(staging.path(str(tmp_path / "out.tif"))).write_text("new")
+        Path(staging.path(str(new_folder / "s.json"))).write_text("{}")
+    assert os.listdir(tmp_path) == ["out.tif"] and (tmp_path / "out.tif").read_text() == "old"
+
+
+def test_staging_failure_during_commit_removes_moved_files(tmp_path, monkeypatch):
+    with Staging() as staging:
+        temp = Path(staging.path(str(tmp_path / "out.tif")))
+        temp.write_text("tif")
+        (temp.parent / "out.qml").write_text("qml")
+        real_replace = os.replace
+
+        def failing_replace(src, dst):
+            if str(dst).endswith(".tif"):
+                raise OSError(28, "No space left on device")
+            real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", failing_replace)
+        with pytest.raises(EngineError, match="No space left"):
+            staging.commit(last="out.tif")
+    assert os.listdir(tmp_path) == []
+
+
+def test_staging_folder_that_cannot_be_created(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with Staging() as staging, pytest.raises(EngineError, match="Cannot create the output folder"):
+        staging.path(str(tmp_path / "file" / "out.tif"))
+    assert os.listdir(tmp_path) == ["file"]

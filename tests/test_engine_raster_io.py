@@ -1,0 +1,155 @@
+"""Reading: band choice, masks, NoData, percentile stretch, reflection, extent snapping, areas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from data_factory import ORIGIN, make_raster
+from osgeo import gdal, osr
+
+from treeseg_plugin.engine import EngineError, Progress
+from treeseg_plugin.engine.georef import pixel_area, window_geotransform, working_window
+from treeseg_plugin.engine.raster_io import RasterSource
+
+
+class Log(Progress):
+    def __init__(self) -> None:
+        self.lines: list = []
+        self.warnings: list = []
+
+    def info(self, msg: str) -> None:
+        self.lines.append(msg)
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+
+
+def _source(path, bands=None, log=None) -> RasterSource:
+    return RasterSource(str(path), bands, log or Log())
+
+
+def test_default_bands_first_three_and_warning_for_more(tmp_path):
+    log = Log()
+    src = _source(make_raster(tmp_path / "a.tif", 20, 20, bands=5), log=log)
+    assert src.bands == (1, 2, 3)
+    assert any("5 image bands" in w for w in log.warnings)
+
+
+def test_single_band_is_repeated(tmp_path):
+    src = _source(make_raster(tmp_path / "a.tif", 20, 20, bands=1))
+    assert src.bands == (1, 1, 1)
+    rgb, valid = src.read(0, 0, 20, 20)
+    assert rgb.shape == (3, 20, 20) and np.array_equal(rgb[0], rgb[2]) and valid.all()
+
+
+def test_band_selection_and_out_of_range(tmp_path):
+    path = make_raster(tmp_path / "a.tif", 20, 20, bands=4)
+    assert _source(path, [4, 2, 1]).bands == (4, 2, 1)
+    assert _source(path, [2]).bands == (2, 2, 2)
+    with pytest.raises(EngineError, match="Band 7 does not exist: this raster has bands 1 to 4"):
+        _source(path, [1, 2, 7])
+
+
+def test_open_failure_is_an_engine_error(tmp_path):
+    (tmp_path / "x.tif").write_text("not a raster")
+    with pytest.raises(EngineError, match=r"Cannot open .* as a raster"):
+        _source(tmp_path / "x.tif")
+    with pytest.raises(EngineError, match="Cannot open"):
+        _source(tmp_path / "missing.tif")
+
+
+def test_byte_is_divided_by_255_and_nodata_is_invalid(tmp_path):
+    invalid = np.zeros((10, 12), bool)
+    invalid[2:4, 3:5] = True
+    data = np.full((3, 10, 12), 51, np.uint8)
+    path = make_raster(tmp_path / "a.tif", 12, 10, data=data, nodata=255, invalid=invalid)
+    rgb, valid = _source(path).read(0, 0, 12, 10)
+    assert np.allclose(rgb[:, ~invalid], 0.2)
+    assert np.array_equal(valid, ~invalid)
+
+
+def test_alpha_band_zero_is_invalid_and_not_a_colour(tmp_path):
+    alpha = np.full((10, 12), 255, np.uint8)
+    alpha[:, :4] = 0
+    src = _source(make_raster(tmp_path / "a.tif", 12, 10, alpha=alpha))
+    assert src.bands == (1, 2, 3) and src.alpha_band == 4
+    _, valid = src.read(0, 0, 12, 10)
+    assert not valid[:, :4].any() and valid[:, 4:].all()
+    assert "alpha band 4" in src.describe_masks()
+
+
+def test_gdal_mask_band_zero_is_invalid(tmp_path):
+    mask = np.ones((10, 12), bool)
+    mask[5:, :] = False
+    src = _source(make_raster(tmp_path / "a.tif", 12, 10, mask=mask))
+    _, valid = src.read(0, 0, 12, 10)
+    assert np.array_equal(valid, mask)
+    assert "dataset mask" in src.describe_masks()
+
+
+@pytest.mark.parametrize("dtype", ["UInt16", "Int16", "Float32", "UInt32", "Float64"])
+def test_percentile_stretch(tmp_path, dtype):
+    invalid = np.zeros((64, 64), bool)
+    invalid[:8] = True
+    nodata = {"UInt16": 0, "Int16": -32768, "UInt32": 0}.get(dtype)  # floats: NaN, no NoData declared
+    path = make_raster(tmp_path / "a.tif", 64, 64, dtype=dtype, nodata=nodata, invalid=invalid, kind="noise")
+    log = Log()
+    src = _source(path, log=log)
+    src.compute_stretch(log, lambda f: None)
+    assert set(src.stretch) == {1, 2, 3}
+    ds = gdal.Open(str(path))
+    values = ds.GetRasterBand(1).ReadAsArray().astype(np.float64)[8:]
+    ds = None
+    low, high = np.percentile(values, [2, 98])
+    assert src.stretch[1].low == pytest.approx(low) and src.stretch[1].high == pytest.approx(high)
+    assert any("percentiles" in line for line in log.lines)
+    rgb, valid = src.read(0, 0, 64, 64)
+    assert np.array_equal(valid, ~invalid)
+    assert rgb[:, valid].min() == 0.0 and rgb[:, valid].max() == 1.0
+    assert np.isfinite(rgb[:, valid]).all()
+
+
+def test_byte_needs_no_stretch(tmp_path):
+    src = _source(make_raster(tmp_path / "a.tif", 20, 20))
+    src.compute_stretch(Log(), lambda f: None)
+    assert src.stretch == {}
+
+
+def test_read_mirrors_beyond_the_raster(tmp_path):
+    data = np.arange(3 * 5 * 7, dtype=np.uint8).reshape(3, 5, 7)
+    src = _source(make_raster(tmp_path / "a.tif", 7, 5, data=data))
+    rgb, valid = src.read(-2, -1, 11, 8)
+    expected = data[:, [0, 0, 1, 2, 3, 4, 4, 3]][:, :, [1, 0, 0, 1, 2, 3, 4, 5, 6, 6, 5]] / 255.0
+    assert np.allclose(rgb, expected) and valid.all()
+
+
+def test_extent_snaps_outward_and_is_clipped():
+    gt = (ORIGIN[0], 0.5, 0.0, ORIGIN[1], 0.0, -0.5)
+    w = working_window(gt, 100, 80, (ORIGIN[0] + 1.2, ORIGIN[1] - 3.9, ORIGIN[0] + 2.0, ORIGIN[1] - 1.01))
+    assert (w.x0, w.y0, w.width, w.height) == (2, 2, 2, 6)
+    on_grid = working_window(gt, 100, 80, (ORIGIN[0] + 1.0, ORIGIN[1] - 4.0, ORIGIN[0] + 2.0, ORIGIN[1] - 1.0))
+    assert (on_grid.x0, on_grid.y0, on_grid.width, on_grid.height) == (2, 2, 2, 6)
+    clipped = working_window(gt, 100, 80, (ORIGIN[0] - 10, ORIGIN[1] - 1.0, ORIGIN[0] + 1.0, ORIGIN[1] + 10))
+    assert (clipped.x0, clipped.y0, clipped.width, clipped.height) == (0, 0, 2, 2)
+    assert window_geotransform(gt, w) == (ORIGIN[0] + 1.0, 0.5, 0.0, ORIGIN[1] - 1.0, 0.0, -0.5)
+
+
+def test_extent_outside_the_raster_is_an_error():
+    gt = (ORIGIN[0], 0.5, 0.0, ORIGIN[1], 0.0, -0.5)
+    with pytest.raises(EngineError, match="does not overlap the raster"):
+        working_window(gt, 100, 80, (0.0, 0.0, 10.0, 10.0))
+
+
+def test_pixel_area_projected_geographic_and_none():
+    utm = osr.SpatialReference()
+    utm.ImportFromEPSG(32617)
+    area = pixel_area((0, 0.1, 0, 0, 0, -0.1), utm)
+    assert area.map_units == pytest.approx(0.01) and area.hectares_per_pixel == pytest.approx(1e-6)
+    wgs = osr.SpatialReference()
+    wgs.ImportFromEPSG(4326)
+    geo = pixel_area((10.0, 0.001, 0, 60.0, 0, -0.001), wgs)
+    ha = geo.row_hectares(np.array([0.0]))[0]
+    # ~111.2 m x ~55.6 m at 60 degrees north
+    assert ha == pytest.approx(111.2 * 55.6 / 1e4, rel=0.01)
+    none = pixel_area((0, 1, 0, 0, 0, -1), None)
+    assert none.row_hectares(np.array([0.0])) is None and "no CRS" in none.note

@@ -1,0 +1,123 @@
+"""Tile grid maths, reflection indices, patch cells and interpolation weights (no model needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from treeseg_plugin.engine.labels import axis_weights
+from treeseg_plugin.engine.raster_io import reflect_indices
+from treeseg_plugin.engine.tiling import (
+    PATCH,
+    axis_tiles,
+    cell_of,
+    cell_valid_fraction,
+    grid_length,
+    patch_centre,
+    plan_tiles,
+)
+
+
+def _check_axis(size: int, tile: int, overlap: int, stride: int) -> None:
+    length, tiles = axis_tiles(size, tile, overlap, stride)
+    n = grid_length(size, stride)
+    assert length % 16 == 0 and 16 <= length <= tile
+    assert (n - 1) * stride + PATCH >= size  # the patches cover the whole axis
+    assert tiles[0].origin == 0 and tiles[0].keep_start == 0 and tiles[-1].keep_stop == n
+    for left, right in zip(tiles, tiles[1:]):
+        assert left.keep_stop == right.keep_start  # every patch kept exactly once
+        assert right.origin > left.origin
+        assert right.origin - left.origin <= length - overlap  # tiles overlap at least by `overlap`
+    for t in tiles:
+        assert t.origin % stride == 0  # tile patches fall on the global grid
+        assert t.keep_start < t.keep_stop
+        first, last = t.origin // stride, t.origin // stride + (length - PATCH) // stride
+        assert first <= t.keep_start and t.keep_stop - 1 <= last  # kept patches lie inside the tile
+    assert tiles[-1].origin + length >= (n - 1) * stride + PATCH
+
+
+@settings(max_examples=300, deadline=None)
+@given(size=st.integers(1, 3000), tile_units=st.integers(1, 40), overlap_units=st.integers(0, 19),
+       stride=st.sampled_from([16, 8, 4]))
+def test_axis_tiles_cover_each_patch_once(size, tile_units, overlap_units, stride):
+    tile, overlap = tile_units * 16, overlap_units * 16
+    if overlap * 2 >= tile or (stride < 16 and overlap < 16):
+        return
+    _check_axis(size, tile, overlap, stride)
+
+
+@pytest.mark.parametrize("size", [1, 5, 15])
+@pytest.mark.parametrize("stride", [16, 8, 4])
+def test_raster_smaller_than_a_patch_gets_one_16px_tile(size, stride):
+    length, tiles = axis_tiles(size, 512, 64, stride)
+    assert length == 16 and len(tiles) == 1 and grid_length(size, stride) == 1
+
+
+def test_raster_smaller_than_a_tile_gets_one_shrunk_tile():
+    length, tiles = axis_tiles(400, 512, 64, 16)
+    assert (length, len(tiles), tiles[0].keep_stop) == (400, 1, 25)
+    length, tiles = axis_tiles(401, 512, 64, 16)
+    assert (length, len(tiles), tiles[0].keep_stop) == (416, 1, 26)
+
+
+def test_exactly_one_tile_and_one_more_pixel():
+    assert len(axis_tiles(512, 512, 64, 16)[1]) == 1
+    length, tiles = axis_tiles(513, 512, 64, 16)
+    assert length == 512 and len(tiles) == 2
+    assert tiles[1].origin == 16  # pulled back to end at the grid's end (528)
+
+
+def test_overlap_is_split_in_the_middle():
+    _, tiles = axis_tiles(2000, 512, 64, 16)
+    assert [t.origin for t in tiles[:3]] == [0, 448, 896]
+    # boundary between tile 0 and 1 is at pixel 448 + 32: patch centres >= 480 go to tile 1
+    assert tiles[0].keep_stop == 30 and patch_centre(30, 16) >= 480 > patch_centre(29, 16)
+
+
+def test_plan_tiles_grid_and_order():
+    plan = plan_tiles(700, 1000, 256, 32, 8)
+    assert plan.grid_rows == grid_length(700, 8) and plan.grid_cols == grid_length(1000, 8)
+    assert plan.tile_grid == ((256 - 16) // 8 + 1,) * 2
+    rows = sorted({t.row.origin for t in plan.tiles})
+    cols = sorted({t.col.origin for t in plan.tiles})
+    assert len(plan.tiles) == len(rows) * len(cols)
+    assert plan.tiles[0].row.origin == 0 and plan.tiles[1].row.origin == 0  # row-major
+
+
+def test_reflect_indices_repeat_for_tiny_rasters():
+    assert reflect_indices(-3, 10, 4).tolist() == [2, 1, 0, 0, 1, 2, 3, 3, 2, 1]
+    assert reflect_indices(-2, 5, 1).tolist() == [0] * 5
+    assert reflect_indices(3, 6, 5).tolist() == [3, 4, 4, 3, 2, 1]
+
+
+@pytest.mark.parametrize("stride", [16, 8, 4])
+def test_cells_partition_the_axis(stride):
+    size = 123
+    n = grid_length(size, stride)
+    cells = cell_of(np.arange(size), stride, n)
+    assert cells[0] == 0 and cells[-1] == n - 1
+    assert np.all(np.diff(cells) >= 0) and set(cells.tolist()) == set(range(n))
+    centres = np.array([patch_centre(i, stride) for i in range(n)])
+    nearest = np.clip(np.abs((np.arange(size) + 0.5)[:, None] - centres[None, :]).argmin(axis=1), 0, n - 1)
+    assert np.array_equal(cells, nearest)
+
+
+def test_cell_valid_fraction_counts_only_window_pixels():
+    plan = plan_tiles(40, 40, 512, 64, 16)
+    tile = plan.tiles[0]
+    valid = np.zeros((40 + 32, 48 + 32), dtype=bool)  # read region: tile 48 px + 16 px border each side
+    valid[16:16 + 16, 16:16 + 16] = True  # window pixels [0, 16) x [0, 16): all of patch (0, 0)'s cell
+    valid[16 + 16:16 + 24, 16:16 + 16] = True  # half of patch (1, 0)'s 16 px cell
+    fraction = cell_valid_fraction(valid, -16, -16, plan, tile)
+    assert fraction.shape == (plan.grid_rows, plan.grid_cols) == (3, 3)
+    assert fraction[0, 0] == 1.0 and fraction[1, 0] == 0.5 and fraction[0, 1] == 0.0
+
+
+def test_axis_weights_interpolate_between_centres_and_clamp():
+    lo, hi, w = axis_weights(0, 48, 16, 3)
+    assert (lo[0], hi[0]) == (0, 0)  # before the first centre: clamped to patch 0
+    assert (lo[8], hi[8], float(w[8])) == (0, 1, pytest.approx(0.5 / 16))
+    assert (lo[24], hi[24]) == (1, 2)
+    assert (lo[47], hi[47]) == (2, 2)  # after the last centre: clamped

@@ -1,0 +1,130 @@
+"""The run's settings (:class:`SegmentationConfig`) and their up-front validation.
+
+Validation runs before the model is loaded or the destination is touched, so a bad setting costs
+nothing. Decisions:
+
+* ``k_max`` is at most :data:`MAX_CLUSTERS` (64): the palette is colour-blind friendly for the first
+  clusters and a 64-entry legend is already more than anyone can read.
+* ``overlap`` must be at least 16 when ``stride`` < 16: with no overlap, patches straddling two tiles
+  would be computed by neither.
+* The output is always a GeoTIFF, so ``output_path`` must end in ``.tif``/``.tiff``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Tuple
+
+from .errors import EngineError
+
+MAX_CLUSTERS = 64
+STRIDES = (16, 8, 4)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+RASTER_EXTENSIONS = (".tif", ".tiff")
+STATS_EXTENSIONS = (".json", ".csv", ".html", ".htm")
+POLYGON_DRIVERS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON"}
+
+
+@dataclass
+class SegmentationConfig:
+    """Everything one segmentation run needs; see the module docstring for the rules."""
+
+    input_path: str
+    output_path: str
+    bands: Optional[Sequence[int]] = None
+    extent: Optional[Tuple[float, float, float, float]] = None
+    model: str = "vits16"
+    device: str = "auto"
+    precision: str = "auto"
+    stride: int = 16
+    k: int = 0
+    k_min: int = 2
+    k_max: int = 10
+    elbow_threshold: float = 5.0
+    seed: int = 0
+    tile_size: int = 512
+    overlap: int = 64
+    batch_size: int = 4
+    max_samples: int = 50000
+    allow_download: bool = False
+    token: Optional[str] = field(default=None, repr=False)
+    stats_path: Optional[str] = None
+    polygons_path: Optional[str] = None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise EngineError(message)
+
+
+def _extension(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
+def validate_config(config: SegmentationConfig) -> None:
+    """Raise :class:`EngineError` naming the first invalid setting and how to fix it."""
+    _require(bool(config.input_path), "No input raster given. Choose an input raster layer or file.")
+    _require(bool(config.output_path), "No output path given. Choose where to save the label raster.")
+    _require(_extension(config.output_path) in RASTER_EXTENSIONS,
+             f"The output must be a GeoTIFF; '{config.output_path}' does not end in .tif or .tiff. "
+             "Change the output file name.")
+    _require(not os.path.isdir(config.output_path),
+             f"The output path '{config.output_path}' is a folder. Give a file name ending in .tif.")
+    _require(os.path.abspath(config.output_path) != os.path.abspath(config.input_path),
+             "The output path is the input raster. Choose another output file name.")
+    for name in ("stride", "k", "k_min", "k_max", "seed", "tile_size", "overlap", "batch_size", "max_samples"):
+        _require(_is_int(getattr(config, name)), f"Setting '{name}' must be a whole number.")
+    _require(config.stride in STRIDES, f"Stride {config.stride} is not supported. Use 16, 8 or 4 pixels.")
+    _require(config.k_min >= 2, f"Minimum K is {config.k_min}; it must be at least 2.")
+    _require(config.k_min <= config.k_max,
+             f"Minimum K ({config.k_min}) is larger than maximum K ({config.k_max}). Swap or fix them.")
+    _require(config.k_max <= MAX_CLUSTERS,
+             f"Maximum K is {config.k_max}; at most {MAX_CLUSTERS} clusters are supported.")
+    _require(config.k == 0 or 2 <= config.k <= MAX_CLUSTERS,
+             f"K is {config.k}; use 0 for automatic or a number from 2 to {MAX_CLUSTERS}.")
+    _require(isinstance(config.elbow_threshold, (int, float)) and 0 < config.elbow_threshold < 100,
+             f"Elbow threshold is {config.elbow_threshold}; it must be a percentage between 0 and 100.")
+    _require(config.tile_size >= 16 and config.tile_size % 16 == 0,
+             f"Tile size {config.tile_size} must be a positive multiple of 16 pixels (e.g. 512).")
+    _require(config.overlap >= 0 and config.overlap % 16 == 0,
+             f"Tile overlap {config.overlap} must be 0 or a positive multiple of 16 pixels (e.g. 64).")
+    _require(config.overlap * 2 < config.tile_size,
+             f"Tile overlap {config.overlap} must be less than half the tile size ({config.tile_size}).")
+    _require(config.stride == 16 or config.overlap >= 16,
+             f"With stride {config.stride}, tile overlap must be at least 16 pixels (it is {config.overlap}).")
+    _require(config.batch_size >= 1, f"Batch size is {config.batch_size}; it must be at least 1.")
+    _require(config.max_samples >= 100, f"Maximum samples is {config.max_samples}; use at least 100.")
+    _require(config.precision in PRECISIONS,
+             f"Precision '{config.precision}' is unknown. Use one of: {', '.join(PRECISIONS)}.")
+    _require(bool(config.model), "No model given. Give a variant name (e.g. vits16) or a weights file.")
+    if config.bands is not None:
+        bands = list(config.bands)
+        _require(len(bands) in (1, 3) and all(_is_int(b) for b in bands),
+                 f"Bands {bands}: give one band (repeated to RGB) or three band numbers, e.g. [1, 2, 3].")
+        _require(all(b >= 1 for b in bands), f"Bands {bands}: band numbers start at 1.")
+    if config.extent is not None:
+        ext = list(config.extent)
+        _require(len(ext) == 4 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in ext),
+                 "The extent must be four numbers: xmin, ymin, xmax, ymax.")
+        _require(ext[0] < ext[2] and ext[1] < ext[3],
+                 f"The extent {tuple(ext)} is empty: xmin must be < xmax and ymin < ymax.")
+    if config.stats_path:
+        _require(_extension(config.stats_path) in STATS_EXTENSIONS,
+                 f"Statistics file '{config.stats_path}' must end in .json, .csv or .html.")
+    if config.polygons_path:
+        _require(_extension(config.polygons_path) in POLYGON_DRIVERS,
+                 f"Polygon file '{config.polygons_path}' must end in .gpkg, .shp or .geojson.")
+    outputs = [p for p in (config.output_path, config.stats_path, config.polygons_path) if p]
+    _require(len({os.path.abspath(p) for p in outputs}) == len(outputs),
+             "The output raster, statistics and polygon files must be different files.")
+
+
+def polygon_driver(path: str) -> str:
+    """The OGR driver name for a polygon output path."""
+    return POLYGON_DRIVERS[_extension(path)]

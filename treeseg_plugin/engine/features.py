@@ -1,0 +1,216 @@
+"""Patch features on disk: encoding tiles into a float16 memmap and sampling valid patches for the fit.
+
+Decisions:
+
+* Features are L2-normalised per patch and stored as float16 in ``features.f16`` ``[rows, cols, D]``
+  on the global patch grid, with a ``valid.u8`` ``[rows, cols]`` flag (cell more than half valid).
+  Both live in a hidden temporary folder (the destination's folder, so huge rasters use the disk the
+  user chose) that :meth:`FeatureStore.close` always removes.
+* The files are allocated up front (``posix_fallocate`` where available), so a full disk fails
+  cleanly instead of crashing on a memory-mapped write.
+* Every access maps only the rows it needs (a short-lived ``np.memmap``), so resident memory does not
+  grow with the raster; only the files do. Patches of skipped tiles stay all-zero and invalid.
+* A tile is read with a 16 px border so that the skip test sees every pixel whose label depends on
+  the tile's kept patches; it is skipped when none of them is valid.
+* Model input: invalid pixels (and NaN) are set to the normalisation mean (0 after normalising);
+  valid pixels outside the working window are real context and are kept.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .errors import EngineError
+from .georef import Window
+from .progress import Progress, check_canceled
+from .raster_io import RasterSource
+from .tiling import SUPPORT_PX, Tile, TilePlan, cell_valid_fraction
+
+VALID_FRACTION = 0.5
+_CHUNK_BYTES = 64 * 1024 * 1024
+
+
+def _reserve(fd: int, nbytes: int) -> None:
+    """Allocate the file's blocks now where the OS can, so a full disk fails here and not in a mapped write."""
+    if not hasattr(os, "posix_fallocate") or nbytes == 0:
+        return
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise  # other errors: the file system cannot preallocate; carry on with a sparse file
+
+
+class FeatureStore:
+    """Float16 features ``[rows, cols, dim]`` and uint8 fit-validity ``[rows, cols]`` in a temp folder."""
+
+    def __init__(self, folder: Optional[str], rows: int, cols: int, dim: int) -> None:
+        self.rows, self.cols, self.dim = rows, cols, dim
+        try:
+            self.folder = tempfile.mkdtemp(prefix=".treeseg-features-", dir=folder)
+        except OSError as exc:
+            raise EngineError(f"Cannot create a temporary folder in '{folder}': {exc}. Choose an output "
+                              "folder you can write to.") from exc
+        self._features = os.path.join(self.folder, "features.f16")
+        self._valid = os.path.join(self.folder, "valid.u8")
+        try:
+            for path, nbytes in ((self._features, rows * cols * dim * 2), (self._valid, rows * cols)):
+                with open(path, "wb") as handle:
+                    handle.truncate(nbytes)
+                    _reserve(handle.fileno(), nbytes)
+        except OSError as exc:
+            self.close()
+            raise EngineError(f"Cannot create the feature file ({rows * cols * dim * 2 / 1e9:.2f} GB) in "
+                              f"'{self.folder}': {exc}. Free disk space or use a larger stride.") from exc
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _feature_rows(self, r0: int, r1: int, mode: str) -> np.memmap:
+        offset = r0 * self.cols * self.dim * 2
+        return np.memmap(self._features, dtype=np.float16, mode=mode, offset=offset,
+                         shape=(r1 - r0, self.cols, self.dim))
+
+    def _valid_rows(self, r0: int, r1: int, mode: str) -> np.memmap:
+        return np.memmap(self._valid, dtype=np.uint8, mode=mode, offset=r0 * self.cols,
+                         shape=(r1 - r0, self.cols))
+
+    def write(self, r0: int, c0: int, features: np.ndarray, valid: np.ndarray) -> None:
+        """Store a block of features ``[h, w, dim]`` and fit-validity ``[h, w]`` at patch (r0, c0)."""
+        h, w = valid.shape
+        block = self._feature_rows(r0, r0 + h, "r+")
+        block[:, c0:c0 + w] = features
+        del block  # unmapped; the OS writes the pages back when it likes
+        flags = self._valid_rows(r0, r0 + h, "r+")
+        flags[:, c0:c0 + w] = valid
+        del flags
+
+    def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """Features of patches ``[r0, r1) x [c0, c1)`` as float32."""
+        block = self._feature_rows(r0, r1, "r")
+        out = np.array(block[:, c0:c1], dtype=np.float32)
+        del block
+        return out
+
+    def _row_chunks(self) -> List[Tuple[int, int]]:
+        step = max(1, _CHUNK_BYTES // max(1, self.cols * self.dim * 2))
+        return [(r, min(self.rows, r + step)) for r in range(0, self.rows, step)]
+
+    def count_valid(self) -> int:
+        """Number of patches valid for the fit."""
+        total = 0
+        for r0, r1 in self._row_chunks():
+            flags = self._valid_rows(r0, r1, "r")
+            total += int(np.count_nonzero(flags))
+            del flags
+        return total
+
+    def sample(self, count: int, seed: int) -> np.ndarray:
+        """At most ``count`` valid patch features drawn uniformly without replacement, float32 ``[m, dim]``."""
+        total = self.count_valid()
+        m = min(count, total)
+        ranks = np.sort(np.random.default_rng(seed).choice(total, size=m, replace=False))
+        out = np.empty((m, self.dim), dtype=np.float32)
+        seen = 0
+        for r0, r1 in self._row_chunks():
+            flags = self._valid_rows(r0, r1, "r")
+            positions = np.flatnonzero(flags)
+            del flags
+            lo, hi = np.searchsorted(ranks, [seen, seen + positions.size])
+            picked = positions[ranks[lo:hi] - seen]
+            seen += positions.size
+            if picked.size:
+                block = self._feature_rows(r0, r1, "r").reshape(-1, self.dim)
+                out[lo:hi] = block[picked]
+                del block
+        return out
+
+    def close(self) -> None:
+        """Remove the temporary folder and its files."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class TileEncoder:
+    """Runs the backbone on batches of tiles and writes the kept patches into a :class:`FeatureStore`."""
+
+    def __init__(self, backbone, source: RasterSource, window: Window, plan: TilePlan,
+                 store: FeatureStore, batch_size: int) -> None:
+        self.backbone = backbone
+        self.source = source
+        self.window = window
+        self.plan = plan
+        self.store = store
+        self.batch_size = batch_size
+        self._mean = np.asarray(backbone.mean, dtype=np.float32).reshape(3, 1, 1)
+        self._std = np.asarray(backbone.std, dtype=np.float32).reshape(3, 1, 1)
+        self.skipped = 0
+
+    def _prepare(self, tile: Tile) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """Model input ``[3, th, tw]`` and kept-patch fit-validity, or None when the tile is skipped."""
+        plan, border = self.plan, SUPPORT_PX
+        top, left = tile.row.origin - border, tile.col.origin - border
+        rgb, valid = self.source.read(self.window.x0 + left, self.window.y0 + top,
+                                      plan.tile_width + 2 * border, plan.tile_height + 2 * border)
+        r0, r1 = tile.row.support(plan.stride, plan.height)
+        c0, c1 = tile.col.support(plan.stride, plan.width)
+        if not valid[r0 - top:r1 - top, c0 - left:c1 - left].any():
+            return None
+        fraction = cell_valid_fraction(valid, top, left, plan, tile)
+        inner = (slice(border, border + plan.tile_height), slice(border, border + plan.tile_width))
+        x = (rgb[(slice(None), *inner)] - self._mean) / self._std
+        x[:, ~valid[inner]] = 0.0
+        np.nan_to_num(x, copy=False, nan=0.0)
+        return x, fraction > VALID_FRACTION
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        bb = self.backbone
+        x = torch.from_numpy(batch).to(device=bb.device, dtype=bb.dtype)
+        try:
+            with torch.inference_mode():
+                tokens = bb.forward_features(x)["x_norm_patchtokens"].float()
+        except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
+            if "out of memory" not in str(exc).lower():
+                raise
+            raise EngineError(f"The model ran out of memory on {bb.device}. Lower the batch size or the tile "
+                              "size, or use a smaller model.") from exc
+        if not bool(torch.isfinite(tokens).all()):
+            raise EngineError("The model produced non-finite features (overflow). Use precision fp32 or "
+                              "bf16 instead of fp16.")
+        tokens = torch.nn.functional.normalize(tokens, dim=-1)
+        rows, cols = self.plan.tile_grid
+        return tokens.reshape(len(batch), rows, cols, -1).to(torch.float16).cpu().numpy()
+
+    def _store(self, tile: Tile, tokens: np.ndarray, valid: np.ndarray) -> None:
+        s = self.plan.stride
+        rr = slice(tile.row.keep_start - tile.row.origin // s, tile.row.keep_stop - tile.row.origin // s)
+        cc = slice(tile.col.keep_start - tile.col.origin // s, tile.col.keep_stop - tile.col.origin // s)
+        self.store.write(tile.row.keep_start, tile.col.keep_start, tokens[rr, cc], valid)
+
+    def run(self, progress: Progress, report: Callable[[float], None]) -> None:
+        """Encode every tile; count the skipped ones in :attr:`skipped`."""
+        tiles = self.plan.tiles
+        pending: List[Tuple[Tile, np.ndarray, np.ndarray]] = []
+        for done, tile in enumerate(tiles, start=1):
+            check_canceled(progress)
+            prepared = self._prepare(tile)
+            if prepared is None:
+                self.skipped += 1
+            else:
+                pending.append((tile, *prepared))
+            if len(pending) == self.batch_size or (done == len(tiles) and pending):
+                tokens = self._forward(np.stack([p[1] for p in pending]))
+                for (t, _, valid), tok in zip(pending, tokens):
+                    self._store(t, tok, valid)
+                pending = []
+                self.source.flush()
+            report(done / len(tiles))

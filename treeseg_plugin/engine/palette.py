@@ -1,0 +1,50 @@
+"""The fixed cluster palette and category names shared by the colour table, the .qml and the report.
+
+Colours 1-8 are Okabe & Ito's colour-blind-safe set (black replaced by grey), 9-17 Paul Tol's
+"muted" and 18-26 his "light" scheme; beyond 26 clusters golden-angle hues are used (distinct but
+not checked for colour blindness). Label 0 (NoData) is transparent. Names are stable:
+"NoData", "Cluster 1", "Cluster 2", ...
+"""
+
+from __future__ import annotations
+
+import colorsys
+from typing import List, Tuple
+
+RGB = Tuple[int, int, int]
+
+_FIXED = (
+    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999",
+    "#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255", "#44AA99", "#999933", "#AA4499",
+    "#77AADD", "#EE8866", "#EEDD88", "#FFAABB", "#99DDFF", "#44BB99", "#BBCC33", "#AAAA00", "#DDDDDD",
+)
+NODATA_NAME = "NoData"
+
+
+def _hex_to_rgb(value: str) -> RGB:
+    return int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16)
+
+
+def cluster_color(label: int) -> RGB:
+    """RGB of cluster ``label`` (1-based)."""
+    if label <= len(_FIXED):
+        return _hex_to_rgb(_FIXED[label - 1])
+    hue = ((label - len(_FIXED)) * 0.618033988749895) % 1.0
+    value = 0.85 if label % 2 else 0.6
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, value)
+    return round(r * 255), round(g * 255), round(b * 255)
+
+
+def cluster_hex(label: int) -> str:
+    """``#rrggbb`` of cluster ``label``."""
+    return "#{:02x}{:02x}{:02x}".format(*cluster_color(label))
+
+
+def cluster_name(label: int) -> str:
+    """Category name of ``label`` (0 is NoData)."""
+    return NODATA_NAME if label == 0 else f"Cluster {label}"
+
+
+def category_names(k: int) -> List[str]:
+    """Names of labels 0..k."""
+    return [cluster_name(i) for i in range(k + 1)]

@@ -1,0 +1,329 @@
+"""Orchestration: read -> encode tiles -> fit k-means -> label pixels -> write outputs.
+
+Stages and their share of the progress bar: "Loading model" 0-5 %, "Encoding tiles" 5-70 %,
+"Fitting k-means" 70-80 %, "Writing labels" 80-100 %. Cancel is checked per tile, per k-means fit
+step (inside ``sweep_k``), per output block and during polygonising; a canceled or failed run
+removes its temporary files and leaves the destination folders as they were.
+
+Decisions:
+
+* The fit uses at most ``max_samples`` valid patches drawn uniformly at random (seeded) from the
+  whole working window. When fewer distinct valid patch features than ``k_max`` exist, ``k_max`` is
+  lowered to that number with a warning; when fewer than ``k_min`` (or a fixed ``k``) exist, the run
+  fails (so does a raster or extent of at most 16 x 16 px: it holds a single patch).
+* With a fixed ``k`` only that K is fitted: the WCSS table has one row and no drop.
+* The stats record timings, so the stats file differs between runs; the label raster does not.
+* The weights' SHA-256 (a full read of the file) is computed only when a stats file is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from osgeo import gdal
+
+from . import clustering
+from .config import SegmentationConfig, validate_config
+from .errors import Canceled, EngineError
+from .features import FeatureStore, TileEncoder
+from .georef import PixelArea, Window, pixel_area, window_geotransform, working_window
+from .labels import block_labels
+from .polygons import polygonize
+from .progress import Progress, StageProgress, check_canceled
+from .raster_io import RasterSource
+from .report import write_stats
+from .runtime import load_model
+from .staging import Staging
+from .tiling import plan_tiles
+from .writer import BLOCK, LabelWriter, write_qml
+
+STAGES = ("Loading model", "Encoding tiles", "Fitting k-means", "Writing labels")
+
+
+@dataclass
+class SegmentationResult:
+    """What a run produced (paths are the final destinations)."""
+
+    output_path: str
+    chosen_k: int
+    wcss: Dict[int, float]
+    wcss_drop: Dict[int, float]
+    cluster_pixels: Dict[int, int]
+    cluster_area: Dict[int, Dict[str, Optional[float]]]
+    stats: Dict[str, Any]
+    polygons_path: Optional[str] = None
+    stats_path: Optional[str] = None
+    style_path: Optional[str] = None
+
+
+@dataclass
+class _Fit:
+    k: int
+    centroids: np.ndarray
+    wcss: Dict[int, float]
+    drop: Dict[int, float]
+    samples: int
+    valid_patches: int
+
+
+@dataclass
+class _Labels:
+    pixels: np.ndarray
+    hectares: Optional[np.ndarray]
+
+
+def _plugin_version() -> Optional[str]:
+    metadata = Path(__file__).resolve().parents[2] / "metadata.txt"
+    with contextlib.suppress(OSError):
+        for line in metadata.read_text(encoding="utf-8").splitlines():
+            if line.strip().lower().startswith("version="):
+                return line.split("=", 1)[1].strip()
+    return None
+
+
+def _weights_sha256(weights: Any) -> Optional[str]:
+    return weights.sha256() if weights.path and os.path.isfile(weights.path) else None
+
+
+def _finite(value: float) -> Optional[float]:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _distinct_rows(x: np.ndarray, at_least: int) -> int:
+    """Number of distinct rows of ``x``, or any number >= ``at_least`` once that many surely exist."""
+    first = int(np.unique(x[:, 0]).size)  # rows differing in the first column are distinct
+    if first >= at_least:
+        return first
+    rows = np.ascontiguousarray(x + np.float32(0.0))  # -0.0 -> 0.0 so equal rows share bytes
+    return int(np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))).size)
+
+
+def _fit(store: FeatureStore, config: SegmentationConfig, progress: Progress) -> _Fit:
+    valid = store.count_valid()
+    if valid == 0:
+        raise EngineError("No valid pixels in the chosen extent (all NoData or masked). Check the NoData "
+                          "value, alpha band or mask, or choose another extent.")
+    x = store.sample(config.max_samples, config.seed)
+    n = _distinct_rows(x, config.k or config.k_max)
+    progress.info(f"Fitting on {len(x)} of {valid} valid patches (seed {config.seed}).")
+    if config.k:
+        if config.k > n:
+            raise EngineError(f"K = {config.k} but only {n} distinct valid patches exist. Lower K, use a "
+                              "smaller stride or a larger extent.")
+        k_values = [config.k]
+    else:
+        if config.k_min > n:
+            raise EngineError(f"Minimum K = {config.k_min} but only {n} distinct valid patches exist. Lower "
+                              "the minimum K, use a smaller stride or a larger extent.")
+        k_max = min(config.k_max, n)
+        if k_max < config.k_max:
+            progress.warning(f"Only {n} distinct valid patches: maximum K lowered from {config.k_max} "
+                             f"to {k_max}.")
+        k_values = list(range(config.k_min, k_max + 1))
+    report = StageProgress(progress, 70, 80)
+    done: List[int] = []
+
+    def on_fit(fit: clustering.KMeansFit) -> None:
+        done.append(fit.k)
+        report(len(done) / len(k_values))
+
+    try:
+        fits = clustering.sweep_k(x, k_values, seed=config.seed, on_fit=on_fit,
+                                  is_canceled=progress.is_canceled)
+    except clustering.ClusteringCanceled as exc:
+        raise Canceled() from exc
+    wcss = {k: float(fits[k].wcss) for k in k_values}
+    drop = {int(k): float(v) for k, v in clustering.wcss_drop_percent(wcss).items()}
+    chosen = config.k or int(clustering.choose_k(wcss, config.elbow_threshold))
+    lines = ["K   WCSS          drop to K+1"]
+    for k in k_values:
+        pct = f"{drop[k]:.2f} %" if k in drop else "-"
+        lines.append(f"{k:<3} {wcss[k]:<13.6g} {pct}{'   <- chosen' if k == chosen else ''}")
+    progress.info("\n".join(lines))
+    how = "fixed" if config.k else f"elbow, threshold {config.elbow_threshold:g} %"
+    progress.info(f"Chosen K = {chosen} ({how}).")
+    centroids = np.ascontiguousarray(fits[chosen].centroids, dtype=np.float32)
+    return _Fit(chosen, centroids, wcss, drop, len(x), valid)
+
+
+def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit: _Fit, area: PixelArea,
+                  writer: LabelWriter, stride: int, progress: Progress) -> _Labels:
+    pixels = np.zeros(fit.k + 1, dtype=np.int64)
+    hectares = None if area.row_hectares(np.zeros(1)) is None else np.zeros(fit.k + 1)
+    report = StageProgress(progress, 80, 97)
+    for top in range(0, window.height, BLOCK):
+        h = min(BLOCK, window.height - top)
+        for left in range(0, window.width, BLOCK):
+            check_canceled(progress)
+            w = min(BLOCK, window.width - left)
+            valid = source.read_valid(window.x0 + left, window.y0 + top, w, h)
+            labels = block_labels(store, fit.centroids, clustering.squared_distances, stride, top, left, valid)
+            writer.write(top, left, labels)
+            pixels += np.bincount(labels.ravel(), minlength=fit.k + 1)
+            if hectares is not None:
+                row_ha = area.row_hectares(np.arange(top, top + h, dtype=np.float64))
+                weights = np.broadcast_to(row_ha[:, None], labels.shape).ravel()
+                hectares += np.bincount(labels.ravel(), weights=weights, minlength=fit.k + 1)
+        writer.flush()
+        source.flush()
+        report((top + h) / window.height)
+    return _Labels(pixels, hectares)
+
+
+def _build_stats(config: SegmentationConfig, source: RasterSource, window: Window, backbone: Any,
+                 device: str, precision: str, plan_info: Dict[str, Any], fit: _Fit, labels: _Labels,
+                 area: PixelArea, timings: Dict[str, float]) -> Dict[str, Any]:
+    total = int(labels.pixels[1:].sum())
+    cluster_pixels = {str(k): int(labels.pixels[k]) for k in range(1, fit.k + 1)}
+    cluster_area = {str(k): {"map_units": float(labels.pixels[k] * area.map_units),
+                             "hectares": None if labels.hectares is None else float(labels.hectares[k])}
+                    for k in range(1, fit.k + 1)}
+    weights = backbone.weights
+    srs = source.srs
+    crs = None
+    if srs is not None:
+        authority = srs.GetAuthorityName(None)
+        crs = f"{authority}:{srs.GetAuthorityCode(None)}" if authority else srs.ExportToProj4()
+    return {
+        "chosen_k": fit.k,
+        "k_mode": "fixed" if config.k else "automatic",
+        "k_min": config.k_min,
+        "k_max": config.k_max,
+        "elbow_threshold": config.elbow_threshold,
+        "wcss": {str(k): v for k, v in fit.wcss.items()},
+        "wcss_drop_percent": {str(k): _finite(v) for k, v in fit.drop.items()},
+        "cluster_pixels": cluster_pixels,
+        "cluster_percent": {k: (100.0 * v / total if total else 0.0) for k, v in cluster_pixels.items()},
+        "cluster_area": cluster_area,
+        "area_note": area.note,
+        "valid_pixels": total,
+        "nodata_pixels": int(labels.pixels[0]),
+        "input": {"path": os.path.abspath(config.input_path), "bands": list(source.bands),
+                  "window": {"x0": window.x0, "y0": window.y0, "width": window.width, "height": window.height},
+                  "crs": crs,
+                  "stretch": {str(b): {"low": s.low, "high": s.high} for b, s in source.stretch.items()}},
+        "output": os.path.abspath(config.output_path),
+        "model": {"source": config.model, "variant": backbone.variant, "embed_dim": backbone.embed_dim,
+                  "weights_path": str(weights.path) if weights.path else None, "weights_format": weights.format,
+                  "weights_sha256": _weights_sha256(weights) if config.stats_path else None,
+                  "tensors_loaded": weights.tensors_loaded, "tensors_total": weights.tensors_total},
+        "device": device,
+        "precision": precision,
+        "stride": config.stride,
+        "tile_size": config.tile_size,
+        "overlap": config.overlap,
+        "batch_size": config.batch_size,
+        "tiles": plan_info,
+        "patches": {"valid": fit.valid_patches, "sampled": fit.samples},
+        "seed": config.seed,
+        "max_samples": config.max_samples,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "versions": {"treeseg": _plugin_version(), "torch": torch.__version__, "numpy": np.__version__,
+                     "gdal": gdal.__version__, "python": platform.python_version()},
+    }
+
+
+def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = None) -> SegmentationResult:
+    """Segment ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled."""
+    progress = progress or Progress()
+    validate_config(config)
+    started = time.perf_counter()
+    timings: Dict[str, float] = {}
+    with contextlib.ExitStack() as stack:
+        source = RasterSource(config.input_path, config.bands, progress)
+        stack.callback(source.close)
+        window = working_window(source.geotransform, source.width, source.height, config.extent)
+        if config.extent is not None:
+            progress.info(f"Extent snapped to pixels x {window.x0}..{window.x0 + window.width}, "
+                          f"y {window.y0}..{window.y0 + window.height} ({window.width} x {window.height} px).")
+        progress.info(source.describe_masks())
+        gt = window_geotransform(source.geotransform, window)
+        area = pixel_area(gt, source.srs)
+
+        progress.stage(STAGES[0])
+        check_canceled(progress)
+        tick = time.perf_counter()
+        backbone, device, precision = load_model(config, progress)
+        timings["load_model"] = time.perf_counter() - tick
+        check_canceled(progress)
+        progress.progress(5)
+
+        progress.stage(STAGES[1])
+        tick = time.perf_counter()
+        source.compute_stretch(progress, StageProgress(progress, 5, 8))
+        plan = plan_tiles(window.height, window.width, config.tile_size, config.overlap, config.stride)
+        if tuple(backbone.grid_size(plan.tile_height, plan.tile_width)) != plan.tile_grid:
+            raise EngineError(f"The model's patch grid {backbone.grid_size(plan.tile_height, plan.tile_width)} "
+                              f"does not match the tiling {plan.tile_grid}; the weights are not a ViT with "
+                              "16 px patches.")
+        staging = stack.enter_context(Staging())
+        staged_output = staging.path(config.output_path)
+        store = stack.enter_context(FeatureStore(os.path.dirname(os.path.abspath(config.output_path)),
+                                                 plan.grid_rows, plan.grid_cols, backbone.embed_dim))
+        progress.info(f"{len(plan.tiles)} tiles of {plan.tile_width} x {plan.tile_height} px "
+                      f"(overlap {config.overlap} px) over {window.width} x {window.height} px; patch grid "
+                      f"{plan.grid_cols} x {plan.grid_rows} at stride {config.stride}.")
+        encoder = TileEncoder(backbone, source, window, plan, store, config.batch_size)
+        encoder.run(progress, StageProgress(progress, 8, 70))
+        progress.info(f"Encoded {len(plan.tiles) - encoder.skipped} tiles; skipped {encoder.skipped} "
+                      "with no valid pixel.")
+        timings["read_encode"] = time.perf_counter() - tick
+
+        progress.stage(STAGES[2])
+        tick = time.perf_counter()
+        fit = _fit(store, config, progress)
+        timings["fit"] = time.perf_counter() - tick
+
+        progress.stage(STAGES[3])
+        tick = time.perf_counter()
+        writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs)
+        stack.callback(writer.close)
+        try:
+            labels = _write_labels(source, window, store, fit, area, writer, config.stride, progress)
+            writer.finish(fit.k)
+            write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k)
+        except (RuntimeError, OSError) as exc:
+            raise EngineError(f"Writing the label raster failed: {exc}. Check the free disk space and the "
+                              "output folder's permissions.") from exc
+        if config.polygons_path:
+            check_canceled(progress)
+            count = polygonize(staged_output, staging.path(config.polygons_path), progress)
+            progress.info(f"Wrote {count} polygons.")
+        progress.progress(99)
+        timings["predict_write"] = time.perf_counter() - tick
+        timings["total"] = time.perf_counter() - started
+        plan_info = {"total": len(plan.tiles), "skipped": encoder.skipped, "tile_width": plan.tile_width,
+                     "tile_height": plan.tile_height, "grid_cols": plan.grid_cols, "grid_rows": plan.grid_rows}
+        stats = _build_stats(config, source, window, backbone, device, precision, plan_info, fit, labels,
+                             area, timings)
+        for k in range(1, fit.k + 1):
+            ha = stats["cluster_area"][str(k)]["hectares"]
+            progress.info(f"Cluster {k}: {stats['cluster_pixels'][str(k)]} px "
+                          f"({stats['cluster_percent'][str(k)]:.1f} %), "
+                          f"{stats['cluster_area'][str(k)]['map_units']:.6g} map units²"
+                          + ("" if ha is None else f", {ha:.4f} ha") + ".")
+        if config.stats_path:
+            try:
+                write_stats(staging.path(config.stats_path), stats)
+            except OSError as exc:
+                raise EngineError(f"Cannot write the statistics file: {exc}. Check the folder's permissions.") from exc
+        check_canceled(progress)
+        staging.commit(last=os.path.basename(config.output_path))
+    progress.progress(100)
+    output = os.path.abspath(config.output_path)
+    return SegmentationResult(
+        output_path=output, chosen_k=fit.k, wcss=dict(fit.wcss), wcss_drop=dict(fit.drop),
+        cluster_pixels={k: int(labels.pixels[k]) for k in range(1, fit.k + 1)},
+        cluster_area={int(k): v for k, v in stats["cluster_area"].items()}, stats=stats,
+        polygons_path=os.path.abspath(config.polygons_path) if config.polygons_path else None,
+        stats_path=os.path.abspath(config.stats_path) if config.stats_path else None,
+        style_path=os.path.splitext(output)[0] + ".qml")
