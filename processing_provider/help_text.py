@@ -1,6 +1,6 @@
 """The help text of Segment Trees (shown in the algorithm dialog and by qgis_process help)."""
 
-SHORT_HELP = """<p>Segments an orthophoto into K clusters of similar texture and colour (tree crowns, shadows,
+_HELP_SOURCE = """<p>Segments an orthophoto into K clusters of similar texture and colour (tree crowns, shadows,
 grass, bare soil...) with Meta's DINOv3 vision transformer and k-means, without training data.</p>
 
 <h3>How it works</h3>
@@ -31,5 +31,10 @@ largest cluster, 0 = NoData, with a colour table and a .qml style beside it. Opt
 facebook/dinov3-vits16-pretrain-lvd1689m) or through Meta's download form, then either give the
 downloaded file as <i>Weights file</i> or keep it in the Hugging Face cache. Downloads happen only when
 <i>Allow downloading weights</i> is on. Without weights the algorithm stops with a message saying where it
-looked; it never uses random weights.</p>
+looked; it never uses random weights. In QGIS, <i>Raster > Tree Segmentation > Weights…</i> shows which
+models are present and imports downloaded files; <i>Settings…</i> holds the weights folder, the Hugging Face
+token (kept in QGIS's authentication database) and the default device and precision.</p>
 """
+
+# QGIS turns line breaks into paragraph breaks: keep the source wrapped, hand QGIS single spaces.
+SHORT_HELP = " ".join(_HELP_SOURCE.split())

@@ -25,14 +25,14 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.dinov3.variants import VARIANTS
+from ..treeseg_plugin.settings import DEVICES, PRECISIONS
 from .dependencies import missing_dependencies
 from .help_text import SHORT_HELP
 
 MODELS = list(VARIANTS.values())  # enum order: ViT-S/16 (LVD-1689M) first, the default
 
-DEVICES = ("auto", "cuda", "mps", "cpu")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STRIDES = (16, 8, 4)
 PATCH = 16
 HELP_URL = "https://github.com/treeseg/treeseg#segment-trees"
@@ -68,6 +68,9 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
     OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
     CHOSEN_K = "CHOSEN_K"
 
+    _token: str | None = None  # read in prepareAlgorithm (main thread), only when downloads are allowed
+    _outputs: dict[str, Any] | None = None
+
     def name(self) -> str:
         return "segmenttrees"
 
@@ -100,26 +103,28 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         return (not problem, problem)
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
+        defaults = treeseg_settings.load_settings()
         self._add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Orthophoto")),
                   "The orthophoto to segment (any GDAL raster: GeoTIFF, VRT, JPEG2000...).")
         self._add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands (red, green, blue)"), None, self.INPUT,
                                              optional=True, allowMultiple=True),
                   "Three bands in red, green, blue order. Empty: the first three bands, or the single band "
                   "repeated for a one-band raster.")
-        self._add(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent (optional)"), optional=True),
+        self._add(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent"), optional=True),
                   "Process only this part of the orthophoto, snapped outwards to the input's pixel grid.")
         self._add(QgsProcessingParameterEnum(self.MODEL, self.tr("DINOv3 model"),
                                              [variant.display_name for variant in MODELS], defaultValue=0),
                   "Released DINOv3 backbone, found in the Hugging Face cache (or downloaded when allowed). "
                   "Ignored when a weights file is given.")
-        self._add(QgsProcessingParameterFile(self.WEIGHTS, self.tr("Weights file (optional)"),
+        self._add(QgsProcessingParameterFile(self.WEIGHTS, self.tr("Weights file"),
                                              fileFilter="DINOv3 weights (*.pth *.safetensors)", optional=True),
                   "A local DINOv3 checkpoint: Meta .pth or Hugging Face .safetensors. When given, it decides "
                   "the model.")
-        self._add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), list(DEVICES), defaultValue=0),
+        self._add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), list(DEVICES),
+                                             defaultValue=DEVICES.index(defaults.device)),
                   "auto: CUDA, then Apple MPS, then CPU.")
         self._add(QgsProcessingParameterEnum(self.PRECISION, self.tr("Precision"), list(PRECISIONS),
-                                             defaultValue=0),
+                                             defaultValue=PRECISIONS.index(defaults.precision)),
                   "auto: bf16 on CUDA, fp32 on CPU. fp16 needs CUDA.")
         self._add(QgsProcessingParameterEnum(self.STRIDE, self.tr("Patch stride (px)"),
                                              [str(stride) for stride in STRIDES], defaultValue=0),
@@ -153,9 +158,10 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
                   "At most this many valid patch features, sampled over the whole raster, fit k-means.",
                   advanced=True)
         self._add(QgsProcessingParameterBoolean(self.ALLOW_DOWNLOAD, self.tr("Allow downloading weights"),
-                                                defaultValue=False),
+                                                defaultValue=treeseg_settings.allow_download_default()),
                   "Download the chosen model from Hugging Face when it is not in the local cache (needs a "
-                  "token with access to the gated repository in HF_TOKEN).", advanced=True)
+                  "token with access to the gated repository: the authentication configuration chosen in "
+                  "TreeSeg's Settings, or HF_TOKEN).", advanced=True)
 
         self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Tree segmentation labels")),
                   "Byte GeoTIFF on the input's grid: labels 1..K (1 = largest cluster), 0 = NoData; with a "
@@ -205,6 +211,17 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
                 return False, self.tr(f"Choose 3 bands (red, green, blue) or 1 band, not {len(bands)}.")
         return True, ""
 
+    def prepareAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> bool:
+        """Read the Hugging Face token here, in the main thread, where QGIS may ask for its master password."""
+        self._token = None
+        if self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context):
+            try:
+                self._token = treeseg_settings.hf_token(interactive=treeseg_settings.is_desktop())
+            except treeseg_settings.TokenError as error:
+                raise QgsProcessingException(str(error)) from None
+        return True
+
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         problem = missing_dependencies()
@@ -220,12 +237,21 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(error)) from None
         except EngineError as error:
             raise QgsProcessingException(str(error)) from None
-        return {
+        self._outputs = {
             self.OUTPUT: result.output_path,
             self.STATS: result.stats_path,
             self.OUTPUT_POLYGONS: result.polygons_path,
             self.CHOSEN_K: result.chosen_k,
         }
+        return self._outputs
+
+    def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        """In QGIS: the label layer gets its paletted style, an HTML report goes to the results viewer."""
+        if self._outputs:
+            from ..treeseg_plugin.gui.results import present_results
+
+            present_results(context, self._outputs[self.OUTPUT], self._outputs[self.STATS], self.icon())
+        return {}
 
     def _engine_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
         """Translate Processing parameters into SegmentationConfig fields."""
@@ -241,7 +267,8 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
             extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         weights = self.parameterAsFile(parameters, self.WEIGHTS, context)
-        model = weights or MODELS[self.parameterAsEnum(parameters, self.MODEL, context)].name
+        name = MODELS[self.parameterAsEnum(parameters, self.MODEL, context)].name
+        model = weights or str(treeseg_settings.weights_in_folder(name) or name)
         return {
             "input_path": layer.source(),
             "output_path": self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
@@ -261,6 +288,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             "max_samples": self.parameterAsInt(parameters, self.MAX_SAMPLES, context),
             "allow_download": self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context),
+            "token": self._token,
             "stats_path": self.parameterAsFileOutput(parameters, self.STATS, context) or None,
             "polygons_path": self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context) or None,
         }

@@ -1,27 +1,42 @@
-"""Plugin object: registers the Processing provider and, with a GUI, a menu entry that opens Segment Trees."""
+"""Plugin object: registers the Processing provider and, with a GUI, the TreeSeg menu and the dependency check."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Optional
+from typing import Callable, List, Optional
 
-from qgis.core import QgsApplication
+from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction
+from qgis.PyQt.QtWidgets import QAction, QPushButton
 
 from ..processing_provider.provider import TreeSegProvider
+from . import installer
+from . import settings as treeseg_settings
 
 MENU = "&Tree Segmentation"
 ICON_PATH = str(Path(__file__).resolve().parent.parent / "icon.svg")
 
 
 class TreeSegPlugin:
-    """Holds the provider and the GUI actions; safe to construct with ``iface=None``."""
+    """Holds the provider and the GUI actions; safe to construct with ``iface=None``.
+
+    Construction only puts the dependency installer's private folder on ``sys.path`` (no GUI, no pip),
+    so ``qgis_process`` also finds the packages installed there.
+    """
 
     def __init__(self, iface) -> None:
         self.iface = iface
         self.provider: Optional[TreeSegProvider] = None
-        self.actions: list[QAction] = []
+        self.actions: List[QAction] = []
+        self.dependency_message = None  # the QgsMessageBarItem offering "Install…"
+        self.weights_dialog = None
+        self.installer_dialog = None
+        installer.add_to_sys_path(self.dependencies_folder())
+
+    @staticmethod
+    def dependencies_folder() -> Path:
+        return installer.deps_folder(treeseg_settings.dependencies_base())
 
     def initProcessing(self) -> None:
         """Register the provider (called alone by qgis_process, and by initGui)."""
@@ -30,29 +45,93 @@ class TreeSegPlugin:
             QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self) -> None:
-        """Register the provider and add the menu entry and toolbar icon."""
+        """Register the provider, add the menu entries and toolbar icon, and check the dependencies."""
         self.initProcessing()
-        action = QAction(QIcon(ICON_PATH), "Segment Trees…", self.iface.mainWindow())
-        action.setObjectName("treeseg_segment_trees")
-        action.setToolTip("Segment trees in an orthophoto with DINOv3 features and k-means")
-        action.triggered.connect(self.open_segment_trees)
+        segment = self.add_action("Segment Trees…", "treeseg_segment_trees", self.open_segment_trees,
+                                  "Segment trees in an orthophoto with DINOv3 features and k-means", QIcon(ICON_PATH))
+        self.iface.addRasterToolBarIcon(segment)
+        self.add_action("Weights…", "treeseg_weights", self.open_weights_manager,
+                        "DINOv3 weights: status, download, verify, add a file")
+        self.add_action("Settings…", "treeseg_settings", self.open_settings,
+                        "Weights folder, Hugging Face token, downloads, default device and precision")
+        self.check_dependencies()
+
+    def add_action(self, text: str, name: str, slot: Callable[[], None], tip: str,
+                   icon: Optional[QIcon] = None) -> QAction:
+        action = QAction(icon or QIcon(), text, self.iface.mainWindow())
+        action.setObjectName(name)
+        action.setToolTip(tip)
+        action.triggered.connect(slot)
         self.iface.addPluginToRasterMenu(MENU, action)
-        self.iface.addRasterToolBarIcon(action)
         self.actions.append(action)
+        return action
 
     def unload(self) -> None:
-        """Remove menu entries, toolbar icons and the provider."""
+        """Remove menu entries, toolbar icons, the message and the provider."""
         for action in self.actions:
             self.iface.removePluginRasterMenu(MENU, action)
             self.iface.removeRasterToolBarIcon(action)
             action.deleteLater()
         self.actions.clear()
+        if self.dependency_message is not None:
+            with contextlib.suppress(RuntimeError):  # the user may have closed it: Qt deleted it then
+                self.iface.messageBar().popWidget(self.dependency_message)
+            self.dependency_message = None
+        for dialog in (self.weights_dialog, self.installer_dialog):
+            if dialog is not None:
+                dialog.close()
+        self.weights_dialog = self.installer_dialog = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+
+    def check_dependencies(self) -> None:
+        """When a required package is missing or too old, offer "Install…" in the message bar."""
+        problems = installer.find_problems()
+        if not problems:
+            return
+        from qgis.gui import QgsMessageBarItem
+
+        button = QPushButton("Install…", self.iface.mainWindow())  # a parent owns it; the item reparents it
+        button.clicked.connect(self.open_installer)
+        self.dependency_message = QgsMessageBarItem(
+            "TreeSeg", "Python packages needed: " + "; ".join(str(problem) for problem in problems) + ".",
+            button, Qgis.MessageLevel.Warning, 0)
+        self.iface.messageBar().pushItem(self.dependency_message)
 
     def open_segment_trees(self) -> None:
         """Open the Segment Trees algorithm dialog."""
         from processing import execAlgorithmDialog
 
         execAlgorithmDialog(f"{TreeSegProvider.ID}:segmenttrees", {})
+
+    def open_settings(self) -> None:
+        from .gui.settings_dialog import SettingsDialog
+
+        SettingsDialog(self.iface.mainWindow()).exec()
+
+    def open_weights_manager(self) -> None:
+        """Show the weights manager (one window; its downloads go on when it is closed)."""
+        if self.weights_dialog is None:
+            from .gui.weights_dialog import WeightsDialog
+
+            try:
+                self.weights_dialog = WeightsDialog(self.iface.mainWindow(), open_settings=self.open_settings)
+            except ImportError as error:  # the DINOv3 package needs PyTorch
+                self.iface.messageBar().pushMessage(
+                    "TreeSeg", f"The weights manager needs the Python packages first ({error}).",
+                    Qgis.MessageLevel.Warning, 10)
+                return
+        else:
+            self.weights_dialog.refresh()
+        self.weights_dialog.show()
+        self.weights_dialog.raise_()
+
+    def open_installer(self) -> None:
+        """Show the dependency installer for what is missing now."""
+        from .gui.installer_dialog import InstallerDialog
+
+        folder = self.dependencies_folder()
+        self.installer_dialog = InstallerDialog(folder, installer.find_problems(),
+                                                installer.packages_to_install(folder), parent=self.iface.mainWindow())
+        self.installer_dialog.show()

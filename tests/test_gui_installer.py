@@ -1,0 +1,69 @@
+"""The dependency installer dialog: pip in a QgsTask with its log, progress and restart prompt (local wheels only)."""
+
+from __future__ import annotations
+
+import time
+
+from qgis.PyQt.QtCore import QCoreApplication
+from test_installer import write_wheel
+from treeseg.treeseg_plugin import installer
+from treeseg.treeseg_plugin.gui.installer_dialog import InstallerDialog
+
+PROBLEMS = [installer.Problem(installer.REQUIREMENTS[0], None), installer.Problem(installer.REQUIREMENTS[1], "1.0")]
+
+
+def wait_until(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+
+
+def run_install(dialog: InstallerDialog) -> None:
+    dialog.install_button.click()
+    assert dialog.progress.maximum() == 0  # busy while pip runs
+    assert not dialog.install_button.isEnabled() and dialog.cancel_button.isEnabled()
+    wait_until(lambda: dialog.task is None)
+
+
+def test_dialog_names_the_problems_and_the_target(qgis_app, tmp_path):
+    dialog = InstallerDialog(tmp_path / "deps", PROBLEMS, ("torch>=2.1", "scikit-learn>=1.2"))
+    text = dialog.intro.text()
+    assert "torch is not installed" in text and "scikit-learn 1.0 is older than 1.2" in text
+    assert str(tmp_path / "deps") in text
+    assert dialog.build() == installer.CPU
+    dialog.cuda.setChecked(True)
+    assert dialog.build() == installer.CUDA
+
+
+def test_successful_install_shows_the_log_and_asks_for_a_restart(qgis_app, tmp_path):
+    wheels = tmp_path / "wheels"
+    write_wheel(wheels, "treeseg-dummy", "1.0")
+    folder = tmp_path / "deps" / installer.platform_key()
+    dialog = InstallerDialog(folder, PROBLEMS, ("treeseg-dummy",), find_links=wheels)
+    run_install(dialog)
+
+    log = dialog.log.toPlainText()
+    assert "--target" in log and "--only-binary=:all:" in log and "--no-index" in log
+    assert "Successfully installed treeseg-dummy-1.0" in log
+    assert dialog.result.ok and installer.is_complete(folder)
+    assert (dialog.progress.maximum(), dialog.progress.value()) == (1, 1)
+    assert "Restart QGIS" in dialog.status.text()
+    assert dialog.restart_prompt is not None and dialog.restart_prompt.isVisible()
+    assert "restarts" in dialog.restart_prompt.text()
+    dialog.restart_prompt.close()
+
+
+def test_failed_install_shows_pip_error_and_can_be_retried(qgis_app, tmp_path):
+    wheels = tmp_path / "wheels"
+    write_wheel(wheels, "treeseg-dummy-broken", "1.0", requires=("treeseg-not-on-the-index",))
+    folder = tmp_path / "deps" / "py"
+    dialog = InstallerDialog(folder, PROBLEMS, ("treeseg-dummy-broken",), find_links=wheels)
+    run_install(dialog)
+
+    assert "treeseg-not-on-the-index" in dialog.log.toPlainText()
+    assert "pip failed" in dialog.status.text() and "nothing was installed" in dialog.status.text()
+    assert dialog.restart_prompt is None and dialog.progress.value() == 0
+    assert dialog.install_button.isEnabled() and not dialog.cancel_button.isEnabled()
+    assert not folder.exists() and not folder.with_name("py.partial").exists()

@@ -1,0 +1,110 @@
+"""The plugin inside QGIS: the TreeSeg menu, the dialogs it opens, the dependency check at initGui."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+from qgis.core import Qgis
+from treeseg.treeseg_plugin import installer
+from treeseg.treeseg_plugin import settings as treeseg_settings
+from treeseg.treeseg_plugin.gui.installer_dialog import InstallerDialog
+from treeseg.treeseg_plugin.gui.settings_dialog import SettingsDialog
+from treeseg.treeseg_plugin.gui.weights_dialog import WeightsDialog
+
+
+@pytest.fixture()
+def message_bar(raster_menu_iface, monkeypatch):
+    """Records what the plugin pushes to and pops from QGIS's message bar (pytest-qgis's mock has neither)."""
+    bar = raster_menu_iface.messageBar()
+    pushed = []
+    monkeypatch.setattr(bar, "pushItem", pushed.append, raising=False)
+    monkeypatch.setattr(bar, "popWidget", pushed.remove, raising=False)
+    return pushed
+
+
+@pytest.fixture()
+def plugin(qgis_processing, raster_menu_iface, message_bar):
+    instance = importlib.import_module("treeseg").classFactory(raster_menu_iface)
+    yield instance
+    instance.unload()
+
+
+def menu_actions(iface) -> dict:
+    submenu = iface.raster_menu.actions()[0].menu()
+    return {action.text(): action for action in submenu.actions()}
+
+
+def test_menu_has_segment_trees_weights_and_settings(plugin, raster_menu_iface, message_bar):
+    plugin.initGui()
+    actions = menu_actions(raster_menu_iface)
+    assert list(actions) == ["Segment Trees…", "Weights…", "Settings…"]
+    assert [action.text() for action in raster_menu_iface.raster_toolbar.actions()] == ["Segment Trees…"]
+    assert message_bar == []  # every dependency is installed here
+    plugin.unload()
+    assert raster_menu_iface.raster_menu.actions() == []
+
+
+def test_settings_entry_opens_the_settings_dialog(plugin, raster_menu_iface, monkeypatch):
+    opened = []
+    monkeypatch.setattr(SettingsDialog, "exec", lambda dialog: opened.append(dialog) or 0)
+    plugin.initGui()
+    menu_actions(raster_menu_iface)["Settings…"].trigger()
+    assert len(opened) == 1 and opened[0].windowTitle() == "TreeSeg – Settings"
+
+
+def test_weights_entry_shows_one_weights_manager(plugin, raster_menu_iface):
+    plugin.initGui()
+    menu_actions(raster_menu_iface)["Weights…"].trigger()
+    dialog = plugin.weights_dialog
+    assert isinstance(dialog, WeightsDialog) and dialog.isVisible()
+    menu_actions(raster_menu_iface)["Weights…"].trigger()
+    assert plugin.weights_dialog is dialog
+    plugin.unload()
+    assert not dialog.isVisible()
+
+
+def test_weights_entry_without_torch_says_what_is_missing(plugin, raster_menu_iface, monkeypatch):
+    def no_torch(*args, **kwargs):
+        raise ImportError("No module named 'torch'")
+
+    monkeypatch.setattr(WeightsDialog, "__init__", no_torch)
+    plugin.initGui()
+    menu_actions(raster_menu_iface)["Weights…"].trigger()
+    assert plugin.weights_dialog is None
+    assert raster_menu_iface.messageBar().get_messages(Qgis.Warning)[-1].startswith(
+        "TreeSeg:The weights manager needs the Python packages first (No module named 'torch')")
+
+
+def test_missing_dependency_offers_the_installer(plugin, raster_menu_iface, message_bar, monkeypatch):
+    problem = installer.Problem(installer.REQUIREMENTS[0], None)
+    monkeypatch.setattr(installer, "find_problems", lambda *args, **kwargs: [problem])
+    plugin.initGui()
+    assert len(message_bar) == 1
+    item = message_bar[0]
+    assert "torch is not installed" in item.text()
+    button = item.widget()
+    assert button.text() == "Install…"
+
+    button.click()
+    dialog = plugin.installer_dialog
+    assert isinstance(dialog, InstallerDialog) and dialog.isVisible()
+    assert dialog.folder == installer.deps_folder(treeseg_settings.dependencies_base())
+    assert "torch is not installed" in dialog.intro.text()
+    plugin.unload()
+    assert message_bar == [] and not dialog.isVisible()
+
+
+def test_plugin_load_puts_a_complete_private_folder_on_sys_path(qgis_processing, monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(treeseg_settings, "dependencies_base", lambda: tmp_path)
+    folder = installer.deps_folder(tmp_path)
+    importlib.import_module("treeseg").classFactory(None)
+    assert str(folder) not in sys.path  # nothing installed yet
+
+    folder.mkdir(parents=True)
+    (folder / installer.COMPLETE_MARKER).write_text("{}")
+    plugin = importlib.import_module("treeseg").classFactory(None)
+    assert sys.path[0] == str(folder)
+    assert plugin.actions == [] and plugin.dependency_message is None

@@ -1,0 +1,222 @@
+"""The dependency installer's logic with the real pip, offline, against wheels written by the test."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy
+import pytest
+from treeseg.treeseg_plugin import installer
+
+
+def write_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
+    """A pure-Python wheel holding package ``name`` (with ``VERSION``), written as a zip by hand."""
+    package = name.replace("-", "_")
+    dist_info = f"{package}-{version}.dist-info"
+    files = {
+        f"{package}/__init__.py": f'VERSION = "{version}"\n',
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        + "".join(f"Requires-Dist: {requirement}\n" for requirement in requires),
+        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: treeseg-tests\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{package}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+def plan_for(folder: Path, wheels: Path, packages: tuple[str, ...], pins: dict[str, str] | None = None):
+    return installer.InstallPlan(folder, packages, python=sys.executable, find_links=wheels,
+                                 pins=installer.constraints() if pins is None else pins)
+
+
+@pytest.fixture()
+def clean_imports(monkeypatch):
+    """Restores sys.path and forgets the test packages afterwards."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for name in [module for module in sys.modules if module.startswith("treeseg_dummy")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def test_private_folder_is_keyed_by_python_version_and_platform(tmp_path):
+    folder = installer.deps_folder(tmp_path)
+    assert folder.parent == tmp_path / "treeseg-deps"
+    assert folder.name.startswith(f"py{sys.version_info.major}{sys.version_info.minor}-")
+    assert folder.name == installer.platform_key()
+    assert "-" not in folder.name.split("-", 1)[1] and "." not in folder.name
+
+
+def test_missing_and_too_old_packages_are_reported():
+    versions = {"torch": "2.0.1+cpu", "scikit-learn": "1.7.2", "safetensors": None, "huggingface_hub": "0.23.0"}
+    problems = installer.find_problems(version_of=versions.get)
+    assert [str(problem) for problem in problems] == ["torch 2.0.1+cpu is older than 2.1",
+                                                      "safetensors is not installed"]
+    assert installer.find_problems() == []  # this environment has everything
+
+
+def test_version_tuple_reads_release_numbers():
+    assert installer.version_tuple("2.13.0+cpu") == (2, 13, 0)
+    assert installer.version_tuple("1.7rc1") == (1, 7)
+    assert installer.version_tuple("0.23.0.dev0") == (0, 23, 0)
+
+
+def test_constraints_pin_the_numpy_qgis_uses(tmp_path):
+    pins = installer.constraints()
+    assert pins["numpy"] == numpy.__version__
+    text = installer.write_constraints(tmp_path / "constraints.txt", pins).read_text()
+    assert f"numpy=={numpy.__version__}\n" in text
+    assert "torch" not in pins
+
+
+def test_pip_command_line(tmp_path):
+    plan = installer.InstallPlan(tmp_path / "deps", python="/usr/bin/python3.11", pins={})
+    arguments = installer.pip_arguments(plan, tmp_path / "staging", tmp_path / "c.txt")
+    assert arguments[:4] == ["/usr/bin/python3.11", "-m", "pip", "install"]
+    assert ["--target", str(tmp_path / "staging")] == arguments[arguments.index("--target"):][:2]
+    assert "--only-binary=:all:" in arguments
+    assert ["-c", str(tmp_path / "c.txt")] == arguments[arguments.index("-c"):][:2]
+    assert arguments[arguments.index("--index-url") + 1] == "https://download.pytorch.org/whl/cpu"
+    assert arguments[-4:] == ["torch>=2.1", "scikit-learn>=1.2", "safetensors>=0.4", "huggingface_hub>=0.23"]
+    cuda = installer.pip_arguments(installer.InstallPlan(tmp_path, build="cuda", python="py", pins={}), tmp_path,
+                                   tmp_path / "c.txt")
+    assert "https://download.pytorch.org/whl/cu128" in cuda
+    local = installer.pip_arguments(plan_for(tmp_path, tmp_path / "wheels", ("x",), {}), tmp_path, tmp_path / "c")
+    assert "--no-index" in local and "--index-url" not in local
+    with pytest.raises(ValueError, match="Unknown PyTorch build"):
+        installer.InstallPlan(tmp_path, build="rocm")
+
+
+def test_interpreter_is_found_when_sys_executable_is_the_qgis_binary(tmp_path):
+    bin_folder = tmp_path / "usr" / "bin"
+    bin_folder.mkdir(parents=True)
+    for name in ("qgis", "python3", "python3.11"):
+        (bin_folder / name).write_text("")
+    versions = {str(bin_folder / "python3"): (3, 9), str(bin_folder / "python3.11"): (3, 11)}
+    found = installer.python_interpreter(str(bin_folder / "qgis"), prefixes=(str(tmp_path / "usr"),),
+                                         version=(3, 11), run=versions.get)
+    assert found == str(bin_folder / "python3.11")
+    with pytest.raises(RuntimeError, match=r"No Python 3\.12 interpreter"):
+        installer.python_interpreter(str(bin_folder / "qgis"), prefixes=(str(tmp_path / "usr"),), version=(3, 12),
+                                     run=versions.get)
+    assert installer.python_interpreter() == sys.executable  # a real probe of this venv's python
+
+
+def test_install_from_local_wheels_then_load(tmp_path, clean_imports):
+    wheels = tmp_path / "wheels"
+    write_wheel(wheels, "treeseg-dummy", "1.0")
+    folder = installer.deps_folder(tmp_path / "profile" / "python")
+    lines = []
+    result = installer.install(plan_for(folder, wheels, ("treeseg-dummy",)), lines.append)
+
+    assert result.ok, "\n".join(lines)
+    assert "Successfully installed treeseg-dummy-1.0" in "\n".join(lines)
+    assert installer.is_complete(folder)
+    assert not folder.with_name(folder.name + ".partial").exists()
+    assert "Restart QGIS" in result.message
+    assert installer.add_to_sys_path(folder)
+    assert sys.path[0] == str(folder)
+    assert importlib.import_module("treeseg_dummy").VERSION == "1.0"
+    assert installer.add_to_sys_path(folder) and sys.path.count(str(folder)) == 1
+
+
+def test_constraints_keep_qgis_numpy(tmp_path, clean_imports):
+    """A newer numpy on the index is refused; QGIS's version is used, and its copy is not kept."""
+    wheels = tmp_path / "wheels"
+    write_wheel(wheels, "treeseg-dummy-needs-numpy", "1.0", requires=("numpy",))
+    write_wheel(wheels, "numpy", "99.0")
+
+    unconstrained = tmp_path / "unconstrained"
+    assert installer.install(plan_for(unconstrained, wheels, ("treeseg-dummy-needs-numpy",), pins={}),
+                             lambda line: None).ok
+    assert (unconstrained / "numpy-99.0.dist-info").is_dir()  # what pip does without the constraints
+
+    constrained = tmp_path / "constrained"
+    lines = []
+    result = installer.install(plan_for(constrained, wheels, ("treeseg-dummy-needs-numpy",)), lines.append)
+    assert not result.ok
+    assert f"numpy=={numpy.__version__}" in "\n".join(lines)
+    assert not constrained.exists()
+
+    write_wheel(wheels, "numpy", numpy.__version__)  # QGIS's version is available: pip takes it
+    lines = []
+    result = installer.install(plan_for(constrained, wheels, ("treeseg-dummy-needs-numpy",)), lines.append)
+    assert result.ok, "\n".join(lines)
+    assert f"numpy-{numpy.__version__}" in "\n".join(lines)
+    assert f"Kept QGIS's own copies of: numpy=={numpy.__version__}" in lines
+    assert not (constrained / "numpy").exists()
+    assert not list(constrained.glob("numpy-*.dist-info"))
+    assert (constrained / "treeseg_dummy_needs_numpy").is_dir()
+    installer.add_to_sys_path(constrained)
+    assert importlib.import_module("numpy") is numpy
+
+
+def test_pip_failure_is_shown_and_nothing_half_installed_reaches_sys_path(tmp_path, clean_imports):
+    wheels = tmp_path / "wheels"
+    write_wheel(wheels, "treeseg-dummy", "1.0")
+    write_wheel(wheels, "treeseg-dummy-broken", "1.0", requires=("treeseg-not-on-the-index",))
+    folder = tmp_path / "deps" / "py"
+    path_before = list(sys.path)
+
+    lines = []
+    result = installer.install(plan_for(folder, wheels, ("treeseg-dummy-broken",)), lines.append)
+    assert not result.ok and result.returncode not in (0, None)
+    assert "pip failed (exit code" in result.message and "nothing was installed" in result.message
+    assert any("treeseg-not-on-the-index" in line for line in lines)  # pip's own error is in the log
+    assert not folder.exists() and not folder.with_name("py.partial").exists()
+    assert not installer.add_to_sys_path(folder)
+    assert sys.path == path_before
+
+    assert installer.install(plan_for(folder, wheels, ("treeseg-dummy",)), lambda line: None).ok
+    assert not installer.install(plan_for(folder, wheels, ("treeseg-dummy-broken",)), lambda line: None).ok
+    assert installer.is_complete(folder) and (folder / "treeseg_dummy").is_dir()  # the previous install stays
+
+
+def test_cancel_stops_pip_and_removes_the_staging_folder(tmp_path):
+    wheels = tmp_path / "wheels"
+    write_wheel(wheels, "treeseg-dummy", "1.0")
+    folder = tmp_path / "deps" / "py"
+    result = installer.install(plan_for(folder, wheels, ("treeseg-dummy",)), lambda line: None, lambda: True)
+    assert not result.ok and result.returncode is None
+    assert "canceled" in result.message
+    assert not folder.exists() and not folder.with_name("py.partial").exists()
+
+
+def test_pending_install_is_finished_at_plugin_load(tmp_path, clean_imports):
+    folder = tmp_path / "deps" / "py"
+    folder.mkdir(parents=True)
+    (folder / installer.COMPLETE_MARKER).write_text("{}")
+    (folder / "treeseg_dummy_old").mkdir()
+    pending = folder.with_name("py.pending")
+    (pending / "treeseg_dummy").mkdir(parents=True)
+    (pending / "treeseg_dummy" / "__init__.py").write_text("VERSION = 'pending'\n")
+    (pending / installer.COMPLETE_MARKER).write_text("{}")
+
+    assert installer.add_to_sys_path(folder)
+    assert not pending.exists() and not (folder / "treeseg_dummy_old").exists()
+    assert importlib.import_module("treeseg_dummy").VERSION == "pending"
+
+
+def test_packages_to_install_keeps_what_the_private_folder_provides(tmp_path, monkeypatch):
+    folder = tmp_path / "deps"
+    dist_info = folder / "safetensors-0.8.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: safetensors\nVersion: 0.8.0\n")
+    monkeypatch.setattr(sys, "path", [str(folder), *sys.path])
+    versions = {"torch": None, "scikit-learn": "1.7.2", "safetensors": "0.8.0", "huggingface_hub": "2.4.0"}
+    assert installer.packages_to_install(folder, version_of=versions.get) == ("torch>=2.1", "safetensors>=0.4")

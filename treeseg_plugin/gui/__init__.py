@@ -1,0 +1,1 @@
+"""TreeSeg's dialogs inside QGIS: settings, weights manager, dependency installer, result presentation."""

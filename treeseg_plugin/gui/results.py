@@ -1,0 +1,60 @@
+"""After a run in QGIS: the label layer loaded with its paletted style, the HTML report in the results viewer.
+
+Called from Segment Trees' ``postProcessAlgorithm`` (main thread). Headless runs (qgis_process, scripts
+without a QGIS window) load no layers and have no results viewer, so nothing happens there.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+from qgis.core import QgsMapLayer, QgsProcessingContext, QgsProcessingFeedback, QgsProcessingLayerPostProcessorInterface
+from qgis.PyQt.QtGui import QIcon
+
+REPORT_SUFFIXES = (".html", ".htm")
+
+
+class LabelLayerStyler(QgsProcessingLayerPostProcessorInterface):
+    """Applies the run's ``.qml`` (paletted renderer, "Cluster N" class names) to the loaded label layer.
+
+    Processing does not own post-processors, so the latest one is kept alive in ``instance``.
+    """
+
+    instance: Optional[LabelLayerStyler] = None
+
+    def __init__(self, style_path: str):
+        super().__init__()
+        self.style_path = style_path
+
+    @classmethod
+    def create(cls, style_path: str) -> LabelLayerStyler:
+        cls.instance = cls(style_path)
+        return cls.instance
+
+    def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> None:
+        message, ok = layer.loadNamedStyle(self.style_path)
+        if not ok:
+            feedback.pushWarning(f"Could not apply the style {self.style_path}: {message}")
+            return
+        layer.triggerRepaint()
+        layer.emitStyleChanged()
+
+
+def present_results(context: QgsProcessingContext, output_path: str, stats_path: Optional[str], icon: QIcon) -> None:
+    """Style the label layer if Processing loads it, and list an HTML report in the results viewer."""
+    style = str(Path(output_path).with_suffix(".qml"))
+    if context.willLoadLayerOnCompletion(output_path) and Path(style).is_file():
+        context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(LabelLayerStyler.create(style))
+    if stats_path and stats_path.lower().endswith(REPORT_SUFFIXES) and _has_main_window():
+        from processing.core.ProcessingResults import resultsList
+
+        resultsList.addResult(icon=icon, name="Segment Trees report", timestamp=time.localtime(), result=stats_path)
+
+
+def _has_main_window() -> bool:
+    from qgis.utils import iface
+
+    return iface is not None

@@ -1,0 +1,296 @@
+"""The weights manager: every released DINOv3 ViT, where its weights are, download, verify, add a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import settings as treeseg_settings
+from .weights_tasks import WeightsTask, download_weights, hub_offline, import_weights, verify_weights
+
+COLUMNS = ("Model", "Parameters", "Licence", "Status")
+STATUS_COLUMN = 3
+
+
+@dataclass
+class Location:
+    """Where a variant's weights were found."""
+
+    path: Path
+    where: str  # "weights folder", "Hugging Face cache", "torch hub cache"
+
+
+def locate(variant_name: str, weights_folder: str) -> Optional[Location]:
+    """The weights of ``variant_name``: the weights folder, then the caches the algorithm searches."""
+    in_folder = treeseg_settings.weights_in_folder(variant_name, weights_folder)
+    if in_folder is not None:
+        return Location(in_folder, "weights folder")
+    try:
+        from ..dinov3 import DinoV3Error
+        from ..dinov3.weights import resolve_weights
+    except ImportError:  # torch or huggingface_hub missing: only the weights folder can be searched
+        return None
+    try:
+        resolved = resolve_weights(variant_name)
+    except (DinoV3Error, ImportError):
+        return None
+    return Location(resolved.path, resolved.origin)
+
+
+def licence_note(variant) -> str:
+    """Short text for the table; :func:`licence_detail` is its tooltip."""
+    return "Gated: Hugging Face or Meta's form" if variant.hf_repo_id else "Gated: Meta's form only"
+
+
+def licence_detail(variant) -> str:
+    from ..dinov3.variants import META_DOWNLOAD_FORM
+
+    meta = f"request {variant.meta_filename} through Meta's form ({META_DOWNLOAD_FORM})"
+    if variant.hf_repo_id:
+        return (f"Accept the DINOv3 licence at https://huggingface.co/{variant.hf_repo_id} before downloading, "
+                f"or {meta}.")
+    return f"Not on Hugging Face: {meta}."
+
+
+def status_text(location: Optional[Location]) -> str:
+    """"Missing", or where the weights are and what the loader verified."""
+    if location is None:
+        return "Missing"
+    file = location.path
+    if file.is_dir():
+        file = next((file / name for name in treeseg_settings.HF_WEIGHT_FILES if (file / name).is_file()), file)
+    text = f"Found in the {location.where}: {file}"
+    record = treeseg_settings.verification_of(file)
+    if record is None:
+        return text + " (not verified yet: select it and press Verify)"
+    return (f"{text}; verified: {record['tensors_loaded']}/{record['tensors_total']} tensors, "
+            f"SHA-256 {record['sha256']}")
+
+
+class WeightsDialog(QDialog):
+    """Lists the released DINOv3 ViTs with their status; downloads, verifies and imports weights."""
+
+    def __init__(self, parent: Optional[QWidget] = None, open_settings: Optional[Callable[[], None]] = None):
+        super().__init__(parent)
+        from ..dinov3.variants import VARIANTS
+
+        self.setWindowTitle("TreeSeg – DINOv3 weights")
+        self.setObjectName("treeseg_weights_dialog")
+        self.variants = list(VARIANTS.values())
+        self.locations: Dict[str, Optional[Location]] = {}
+        self.task: Optional[WeightsTask] = None
+        self.open_settings = open_settings
+
+        self.notice = QLabel()
+        self.notice.setWordWrap(True)
+        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.notice.setOpenExternalLinks(True)
+
+        self.table = QTableWidget(len(self.variants), len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        for column in range(STATUS_COLUMN):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(STATUS_COLUMN, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self.update_buttons)
+
+        self.download_button = QPushButton("Download")
+        self.download_button.clicked.connect(self.download_selected)
+        self.verify_button = QPushButton("Verify")
+        self.verify_button.clicked.connect(self.verify_selected)
+        self.add_button = QPushButton("Add file…")
+        self.add_button.clicked.connect(self.add_file)
+        self.settings_button = QPushButton("Settings…")
+        self.settings_button.clicked.connect(self.show_settings)
+        self.settings_button.setVisible(open_settings is not None)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_task)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        actions = QHBoxLayout()
+        for button in (self.download_button, self.verify_button, self.add_button, self.settings_button):
+            actions.addWidget(button)
+        actions.addStretch(1)
+        running = QHBoxLayout()
+        running.addWidget(self.progress, 1)
+        running.addWidget(self.cancel_button)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(actions)
+        layout.addLayout(running)
+        layout.addWidget(self.message)
+        layout.addWidget(buttons)
+        self.resize(1000, 460)
+        self.refresh()
+        self.show_running(False)
+
+    # ---------------------------------------------------------------- state
+
+    def refresh(self) -> None:
+        """Re-read the settings, search every variant's weights and redraw the table."""
+        self.settings = treeseg_settings.load_settings()
+        self.notice.setText(self.download_notice())
+        for row, variant in enumerate(self.variants):
+            location = locate(variant.name, self.settings.weights_folder)
+            self.locations[variant.name] = location
+            status = status_text(location)
+            cells = (variant.display_name, f"{variant.params_millions:,.0f} M", licence_note(variant), status)
+            tips = (variant.hf_repo_id or variant.meta_filename, cells[1], licence_detail(variant), status)
+            for column, (text, tip) in enumerate(zip(cells, tips)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(tip)
+                self.table.setItem(row, column, item)
+        self.update_buttons()
+
+    def download_notice(self) -> str:
+        """Whether "Download" can work here, and the manual route when it cannot."""
+        folder = f"Weights folder: {self.settings.weights_folder}."
+        if hub_offline():
+            return (f"{folder} Offline (HF_HUB_OFFLINE is set): nothing can be downloaded. Get the weights on "
+                    "another machine (Hugging Face or Meta's form) and import them here with Add file…")
+        if not self.settings.allow_download:
+            return (f"{folder} Downloads are off: allow them in Settings, or get the weights by hand and import "
+                    "them with Add file…")
+        if not treeseg_settings.has_token_source(self.settings):
+            return (f"{folder} No Hugging Face token: choose an authentication configuration in Settings "
+                    "(or set HF_TOKEN) to download.")
+        return f"{folder} Downloads go to the Hugging Face cache, where Segment Trees finds them."
+
+    def selected_variant(self):
+        rows = {index.row() for index in self.table.selectionModel().selectedRows()}
+        return self.variants[rows.pop()] if len(rows) == 1 else None
+
+    def can_download(self, variant) -> bool:
+        return bool(variant is not None and variant.hf_repo_id and self.settings.allow_download
+                    and treeseg_settings.has_token_source(self.settings) and not hub_offline())
+
+    def update_buttons(self) -> None:
+        variant = self.selected_variant()
+        idle = self.task is None
+        self.download_button.setEnabled(idle and self.can_download(variant))
+        self.verify_button.setEnabled(idle and variant is not None and self.locations.get(variant.name) is not None)
+        self.add_button.setEnabled(idle)
+
+    def show_running(self, running: bool) -> None:
+        self.progress.setVisible(running)
+        self.cancel_button.setVisible(running)
+        self.progress.setValue(0)
+        self.update_buttons()
+
+    # ---------------------------------------------------------------- actions
+
+    def start(self, description: str, job: Callable[[WeightsTask], object],
+              on_success: Callable[[WeightsTask], str]) -> None:
+        """Run ``job`` as a task; ``on_success`` returns the message to show when it worked."""
+
+        def done(task: WeightsTask) -> None:
+            self.task = None
+            if task.error is not None:
+                self.message.setText(task.error)
+            elif task.result is None:
+                self.message.setText(f"{description}: canceled.")
+            else:
+                self.message.setText(on_success(task))
+            self.show_running(False)
+            self.refresh()
+
+        self.task = WeightsTask(description, job, done)
+        self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        self.message.setText(f"{description}…")
+        self.show_running(True)
+        QgsApplication.taskManager().addTask(self.task)
+
+    def download_selected(self) -> None:
+        variant = self.selected_variant()
+        if not self.can_download(variant):
+            return
+        try:
+            token = treeseg_settings.hf_token(self.settings)
+        except treeseg_settings.TokenError as error:
+            self.message.setText(str(error))
+            return
+
+        def job(task: WeightsTask) -> Path:
+            return download_weights(variant.hf_repo_id, token, task.report, task.isCanceled)
+
+        self.start(f"Downloading {variant.display_name}", job,
+                   lambda task: f"Downloaded {variant.display_name} to {task.result}. Press Verify to check it.")
+
+    def verify_selected(self) -> None:
+        variant = self.selected_variant()
+        location = self.locations.get(variant.name) if variant is not None else None
+        if location is None:
+            return
+        self.start(f"Verifying {variant.display_name}", lambda task: verify_weights(str(location.path)),
+                   self.remember)
+
+    def add_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Add DINOv3 weights", "", "DINOv3 weights (*.pth *.safetensors)")
+        if not path:
+            return
+        folder = Path(self.settings.weights_folder).expanduser()
+
+        def job(task: WeightsTask):
+            return import_weights(Path(path), folder, task.report, task.isCanceled)
+
+        self.start(f"Importing {Path(path).name}", job, self.imported)
+
+    def remember(self, task: WeightsTask) -> str:
+        """Record a verification and say what was verified."""
+        verified = task.result
+        treeseg_settings.remember_verification(verified.path, verified.sha256, verified.tensors_loaded,
+                                               verified.tensors_total)
+        names = {variant.name: variant.display_name for variant in self.variants}
+        what = names.get(verified.variant, "a custom ViT (not a released DINOv3 model)")
+        return (f"Verified {verified.path}: {what}, {verified.tensors_loaded}/{verified.tensors_total} tensors, "
+                f"SHA-256 {verified.sha256}.")
+
+    def imported(self, task: WeightsTask) -> str:
+        """Like :meth:`remember`, and says when the file is not found by its model name."""
+        text = self.remember(task)
+        path = task.result.path
+        found = treeseg_settings.weights_in_folder(task.result.variant, self.settings.weights_folder)
+        if found not in (path, path.parent):
+            text += (" Not recognisable as a released file (name, hash or dataset), so it was kept as it is: "
+                     "choose it as Weights file in Segment Trees.")
+        return text
+
+    def cancel_task(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def show_settings(self) -> None:
+        if self.open_settings is not None:
+            self.open_settings()
+            self.refresh()

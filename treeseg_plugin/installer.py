@@ -1,0 +1,425 @@
+"""The dependency installer's logic, free of QGIS so that it can be tested with plain pip.
+
+The engine's packages (torch, scikit-learn, safetensors, huggingface_hub) are installed with pip into a
+plugin-private folder, ``<QGIS profile>/python/treeseg-deps/py311-linux_x86_64`` (one per Python version
+and platform), never into QGIS's own Python:
+
+* pip runs in a subprocess (an argument list, no shell) as ``python -m pip install --target <staging>
+  --only-binary=:all: -c constraints.txt ...``. The constraints file pins the packages QGIS already ships
+  (numpy above all) at their installed versions, so pip can never pull numpy 2 under QGIS 3.
+* The Python interpreter is found robustly: inside QGIS ``sys.executable`` is often the QGIS binary
+  (``/usr/bin/qgis``, ``qgis-bin.exe``), so :func:`python_interpreter` tries the interpreters next to
+  ``sys.executable`` and in ``sys.prefix`` / ``sys.exec_prefix``, then ``python3.X`` on the PATH, and
+  accepts the first one whose ``major.minor`` is the running Python's.
+* pip installs into a fresh staging folder. Only when it succeeds are the distributions that QGIS already
+  has at the same version removed from it (the pinned ones always), a completion marker written and the
+  staging folder swapped in for the private folder. On failure or cancel the staging folder is deleted:
+  nothing half-installed ever reaches ``sys.path``.
+* At plugin load, :func:`add_to_sys_path` puts a complete private folder at the front of ``sys.path`` (so a
+  too-old package elsewhere is superseded). When the swap could not happen during the session (Windows
+  keeps loaded DLLs locked), it is finished there, before anything is imported from the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess  # nosec B404
+import sys
+import sysconfig
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+FOLDER_NAME = "treeseg-deps"
+COMPLETE_MARKER = ".treeseg-complete.json"
+STAGING_SUFFIX = ".partial"
+PENDING_SUFFIX = ".pending"
+OLD_SUFFIX = ".old"
+
+CPU = "cpu"
+CUDA = "cuda"
+TORCH_INDEXES = {
+    CPU: "https://download.pytorch.org/whl/cpu",
+    CUDA: "https://download.pytorch.org/whl/cu128",
+}
+PYPI = "https://pypi.org/simple"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A distribution the engine needs, and the oldest version it works with."""
+
+    distribution: str
+    minimum: str
+
+    @property
+    def specifier(self) -> str:
+        return f"{self.distribution}>={self.minimum}"
+
+
+REQUIREMENTS = (
+    Requirement("torch", "2.1"),
+    Requirement("scikit-learn", "1.2"),
+    Requirement("safetensors", "0.4"),
+    Requirement("huggingface_hub", "0.23"),
+)
+
+# Packages that QGIS or its bundled plugins ship: compiled ones and their close companions. Pinned at the
+# installed version whenever importable, so pip keeps what QGIS was built against.
+SHIPPED_WITH_QGIS = (
+    "numpy", "scipy", "pandas", "shapely", "pyproj", "matplotlib", "pillow", "GDAL", "h5py", "netCDF4",
+    "lxml", "psycopg2", "PyYAML", "MarkupSafe", "Jinja2", "requests", "urllib3", "certifi", "six",
+    "python-dateutil",
+)
+
+VersionOf = Callable[[str], Optional[str]]
+LineSink = Callable[[str], None]
+
+
+def installed_version(distribution: str) -> Optional[str]:
+    """The installed version of ``distribution`` on the current ``sys.path``, or None."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def version_tuple(version: str) -> Tuple[int, ...]:
+    """Leading numeric release parts: "2.13.0+cpu" -> (2, 13, 0), "1.7rc1" -> (1, 7)."""
+    parts = []
+    for piece in version.split("+")[0].split("."):
+        digits = re.match(r"\d+", piece)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+        if digits.end() < len(piece):
+            break
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A requirement that is missing (``installed`` is None) or older than its minimum."""
+
+    requirement: Requirement
+    installed: Optional[str]
+
+    def __str__(self) -> str:
+        if self.installed is None:
+            return f"{self.requirement.distribution} is not installed"
+        return f"{self.requirement.distribution} {self.installed} is older than {self.requirement.minimum}"
+
+
+def find_problems(requirements: Iterable[Requirement] = REQUIREMENTS,
+                  version_of: VersionOf = installed_version) -> List[Problem]:
+    """The requirements that are missing or too old; empty when all are fine."""
+    problems = []
+    for requirement in requirements:
+        version = version_of(requirement.distribution)
+        if version is None or version_tuple(version) < version_tuple(requirement.minimum):
+            problems.append(Problem(requirement, version))
+    return problems
+
+
+def platform_key() -> str:
+    """``py311-linux_x86_64``: the Python version and platform the private folder is for."""
+    platform = re.sub(r"[^A-Za-z0-9]+", "_", sysconfig.get_platform())
+    return f"py{sys.version_info.major}{sys.version_info.minor}-{platform}"
+
+
+def deps_folder(base: Path) -> Path:
+    """The private folder under ``base`` (normally ``<QGIS profile>/python``) for this Python and platform."""
+    return Path(base) / FOLDER_NAME / platform_key()
+
+
+def is_complete(folder: Path) -> bool:
+    return (Path(folder) / COMPLETE_MARKER).is_file()
+
+
+def _sibling(folder: Path, suffix: str) -> Path:
+    return folder.with_name(folder.name + suffix)
+
+
+def promote(staging: Path, folder: Path) -> None:
+    """Replace ``folder`` by the complete ``staging`` folder; raises OSError when a file is locked."""
+    old = _sibling(folder, OLD_SUFFIX)
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    try:
+        staging.rename(folder)
+    except OSError:
+        if old.exists() and not folder.exists():
+            old.rename(folder)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def add_to_sys_path(folder: Path) -> bool:
+    """Finish a pending install, then put a complete ``folder`` first on ``sys.path``; True if it is there."""
+    folder = Path(folder)
+    pending = _sibling(folder, PENDING_SUFFIX)
+    if is_complete(pending):
+        with contextlib.suppress(OSError):  # still locked: the previous complete folder stays in use
+            promote(pending, folder)
+    if not is_complete(folder):
+        return False
+    entry = str(folder)
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+    return True
+
+
+def python_interpreter(executable: str = sys.executable, prefixes: Sequence[str] = (sys.prefix, sys.exec_prefix),
+                       version: Tuple[int, int] = (sys.version_info.major, sys.version_info.minor),
+                       run: Callable[[str], Optional[Tuple[int, int]]] | None = None) -> str:
+    """The Python interpreter that runs this code, for ``-m pip`` (see the module docstring).
+
+    Raises RuntimeError when no candidate reports the running ``major.minor``.
+    """
+    probe = run or _interpreter_version
+    major, minor = version
+    names = [f"python{major}.{minor}", f"python{major}", "python", f"python{major}.{minor}.exe", "python.exe"]
+    folders = [Path(executable).parent]
+    for prefix in prefixes:
+        folders += [Path(prefix), Path(prefix) / "bin"]
+    candidates = [executable] if Path(executable).name.lower().startswith("python") else []
+    candidates += [str(folder / name) for folder in folders for name in names]
+    candidates += [found for found in (shutil.which(f"python{major}.{minor}"), shutil.which(f"python{major}"))
+                   if found]
+    seen = set()
+    for candidate in candidates:
+        if candidate in seen or not Path(candidate).is_file():
+            continue
+        seen.add(candidate)
+        if probe(candidate) == (major, minor):
+            return candidate
+    raise RuntimeError(f"No Python {major}.{minor} interpreter found next to {executable} or in "
+                       f"{', '.join(dict.fromkeys(prefixes))}; install the packages by hand (see the README).")
+
+
+def _interpreter_version(candidate: str) -> Optional[Tuple[int, int]]:
+    try:  # fixed arguments; the interpreter is a file found on disk
+        done = subprocess.run(  # noqa: S603  # nosec B603
+            [candidate, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
+            capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    numbers = done.stdout.split()
+    if done.returncode != 0 or len(numbers) != 2 or not all(n.isdigit() for n in numbers):
+        return None
+    return int(numbers[0]), int(numbers[1])
+
+
+def constraints(shipped: Iterable[str] = SHIPPED_WITH_QGIS,
+                version_of: VersionOf = installed_version) -> Dict[str, str]:
+    """``{distribution: installed version}`` for every shipped package that is installed."""
+    pins = {}
+    for distribution in shipped:
+        version = version_of(distribution)
+        if version:
+            pins[distribution] = version
+    return pins
+
+
+def write_constraints(path: Path, pins: Dict[str, str]) -> Path:
+    """Write a pip constraints file pinning ``pins`` exactly."""
+    lines = ["# Written by the TreeSeg installer: packages QGIS ships stay at their installed versions."]
+    lines += [f"{name}=={version}" for name, version in sorted(pins.items(), key=lambda item: item[0].lower())]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Path(path)
+
+
+@dataclass
+class InstallPlan:
+    """What to install where; ``find_links`` switches pip to a local wheel folder with ``--no-index``."""
+
+    folder: Path
+    packages: Tuple[str, ...] = tuple(r.specifier for r in REQUIREMENTS)
+    build: str = CPU
+    python: str = ""
+    pins: Dict[str, str] = field(default_factory=constraints)
+    find_links: Optional[Path] = None
+
+    def __post_init__(self) -> None:
+        if self.build not in TORCH_INDEXES:
+            raise ValueError(f"Unknown PyTorch build '{self.build}': use '{CPU}' or '{CUDA}'.")
+        self.folder = Path(self.folder)
+
+
+def pip_arguments(plan: InstallPlan, target: Path, constraints_file: Path) -> List[str]:
+    """The full pip command line for ``plan``, installing into ``target``."""
+    arguments = [plan.python or python_interpreter(), "-m", "pip", "install", "--disable-pip-version-check",
+                 "--no-input", "--no-warn-script-location", "--progress-bar", "off",
+                 "--target", str(target), "--only-binary=:all:", "-c", str(constraints_file)]
+    if plan.find_links is not None:
+        arguments += ["--no-index", "--find-links", str(plan.find_links)]
+    else:
+        arguments += ["--index-url", TORCH_INDEXES[plan.build], "--extra-index-url", PYPI]
+    return arguments + list(plan.packages)
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _remove_distribution(target: Path, dist_info: Path) -> None:
+    """Delete the files listed in a distribution's RECORD inside ``target``, then its empty folders."""
+    record = dist_info / "RECORD"
+    paths = []
+    if record.is_file():
+        for line in record.read_text(encoding="utf-8").splitlines():
+            relative = line.split(",")[0]
+            if relative:
+                paths.append((target / relative).resolve())
+    root = target.resolve()
+    for path in paths:
+        if root in path.parents and path.is_file():
+            path.unlink()
+    folders = sorted({parent for path in paths for parent in path.parents if root in parent.parents},
+                     key=lambda folder: len(folder.parts), reverse=True)
+    for folder in folders:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    shutil.rmtree(dist_info, ignore_errors=True)
+
+
+def prune_shipped(target: Path, version_of: VersionOf = installed_version) -> List[str]:
+    """Remove from ``target`` every distribution already installed elsewhere at the same version."""
+    removed = []
+    for dist_info in sorted(Path(target).glob("*.dist-info")):
+        name, _, version = dist_info.name[: -len(".dist-info")].partition("-")
+        if version and version_of(name) == version:
+            _remove_distribution(Path(target), dist_info)
+            removed.append(f"{_normalise(name)}=={version}")
+    return removed
+
+
+@dataclass
+class InstallResult:
+    ok: bool
+    message: str
+    returncode: Optional[int] = None
+    pending: bool = False  # installed, but the swap waits for the next QGIS start
+    log: List[str] = field(default_factory=list)
+
+
+def install(plan: InstallPlan, on_line: LineSink = print, is_canceled: Callable[[], bool] = lambda: False,
+            version_of: VersionOf = installed_version) -> InstallResult:
+    """Run pip for ``plan``, streaming its output to ``on_line``; see the module docstring for the steps."""
+    log: List[str] = []
+
+    def emit(line: str) -> None:
+        log.append(line)
+        on_line(line)
+
+    staging = _sibling(plan.folder, STAGING_SUFFIX)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    constraints_file = write_constraints(plan.folder.parent / f"{plan.folder.name}-constraints.txt", plan.pins)
+    try:
+        arguments = pip_arguments(plan, staging, constraints_file)
+    except RuntimeError as error:
+        emit(str(error))
+        return InstallResult(False, str(error), log=log)
+    emit("$ " + " ".join(arguments))
+    emit(f"Constraints ({constraints_file}): " + (", ".join(f"{k}=={v}" for k, v in sorted(plan.pins.items()))
+                                                  or "none"))
+    returncode = _run_pip(arguments, emit, is_canceled)
+    if returncode is None or returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        if returncode is None:
+            message = "Installation canceled; nothing was installed."
+        else:
+            message = (f"pip failed (exit code {returncode}); nothing was installed. The pip log above says "
+                       "why (no network, no wheel for this Python or platform, a version conflict...).")
+        emit(message)
+        return InstallResult(False, message, returncode, log=log)
+    removed = prune_shipped(staging, version_of)
+    if removed:
+        emit("Kept QGIS's own copies of: " + ", ".join(removed))
+    (staging / COMPLETE_MARKER).write_text(json.dumps({
+        "packages": list(plan.packages), "build": plan.build, "pins": plan.pins,
+        "python": platform_key(), "installed": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1), encoding="utf-8")
+    try:
+        promote(staging, plan.folder)
+        pending = False
+    except OSError:
+        pending_folder = _sibling(plan.folder, PENDING_SUFFIX)
+        shutil.rmtree(pending_folder, ignore_errors=True)
+        staging.rename(pending_folder)
+        pending = True
+    message = (f"Installed into {plan.folder}" + (" (finished at the next QGIS start)" if pending else "")
+               + ". Restart QGIS to use the new packages.")
+    emit(message)
+    return InstallResult(True, message, 0, pending, log)
+
+
+def _run_pip(arguments: List[str], emit: LineSink, is_canceled: Callable[[], bool]) -> Optional[int]:
+    """pip's exit code, or None when canceled (pip is then terminated).
+
+    A thread reads pip's output, so cancel is honoured within a fraction of a second even while pip is
+    silent (downloading a large wheel).
+    """
+    environment = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1", PIP_NO_INPUT="1")
+    try:  # the argument list comes from pip_arguments; no shell
+        process = subprocess.Popen(  # noqa: S603  # nosec B603
+            arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+            encoding="utf-8", errors="replace", env=environment)
+    except OSError as error:
+        emit(f"Could not start pip: {error}")
+        return 1
+    with process:
+        lines: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
+        reader.start()
+        canceled = False
+        while True:
+            if not canceled and is_canceled():
+                canceled = True
+                process.terminate()
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            if not canceled:
+                emit(line)
+        reader.join()
+        returncode = process.wait()
+    return None if canceled else returncode
+
+
+def _read_lines(stream: IO[str], lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line.rstrip())
+    lines.put(None)
+
+
+def packages_to_install(folder: Path, requirements: Iterable[Requirement] = REQUIREMENTS,
+                        version_of: VersionOf = installed_version) -> Tuple[str, ...]:
+    """Requirements that are missing or too old, plus those the private folder provides now.
+
+    The new folder replaces the old one, so what it already holds must be installed again.
+    """
+    folder = Path(folder).resolve()
+    broken = {problem.requirement for problem in find_problems(requirements, version_of)}
+    return tuple(requirement.specifier for requirement in requirements
+                 if requirement in broken or _installed_in(requirement.distribution, folder))
+
+
+def _installed_in(distribution: str, folder: Path) -> bool:
+    try:
+        location = Path(str(importlib.metadata.distribution(distribution).locate_file(""))).resolve()
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return location == folder or folder in location.parents
