@@ -7,13 +7,14 @@ grass, bare soil...) with Meta's DINOv3 vision transformer and k-means, without 
 <ol>
 <li>The orthophoto is read in overlapping tiles (reflection-padded at the edges); only each tile's centre
 is kept, so there are no seams. NoData, alpha and mask pixels are ignored. Byte bands are used as they are;
-16-bit and float bands are stretched per band between their 2nd and 98th percentiles.</li>
+16-bit and float bands are stretched per band between their 2nd and 98th percentiles, sampled in the
+extent (or the whole raster).</li>
 <li>The DINOv3 backbone turns every 16x16-pixel patch (every 8 or 4 pixels with a smaller patch stride)
 into a feature vector, normalised with the mean and standard deviation that belong to the weights
 (ImageNet for LVD-1689M, the satellite statistics for SAT-493M). Each patch feature is scaled to unit length,
 so k-means compares directions (cosine similarity).</li>
 <li>k-means (k-means++ initialisation, several seeded restarts) is fitted on at most <i>Maximum k-means
-samples</i> valid patch features drawn over the whole raster, for every K from <i>Minimum K</i> to
+samples</i> valid patch features drawn over the whole extent (or raster), for every K from <i>Minimum K</i> to
 <i>Maximum K</i>. Its within-cluster sum of squares (WCSS) is logged for each K.</li>
 <li>With K = 0 the number of clusters is chosen automatically: <b>the smallest K whose step to K+1 lowers
 the WCSS by less than the elbow threshold (in percent); the maximum K when no step is that small.</b></li>
@@ -25,6 +26,18 @@ pixel takes the nearest centroid, so boundaries follow the image rather than 16-
 <p>A Byte GeoTIFF with exactly the input's (or the extent's) grid and CRS: labels 1..K, 1 being the
 largest cluster, 0 = NoData, with a colour table and a .qml style beside it. Optional: a statistics report
 (.json, .csv or .html with an elbow chart) and cluster polygons. CHOSEN_K returns the K used.</p>
+
+<h3>Device</h3>
+<p><i>auto</i> uses a CUDA GPU, then Apple MPS, then the CPU. A device you choose is honoured or refused:
+<i>cuda</i> stops with a message when PyTorch sees no CUDA GPU (a CPU-only PyTorch, a missing driver), and
+<i>mps</i> when MPS is not available. TreeSeg never falls back to the CPU silently, because on the CPU a run
+takes many times longer; choose <i>auto</i> to get the fall-back.</p>
+
+<h3>When a run stops</h3>
+<p>Every problem stops the run with one message that says what is wrong and what to do; nothing is
+written. Outputs are written to hidden <i>.treeseg-*</i> folders beside them and moved into place only when
+the whole run succeeded, so a failed or canceled run leaves an earlier result untouched. The messages and
+their fixes are listed in the TreeSeg documentation (docs/troubleshooting-run.md).</p>
 
 <h3>Weights</h3>
 <p>DINOv3 weights are gated by Meta. Accept the licence on Hugging Face (for example

@@ -54,6 +54,18 @@ class TreeSegProvider(QgsProcessingProvider):
     def canBeActivated(self) -> bool:
         return True
 
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:
+        """The label raster is always a GeoTIFF: QGIS offers only .tif and names temporary outputs .tif."""
+        return ["tif"]
+
+    def supportedOutputVectorLayerExtensions(self) -> list[str]:
+        """The formats the engine writes cluster polygons in (OGR drivers GPKG, ESRI Shapefile, GeoJSON)."""
+        return ["gpkg", "shp", "geojson"]
+
+    def supportsNonFileBasedOutput(self) -> bool:
+        """Outputs are files written by GDAL/OGR: no memory layers or database tables."""
+        return False
+
     def loadAlgorithms(self) -> None:
         self.addAlgorithm(SegmentTreesAlgorithm())
 

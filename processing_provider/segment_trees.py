@@ -183,6 +183,9 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(parameter)
 
     def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
+        problem = self._input_problem(parameters, context)
+        if problem:
+            return False, problem
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
@@ -206,10 +209,21 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             count = layer.bandCount()
             wrong = [band for band in bands if not 1 <= band <= count]
             if wrong:
-                return False, self.tr(f"Band(s) {wrong} do not exist: the input has bands 1 to {count}.")
+                return False, self.tr(f"Band(s) {wrong} do not exist: the input has bands 1 to {count}. "
+                                      "Choose band numbers in that range.")
             if len(bands) not in (1, 3):
                 return False, self.tr(f"Choose 3 bands (red, green, blue) or 1 band, not {len(bands)}.")
         return True, ""
+
+    def _input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+        """Why an INPUT path that QGIS cannot load is not a raster (QGIS alone says only "not found")."""
+        value = parameters.get(self.INPUT)
+        if not isinstance(value, str) or not value or missing_dependencies() or \
+                self.parameterAsRasterLayer(parameters, self.INPUT, context) is not None:
+            return ""
+        from ..treeseg_plugin.engine.raster_io import input_problem
+
+        return input_problem(value)
 
     def prepareAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> bool:
@@ -228,7 +242,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         if problem:
             raise QgsProcessingException(problem)
         from ..treeseg_plugin.engine import Canceled, EngineError, SegmentationConfig, run_segmentation
-        from .feedback import FeedbackProgress
+        from .feedback import FeedbackProgress, unexpected_error
 
         config = SegmentationConfig(**self._engine_arguments(parameters, context))
         try:
@@ -237,6 +251,8 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(error)) from None
         except EngineError as error:
             raise QgsProcessingException(str(error)) from None
+        except Exception as error:  # a bug: one clear line here, the traceback in the TreeSeg message log
+            raise QgsProcessingException(unexpected_error(error)) from None
         self._outputs = {
             self.OUTPUT: result.output_path,
             self.STATS: result.stats_path,

@@ -108,3 +108,35 @@ def make_raster(path: Union[str, Path], width: int, height: int, bands: int = 3,
         ds.GetRasterBand(1).GetMaskBand().WriteArray(np.where(mask, 255, 0).astype(np.uint8))
     ds = None
     return path
+
+
+def trap_vrt(folder: Union[str, Path], x0: int, y0: int, side: int, size: int = 20000,
+             pixel_size: float = 0.1) -> Path:
+    """A ``size`` x ``size`` UInt16 3-band VRT ("huge.vrt", EPSG:32617, origin :data:`ORIGIN`) that is real
+    only in the square ``[x0, x0+side) x [y0, y0+side)`` (a "blobs" pattern); everywhere else its pixels
+    come from a file that does not exist, so any read outside that square fails. Writing it takes
+    milliseconds: it proves that a reader touches only the part it should."""
+    folder = Path(folder)
+    real = make_raster(folder / "real-part.tif", side, side, dtype="UInt16", kind="blobs")
+    trap = folder / "never-read.tif"
+    rects = [(0, 0, size, y0), (0, y0 + side, size, size - y0 - side), (0, y0, x0, side),
+             (x0 + side, y0, size - x0 - side, side)]
+
+    def source(path: Path, band: int, extent: int, src: tuple, dst: tuple) -> str:
+        return (f'<SimpleSource><SourceFilename relativeToVRT="0">{path}</SourceFilename>'
+                f"<SourceBand>{band}</SourceBand>"
+                f'<SourceProperties RasterXSize="{extent}" RasterYSize="{extent}" DataType="UInt16" '
+                'BlockXSize="256" BlockYSize="256"/>'
+                f'<SrcRect xOff="{src[0]}" yOff="{src[1]}" xSize="{src[2]}" ySize="{src[3]}"/>'
+                f'<DstRect xOff="{dst[0]}" yOff="{dst[1]}" xSize="{dst[2]}" ySize="{dst[3]}"/></SimpleSource>')
+
+    bands = []
+    for b in (1, 2, 3):
+        sources = [source(trap, b, size, r, r) for r in rects if r[2] > 0 and r[3] > 0]
+        sources.append(source(real, b, side, (0, 0, side, side), (x0, y0, side, side)))
+        bands.append(f'<VRTRasterBand dataType="UInt16" band="{b}">{"".join(sources)}</VRTRasterBand>')
+    vrt = folder / "huge.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>EPSG:32617</SRS>'
+                   f"<GeoTransform>{ORIGIN[0]}, {pixel_size}, 0, {ORIGIN[1]}, 0, {-pixel_size}</GeoTransform>"
+                   f'{"".join(bands)}</VRTDataset>')
+    return vrt

@@ -30,7 +30,7 @@ from treeseg_plugin.engine.georef import Window
 from treeseg_plugin.engine.raster_io import RasterSource
 from treeseg_plugin.engine.tiling import plan_tiles
 
-SAMPLE = Path("/work/shared/data/OSBS_029.tif")
+SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
 TOKEN = "hf_NeverWriteMe123"  # noqa: S105 - a fake token that must never be written
 
 
@@ -144,7 +144,8 @@ def test_output_grid_labels_style_and_result(tmp_path, tiny):
     for i, area in result.cluster_area.items():
         assert area["map_units"] == pytest.approx(result.cluster_pixels[i] * 0.01)
         assert area["hectares"] == pytest.approx(result.cluster_pixels[i] * 0.01 / 1e4)
-    assert log.stages == ["Loading model", "Encoding tiles", "Fitting k-means", "Writing labels"]
+    assert log.stages == ["Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
+                          "Writing statistics"]
     assert log.percents == sorted(log.percents) and log.percents[-1] == 100
     for needle in ("Device: cpu", "tensors loaded", "tiles of", "skipped 0", "WCSS", f"Chosen K = {k}",
                    "Cluster 1:", "NoData 255"):
@@ -243,7 +244,7 @@ def test_tiny_rasters(tmp_path, tiny):
     result = _run(small, tmp_path / "s.tif", tiny, k=2, stride=4, tile_size=512, overlap=64)
     assert _read(tmp_path / "s.tif").shape == (20, 20) and result.stats["patches"]["valid"] == 4
     one = make_raster(tmp_path / "one.tif", 12, 12)
-    with pytest.raises(EngineError, match="Lower the minimum K"):
+    with pytest.raises(EngineError, match="too small: 12 x 12 px is a single 16 x 16 px patch"):
         _run(one, tmp_path / "o.tif", tiny)
     assert not (tmp_path / "o.tif").exists()
 
@@ -343,9 +344,23 @@ def test_stats_files_and_polygons(tmp_path, tiny):
 # -- cancel and failures leave nothing behind ---------------------------------------------------
 
 
-def _count_checks(raster: Path, out: Path, model: str) -> int:
-    counter = CancelAt("Writing labels", after=10**9)
-    _run(raster, out, model, counter, k=2, polygons_path=str(out.parent / "p.gpkg"))
+class CountChecks(Log):
+    """Counts the cancel checks of every stage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks: dict = {}
+
+    def is_canceled(self) -> bool:
+        if self.stages:
+            self.checks[self.stages[-1]] = self.checks.get(self.stages[-1], 0) + 1
+        return False
+
+
+def _count_checks(raster: Path, out: Path, model: str) -> dict:
+    counter = CountChecks()
+    _run(raster, out, model, counter, k=2, stats_path=str(out.parent / "s.html"),
+         polygons_path=str(out.parent / "p.gpkg"))
     return counter.checks
 
 
@@ -357,14 +372,16 @@ def cancel_case(tmp_path_factory, tiny):
 
 
 @pytest.mark.parametrize(("stage", "after"), [
-    ("Loading model", 0), ("Encoding tiles", 0), ("Encoding tiles", 5), ("Fitting k-means", 0),
-    ("Fitting k-means", 4), ("Writing labels", 0), ("Writing labels", 4), ("Writing labels", 5),
-    ("Writing labels", -1),
+    ("Reading input", 0), ("Loading model", 0), ("Encoding tiles", 0), ("Encoding tiles", 5),
+    ("Fitting k-means", 0), ("Fitting k-means", 4), ("Writing labels", 0), ("Writing labels", 4),
+    ("Writing polygons", 0), ("Writing polygons", -1), ("Writing statistics", -1),
 ])
 def test_cancel_at_any_stage_leaves_the_destination_untouched(tmp_path, tiny, cancel_case, stage, after):
-    raster, writing_checks = cancel_case
-    assert writing_checks > 6  # 4 blocks, the check before polygonising, polygonize callbacks, the last check
-    after = writing_checks - 1 if after < 0 else after
+    raster, checks = cancel_case
+    assert checks["Writing labels"] == 5  # the stage start and 4 blocks
+    assert checks["Writing polygons"] >= 3  # the stage start, polygonize callbacks and the copy
+    after = checks[stage] - 1 if after < 0 else after
+    assert after < checks[stage]
     out = tmp_path / "dest"
     out.mkdir()
     (out / "labels.tif").write_bytes(b"previous result")

@@ -8,6 +8,8 @@ nothing. Decisions:
 * ``overlap`` must be at least 16 when ``stride`` < 16: with no overlap, patches straddling two tiles
   would be computed by neither.
 * The output is always a GeoTIFF, so ``output_path`` must end in ``.tif``/``.tiff``.
+* With a fixed ``k``, ``k_min``/``k_max`` are not used, so their order is not checked (their ranges are):
+  Processing's own check does the same, and a model that only sets K must not fail on them.
 """
 
 from __future__ import annotations
@@ -82,10 +84,10 @@ def validate_config(config: SegmentationConfig) -> None:
         _require(_is_int(getattr(config, name)), f"Setting '{name}' must be a whole number.")
     _require(config.stride in STRIDES, f"Stride {config.stride} is not supported. Use 16, 8 or 4 pixels.")
     _require(config.k_min >= 2, f"Minimum K is {config.k_min}; it must be at least 2.")
-    _require(config.k_min <= config.k_max,
+    _require(config.k != 0 or config.k_min <= config.k_max,
              f"Minimum K ({config.k_min}) is larger than maximum K ({config.k_max}). Swap or fix them.")
     _require(config.k_max <= MAX_CLUSTERS,
-             f"Maximum K is {config.k_max}; at most {MAX_CLUSTERS} clusters are supported.")
+             f"Maximum K is {config.k_max}; at most {MAX_CLUSTERS} clusters are supported. Lower it.")
     _require(config.k == 0 or 2 <= config.k <= MAX_CLUSTERS,
              f"K is {config.k}; use 0 for automatic or a number from 2 to {MAX_CLUSTERS}.")
     _require(isinstance(config.elbow_threshold, (int, float)) and 0 < config.elbow_threshold < 100,
@@ -95,9 +97,11 @@ def validate_config(config: SegmentationConfig) -> None:
     _require(config.overlap >= 0 and config.overlap % 16 == 0,
              f"Tile overlap {config.overlap} must be 0 or a positive multiple of 16 pixels (e.g. 64).")
     _require(config.overlap * 2 < config.tile_size,
-             f"Tile overlap {config.overlap} must be less than half the tile size ({config.tile_size}).")
+             f"Tile overlap {config.overlap} must be less than half the tile size ({config.tile_size}). Lower "
+             "the overlap or raise the tile size.")
     _require(config.stride == 16 or config.overlap >= 16,
-             f"With stride {config.stride}, tile overlap must be at least 16 pixels (it is {config.overlap}).")
+             f"With stride {config.stride}, tile overlap must be at least 16 pixels (it is {config.overlap}). "
+             "Raise the overlap to 16 or more, or use stride 16.")
     _require(config.batch_size >= 1, f"Batch size is {config.batch_size}; it must be at least 1.")
     _require(config.max_samples >= 100, f"Maximum samples is {config.max_samples}; use at least 100.")
     _require(config.precision in PRECISIONS,

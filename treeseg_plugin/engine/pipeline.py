@@ -1,16 +1,27 @@
 """Orchestration: read -> encode tiles -> fit k-means -> label pixels -> write outputs.
 
-Stages and their share of the progress bar: "Loading model" 0-5 %, "Encoding tiles" 5-70 %,
-"Fitting k-means" 70-80 %, "Writing labels" 80-100 %. Cancel is checked per tile, per k-means fit
-step (inside ``sweep_k``), per output block and during polygonising; a canceled or failed run
-removes its temporary files and leaves the destination folders as they were.
+Stages (:data:`STAGES`, reported through ``Progress.stage``) and their share of the progress bar:
+"Reading input" 0-3 % (opening, and the stretch sample of non-Byte bands), "Loading model" 3-5 %,
+"Encoding tiles" 5-70 %, "Fitting k-means" 70-80 %, "Writing labels" 80-97 % (labels are predicted
+and written block by block), then, when asked for, "Writing polygons" and "Writing statistics". Cancel
+is checked as each stage starts, per stretch strip, per tile, per k-means fit step (inside
+``sweep_k``), per output block, during polygonising and just before the outputs are moved into place.
+A canceled or failed run removes its temporary files (``.treeseg-*`` folders) and leaves the
+destination folders as they were: an existing output is replaced only at the very end.
 
 Decisions:
 
+* The input is read (and its stretch sampled) before the model is loaded, so a bad or empty input
+  fails in seconds, not after loading a large model. A working window with fewer patches than the
+  clusters asked for (e.g. a raster or extent of at most 16 x 16 px: a single patch) is refused before
+  anything is loaded.
 * The fit uses at most ``max_samples`` valid patches drawn uniformly at random (seeded) from the
   whole working window. When fewer distinct valid patch features than ``k_max`` exist, ``k_max`` is
   lowered to that number with a warning; when fewer than ``k_min`` (or a fixed ``k``) exist, the run
-  fails (so does a raster or extent of at most 16 x 16 px: it holds a single patch).
+  fails.
+* Failures that are not the user's settings still end in an :class:`EngineError` naming the fix:
+  running out of memory (``MemoryError`` or PyTorch's CPU allocator), a full disk, a read error in a
+  damaged input, a write error in the output folder (which may also have vanished).
 * With a fixed ``k`` only that K is fitted: the WCSS table has one row and no drop.
 * The stats record timings, so the stats file differs between runs; the label raster does not.
 * The weights' SHA-256 (a full read of the file) is computed only when a stats file is asked for.
@@ -19,6 +30,7 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import platform
@@ -33,7 +45,7 @@ from osgeo import gdal
 
 from . import clustering
 from .config import SegmentationConfig, validate_config
-from .errors import Canceled, EngineError
+from .errors import Canceled, EngineError, write_error
 from .features import FeatureStore, TileEncoder
 from .georef import PixelArea, Window, pixel_area, window_geotransform, working_window
 from .labels import block_labels
@@ -43,10 +55,12 @@ from .raster_io import RasterSource
 from .report import write_stats
 from .runtime import load_model
 from .staging import Staging
-from .tiling import plan_tiles
+from .tiling import grid_length, plan_tiles
 from .writer import BLOCK, LabelWriter, write_qml
 
-STAGES = ("Loading model", "Encoding tiles", "Fitting k-means", "Writing labels")
+STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
+          "Writing polygons", "Writing statistics")  # the last two only when those outputs are asked for
+SIDECARS = (".aux.xml", ".ovr", ".msk")  # GDAL files beside a raster that describe it: stale ones go
 
 
 @dataclass
@@ -110,8 +124,9 @@ def _distinct_rows(x: np.ndarray, at_least: int) -> int:
 def _fit(store: FeatureStore, config: SegmentationConfig, progress: Progress) -> _Fit:
     valid = store.count_valid()
     if valid == 0:
-        raise EngineError("No valid pixels in the chosen extent (all NoData or masked). Check the NoData "
-                          "value, alpha band or mask, or choose another extent.")
+        where = "the chosen extent" if config.extent is not None else "the raster"
+        raise EngineError(f"No valid pixels in {where} (all NoData or masked): there is nothing to segment. "
+                          "Check the NoData value, the alpha band or the mask, or choose another extent or raster.")
     x = store.sample(config.max_samples, config.seed)
     n = _distinct_rows(x, config.k or config.k_max)
     progress.info(f"Fitting on {len(x)} of {valid} valid patches (seed {config.seed}).")
@@ -232,24 +247,81 @@ def _build_stats(config: SegmentationConfig, source: RasterSource, window: Windo
     }
 
 
+def _check_size(window: Window, config: SegmentationConfig) -> None:
+    """Refuse a working window with fewer patches than the clusters asked for, before loading anything."""
+    patches = grid_length(window.width, config.stride) * grid_length(window.height, config.stride)
+    needed = config.k or config.k_min
+    if patches >= needed:
+        return
+    what = "extent" if config.extent is not None else "raster"
+    if patches == 1:
+        raise EngineError(f"The {what} is too small: {window.width} x {window.height} px is a single 16 x 16 px "
+                          "patch, and k-means needs at least 2 patches. Use a raster or extent larger than "
+                          "16 x 16 px (at least 64 x 64 px for useful clusters).")
+    raise EngineError(f"The {what} is too small: {window.width} x {window.height} px holds {patches} patches at "
+                      f"stride {config.stride}, fewer than the {needed} clusters asked for. Use a larger "
+                      "extent, a smaller patch stride, or fewer clusters.")
+
+
+def _memory_error(exc: BaseException) -> Optional[EngineError]:
+    """An EngineError for an out-of-memory failure, or None when ``exc`` is something else."""
+    text = str(exc)
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and (
+            "can't allocate memory" in text or "DefaultCPUAllocator" in text)):
+        detail = text.strip().rstrip(".") or "MemoryError"
+        return EngineError(f"Out of memory ({detail}). Lower the batch size, the tile size or the maximum k-means "
+                           "samples, use a larger patch stride or a smaller model, or close other programs.")
+    return None
+
+
 def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = None) -> SegmentationResult:
-    """Segment ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled."""
+    """Segment ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled.
+
+    Whatever happens, the temporary files are removed and the destination is left as it was unless the
+    run succeeds.
+    """
     progress = progress or Progress()
     validate_config(config)
+    try:
+        return _run(config, progress)
+    except EngineError:
+        raise
+    except (MemoryError, RuntimeError) as exc:
+        error = _memory_error(exc)
+        if error is None:
+            raise
+        raise error from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise write_error("the temporary files", exc, os.path.dirname(os.path.abspath(config.output_path))) \
+                from exc
+        raise
+
+
+def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
     started = time.perf_counter()
     timings: Dict[str, float] = {}
+    output_folder = os.path.dirname(os.path.abspath(config.output_path))
     with contextlib.ExitStack() as stack:
+        progress.stage(STAGES[0])
+        check_canceled(progress)
+        tick = time.perf_counter()
         source = RasterSource(config.input_path, config.bands, progress)
         stack.callback(source.close)
         window = working_window(source.geotransform, source.width, source.height, config.extent)
         if config.extent is not None:
             progress.info(f"Extent snapped to pixels x {window.x0}..{window.x0 + window.width}, "
                           f"y {window.y0}..{window.y0 + window.height} ({window.width} x {window.height} px).")
+        _check_size(window, config)
         progress.info(source.describe_masks())
         gt = window_geotransform(source.geotransform, window)
         area = pixel_area(gt, source.srs)
+        source.compute_stretch(progress, StageProgress(progress, 0, 3),
+                               (window.x0, window.y0, window.width, window.height))
+        read_time = time.perf_counter() - tick
+        progress.progress(3)
 
-        progress.stage(STAGES[0])
+        progress.stage(STAGES[1])
         check_canceled(progress)
         tick = time.perf_counter()
         backbone, device, precision = load_model(config, progress)
@@ -257,46 +329,47 @@ def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = 
         check_canceled(progress)
         progress.progress(5)
 
-        progress.stage(STAGES[1])
+        progress.stage(STAGES[2])
+        check_canceled(progress)
         tick = time.perf_counter()
-        source.compute_stretch(progress, StageProgress(progress, 5, 8))
         plan = plan_tiles(window.height, window.width, config.tile_size, config.overlap, config.stride)
         if tuple(backbone.grid_size(plan.tile_height, plan.tile_width)) != plan.tile_grid:
             raise EngineError(f"The model's patch grid {backbone.grid_size(plan.tile_height, plan.tile_width)} "
                               f"does not match the tiling {plan.tile_grid}; the weights are not a ViT with "
-                              "16 px patches.")
+                              "16 px patches. Use DINOv3 ViT weights (patch size 16).")
         staging = stack.enter_context(Staging())
         staged_output = staging.path(config.output_path)
-        store = stack.enter_context(FeatureStore(os.path.dirname(os.path.abspath(config.output_path)),
-                                                 plan.grid_rows, plan.grid_cols, backbone.embed_dim))
+        store = stack.enter_context(FeatureStore(output_folder, plan.grid_rows, plan.grid_cols, backbone.embed_dim))
         progress.info(f"{len(plan.tiles)} tiles of {plan.tile_width} x {plan.tile_height} px "
                       f"(overlap {config.overlap} px) over {window.width} x {window.height} px; patch grid "
                       f"{plan.grid_cols} x {plan.grid_rows} at stride {config.stride}.")
         encoder = TileEncoder(backbone, source, window, plan, store, config.batch_size)
-        encoder.run(progress, StageProgress(progress, 8, 70))
+        encoder.run(progress, StageProgress(progress, 5, 70))
         progress.info(f"Encoded {len(plan.tiles) - encoder.skipped} tiles; skipped {encoder.skipped} "
                       "with no valid pixel.")
-        timings["read_encode"] = time.perf_counter() - tick
+        timings["read_encode"] = read_time + time.perf_counter() - tick
 
-        progress.stage(STAGES[2])
+        progress.stage(STAGES[3])
+        check_canceled(progress)
         tick = time.perf_counter()
         fit = _fit(store, config, progress)
         timings["fit"] = time.perf_counter() - tick
 
-        progress.stage(STAGES[3])
+        progress.stage(STAGES[4])
+        check_canceled(progress)
         tick = time.perf_counter()
-        writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs)
-        stack.callback(writer.close)
         try:
+            writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs)
+            stack.callback(writer.close)
             labels = _write_labels(source, window, store, fit, area, writer, config.stride, progress)
             writer.finish(fit.k)
             write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k)
-        except (RuntimeError, OSError) as exc:
-            raise EngineError(f"Writing the label raster failed: {exc}. Check the free disk space and the "
-                              "output folder's permissions.") from exc
+        except OSError as exc:  # LabelWriter's WriteError, the .qml, or the feature file gone with its folder
+            raise write_error(f"the label raster '{config.output_path}'", exc, output_folder) from exc
         if config.polygons_path:
+            progress.stage(STAGES[5])
             check_canceled(progress)
-            count = polygonize(staged_output, staging.path(config.polygons_path), progress)
+            count = polygonize(staged_output, staging.path(config.polygons_path), progress, config.polygons_path)
             progress.info(f"Wrote {count} polygons.")
         progress.progress(99)
         timings["predict_write"] = time.perf_counter() - tick
@@ -312,12 +385,16 @@ def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = 
                           f"{stats['cluster_area'][str(k)]['map_units']:.6g} map units²"
                           + ("" if ha is None else f", {ha:.4f} ha") + ".")
         if config.stats_path:
+            progress.stage(STAGES[6])
+            check_canceled(progress)
             try:
                 write_stats(staging.path(config.stats_path), stats)
             except OSError as exc:
-                raise EngineError(f"Cannot write the statistics file: {exc}. Check the folder's permissions.") from exc
+                raise write_error(f"the statistics file '{config.stats_path}'", exc,
+                                  os.path.dirname(os.path.abspath(config.stats_path))) from exc
         check_canceled(progress)
-        staging.commit(last=os.path.basename(config.output_path))
+        name = os.path.basename(config.output_path)
+        staging.commit(last=name, stale=[name + suffix for suffix in SIDECARS])
     progress.progress(100)
     output = os.path.abspath(config.output_path)
     return SegmentationResult(

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Tuple
+from typing import Optional, Tuple
 
 from osgeo import gdal, ogr
 
 from .config import polygon_driver
-from .errors import Canceled, EngineError
+from .errors import Canceled, write_error
 from .progress import Progress
 
 gdal.UseExceptions()
@@ -66,8 +66,11 @@ def _copy_with_area(source: ogr.Layer, vector: ogr.DataSource, layer: ogr.Layer,
     return count
 
 
-def polygonize(raster_path: str, vector_path: str, progress: Progress) -> int:
-    """Polygonise ``raster_path`` into a new ``vector_path``; returns the number of polygons."""
+def polygonize(raster_path: str, vector_path: str, progress: Progress, destination: Optional[str] = None) -> int:
+    """Polygonise ``raster_path`` into a new ``vector_path``; returns the number of polygons.
+
+    ``destination`` is the path named in error messages (the final path when ``vector_path`` is staged).
+    """
     scratch_dir = os.path.join(os.path.dirname(os.path.abspath(vector_path)), ".polygonize")
     raster = band = scratch = scratch_layer = vector = layer = None
     try:
@@ -85,12 +88,12 @@ def polygonize(raster_path: str, vector_path: str, progress: Progress) -> int:
         _check(scratch.CommitTransaction() == ogr.OGRERR_NONE, "Committing polygons")
         vector, layer = _new_layer(vector_path, polygon_driver(vector_path), raster.GetSpatialRef())
         count = _copy_with_area(scratch_layer, vector, layer, progress)
-        layer.SyncToDisk()
+        _check(layer.SyncToDisk() == ogr.OGRERR_NONE, "Writing the polygons to disk")
     except (RuntimeError, OSError) as exc:
         if progress.is_canceled():
             raise Canceled() from exc
-        raise EngineError(f"Cannot write the polygons to '{vector_path}': {exc}. Check the path and free "
-                          "space.") from exc
+        shown = destination or vector_path
+        raise write_error(f"the polygons '{shown}'", exc, os.path.dirname(os.path.abspath(shown))) from exc
     finally:
         layer = vector = scratch_layer = scratch = band = raster = None
         shutil.rmtree(scratch_dir, ignore_errors=True)

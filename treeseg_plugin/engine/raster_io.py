@@ -9,8 +9,14 @@ Decisions:
   (GCI_AlphaBand) value of 0 and a GDAL mask band (per band or per dataset, from GetMaskFlags) value
   of 0. They are excluded from the fit and written as 0.
 * Values: Byte bands are divided by 255. Other real types are stretched per band to 0..1 between the
-  2nd and 98th percentiles of a strided sample of the whole raster (about 1024 x 1024 pixels, read in
-  strips of decimated rows so memory stays small), then clipped.
+  2nd and 98th percentiles of a strided sample of the working window (the extent, or the whole raster;
+  about 1024 x 1024 pixels, read in strips of decimated rows so memory stays small), then clipped. The
+  window, not the whole raster: a small extent of a huge mosaic reads only that part of the file, and
+  its own value range is what its clusters are fitted on.
+* Opening: a path that cannot be read as a raster is refused with the reason (no such file, a folder,
+  a vector dataset, a container of subdatasets, a format GDAL does not recognise) before anything else
+  happens; a read that fails later (a damaged or truncated file) names the band and the pixels. A raster
+  without a CRS is read, with a warning: areas are then in unknown map units.
 * Beyond the raster's edges pixels are mirrored (half-sample symmetric, period 2n), which works for
   any raster size, even a single pixel.
 * GDAL's block cache is emptied for this dataset after each strip/tile row (:meth:`flush`), so
@@ -20,6 +26,7 @@ Decisions:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -50,22 +57,80 @@ def reflect_indices(start: int, count: int, size: int) -> np.ndarray:
     return np.where(idx >= size, 2 * size - 1 - idx, idx)
 
 
-def open_dataset(path: str) -> gdal.Dataset:
-    """Open ``path`` read-only as a GDAL raster or raise :class:`EngineError`."""
+def _looks_local(path: str) -> bool:
+    """True for a plain file path (not /vsi..., a URL or a DRIVER:... connection string)."""
+    if path.startswith("/vsi") or "://" in path:
+        return False
+    prefix = path.split(":", 1)[0]
+    driver_prefix = ":" in path and len(prefix) > 1 and prefix.replace("_", "").isalnum()  # GPKG:, NETCDF:...
+    return not driver_prefix or os.path.exists(path)
+
+
+def _vector_driver(path: str) -> Optional[str]:
+    """The OGR driver name when ``path`` opens as a vector dataset with layers, else None."""
     try:
-        ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
+        ds = gdal.OpenEx(path, gdal.OF_VECTOR | gdal.OF_READONLY)
+    except RuntimeError:
+        return None
+    if ds is None or ds.GetLayerCount() == 0:
+        return None
+    return ds.GetDriver().ShortName
+
+
+def open_failure(path: str, reason: str = "") -> str:
+    """Why ``path`` cannot be opened as a raster, and what to do; ``reason`` is GDAL's own message."""
+    head = f"Cannot open '{path}' as a raster:"
+    if not path:
+        return "No input raster given. Choose an input raster layer or file."
+    if _looks_local(path) and not os.path.exists(path):
+        return (f"{head} the file does not exist. Check the path, and that its drive or network share is "
+                "available.")
+    if os.path.isdir(path):
+        return f"{head} it is a folder. Choose the raster file itself."
+    driver = _vector_driver(path)
+    if driver:
+        return (f"{head} it is a vector dataset ({driver}), not an image. Choose the orthophoto raster "
+                "(GeoTIFF, VRT, JPEG2000...).")
+    detail = f" ({reason.strip().rstrip('.')})" if reason.strip() else ""
+    return (f"{head} GDAL does not recognise it or cannot read it{detail}. It is not a raster format GDAL "
+            "knows, or the file is damaged or incomplete (e.g. an interrupted download or copy): check it "
+            "with gdalinfo, or copy or export it again as a GeoTIFF.")
+
+
+def input_problem(path: str) -> str:
+    """Empty when ``path`` opens as a raster with bands; otherwise the message :func:`open_dataset` raises."""
+    try:
+        open_dataset(path)
+    except EngineError as exc:
+        return str(exc)
+    return ""
+
+
+def open_dataset(path: str) -> gdal.Dataset:
+    """Open ``path`` read-only as a GDAL raster or raise :class:`EngineError` saying why not."""
+    reason = ""
+    ds = None
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY) if path else None
     except RuntimeError as exc:
-        raise EngineError(f"Cannot open '{path}' as a raster: {exc}. Check the path and that GDAL can "
-                          "read the format.") from exc
-    if ds is None or ds.RasterCount < 1:
-        raise EngineError(f"Cannot open '{path}' as a raster: it has no raster bands. Check the path/format.")
-    return ds
+        reason = str(exc)
+    if ds is not None and ds.RasterCount >= 1:
+        return ds
+    if ds is not None:
+        subdatasets = [v for k, v in (ds.GetMetadata("SUBDATASETS") or {}).items() if k.endswith("_NAME")]
+        if subdatasets:
+            raise EngineError(f"Cannot open '{path}' as a raster: it holds {len(subdatasets)} rasters "
+                              f"(subdatasets). Choose one of them as the input, e.g. '{subdatasets[0]}'.")
+        raise EngineError(f"Cannot open '{path}' as a raster: it has no raster bands. Choose the orthophoto "
+                          "raster (GeoTIFF, VRT, JPEG2000...).")
+    raise EngineError(open_failure(path, reason))
 
 
 class RasterSource:
     """An open input raster with its chosen RGB bands, masks and value scaling."""
 
     def __init__(self, path: str, bands: Optional[Sequence[int]], log: Progress) -> None:
+        self.path = path
         self.ds = open_dataset(path)
         self.width = self.ds.RasterXSize
         self.height = self.ds.RasterYSize
@@ -76,6 +141,10 @@ class RasterSource:
         self.geotransform = tuple(gt)
         srs = self.ds.GetSpatialRef()
         self.srs: Optional[osr.SpatialReference] = srs.Clone() if srs is not None else None
+        if self.srs is None:
+            log.warning("The raster has no CRS: the labels are written without one and areas are in the raster's "
+                        "unknown map units (no hectares). To get them, assign the CRS to the file first (e.g. "
+                        "gdal_edit.py -a_srs EPSG:xxxx, or Raster > Projections > Assign Projection).")
         self.alpha_band = self._find_alpha()
         self.bands = self._choose_bands(bands, log)
         self._unique = sorted(set(self.bands))
@@ -157,12 +226,27 @@ class RasterSource:
 
     # -- reading inside the raster ------------------------------------------------------------
 
+    def _read_array(self, band: gdal.Band, what: str, x0: int, y0: int, w: int, h: int,
+                    buf: Optional[Tuple[int, int]] = None) -> np.ndarray:
+        try:
+            if buf is None:
+                data = band.ReadAsArray(x0, y0, w, h)
+            else:
+                data = band.ReadAsArray(x0, y0, w, h, buf_xsize=buf[0], buf_ysize=buf[1])
+        except RuntimeError as exc:
+            raise EngineError(f"Cannot read {what} of '{self.path}' at pixels x {x0}..{x0 + w}, y {y0}..{y0 + h} "
+                              f"({str(exc).strip().rstrip('.')}). The file is damaged or incomplete (e.g. an "
+                              "interrupted download or copy): check it with 'gdalinfo -checksum', then copy or "
+                              "export it again.") from exc
+        if data is None:
+            raise EngineError(f"Cannot read {what} of '{self.path}' at pixels x {x0}..{x0 + w}, y {y0}..{y0 + h} "
+                              f"({gdal.GetLastErrorMsg() or 'GDAL returned no data'}). Check the file with "
+                              "'gdalinfo -checksum', then copy or export it again.")
+        return data
+
     def _band_values(self, index: int, x0: int, y0: int, w: int, h: int,
                      buf: Optional[Tuple[int, int]] = None) -> np.ndarray:
-        band = self.ds.GetRasterBand(index)
-        if buf is None:
-            return band.ReadAsArray(x0, y0, w, h)
-        return band.ReadAsArray(x0, y0, w, h, buf_xsize=buf[0], buf_ysize=buf[1])
+        return self._read_array(self.ds.GetRasterBand(index), f"band {index}", x0, y0, w, h, buf)
 
     def _valid(self, values: Dict[int, np.ndarray], x0: int, y0: int, w: int, h: int,
                buf: Optional[Tuple[int, int]] = None) -> np.ndarray:
@@ -181,12 +265,8 @@ class RasterSource:
                 if not (info.min <= nodata <= info.max and float(nodata).is_integer()):
                     continue
             valid &= data != np.asarray(nodata).astype(data.dtype)
-        for _, mask_band in self._mask_bands:
-            if buf is None:
-                mask = mask_band.ReadAsArray(x0, y0, w, h)
-            else:
-                mask = mask_band.ReadAsArray(x0, y0, w, h, buf_xsize=buf[0], buf_ysize=buf[1])
-            valid &= mask != 0
+        for name, mask_band in self._mask_bands:
+            valid &= self._read_array(mask_band, f"the {name}", x0, y0, w, h, buf) != 0
         return valid
 
     def _scaled(self, index: int, data: np.ndarray) -> np.ndarray:
@@ -227,25 +307,28 @@ class RasterSource:
 
     # -- percentile stretch -------------------------------------------------------------------
 
-    def compute_stretch(self, progress: Progress, report: Callable[[float], None]) -> None:
-        """Sample the whole raster and set the 2-98 % stretch of every non-Byte band."""
+    def compute_stretch(self, progress: Progress, report: Callable[[float], None],
+                        window: Optional[Tuple[int, int, int, int]] = None) -> None:
+        """Sample ``window`` (x0, y0, width, height; default the whole raster) and set the 2-98 % stretch
+        of every non-Byte band."""
         todo = [i for i in self._unique if self.needs_stretch(i)]
         if not todo:
             return
-        step = max(1, math.ceil(max(self.width, self.height) / SAMPLE_SIDE))
-        buf_w = math.ceil(self.width / step)
+        x0, y0, width, height = window if window is not None else (0, 0, self.width, self.height)
+        step = max(1, math.ceil(max(width, height) / SAMPLE_SIDE))
+        buf_w = math.ceil(width / step)
         block_h = max(1, self.ds.GetRasterBand(todo[0]).GetBlockSize()[1])
         rows_per_strip = max(1, block_h // step)
-        n_rows = math.ceil(self.height / step)
+        n_rows = math.ceil(height / step)
         samples: Dict[int, List[np.ndarray]] = {i: [] for i in todo}
         for first in range(0, n_rows, rows_per_strip):
             check_canceled(progress)
             n = min(rows_per_strip, n_rows - first)
-            y0 = first * step
-            h = min(self.height, (first + n) * step) - y0
+            top = y0 + first * step
+            h = min(y0 + height, y0 + (first + n) * step) - top
             buf = (buf_w, n)
-            values = {i: self._band_values(i, 0, y0, self.width, h, buf) for i in self._unique}
-            valid = self._valid(values, 0, y0, self.width, h, buf)
+            values = {i: self._band_values(i, x0, top, width, h, buf) for i in self._unique}
+            valid = self._valid(values, x0, top, width, h, buf)
             for i in todo:
                 samples[i].append(values[i][valid].astype(np.float64))
             self.flush()
@@ -253,8 +336,11 @@ class RasterSource:
         for i in todo:
             data = np.concatenate(samples[i])
             if data.size == 0:
-                raise EngineError("No valid pixels in the raster (all NoData or masked). Check the NoData "
-                                  "value, the alpha band or the mask, or choose another raster.")
+                where = "the raster" if window is None or tuple(window) == (0, 0, self.width, self.height) \
+                    else "the chosen extent"
+                raise EngineError(f"No valid pixels in {where} (all NoData or masked): there is nothing to "
+                                  "segment. Check the NoData value, the alpha band or the mask, or choose "
+                                  "another extent or raster.")
             low, high = (float(v) for v in np.percentile(data, STRETCH_PERCENTILES))
             self.stretch[i] = Stretch(low, high)
             dtype = gdal.GetDataTypeName(self.ds.GetRasterBand(i).DataType)

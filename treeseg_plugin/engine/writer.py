@@ -6,53 +6,93 @@ writes no timestamp into GeoTIFFs, so equal labels give byte-identical files. Ge
 category names, so GDAL keeps them in a ``.tif.aux.xml`` sidecar (also written by this module). The
 .qml uses QGIS's paletted renderer format (valid for QGIS 3.22 and later); values not in the palette
 (0) are drawn transparent.
+
+Write failures (a full disk, a vanished folder) must never leave a truncated file that looks finished:
+GDAL raises on a failed block or directory write only from an explicit ``FlushCache``, and reports a
+failure while closing only as an "Exception ignored" traceback on stderr. So :meth:`LabelWriter.finish`
+flushes explicitly, closes with the close-time errors collected (and raised), then re-opens the file
+and reads its last pixel; :meth:`LabelWriter.close` after a failure discards close-time errors quietly.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 import xml.etree.ElementTree as ET
-from typing import Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, TypeVar
 
 import numpy as np
 from osgeo import gdal, osr
 
-from .errors import EngineError
 from .palette import category_names, cluster_color, cluster_hex, cluster_name
 
 gdal.UseExceptions()
 
+T = TypeVar("T")
 BLOCK = 256
 CREATION_OPTIONS = ("TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "COMPRESS=DEFLATE",
                     "BIGTIFF=IF_SAFER")
 
 
+class WriteError(OSError):
+    """GDAL could not create or write the label raster (GDAL raises RuntimeError; this names it a write)."""
+
+
+def _gdal_write(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn GDAL's RuntimeError in ``method`` into :class:`WriteError`, raised outside the handler.
+
+    So GDAL's exception and its traceback (whose frames hold the dataset open) are freed at once, and a
+    later close really closes the dataset, quietly, instead of whenever the garbage collector runs.
+    """
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except RuntimeError as exc:
+            message = str(exc).strip() or gdal.GetLastErrorMsg() or "GDAL reported a write error"
+        raise WriteError(message)
+
+    return wrapper
+
+
 class LabelWriter:
-    """Writes label blocks into a new GeoTIFF at ``path`` (a staged temporary path)."""
+    """Writes label blocks into a new GeoTIFF at ``path`` (a staged temporary path).
+
+    Every failure to create or write the file raises :class:`WriteError` (an OSError).
+    """
 
     def __init__(self, path: str, width: int, height: int, geotransform: Sequence[float],
                  srs: Optional[osr.SpatialReference]) -> None:
-        try:
-            self.ds = gdal.GetDriverByName("GTiff").Create(path, width, height, 1, gdal.GDT_Byte,
-                                                           options=list(CREATION_OPTIONS))
-        except RuntimeError as exc:
-            raise EngineError(f"Cannot create the output raster '{path}': {exc}. Check the folder's "
-                              "permissions and free space.") from exc
+        self.ds = self.band = None
+        self._create(path, width, height, geotransform, srs)
+
+    @_gdal_write
+    def _create(self, path: str, width: int, height: int, geotransform: Sequence[float],
+                srs: Optional[osr.SpatialReference]) -> None:
+        self.ds = gdal.GetDriverByName("GTiff").Create(path, width, height, 1, gdal.GDT_Byte,
+                                                       options=list(CREATION_OPTIONS))
         self.ds.SetGeoTransform(list(geotransform))
         if srs is not None:
             self.ds.SetSpatialRef(srs)
         self.band = self.ds.GetRasterBand(1)
         self.band.SetNoDataValue(0)
 
+    @_gdal_write
     def write(self, top: int, left: int, labels: np.ndarray) -> None:
         """Write a block of labels at pixel (top, left)."""
         self.band.WriteArray(labels, xoff=left, yoff=top)
 
+    @_gdal_write
     def flush(self) -> None:
         """Write GDAL's cached blocks to disk and drop them from memory."""
         self.ds.FlushCache()
 
+    @_gdal_write
     def finish(self, k: int) -> None:
-        """Set the colour table and category names for labels 0..k and close the file."""
+        """Set the colour table and category names for labels 0..k, write everything and close the file.
+
+        Raises :class:`WriteError` when any part of the file could not be written.
+        """
         table = gdal.ColorTable()
         table.SetColorEntry(0, (0, 0, 0, 0))
         for label in range(1, k + 1):
@@ -60,12 +100,39 @@ class LabelWriter:
         self.band.SetColorTable(table)
         self.band.SetColorInterpretation(gdal.GCI_PaletteIndex)
         self.band.SetCategoryNames(category_names(k))
-        self.close()
+        self.ds.FlushCache()  # raises on a failed block or directory write
+        path, width, height = self.ds.GetDescription(), self.ds.RasterXSize, self.ds.RasterYSize
+        errors = self._close()
+        if errors:
+            raise RuntimeError(errors[0])
+        check = gdal.Open(path)
+        if (check.RasterXSize, check.RasterYSize) != (width, height) or \
+                check.GetRasterBand(1).ReadAsArray(width - 1, height - 1, 1, 1) is None:
+            raise RuntimeError(f"'{path}' did not read back as written")
+        check = None
+
+    def _close(self) -> List[str]:
+        """Close the dataset; returns the errors GDAL raised while closing (it cannot raise them itself)."""
+        self.band = None
+        ds, self.ds = self.ds, None
+        errors: List[str] = []
+        if ds is None:
+            return errors
+
+        def collect(unraisable: Any) -> None:
+            errors.append(str(unraisable.exc_value))
+
+        hook = sys.unraisablehook
+        sys.unraisablehook = collect
+        try:
+            del ds
+        finally:
+            sys.unraisablehook = hook
+        return errors
 
     def close(self) -> None:
-        """Close the dataset (also after a failure)."""
-        self.band = None
-        self.ds = None
+        """Close the dataset (also after a failure, when close-time write errors are discarded)."""
+        self._close()
 
 
 def qml_text(k: int) -> str:
