@@ -46,9 +46,12 @@ def plugins_dir() -> Path:
     return PLUGINS_DIR
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture()
 def treeseg_provider(qgis_processing):
-    """The TreeSeg provider registered in the Processing registry, as the plugin does in initProcessing."""
+    """The TreeSeg provider registered for one test, as the plugin does in initProcessing.
+
+    Per test, so that the plugin tests find an empty registry whatever ran before them.
+    """
     from qgis.core import QgsApplication
     from treeseg.processing_provider.provider import TreeSegProvider
 

@@ -24,6 +24,7 @@ be finite. Any failure raises CheckpointError naming the file, the keys and what
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from itertools import chain
@@ -34,7 +35,7 @@ import torch
 from torch import Tensor
 
 from .attention import k_bias_mask
-from .errors import CheckpointError, format_keys
+from .errors import CheckpointError, format_keys, printable
 from .rope import rope_periods
 from .variants import META_DOWNLOAD_FORM, VARIANTS
 from .vision_transformer import DinoVisionTransformer, ViTConfig
@@ -51,6 +52,18 @@ _REDOWNLOAD = (
 _USE_RELEASED = (
     "Use an unmodified released DINOv3 ViT checkpoint (Meta .pth or Hugging Face model.safetensors)."
 )
+
+# Exceptions that are not about the file and must never be turned into a CheckpointError.
+_NOT_ABOUT_THE_FILE = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+# safetensors: the header-size limit of the safetensors library itself, and the bits per element of
+# every dtype it defines (sub-byte types included, so that no valid file is refused here).
+SAFETENSORS_MAX_HEADER = 100_000_000
+_SAFETENSORS_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
+    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "F64": 64, "I64": 64, "U64": 64, "C64": 64, "F4": 4,
+    "F6_E2M3": 6, "F6_E3M2": 6,
+}
 
 # target key -> (source keys in the file, function combining those tensors into the target tensor)
 _Source = Tuple[Tuple[str, ...], Callable[[List[Tensor]], Tensor]]
@@ -72,16 +85,18 @@ class LoadedCheckpoint:
 
 def _sniff(path: Path) -> str:
     """'zip' (torch.save), 'pickle' (legacy torch.save) or 'safetensors', from the first bytes."""
-    with open(path, "rb") as f:
-        head = f.read(16)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read ({_first_line(error)}). Check the file's permissions.") from None
     if not head:
         raise CheckpointError(f"{path}: the file is empty. {_REDOWNLOAD}")
     if head.startswith(b"PK\x03\x04"):
         return "zip"
-    if head[0] == 0x80 and 2 <= head[1] <= 5:
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return "pickle"
-    header_len = int.from_bytes(head[:8], "little")
-    if len(head) > 8 and head[8:9] == b"{" and 0 < header_len <= path.stat().st_size - 8:
+    if head[8:9] == b"{":  # an 8-byte header length, then the JSON header: checked by _safetensors_problem
         return "safetensors"
     raise CheckpointError(
         f"{path}: not a PyTorch checkpoint or safetensors file (it starts with {head[:8]!r}). "
@@ -91,7 +106,33 @@ def _sniff(path: Path) -> str:
 
 def _first_line(error: BaseException) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()  # torch colours some messages
-    return f"{type(error).__name__}: {text[0] if text else ''}"
+    return printable(f"{type(error).__name__}: {text[0] if text else ''}", 240)
+
+
+def _weights_only_refusal(path: Path, error: BaseException) -> CheckpointError | None:
+    """The CheckpointError for a pickle that torch.load(weights_only=True) refused, else None.
+
+    torch's own message starts by explaining how to load the file anyway (weights_only=False, which
+    runs code from the file); only the reason is kept.
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    if "Weights only load failed" not in text and "weights_only" not in text:
+        return None
+    unsafe = re.search(r"Unsupported global: GLOBAL ([\w.<>]+)", text)
+    if unsafe:
+        return CheckpointError(
+            f"{path}: refused: the file is a pickle that holds Python objects, not only tensors (it needs "
+            f"{printable(unsafe.group(1), 120)}); loading it could run code from the file. TreeSeg loads .pth "
+            "files only with torch.load(weights_only=True) and never runs code from a checkpoint. Use the "
+            "released file, or re-save just the tensors (torch.save(model.state_dict(), path)) in a trusted "
+            "environment."
+        )
+    detail = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    reason = printable(detail.group(1).split(". Please")[0], 200) if detail else _first_line(error)
+    return CheckpointError(
+        f"{path}: torch.load(weights_only=True) cannot read it ({reason}): the file is corrupt or holds more "
+        f"than plain tensors. {_REDOWNLOAD}"
+    )
 
 
 def _torch_load(path: Path, container: str) -> object:
@@ -103,23 +144,114 @@ def _torch_load(path: Path, container: str) -> object:
             if "mmap" not in str(error):
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        if type(error).__name__ == "UnpicklingError" or "weights_only" in str(error):
-            raise CheckpointError(
-                f"{path}: torch.load(weights_only=True) refused it ({_first_line(error)}). TreeSeg only "
-                "loads plain weight files (weights-only pickles or safetensors) and never executes "
-                "pickled code. Re-save just the tensors (torch.save(model.state_dict(), path)) in a "
-                "trusted environment, or use the released file."
-            ) from None
+    except BaseException as error:  # anything a corrupt file can raise; fatal signals are re-raised
+        if isinstance(error, _NOT_ABOUT_THE_FILE):
+            raise
+        refusal = _weights_only_refusal(path, error)
+        if refusal is not None:
+            raise refusal from None
         raise CheckpointError(f"{path}: unreadable PyTorch checkpoint ({_first_line(error)}). {_REDOWNLOAD}") from None
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _no_duplicates(pairs: List[Tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate names: {format_keys(sorted({k for k in keys if keys.count(k) > 1}), 3)}")
+    return dict(pairs)
+
+
+def _safetensors_entry(entry: object, data_size: int) -> Tuple[int, int] | str:
+    """(begin, end) of a valid header entry in the data section, else what is wrong with it."""
+    if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
+        return "an entry needs dtype, shape and data_offsets"
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    bits = _SAFETENSORS_BITS.get(dtype) if isinstance(dtype, str) else None
+    if bits is None:
+        return f"unknown dtype {printable(repr(dtype), 40)}"
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        return f"shape {printable(repr(shape), 60)} is not a list of non-negative integers"
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)
+            and offsets[0] <= offsets[1]):
+        return f"data_offsets {printable(repr(offsets), 60)} are not [begin, end] with 0 <= begin <= end"
+    begin, end = offsets
+    if end > data_size:
+        return f"data_offsets [{begin}, {end}] run past the end of the file (its data section has {data_size} bytes)"
+    numel, most = 1, (data_size * 8) // bits + 1  # stop multiplying early: a crafted shape can be huge
+    if 0 in shape:
+        numel = 0
+    for dim in shape:
+        numel *= dim
+        if numel > most:
+            break
+    if numel * bits != (end - begin) * 8:
+        return (f"shape {printable(repr(shape), 60)} of {dtype} does not fit its data_offsets [{begin}, {end}] "
+                f"({end - begin} bytes)")
+    return begin, end
+
+
+def _safetensors_problem(path: Path) -> str:
+    """What is wrong with a safetensors file's header, or "" when it is sound.
+
+    The 8-byte length must fit the file, the header must be a UTF-8 JSON object whose entries have a known
+    dtype, a shape and data offsets that agree, and the tensors must tile the data section exactly (no
+    overlap, no gap, nothing past the end). Checked before any tensor is read or memory is allocated for
+    it, and independently of the safetensors version installed.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        header_len = int.from_bytes(prefix, "little")
+        if len(prefix) < 8:
+            return f"the file has only {size} bytes"
+        if header_len == 0 or header_len > size - 8:
+            return f"the header length says {header_len} bytes but only {size - 8} follow: the file is cut short"
+        if header_len > SAFETENSORS_MAX_HEADER:
+            return f"the header length {header_len} exceeds the {SAFETENSORS_MAX_HEADER} bytes safetensors allows"
+        raw = f.read(header_len)
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        return f"the header is not valid UTF-8 JSON: {_first_line(error)}"
+    if not isinstance(header, dict):
+        return "the header is not a JSON object"
+    data_size = size - 8 - header_len
+    spans = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                return "the header's __metadata__ is not a map of strings"
+            continue
+        span = _safetensors_entry(entry, data_size)
+        if isinstance(span, str):
+            return f"tensor '{printable(name, 120)}': {span}"
+        spans.append((*span, name))
+    position, previous = 0, ""
+    for begin, end, name in sorted(spans):
+        if begin < position:
+            return f"tensor '{printable(name, 120)}' overlaps '{printable(previous, 120)}'"
+        if begin > position:
+            return f"{begin - position} bytes before tensor '{printable(name, 120)}' belong to no tensor"
+        position, previous = end, name
+    if position != data_size:
+        return f"the tensors cover {position} of the {data_size} data bytes"
+    return ""
 
 
 def _read_safetensors(path: Path) -> Dict[str, Tensor]:
     from safetensors.torch import load_file
 
+    problem = _safetensors_problem(path)
+    if problem:
+        raise CheckpointError(f"{path}: unreadable safetensors file ({problem}). {_REDOWNLOAD}")
     try:
         return load_file(str(path))
-    except Exception as error:
+    except BaseException as error:  # safetensors' Rust panics (PanicException) are BaseExceptions
+        if isinstance(error, _NOT_ABOUT_THE_FILE):
+            raise
         raise CheckpointError(f"{path}: unreadable safetensors file ({_first_line(error)}). {_REDOWNLOAD}") from None
 
 
@@ -202,13 +334,28 @@ def _detect_format(state: Dict[str, Tensor], path: Path) -> str:
     )
 
 
-def _require(state: Dict[str, Tensor], key: str, path: Path) -> Tensor:
+def _check_not_empty(state: Dict[str, Tensor], path: Path) -> None:
+    """No tensor without elements: the architecture is read from shapes, and every shape must be backed by
+    data in the file (an empty [0, 1, 2**40] tensor costs no bytes but would describe a huge model)."""
+    empty = [f"{k} {list(t.shape)}" for k, t in state.items() if t.numel() == 0]
+    if empty:
+        raise CheckpointError(f"{path}: tensors without elements ({len(empty)}): {format_keys(empty)}. "
+                              f"{_USE_RELEASED}")
+
+
+def _require(state: Dict[str, Tensor], key: str, path: Path, layout: str) -> Tensor:
+    """state[key], which must exist and have as many dimensions as `layout` (e.g. "[1, 1, D]")."""
     if key not in state:
         hint = ""
         if "pos_embed" in state or "embeddings.position_embeddings" in state:
             hint = " It has learned position embeddings: a DINOv2 or other ViT, not DINOv3."
         raise CheckpointError(
             f"{path}: missing tensor '{key}', needed to infer the architecture.{hint} {_USE_RELEASED}"
+        )
+    if state[key].ndim != layout.count(",") + 1:
+        raise CheckpointError(
+            f"{path}: '{key}' has shape {list(state[key].shape)}; a DINOv3 ViT stores it as {layout}. "
+            f"{_USE_RELEASED}"
         )
     return state[key]
 
@@ -218,11 +365,19 @@ def _block_count(state: Dict[str, Tensor], prefix: str, path: Path) -> int:
     indices = {int(m.group(1)) for m in map(pattern.match, state) if m}
     if not indices:
         raise CheckpointError(f"{path}: no transformer blocks ('{prefix}N.*' tensors). {_USE_RELEASED}")
-    return max(indices) + 1
+    depth = max(indices) + 1
+    if len(indices) != depth:  # also bounds the depth by the number of tensors in the file
+        first_missing = min(set(range(len(indices) + 1)) - indices)
+        raise CheckpointError(
+            f"{path}: transformer blocks are missing: the highest is '{prefix}{depth - 1}' but the file has "
+            f"only {len(indices)} blocks (the first missing is '{prefix}{first_missing}'). {_USE_RELEASED}"
+        )
+    return depth
 
 
-def _check_patch(weight: Tensor, key: str, path: Path) -> int:
-    if weight.ndim != 4 or tuple(weight.shape[1:]) != (3, 16, 16):
+def _check_patch(state: Dict[str, Tensor], key: str, path: Path) -> int:
+    weight = _require(state, key, path, "[D, 3, 16, 16]")
+    if tuple(weight.shape[1:]) != (3, 16, 16):
         raise CheckpointError(
             f"{path}: '{key}' has shape {list(weight.shape)}; DINOv3 ViTs embed RGB 16x16 patches "
             f"([D, 3, 16, 16]). {_USE_RELEASED}"
@@ -231,8 +386,8 @@ def _check_patch(weight: Tensor, key: str, path: Path) -> int:
 
 
 def _infer_meta(state: Dict[str, Tensor], path: Path) -> Tuple[ViTConfig, str]:
-    dim = _require(state, "cls_token", path).shape[-1]
-    periods = _require(state, "rope_embed.periods", path)
+    dim = _require(state, "cls_token", path, "[1, 1, D]").shape[-1]
+    periods = _require(state, "rope_embed.periods", path, "[head dim / 4]")
     head_dim = 4 * periods.numel()
     if head_dim == 0 or dim % head_dim:
         raise CheckpointError(
@@ -240,9 +395,9 @@ def _infer_meta(state: Dict[str, Tensor], path: Path) -> Tuple[ViTConfig, str]:
             f"not divide the embedding dim {dim}. {_USE_RELEASED}"
         )
     if "blocks.0.mlp.fc1.weight" in state:
-        ffn, hidden = "mlp", state["blocks.0.mlp.fc1.weight"].shape[0]
+        ffn, hidden = "mlp", _require(state, "blocks.0.mlp.fc1.weight", path, "[hidden, D]").shape[0]
     else:
-        ffn, hidden = "swiglu", _require(state, "blocks.0.mlp.w1.weight", path).shape[0]
+        ffn, hidden = "swiglu", _require(state, "blocks.0.mlp.w1.weight", path, "[hidden, D]").shape[0]
     storage = state.get("storage_tokens")
     config = ViTConfig(
         embed_dim=dim,
@@ -253,7 +408,7 @@ def _infer_meta(state: Dict[str, Tensor], path: Path) -> Tuple[ViTConfig, str]:
         n_storage_tokens=storage.shape[1] if storage is not None and storage.ndim == 3 else 0,
         qkv_bias="blocks.0.attn.qkv.bias" in state,
         local_cls_norm="local_cls_norm.weight" in state,
-        patch_size=_check_patch(_require(state, "patch_embed.proj.weight", path), "patch_embed.proj.weight", path),
+        patch_size=_check_patch(state, "patch_embed.proj.weight", path),
     )
     return config, f"heads from the RoPE periods (head dim {head_dim})"
 
@@ -266,10 +421,10 @@ def _infer_hf(
     state: Dict[str, Tensor], path: Path, hf_config: dict | None, config_path: Path | None
 ) -> Tuple[ViTConfig, float, str]:
     """ViTConfig, RoPE base and a note on where the head count came from."""
-    dim = _require(state, "embeddings.cls_token", path).shape[-1]
+    dim = _require(state, "embeddings.cls_token", path, "[1, 1, D]").shape[-1]
     layers = _hf_layer_prefix(state)
     gated = f"{layers}0.mlp.gate_proj.weight" in state
-    hidden = _require(state, f"{layers}0.mlp.{'gate' if gated else 'up'}_proj.weight", path).shape[0]
+    hidden = _require(state, f"{layers}0.mlp.{'gate' if gated else 'up'}_proj.weight", path, "[hidden, D]").shape[0]
     registers = state.get("embeddings.register_tokens")
     depth = _block_count(state, layers, path)
     qkv_bias = f"{layers}0.attention.q_proj.bias" in state
@@ -284,16 +439,20 @@ def _infer_hf(
         query_bias=qkv_bias,
         value_bias=qkv_bias,
         key_bias=False,
-        patch_size=_check_patch(_require(state, "embeddings.patch_embeddings.weight", path),
-                                "embeddings.patch_embeddings.weight", path),
+        patch_size=_check_patch(state, "embeddings.patch_embeddings.weight", path),
         num_channels=3,
     )
     hf_config = hf_config or {}
-    wrong = [f"{k} {hf_config[k]!r} (weights: {v!r})" for k, v in found.items() if k in hf_config
-             and hf_config[k] != v]
+    wrong = [f"{k} {printable(repr(hf_config[k]), 40)} (weights: {v!r})" for k, v in found.items()
+             if k in hf_config and hf_config[k] != v]
     heads = hf_config.get("num_attention_heads")
-    if heads is not None and (not isinstance(heads, int) or heads <= 0 or dim % heads or (dim // heads) % 4):
-        wrong.append(f"num_attention_heads {heads!r} (must split {dim} into heads of a multiple of 4)")
+    if heads is not None and (not _is_count(heads) or heads == 0 or dim % heads or (dim // heads) % 4):
+        wrong.append(f"num_attention_heads {printable(repr(heads), 40)} (must split {dim} into heads of a "
+                     "multiple of 4)")
+    for name, default in (("layer_norm_eps", 1e-5), ("rope_theta", 100.0)):
+        value = hf_config.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            wrong.append(f"{name} {printable(repr(value), 40)} (must be a positive number)")
     if wrong:
         raise CheckpointError(
             f"{config_path} disagrees with the weights in {path}: {'; '.join(wrong)}. Use the config.json "
@@ -475,7 +634,7 @@ def load_hf_config(config_path: Path) -> dict:
     try:
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         raise CheckpointError(
             f"{config_path}: unreadable config.json ({_first_line(error)}). Download it again or remove it."
         ) from None
@@ -497,6 +656,7 @@ def load_checkpoint(
     state, notes = read_state_dict(path, shards)
     state, prefix_notes = _strip_prefix(state)
     notes += prefix_notes
+    _check_not_empty(state, path)
     fmt = _detect_format(state, path)
     if fmt == META_FORMAT:
         config, heads_note = _infer_meta(state, path)
@@ -507,6 +667,9 @@ def load_checkpoint(
         sources = _hf_sources(config, _hf_layer_prefix(state), rope_base)
     notes.append(heads_note)
 
+    if config.num_heads <= 0 or config.embed_dim % config.num_heads or config.head_dim % 4:
+        raise CheckpointError(f"{path}: the tensors describe no valid DINOv3 ViT ({config.describe()}: the "
+                              f"embedding dim must split into heads of a multiple of 4). {_USE_RELEASED}")
     model = DinoVisionTransformer(config, patch_stride)
     shapes = {k: tuple(t.shape) for k, t in model.state_dict().items()}
     sources = sources if sources is not None else _meta_sources(list(shapes))

@@ -20,8 +20,22 @@ class CheckpointError(DinoV3Error):
     """A weights file exists but cannot be used: unreadable, unsafe, incomplete, inconsistent or corrupt."""
 
 
+def printable(text: object, limit: int = 300) -> str:
+    """`text` safe to put into a message: control characters escaped, at most `limit` characters.
+
+    Tensor names and error details come from the file being loaded; a crafted file must not be able to
+    put line breaks, terminal escapes or megabytes of text into a message or a log line.
+    """
+    text = str(text)
+    cut = len(text) > limit
+    text = text[:limit]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text[: limit - 3] + "..." if cut or len(text) > limit else text
+
+
 def format_keys(keys: Iterable[str], limit: int = 5) -> str:
     """'a, b, c (+7 more)': the first `limit` keys and how many were left out."""
     keys = list(keys)
-    shown = ", ".join(keys[:limit])
+    shown = ", ".join(printable(k) for k in keys[:limit])
     return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown

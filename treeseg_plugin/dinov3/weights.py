@@ -25,7 +25,7 @@ from typing import Callable, Optional, Tuple, Union
 
 import torch
 
-from .errors import CheckpointError, WeightsNotFoundError
+from .errors import CheckpointError, WeightsNotFoundError, format_keys
 from .variants import DATASET_NAMES, META_DOWNLOAD_FORM, NORMALISATION, VARIANTS, Variant
 
 Source = Union[str, "os.PathLike[str]"]
@@ -81,12 +81,17 @@ def verify_meta_hash(path: Path, log: Log = None) -> Optional[str]:
         return None
     if log:
         log(f"Checking SHA-256 of {path.name} ...")
-    digest = sha256_file(path)
+    try:
+        digest = sha256_file(path)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read ({type(error).__name__}: {error.strerror or error}). "
+                              "Check the file's permissions.") from None
     if not digest.startswith(match.group(1)):
         raise CheckpointError(
             f"{path}: SHA-256 {digest[:8]}... does not match the {match.group(1)} in its name: the file is "
-            "incomplete or corrupt. Download it again (Meta's form: " + META_DOWNLOAD_FORM + "), or pass "
-            "verify_hash=False if you renamed a file you trust."
+            f"incomplete or corrupt. Download it again (Meta's form: {META_DOWNLOAD_FORM}). If you gave this "
+            f"name to a file you trust, rename it without the '-{match.group(1)}' suffix (only names ending in "
+            "-<8 hex digits>.pth are checked), or pass verify_hash=False to load_backbone in Python."
         )
     return digest
 
@@ -103,12 +108,18 @@ def _shards(index: Path) -> Tuple[Path, ...]:
     try:
         with open(index, encoding="utf-8") as f:
             names = sorted(set(json.load(f)["weight_map"].values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise CheckpointError(f"{index}: unreadable safetensors shard index. Download it again.") from None
+    # Shards are plain file names next to the index: never a path that leaves its folder.
+    outside = [n for n in names if not isinstance(n, str) or not n or Path(n).name != n or n in (".", "..")]
+    if outside or not names:
+        raise CheckpointError(f"{index}: the shard index must name .safetensors files in its own folder "
+                              f"(found: {format_keys([repr(n) for n in outside] or ['no files'], 3)}). "
+                              "Download it again.")
     shards = tuple(index.parent / n for n in names)
     missing = [s.name for s in shards if not s.is_file()]
     if missing:
-        raise WeightsNotFoundError(f"{index}: shard files missing next to it: {', '.join(missing)}. "
+        raise WeightsNotFoundError(f"{index}: shard files missing next to it: {format_keys(missing)}. "
                                    "Download the complete model folder.")
     return shards
 
@@ -175,8 +186,10 @@ def _not_found(source: str, repo_id: str, variant: Optional[Variant], looked: li
     return (
         f"No DINOv3 weights found for '{source}' (Hugging Face repository {repo_id}). Looked in: "
         f"{'; '.join(looked)}. Not downloaded: {reason}. To get the weights: (1) log in to "
-        f"https://huggingface.co/{repo_id}, accept the DINOv3 licence of this gated repository, then allow "
-        "downloads with a Hugging Face access token (token argument or HF_TOKEN environment variable); or "
+        f"https://huggingface.co/{repo_id}, accept the DINOv3 licence of this gated repository, create an "
+        "access token and give it to TreeSeg (Settings > Hugging Face token, the HF_TOKEN environment "
+        "variable, or the token argument in Python), then allow downloads (Allow downloading weights; "
+        "ALLOW_DOWNLOAD=true in qgis_process; allow_download=True in Python); or "
         f"(2) request Meta's download link at {META_DOWNLOAD_FORM}{meta_file} and pass the downloaded "
         "file's path; or (3) pass the path of a local .pth / .safetensors file or Hugging Face model folder."
     )
@@ -269,7 +282,7 @@ def detect_dataset(resolved: ResolvedWeights) -> Tuple[Optional[str], str]:
         try:
             with open(resolved.preprocessor_path, encoding="utf-8") as f:
                 mean = tuple(round(float(m), 3) for m in json.load(f).get("image_mean", ()))
-        except (OSError, ValueError, TypeError, AttributeError):
+        except (OSError, ValueError, TypeError, AttributeError, RecursionError):
             mean = ()
         for dataset, (dataset_mean, _) in NORMALISATION.items():
             if mean == dataset_mean:
