@@ -1,0 +1,342 @@
+"""K-means clustering of patch features and the elbow rule that picks K.
+
+Everything here works on float32 feature matrices ``[N, D]`` (rows are the L2-normalised DINOv3 patch
+features) and depends only on numpy and torch.  The heavy lifting (distance matrices, centroid sums) runs
+as torch CPU matmuls, which are deterministic for a given machine and thread count: the same input and
+seed give bit-identical centroids on every run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+MAX_SAMPLES = 50_000
+"""Default number of patch features the engine samples over the raster to fit k-means on."""
+
+N_INIT = 3
+"""Default number of k-means++ initialisations per K; the fit with the lowest WCSS is kept."""
+
+PILOT_SAMPLES = 8_000
+"""The k-means++ initialisations run to convergence on this many random rows of the sample; only the best
+one is then refined on the whole sample."""
+
+MAX_ITER = 100
+PILOT_MAX_ITER = 100
+EXTRA_TRIALS = 0
+"""Most Lloyd iterations per initialisation."""
+
+TOL = 1e-4
+"""Lloyd stops once the summed squared centroid shift is at most TOL x the mean per-feature variance."""
+
+
+class ClusteringCanceled(Exception):  # noqa: N818 (name fixed by the engine API)
+    """Raised when the caller's ``is_canceled`` callback asks a sweep to stop."""
+
+
+@dataclass(frozen=True)
+class KMeansFit:
+    """One k-means solution; label ``i + 1`` in the output raster is ``centroids[i]``."""
+
+    k: int
+    centroids: np.ndarray  # [K, D] float32, biggest cluster on the fit sample first
+    wcss: float  # sum of squared distances of the fit sample to its nearest centroid
+    n_iter: int  # Lloyd iterations of the kept initialisation
+    cluster_sizes: np.ndarray  # [K] int64 fit-sample counts, in centroid order
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """The fit sample as torch tensors plus the statistics every K of a sweep shares."""
+
+    points: torch.Tensor  # [N, D] float32
+    squared_norms: torch.Tensor  # [N] float32
+    mean_variance: float  # mean per-feature variance; Lloyd's tolerance is relative to it
+
+
+def squared_distances(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances ``[N, K]`` (float32, >= 0) from each row of x to each centroid.
+
+    Uses ``||x||^2 - 2 x.c + ||c||^2`` as one matmul, so it is cheap to call chunk by chunk; rounding
+    negatives are clamped to 0.
+    """
+    points = torch.from_numpy(_as_float32_matrix(x, "x"))
+    centers = torch.from_numpy(_as_float32_matrix(centroids, "centroids"))
+    if points.shape[1] != centers.shape[1]:
+        raise ValueError(f"x has {points.shape[1]} features per row but the centroids have {centers.shape[1]}")
+    distances = torch.addmm((centers * centers).sum(dim=1), points, centers.T, alpha=-2.0)
+    distances += (points * points).sum(dim=1, keepdim=True)
+    return distances.clamp_(min=0.0).numpy()
+
+
+def assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index (0..K-1) of the nearest centroid for each row of x; ties go to the lower index."""
+    return squared_distances(x, centroids).argmin(axis=1)
+
+
+def fit_kmeans(
+    x: np.ndarray, k: int, *, seed: int, n_init: int = N_INIT, max_iter: int = MAX_ITER, tol: float = TOL
+) -> KMeansFit:
+    """Fit k-means (greedy k-means++ seeding, Lloyd iterations) to the rows of x; keep the best of n_init.
+
+    ``tol`` is relative like scikit-learn's: iterations stop when the labels no longer change or the summed
+    squared centroid shift drops to ``tol`` times the mean per-feature variance of x.
+    """
+    _check_settings(k, n_init)
+    if max_iter < 1 or not tol >= 0:
+        raise ValueError(f"max_iter must be >= 1 and tol >= 0, got max_iter={max_iter}, tol={tol}")
+    sample = _prepare_sample(x)
+    _check_enough_distinct_rows(sample.points, k)
+    return _fit(sample, k, seed=seed, n_init=n_init, max_iter=max_iter, tol=tol, is_canceled=None)
+
+
+def sweep_k(
+    x: np.ndarray,
+    k_values: Sequence[int],
+    *,
+    seed: int,
+    n_init: int = N_INIT,
+    on_fit: Optional[Callable[[KMeansFit], None]] = None,
+    is_canceled: Optional[Callable[[], bool]] = None,
+) -> dict[int, KMeansFit]:
+    """Fit k-means for every K in k_values; ``result[k]`` equals ``fit_kmeans(x, k, seed=seed, ...)``.
+
+    ``on_fit`` is called after each K.  ``is_canceled`` is polled between Lloyd iterations (well under a
+    second apart for MAX_SAMPLES rows); when it returns True the sweep raises ClusteringCanceled.
+    """
+    if len(k_values) == 0:
+        raise ValueError("k_values is empty: give at least one K to fit")
+    for k in k_values:
+        _check_settings(k, n_init)
+    sample = _prepare_sample(x)
+    _check_enough_distinct_rows(sample.points, max(k_values))
+    fits = {}
+    for k in k_values:
+        fit = _fit(sample, k, seed=seed, n_init=n_init, max_iter=MAX_ITER, tol=TOL, is_canceled=is_canceled)
+        fits[k] = fit
+        if on_fit is not None:
+            on_fit(fit)
+    return fits
+
+
+def wcss_drop_percent(wcss: Mapping[int, float]) -> dict[int, float]:
+    """``{K: 100 * (W[K] - W[K+1]) / W[K]}`` for every K whose successor K+1 is also in wcss.
+
+    A step from W[K] == 0 counts as a 0 % drop if W[K+1] is 0 too and as -inf (an increase) otherwise.
+    """
+    _check_wcss_values(wcss)
+    drops = {}
+    for k in sorted(wcss):
+        if k + 1 not in wcss:
+            continue
+        current, following = float(wcss[k]), float(wcss[k + 1])
+        if current > 0.0:
+            drops[k] = 100.0 * (current - following) / current
+        else:
+            drops[k] = 0.0 if following == 0.0 else -math.inf
+    return drops
+
+
+def choose_k(wcss: Mapping[int, float], threshold_percent: float) -> int:
+    """Pick K at the elbow of the WCSS curve.
+
+    The rule: going up from the smallest K, return the first K whose step to K+1 lowers the WCSS by
+    strictly less than ``threshold_percent`` percent of WCSS(K), i.e. the smallest K with
+    ``100 * (WCSS(K) - WCSS(K+1)) / WCSS(K) < threshold_percent``.  A drop exactly equal to the
+    threshold does not stop the search.  If no step is that small, return the largest K.
+
+    The keys must be consecutive integers, the values finite and >= 0, and the threshold finite and > 0;
+    anything else raises ValueError.
+    """
+    if isinstance(threshold_percent, bool) or not isinstance(threshold_percent, (int, float)):
+        raise ValueError(f"threshold_percent must be a number, got {threshold_percent!r}")
+    if not math.isfinite(threshold_percent) or threshold_percent <= 0:
+        raise ValueError(f"threshold_percent must be a finite number > 0, got {threshold_percent!r}")
+    _check_wcss_values(wcss)
+    ks = sorted(wcss)
+    if ks != list(range(ks[0], ks[-1] + 1)):
+        raise ValueError(f"the WCSS curve needs consecutive K values, got {ks}")
+    drops = wcss_drop_percent(wcss)
+    for k in ks[:-1]:
+        if drops[k] < threshold_percent:
+            return k
+    return ks[-1]
+
+
+def _check_wcss_values(wcss: Mapping[int, float]) -> None:
+    if len(wcss) == 0:
+        raise ValueError("the WCSS curve is empty: fit at least one K")
+    for k, value in wcss.items():
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ValueError(f"K values must be integers, got {k!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"WCSS must be finite and >= 0, got {value!r} for K={k}")
+
+
+def _as_float32_matrix(array: np.ndarray, name: str) -> np.ndarray:
+    matrix = np.ascontiguousarray(array, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array [rows, features], got shape {matrix.shape}")
+    return matrix
+
+
+def _prepare_sample(x: np.ndarray) -> _Sample:
+    matrix = _as_float32_matrix(x, "x")
+    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise ValueError(f"x is empty (shape {matrix.shape}): there is nothing to cluster")
+    if not np.isfinite(matrix).all():
+        raise ValueError("x contains NaN or infinite values")
+    points = torch.from_numpy(matrix)
+    variance = float(np.mean(np.var(matrix, axis=0, dtype=np.float64)))
+    return _Sample(points, (points * points).sum(dim=1), variance)
+
+
+def _check_settings(k: int, n_init: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"K must be an integer >= 1, got {k!r}")
+    if n_init < 1:
+        raise ValueError(f"n_init must be >= 1, got {n_init}")
+
+
+def _check_enough_distinct_rows(points: torch.Tensor, k: int) -> None:
+    n_distinct = _count_distinct_rows(points.numpy(), at_least=k)
+    if k > n_distinct:
+        raise ValueError(
+            f"cannot make {k} clusters from only {n_distinct} distinct feature vectors: "
+            f"lower K_MAX to {n_distinct} or less, or choose a larger area"
+        )
+
+
+def _count_distinct_rows(matrix: np.ndarray, at_least: int) -> int:
+    """Number of distinct rows, or any number >= at_least once that many are certain to exist."""
+    distinct_first_column = np.unique(matrix[:, 0]).size  # rows that differ here are distinct rows
+    if distinct_first_column >= at_least:
+        return distinct_first_column
+    canonical = np.ascontiguousarray(matrix + np.float32(0.0))  # -0.0 -> 0.0 so equal values share bytes
+    rows_as_bytes = canonical.view(np.dtype((np.void, canonical.dtype.itemsize * canonical.shape[1])))
+    return int(np.unique(rows_as_bytes).size)
+
+
+def _fit(
+    sample: _Sample,
+    k: int,
+    *,
+    seed: int,
+    n_init: int,
+    max_iter: int,
+    tol: float,
+    is_canceled: Optional[Callable[[], bool]],
+) -> KMeansFit:
+    rng = np.random.default_rng(seed)
+    pilot = _random_rows(sample, PILOT_SAMPLES, rng)
+    shift_tolerance = tol * sample.mean_variance
+    best = None
+    for _ in range(n_init):
+        centers = _kmeans_plusplus(pilot, k, rng, is_canceled)
+        candidate = _lloyd(pilot, centers, min(max_iter, PILOT_MAX_ITER), shift_tolerance, is_canceled)
+        if best is None or candidate[1] < best[1]:
+            best = candidate
+    if pilot is not sample:
+        best = _lloyd(sample, best[0], max_iter, shift_tolerance, is_canceled)
+    centers, wcss, n_iter, labels = best
+    sizes = np.bincount(labels, minlength=k).astype(np.int64)
+    centroids = centers.numpy()
+    order = np.lexsort((*centroids.T[::-1], -sizes))  # biggest first, ties by lexicographic centroid
+    return KMeansFit(k, np.ascontiguousarray(centroids[order]), wcss, n_iter, sizes[order])
+
+
+def _random_rows(sample: _Sample, n_rows: int, rng: np.random.Generator) -> _Sample:
+    """A random subset of n_rows sample rows (in their original order), or the sample itself if smaller."""
+    if sample.points.shape[0] <= n_rows:
+        return sample
+    rows = torch.from_numpy(np.sort(rng.choice(sample.points.shape[0], n_rows, replace=False)))
+    return _Sample(sample.points[rows], sample.squared_norms[rows], sample.mean_variance)
+
+
+def _raise_if_canceled(is_canceled: Optional[Callable[[], bool]]) -> None:
+    if is_canceled is not None and is_canceled():
+        raise ClusteringCanceled("k-means sweep canceled")
+
+
+def _kmeans_plusplus(
+    sample: _Sample, k: int, rng: np.random.Generator, is_canceled: Optional[Callable[[], bool]]
+) -> torch.Tensor:
+    """Greedy k-means++ (as scikit-learn): each new centre is the best of a few D^2-sampled candidates."""
+    points = sample.points
+    n_trials = EXTRA_TRIALS + 2 + int(math.log(k))
+    centers = torch.empty((k, points.shape[1]), dtype=points.dtype)
+    first = int(rng.integers(points.shape[0]))
+    centers[0] = points[first]
+    closest = _point_to_rows(sample, points[first : first + 1])[0]
+    for index in range(1, k):
+        _raise_if_canceled(is_canceled)
+        cumulative = np.cumsum(closest.numpy(), dtype=np.float64)
+        targets = rng.random(n_trials) * cumulative[-1]
+        candidates = np.minimum(np.searchsorted(cumulative, targets), points.shape[0] - 1)
+        trial_closest = torch.minimum(_point_to_rows(sample, points[candidates]), closest)
+        potentials = trial_closest.double().sum(dim=1)
+        best = int(torch.argmin(potentials))
+        closest = trial_closest[best]
+        centers[index] = points[candidates[best]]
+    return centers
+
+
+def _point_to_rows(sample: _Sample, rows: torch.Tensor) -> torch.Tensor:
+    """Squared distances [len(rows), N] from each of a few rows to every sample point, clamped at 0."""
+    distances = torch.addmm(sample.squared_norms, rows, sample.points.T, alpha=-2.0)
+    distances += (rows * rows).sum(dim=1, keepdim=True)
+    return distances.clamp_(min=0.0)
+
+
+def _nearest(sample: _Sample, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest-centre labels [N] and ``min_c (||c||^2 - 2 x.c)`` [N]; add ``||x||^2`` for the distance."""
+    scores = torch.addmm((centers * centers).sum(dim=1), sample.points, centers.T, alpha=-2.0)
+    partial, labels = scores.min(dim=1)
+    return labels, partial
+
+
+def _lloyd(
+    sample: _Sample,
+    centers: torch.Tensor,
+    max_iter: int,
+    shift_tolerance: float,
+    is_canceled: Optional[Callable[[], bool]],
+) -> tuple[torch.Tensor, float, int, np.ndarray]:
+    """Lloyd iterations from the given centres; returns (centres, WCSS, iterations, labels)."""
+    labels, partial = _nearest(sample, centers)
+    n_iter = 0
+    while n_iter < max_iter:
+        _raise_if_canceled(is_canceled)
+        n_iter += 1
+        new_centers = _update_centers(sample, centers, labels, partial)
+        shift = float(((new_centers - centers) ** 2).sum())
+        centers = new_centers
+        new_labels, partial = _nearest(sample, centers)
+        stable = torch.equal(new_labels, labels)
+        labels = new_labels
+        if stable or shift <= shift_tolerance:
+            break
+    distances = (partial + sample.squared_norms).clamp_(min=0.0)
+    return centers, float(np.sum(distances.numpy(), dtype=np.float64)), n_iter, labels.numpy()
+
+
+def _update_centers(
+    sample: _Sample, centers: torch.Tensor, labels: torch.Tensor, partial: torch.Tensor
+) -> torch.Tensor:
+    """Cluster means; an empty cluster is re-seeded at the point farthest from every centre so far."""
+    k = centers.shape[0]
+    sums = torch.zeros_like(centers).index_add_(0, labels, sample.points)
+    counts = torch.bincount(labels, minlength=k)
+    new_centers = sums / counts.clamp(min=1).unsqueeze(1).to(sums.dtype)
+    empty = torch.nonzero(counts == 0).flatten().tolist()
+    if empty:
+        distances = partial + sample.squared_norms
+        for cluster in empty:
+            farthest = int(torch.argmax(distances))
+            new_centers[cluster] = sample.points[farthest]
+            distances = torch.minimum(distances, _point_to_rows(sample, sample.points[farthest : farthest + 1])[0])
+    return new_centers
