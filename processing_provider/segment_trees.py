@@ -125,7 +125,8 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
                   "auto: CUDA, then Apple MPS, then CPU.")
         self._add(QgsProcessingParameterEnum(self.PRECISION, self.tr("Precision"), list(PRECISIONS),
                                              defaultValue=PRECISIONS.index(defaults.precision)),
-                  "auto: bf16 on CUDA, fp32 on CPU. fp16 needs CUDA.")
+                  "auto: bf16 on CUDA and on CPUs with native bf16 (AMX or AVX512-BF16), else fp32. "
+                  "fp16 needs CUDA.")
         self._add(QgsProcessingParameterEnum(self.STRIDE, self.tr("Patch stride (px)"),
                                              [str(stride) for stride in STRIDES], defaultValue=0),
                   "16: one feature per 16x16 patch. 8 or 4: overlapping patches, denser features, "
@@ -142,10 +143,10 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
                   "The chosen K is the smallest K whose step to K+1 lowers WCSS by less than this percentage.")
         self._add(QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"), Integer, 0, minValue=0),
                   "Seeds the fit sample and k-means: the same input, weights and seed give the same output.")
-        self._add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (px)"), Integer, 512,
+        self._add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (px)"), Integer, 384,
                                                minValue=32, maxValue=4096),
                   "Side of the square tiles fed to the model; a multiple of 16.", advanced=True)
-        self._add(QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (px)"), Integer, 64,
+        self._add(QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (px)"), Integer, 32,
                                                minValue=0, maxValue=2048),
                   "Margin shared by neighbouring tiles and discarded, so there are no seams; a multiple of 16 "
                   "and less than half the tile size.", advanced=True)

@@ -105,8 +105,10 @@ def test_valid_defaults_pass_and_token_is_not_in_repr():
 def test_device_and_precision_choice(monkeypatch):
     import torch
 
+    from treeseg_plugin.engine import runtime
     from treeseg_plugin.engine.runtime import resolve_device, resolve_precision
 
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)  # auto on CPU: see test_performance_paths
     assert resolve_precision("auto", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"
     with pytest.raises(EngineError, match="fp16 is not supported on the CPU"):

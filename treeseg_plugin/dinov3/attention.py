@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import linear, scaled_dot_product_attention
 
-from .rope import rope_apply_
+from .rope import RopeTables, rope_apply_
 
 
 def k_bias_mask(out_features: int) -> Tensor:
@@ -43,7 +43,7 @@ class SelfAttention(nn.Module):
         self.qkv = LinearKMaskedBias(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+    def forward(self, x: Tensor, rope: RopeTables) -> Tensor:
         batch, tokens, dim = x.shape
         head_dim = dim // self.num_heads
         # [B,N,3D] -> [B,N,3,h,hd] -> [3,B,h,N,hd]: Q, K, V are contiguous thirds, head-major inside each.

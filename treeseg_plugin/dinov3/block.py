@@ -1,12 +1,19 @@
-"""Pre-norm transformer block with LayerScale: x + ls1(attn(norm1 x)), then x + ls2(ffn(norm2 x))."""
+"""Pre-norm transformer block with LayerScale: x + ls1(attn(norm1 x)), then x + ls2(ffn(norm2 x)).
+
+Without autograd (inference), each residual update is one fused pass, ``x + y * gamma``
+(``torch.addcmul``; the second one in place on the block's own tensor), instead of a LayerScale
+product and a separate addition. The block never modifies its input.
+"""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from .attention import SelfAttention
 from .ffn import Mlp, SwiGLUFFN
 from .layer_scale import LayerScale
+from .rope import RopeTables
 
 FFN_LAYERS = {"mlp": Mlp, "swiglu": SwiGLUFFN}
 
@@ -29,6 +36,9 @@ class Block(nn.Module):
         self.mlp = FFN_LAYERS[ffn_layer](dim, ffn_hidden_dim)
         self.ls2 = LayerScale(dim)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:  # [B,N,D] -> [B,N,D]
-        x = x + self.ls1(self.attn(self.norm1(x), rope))
-        return x + self.ls2(self.mlp(self.norm2(x)))
+    def forward(self, x: Tensor, rope: RopeTables) -> Tensor:  # [B,N,D] -> [B,N,D]
+        if torch.is_grad_enabled():  # autograd needs the intermediate values: no in-place updates
+            x = x + self.ls1(self.attn(self.norm1(x), rope))
+            return x + self.ls2(self.mlp(self.norm2(x)))
+        x = torch.addcmul(x, self.attn(self.norm1(x), rope), self.ls1.gamma)  # a new tensor
+        return x.addcmul_(self.mlp(self.norm2(x)), self.ls2.gamma)

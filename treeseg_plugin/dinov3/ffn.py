@@ -1,9 +1,16 @@
-"""Feed-forward layers of the DINOv3 blocks: MLP (exact GELU) and SwiGLU."""
+"""Feed-forward layers of the DINOv3 blocks: MLP (exact GELU) and SwiGLU.
+
+Without autograd (inference) the activations run in place on the first projection's output, which
+saves one [B, N, hidden] tensor (the largest in a block) per layer.
+"""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch.nn.functional import gelu, silu
+
+_gelu_ = getattr(torch._C._nn, "gelu_", None)  # in-place exact GELU (aten::gelu_); absent: out of place
 
 
 class Mlp(nn.Module):
@@ -15,7 +22,12 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(gelu(self.fc1(x)))
+        hidden = self.fc1(x)
+        if _gelu_ is not None and not torch.is_grad_enabled():
+            _gelu_(hidden)
+        else:
+            hidden = gelu(hidden)
+        return self.fc2(hidden)
 
 
 class SwiGLUFFN(nn.Module):
@@ -28,4 +40,7 @@ class SwiGLUFFN(nn.Module):
         self.w3 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w3(silu(self.w1(x)) * self.w2(x))
+        if torch.is_grad_enabled():
+            return self.w3(silu(self.w1(x)) * self.w2(x))
+        gate = silu(self.w1(x), inplace=True)
+        return self.w3(gate.mul_(self.w2(x)))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch.nn.functional import conv2d
 
 
 def grid_size(height: int, width: int, patch_size: int, stride: int) -> tuple[int, int]:
@@ -13,13 +15,24 @@ def grid_size(height: int, width: int, patch_size: int, stride: int) -> tuple[in
 
 
 class PatchEmbed(nn.Module):
-    """[B,3,H,W] -> ([B,H'W',D], (H', W')) with H' = (H-p)//s + 1."""
+    """[B,3,H,W] -> ([B,H'W',D], (H', W')) with H' = (H-p)//s + 1.
+
+    On the CPU the convolution runs channels-last (oneDNN's faster layout for 3 input channels; the
+    tokens then come out as [B,H',W',D] without a transpose). Same values as the plain layout.
+    """
 
     def __init__(self, embed_dim: int, patch_size: int, stride: int, in_chans: int = 3) -> None:
         super().__init__()
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=stride)
 
     def forward(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        if x.device.type == "cpu" and not torch.is_grad_enabled():
+            last = torch.channels_last
+            proj = self.proj
+            x = conv2d(x.contiguous(memory_format=last), proj.weight.contiguous(memory_format=last), proj.bias,
+                       proj.stride)  # [B,D,H',W'] in channels-last memory
+            rows, cols = x.shape[-2:]
+            return x.permute(0, 2, 3, 1).flatten(1, 2), (rows, cols)
         x = self.proj(x)  # [B,D,H',W']
         rows, cols = x.shape[-2:]
         return x.flatten(2).transpose(1, 2), (rows, cols)

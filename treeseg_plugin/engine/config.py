@@ -46,8 +46,8 @@ class SegmentationConfig:
     k_max: int = 10
     elbow_threshold: float = 5.0
     seed: int = 0
-    tile_size: int = 512
-    overlap: int = 64
+    tile_size: int = 384
+    overlap: int = 32
     batch_size: int = 4
     max_samples: int = 50000
     allow_download: bool = False

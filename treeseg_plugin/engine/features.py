@@ -14,6 +14,10 @@ Decisions:
   the tile's kept patches; it is skipped when none of them is valid.
 * Model input: invalid pixels (and NaN) are set to the normalisation mean (0 after normalising);
   valid pixels outside the working window are real context and are kept.
+* Out of memory (CUDA, MPS or the CPU allocator) during a forward pass: the allocator's cache is
+  emptied, the batch is halved (logged) and the same tiles are encoded again; the smaller batch is kept
+  for the rest of the run. Out of memory with one tile per batch stops the run with a message that
+  suggests a smaller tile size, a lower precision or the CPU.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import errno
 import os
 import shutil
 import tempfile
+import time
 from typing import Callable, List, Optional, Tuple
 
 import numpy as np
@@ -35,6 +40,25 @@ from .tiling import SUPPORT_PX, Tile, TilePlan, cell_valid_fraction
 
 VALID_FRACTION = 0.5
 _CHUNK_BYTES = 64 * 1024 * 1024
+_OOM_MESSAGES = ("out of memory", "can't allocate memory")  # CUDA / MPS, and PyTorch's CPU allocator
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure of the device (torch.cuda.OutOfMemoryError is one)."""
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MESSAGES)
+
+
+def release_cached_memory(device: torch.device) -> None:
+    """Give the allocator's cached blocks back, so that a retry with a smaller batch can use them."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        mps = getattr(torch, "mps", None)
+        if mps is not None and hasattr(mps, "empty_cache"):
+            mps.empty_cache()
 
 
 def _reserve(fd: int, nbytes: int) -> None:
@@ -154,6 +178,9 @@ class TileEncoder:
         self._mean = np.asarray(backbone.mean, dtype=np.float32).reshape(3, 1, 1)
         self._std = np.asarray(backbone.std, dtype=np.float32).reshape(3, 1, 1)
         self.skipped = 0
+        self.halvings = 0  # times the batch was halved after running out of memory
+        self.seconds = {"prepare": 0.0, "model": 0.0, "store": 0.0}  # wall-clock time spent per step
+        self._progress: Optional[Progress] = None
 
     def _prepare(self, tile: Tile) -> Optional[Tuple[np.ndarray, np.ndarray]]:
         """Model input ``[3, th, tw]`` and kept-patch fit-validity, or None when the tile is skipped."""
@@ -175,20 +202,49 @@ class TileEncoder:
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         bb = self.backbone
         x = torch.from_numpy(batch).to(device=bb.device, dtype=bb.dtype)
-        try:
-            with torch.inference_mode():
-                tokens = bb.forward_features(x)["x_norm_patchtokens"].float()
-        except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
-            if "out of memory" not in str(exc).lower():
-                raise
-            raise EngineError(f"The model ran out of memory on {bb.device}. Lower the batch size or the tile "
-                              "size, or use a smaller model.") from exc
+        with torch.inference_mode():
+            tokens = bb.forward_features(x)["x_norm_patchtokens"].float()
         if not bool(torch.isfinite(tokens).all()):
             raise EngineError("The model produced non-finite features (overflow). Use precision fp32 or "
                               "bf16 instead of fp16.")
         tokens = torch.nn.functional.normalize(tokens, dim=-1)
         rows, cols = self.plan.tile_grid
         return tokens.reshape(len(batch), rows, cols, -1).to(torch.float16).cpu().numpy()
+
+    def _encode(self, batch: np.ndarray) -> np.ndarray:
+        """Features of ``batch``, in sub-batches of at most :attr:`batch_size` tiles, halving it on OOM."""
+        parts: List[np.ndarray] = []
+        start = 0
+        while start < len(batch):
+            size = min(self.batch_size, len(batch) - start)
+            try:
+                parts.append(self._forward(batch[start:start + size]))
+            except (RuntimeError, MemoryError) as exc:
+                if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
+                    raise
+                failed = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            else:
+                start += size
+                continue
+            # Outside the except block: the exception's frames (and their tensors) are gone.
+            release_cached_memory(self.backbone.device)
+            if size == 1:
+                raise EngineError(self._oom_message(failed))
+            self.batch_size = size // 2
+            self.halvings += 1
+            if self._progress is not None:
+                self._progress.warning(f"Out of memory on {self.backbone.device} with {size} tiles per batch; "
+                                       f"retrying with {self.batch_size}.")
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _oom_message(self, failed: str) -> str:
+        bb, plan = self.backbone, self.plan
+        precision = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(bb.dtype, bb.dtype)
+        lower = "" if precision != "fp32" else " or a lower PRECISION (bf16, or fp16 on a GPU)"
+        device = "" if bb.device.type == "cpu" else ", or DEVICE cpu (slower, but limited by RAM only)"
+        return (f"The model ran out of memory on {bb.device} even with one {plan.tile_width} x {plan.tile_height} "
+                f"px tile per batch ({precision}; {failed}). Use a smaller TILE_SIZE{lower}, a smaller model"
+                f"{device}, or close other programs using the {bb.device.type.upper()} memory.")
 
     def _store(self, tile: Tile, tokens: np.ndarray, valid: np.ndarray) -> None:
         s = self.plan.stride
@@ -198,19 +254,32 @@ class TileEncoder:
 
     def run(self, progress: Progress, report: Callable[[float], None]) -> None:
         """Encode every tile; count the skipped ones in :attr:`skipped`."""
+        self._progress = progress
         tiles = self.plan.tiles
         pending: List[Tuple[Tile, np.ndarray, np.ndarray]] = []
         for done, tile in enumerate(tiles, start=1):
             check_canceled(progress)
+            tick = time.perf_counter()
             prepared = self._prepare(tile)
+            self.seconds["prepare"] += time.perf_counter() - tick
             if prepared is None:
                 self.skipped += 1
             else:
                 pending.append((tile, *prepared))
             if len(pending) == self.batch_size or (done == len(tiles) and pending):
-                tokens = self._forward(np.stack([p[1] for p in pending]))
+                tick = time.perf_counter()
+                tokens = self._encode(np.stack([p[1] for p in pending]))
+                self.seconds["model"] += time.perf_counter() - tick
+                tick = time.perf_counter()
                 for (t, _, valid), tok in zip(pending, tokens):
                     self._store(t, tok, valid)
                 pending = []
                 self.source.flush()
+                self.seconds["store"] += time.perf_counter() - tick
             report(done / len(tiles))
+        encoded = len(tiles) - self.skipped
+        if encoded:
+            spent = self.seconds
+            progress.info(f"Encoding time: model {spent['model']:.1f} s ({spent['model'] / encoded:.2f} s per tile), "
+                          f"reading and preparing tiles {spent['prepare']:.1f} s, storing features "
+                          f"{spent['store']:.1f} s.")

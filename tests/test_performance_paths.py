@@ -1,0 +1,250 @@
+"""Behaviour of the performance paths (never their speed): out-of-memory back-off, precision choice,
+the in-place inference fast path, cache-sized RoPE pieces, start-up imports, and the benchmark scripts.
+
+Timing is measured by scripts/bench_*.py and reported in docs/benchmarks.md, never asserted here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import pytest
+import torch
+from checkpoint_factory import make_state_dict, write_meta_pth
+from data_factory import make_raster
+from osgeo import gdal
+
+from treeseg_plugin.dinov3 import load_backbone, rope
+from treeseg_plugin.engine import EngineError, Progress, SegmentationConfig, run_segmentation
+from treeseg_plugin.engine import pipeline as engine_pipeline
+from treeseg_plugin.engine import runtime as engine_runtime
+from treeseg_plugin.engine.features import is_out_of_memory
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO_ROOT / "scripts"
+
+
+class Log(Progress):
+    def __init__(self) -> None:
+        self.lines: List[str] = []
+        self.warnings: List[str] = []
+
+    def info(self, msg: str) -> None:
+        self.lines.append(msg)
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+
+
+class OomAbove:
+    """The real backbone, except that forwards of more than `limit` images raise CUDA's OOM error
+    (limit 0: every forward does). Records the batch sizes it was called with."""
+
+    def __init__(self, backbone, limit: int, error: Optional[BaseException] = None) -> None:
+        self._backbone = backbone
+        self.limit = limit
+        self.error = error
+        self.calls: List[int] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._backbone, name)
+
+    def forward_features(self, x: torch.Tensor):
+        self.calls.append(x.shape[0])
+        if x.shape[0] > self.limit:
+            raise self.error or torch.cuda.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 8.00 GiB total capacity)")
+        return self._backbone.forward_features(x)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return str(write_meta_pth(tmp_path_factory.mktemp("weights") / "tiny.pth", make_state_dict("tiny", seed=0)))
+
+
+@pytest.fixture(scope="module")
+def raster(tmp_path_factory) -> Path:
+    return make_raster(tmp_path_factory.mktemp("raster") / "in.tif", 300, 260, kind="blobs")
+
+
+def _wrap_model(monkeypatch, limit: int, error: Optional[BaseException] = None) -> List[OomAbove]:
+    made: List[OomAbove] = []
+    real = engine_pipeline.load_model
+
+    def load(config, progress):
+        backbone, device, precision = real(config, progress)
+        made.append(OomAbove(backbone, limit, error))
+        return made[-1], device, precision
+
+    monkeypatch.setattr(engine_pipeline, "load_model", load)
+    return made
+
+
+def _run(raster: Path, out: Path, model: str, log: Progress, batch_size: int) -> np.ndarray:
+    config = SegmentationConfig(input_path=str(raster), output_path=str(out), model=model, tile_size=128,
+                                overlap=32, k=3, batch_size=batch_size, precision="fp32", device="cpu")
+    run_segmentation(config, log)
+    ds = gdal.Open(str(out))
+    labels = ds.GetRasterBand(1).ReadAsArray()
+    ds = None
+    return labels
+
+
+# ---------------------------------------------------------------- out-of-memory back-off (issue #5)
+
+
+def test_oom_halves_the_batch_and_retries(tmp_path, tiny, raster, monkeypatch):
+    expected = _run(raster, tmp_path / "one.tif", tiny, Log(), batch_size=1)
+    made = _wrap_model(monkeypatch, limit=1)
+    log = Log()
+    labels = _run(raster, tmp_path / "oom.tif", tiny, log, batch_size=4)
+    (model,) = made
+    assert model.calls[:3] == [4, 2, 1]  # halved twice, then kept at 1 for the rest of the run
+    assert set(model.calls[3:]) == {1}
+    halvings = [w for w in log.warnings if w.startswith("Out of memory")]
+    assert halvings == ["Out of memory on cpu with 4 tiles per batch; retrying with 2.",
+                        "Out of memory on cpu with 2 tiles per batch; retrying with 1."]
+    assert np.array_equal(labels, expected)  # the same tiles, encoded one by one: the same result
+
+
+def test_oom_at_batch_one_stops_with_advice(tmp_path, tiny, raster, monkeypatch):
+    made = _wrap_model(monkeypatch, limit=0)
+    log = Log()
+    out = tmp_path / "out" / "labels.tif"
+    out.parent.mkdir()
+    with pytest.raises(EngineError) as caught:
+        _run(raster, out, tiny, log, batch_size=2)
+    message = str(caught.value)
+    assert "even with one 128 x 128 px tile per batch" in message
+    assert "smaller TILE_SIZE" in message and "lower PRECISION" in message
+    assert "CUDA out of memory" in message
+    assert made[0].calls == [2, 1]
+    assert len([w for w in log.warnings if w.startswith("Out of memory")]) == 1
+    assert list(out.parent.iterdir()) == []  # nothing left behind
+
+
+def test_other_runtime_errors_are_not_taken_for_oom(tmp_path, tiny, raster, monkeypatch):
+    made = _wrap_model(monkeypatch, limit=0, error=RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        _run(raster, tmp_path / "labels.tif", tiny, Log(), batch_size=4)
+    assert made[0].calls == [4]  # no retry
+
+
+def test_out_of_memory_detection():
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory."))
+    assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"))
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1"))
+    assert not is_out_of_memory(RuntimeError("expected scalar type Float but found BFloat16"))
+    assert not is_out_of_memory(ValueError("out of memory"))
+
+
+# ---------------------------------------------------------------- precision choice
+
+
+def test_auto_precision_on_cpu_follows_native_bf16(monkeypatch):
+    monkeypatch.setattr(engine_runtime, "cpu_has_native_bf16", lambda: True)
+    assert engine_runtime.resolve_precision("auto", "cpu") == "bf16"
+    assert engine_runtime.resolve_precision("fp32", "cpu") == "fp32"  # an explicit choice is kept
+    assert engine_runtime.resolve_precision("auto", "mps") == "fp32"
+    monkeypatch.setattr(engine_runtime, "cpu_has_native_bf16", lambda: False)
+    assert engine_runtime.resolve_precision("auto", "cpu") == "fp32"
+
+
+def test_native_bf16_detection_matches_the_cpu_flags(monkeypatch):
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else None
+    if flags is not None:
+        assert engine_runtime.cpu_has_native_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
+    # without torch's checks (older torch), the Linux flags decide
+    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.delattr(torch.cpu, name, raising=False)
+    if flags is not None and sys.platform.startswith("linux"):
+        assert engine_runtime.cpu_has_native_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
+
+
+# ---------------------------------------------------------------- inference fast path
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-swiglu-nobias"])
+def test_inference_path_equals_autograd_path_and_keeps_inputs(tmp_path, preset):
+    """Fused residuals and in-place activations give the plain formula's values; no block changes its input."""
+    bb = load_backbone(write_meta_pth(tmp_path / "m.pth", make_state_dict(preset, seed=5)))
+    vit = bb.vit
+    x = torch.randn(2, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        tokens, (rows, cols) = vit.prepare_tokens(x)
+        table = vit.rope_embed(rows, cols, 16)
+        before = tokens.clone()
+        fast = vit.blocks[0](tokens, table)
+        assert torch.equal(tokens, before)
+    with torch.enable_grad():
+        plain = vit.blocks[0](tokens, table)
+    assert (fast - plain).abs().max() <= 1e-5
+    assert torch.equal(bb.get_intermediate_layers(x, n=2, norm=False)[0],
+                       bb.get_intermediate_layers(x, n=[0, 1], norm=False)[0])  # snapshots are not overwritten
+
+
+def _rope_reference(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
+    """The official formula on half-width tables, in fp32, rounded once."""
+    patches = x[..., x.shape[-2] - sin.shape[0]:, :].float()
+    a, b = patches.chunk(2, dim=-1)
+    out = x.clone()
+    out[..., x.shape[-2] - sin.shape[0]:, :] = torch.cat([a * cos - b * sin, b * cos + a * sin], dim=-1)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("piece_bytes", [1 << 20, 4096, 64])
+def test_rope_in_pieces_is_bit_identical(monkeypatch, dtype, piece_bytes):
+    """Whatever the piece size (several heads, one head, a run of tokens): the official arithmetic."""
+    monkeypatch.setattr(rope, "_PIECE_BYTES", piece_bytes)
+    gen = torch.Generator().manual_seed(1)
+    batch, tokens, heads, head_dim, grid = 2, 5 + 7 * 9, 3, 16, 7 * 9
+    angles = torch.rand(grid, head_dim // 2, generator=gen) * 6
+    sin, cos = angles.sin(), angles.cos()
+    full_sin, full_cos = torch.cat([-sin, sin], -1), torch.cat([cos, cos], -1)
+    qkv = torch.randn(batch, tokens, 3, heads, head_dim, generator=gen).to(dtype).permute(2, 0, 3, 1, 4)
+    expected = _rope_reference(qkv[:2], sin, cos)
+    rope.rope_apply_(qkv[:2], full_sin, full_cos)
+    assert torch.equal(qkv[:2], expected)
+
+
+def test_model_build_does_not_import_dynamo():
+    """A meta-device arange goes through torch._refs, which imports torch._dynamo (seconds of start-up)."""
+    code = ("import sys, torch\n"
+            "from treeseg_plugin.dinov3.vision_transformer import DinoVisionTransformer, ViTConfig\n"
+            "DinoVisionTransformer(ViTConfig(384, 12, 6, 'mlp', 1536))\n"
+            "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo imported'\n")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True, timeout=300)
+
+
+# ---------------------------------------------------------------- benchmark scripts run
+
+
+def _script(name: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(SCRIPTS / name), *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_gpu_check_smoke_on_cpu(tmp_path):
+    """scripts/gpu_check.py --smoke: every section runs on the CPU at tiny sizes, OOM back-off included."""
+    out = _script("gpu_check.py", "--smoke", "--json", str(tmp_path / "gpu.json"))
+    assert "OOM back-off: ok" in out
+    import json
+
+    report = json.loads((tmp_path / "gpu.json").read_text())
+    rows = report["throughput"]
+    assert {(r["model"], r["precision"]) for r in rows} >= {("tiny", "fp32"), ("tiny", "bf16")}
+    assert all(r["images_per_s"] > 0 and r["cosine_min"] > 0.9 for r in rows)
+    assert report["oom_backoff"]["batch_sizes"][:3] == [4, 2, 1]
+
+
+def test_bench_backbone_runs(tmp_path):
+    out = _script("bench_backbone.py", "--model", "tiny", "--size", "64", "--rounds", "1", "--threads", "1",
+                  "--json", str(tmp_path / "b.json"))
+    assert "| 1 | fp32 |" in out and "| 1 | bf16 |" in out
