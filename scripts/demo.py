@@ -70,7 +70,8 @@ def main() -> None:
     if done.returncode != 0:
         sys.exit(f"Segment Trees failed:\n{done.stdout}\n{done.stderr}")
     payload = json.loads(done.stdout[done.stdout.index("{"):])
-    print(payload.get("log", {}).get("info", "").strip())
+    log = payload.get("log", {}).get("info", [])
+    print("\n".join(log) if isinstance(log, list) else str(log))
     print(f"\nLabels: {output} (style: {output.with_suffix('.qml')})\nReport: {report}\n"
           f"Chosen K: {payload['results']['CHOSEN_K']}"
           + ("" if pretrained else "   (random weights: a pipeline check, not a segmentation)"))
