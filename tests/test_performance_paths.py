@@ -196,11 +196,22 @@ def _rope_reference(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> to
     return out
 
 
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("piece_bytes", [1 << 20, 4096, 64])
-def test_rope_in_pieces_is_bit_identical(monkeypatch, dtype, piece_bytes):
+def test_rope_in_pieces_is_bit_identical(monkeypatch, one_thread, dtype, piece_bytes):
     """Whatever the piece size (several heads, one head, a run of tokens): the official arithmetic."""
     monkeypatch.setattr(rope, "_PIECE_BYTES", piece_bytes)
+    calls = []
+    rotate = rope._rotate
+    monkeypatch.setattr(rope, "_rotate", lambda part, *args: calls.append(part.numel()) or rotate(part, *args))
     gen = torch.Generator().manual_seed(1)
     batch, tokens, heads, head_dim, grid = 2, 5 + 7 * 9, 3, 16, 7 * 9
     angles = torch.rand(grid, head_dim // 2, generator=gen) * 6
@@ -210,6 +221,24 @@ def test_rope_in_pieces_is_bit_identical(monkeypatch, dtype, piece_bytes):
     expected = _rope_reference(qkv[:2], sin, cos)
     rope.rope_apply_(qkv[:2], full_sin, full_cos)
     assert torch.equal(qkv[:2], expected)
+    assert sum(calls) == 2 * batch * heads * grid * head_dim
+    runs_per_head = {1 << 20: None, 4096: 2, 64: grid}[piece_bytes]  # 4096 B: runs of 32 of the 63 tokens
+    assert len(calls) == (1 if runs_per_head is None else 2 * batch * heads * runs_per_head)
+
+
+def test_rope_in_one_piece_on_several_threads(monkeypatch):
+    """With several threads (each op a parallel region with a barrier), RoPE is four ops, whatever the size."""
+    if torch.get_num_threads() < 2:
+        pytest.skip("needs several threads")
+    monkeypatch.setattr(rope, "_PIECE_BYTES", 64)
+    calls = []
+    rotate = rope._rotate
+    monkeypatch.setattr(rope, "_rotate", lambda part, *args: calls.append(part.numel()) or rotate(part, *args))
+    angles = torch.rand(12, 8)
+    qkv = torch.randn(2, 17, 3, 2, 16).permute(2, 0, 3, 1, 4)
+    expected = _rope_reference(qkv[:2], angles.sin(), angles.cos())
+    rope.rope_apply_(qkv[:2], torch.cat([-angles.sin(), angles.sin()], -1), torch.cat([angles.cos()] * 2, -1))
+    assert torch.equal(qkv[:2], expected) and len(calls) == 1
 
 
 def test_model_build_does_not_import_dynamo():

@@ -4,15 +4,15 @@ Head dims j and j+hd/2 form a rotation pair; pair j < hd/4 turns with the y coor
 Angles are 2*pi*c/period with c in [-1, 1] at the patch centres ("separate" normalisation per axis).
 
 Performance: the tables are cached per patch grid at full head width (``sin`` = [-sin, sin], ``cos`` =
-[cos, cos]), so that :func:`rope_apply_` is three passes over contiguous fp32 memory (two half-width
-products into one buffer, then one multiply-add) instead of six passes over strided halves.
+[cos, cos]), so that :func:`rope_apply_` is four ops (two half-width products into one buffer, then one
+multiply-add) instead of six passes over strided halves.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Callable, List, NamedTuple
+from typing import Callable, List, NamedTuple, Optional
 
 import torch
 from torch import Tensor, nn
@@ -51,32 +51,41 @@ def rope_apply_(x: Tensor, sin: Tensor, cos: Tensor) -> None:
     """Rotate the trailing HW tokens of x [..., N, hd] in place, in fp32 (RopeTables sin/cos: [HW, hd]).
 
     Same arithmetic as the official ``x*cos + rotate_half(x)*sin`` with rotate_half([a, b]) = [-b, a]
-    (bit-identical: a*cos + b*(-sin) == a*cos - b*sin), rounded once to x's dtype. The work goes in
-    cache-sized pieces (a few heads, or a run of tokens of one head): the four passes over a piece then
-    hit the L2 cache instead of main memory (3-4x faster on a ViT-S/16 at 512 px).
+    (bit-identical: a*cos + b*(-sin) == a*cos - b*sin), rounded once to x's dtype: two half-width
+    products into one buffer, then one multiply-add, four ops in all.
+
+    On the CPU with one thread the work goes in cache-sized pieces (a few heads, or a run of tokens of one head), so
+    that the four passes hit the L2 cache instead of main memory (2x faster on a ViT-S/16 at 512 px).
+    With several threads it is done in one piece: every op is then a parallel region whose barrier waits
+    for the slowest thread, and on a busy machine (a thread descheduled) each one costs milliseconds.
     """
     tokens, head_dim = sin.shape
     patches = x[..., x.shape[-2] - tokens :, :]
-    fp32 = patches.dtype == torch.float32
+    if x.device.type != "cpu" or torch.get_num_threads() > 1 or 8 * patches.numel() <= _PIECE_BYTES:
+        _rotate(patches, sin, cos)
+        return
     heads = max(1, _PIECE_BYTES // (8 * head_dim * tokens))  # fp32 work + rotated: 8 bytes per value
     run = tokens if heads > 1 else max(1, _PIECE_BYTES // (8 * head_dim))
-    half = head_dim // 2
-    buffer = torch.empty(0, dtype=torch.float32, device=x.device)
+    buffer = torch.empty(_PIECE_BYTES // 4, dtype=torch.float32, device=x.device)
     for block in _head_blocks(patches):  # [heads, HW, hd] views into x
         for h0 in range(0, block.shape[0], heads):
             for t0 in range(0, tokens, run):
-                piece = block[h0 : h0 + heads, t0 : t0 + run]
-                s, c = sin[t0 : t0 + run], cos[t0 : t0 + run]
-                n = piece.numel()
-                if buffer.numel() < 2 * n:
-                    buffer = torch.empty(2 * n, dtype=torch.float32, device=x.device)
-                rotated = buffer[:n].view(piece.shape)
-                work = piece if fp32 else buffer[n : 2 * n].view(piece.shape).copy_(piece)
-                torch.mul(work[..., half:], s[:, :half], out=rotated[..., :half])  # -b*sin
-                torch.mul(work[..., :half], s[:, half:], out=rotated[..., half:])  # a*sin
-                work.mul_(c).add_(rotated)
-                if not fp32:
-                    piece.copy_(work)
+                _rotate(block[h0 : h0 + heads, t0 : t0 + run], sin[t0 : t0 + run], cos[t0 : t0 + run], buffer)
+
+
+def _rotate(part: Tensor, sin: Tensor, cos: Tensor, buffer: Optional[Tensor] = None) -> None:
+    """The rotation of `part` [..., T, hd] in place (sin/cos [T, hd]); `buffer`: scratch fp32 memory."""
+    n, half = part.numel(), sin.shape[-1] // 2
+    fp32 = part.dtype == torch.float32
+    if buffer is None or buffer.numel() < (1 if fp32 else 2) * n:
+        buffer = torch.empty((1 if fp32 else 2) * n, dtype=torch.float32, device=part.device)
+    rotated = buffer[:n].view(part.shape)
+    work = part if fp32 else buffer[n : 2 * n].view(part.shape).copy_(part)
+    torch.mul(work[..., half:], sin[:, :half], out=rotated[..., :half])  # -b*sin
+    torch.mul(work[..., :half], sin[:, half:], out=rotated[..., half:])  # a*sin
+    work.mul_(cos).add_(rotated)
+    if not fp32:
+        part.copy_(work)
 
 
 _PIECE_BYTES = 1 << 20  # fp32 values + rotated buffer per piece: well inside a 2 MB L2

@@ -15,18 +15,18 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-MAX_SAMPLES = 50_000
+MAX_SAMPLES = 20_000
 """Default number of patch features the engine samples over the raster to fit k-means on."""
 
-N_INIT = 3
+N_INIT = 8
 """Default number of k-means++ initialisations per K; the fit with the lowest WCSS is kept."""
 
-PILOT_SAMPLES = 8_000
+PILOT_SAMPLES = 5_000
 """The k-means++ initialisations run to convergence on this many random rows of the sample; only the best
 one is then refined on the whole sample."""
 
 MAX_ITER = 100
-PILOT_MAX_ITER = 100
+PILOT_MAX_ITER = 15
 EXTRA_TRIALS = 0
 """Most Lloyd iterations per initialisation."""
 
