@@ -23,6 +23,7 @@ import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster, trap_vrt
 from osgeo import gdal, ogr, osr
+from recording_progress import Log
 
 from treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig, run_segmentation
 from treeseg_plugin.engine import runtime as engine_runtime
@@ -31,32 +32,6 @@ from treeseg_plugin.engine.raster_io import input_problem
 from treeseg_plugin.engine.staging import Staging
 
 BIG = 20000  # side of the "huge" raster, in pixels
-
-
-class Log(Progress):
-    """Records the log; ``on_stage`` hooks run when a stage starts."""
-
-    def __init__(self) -> None:
-        self.lines: List[str] = []
-        self.warnings: List[str] = []
-        self.stages: List[str] = []
-        self.on_stage: Dict[str, object] = {}
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def warning(self, msg: str) -> None:
-        self.warnings.append(msg)
-
-    def stage(self, name: str) -> None:
-        self.stages.append(name)
-        hook = self.on_stage.get(name)
-        if hook is not None:
-            hook()
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines + self.warnings)
 
 
 class RaiseIn(Log):

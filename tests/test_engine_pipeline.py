@@ -7,13 +7,14 @@ import itertools
 import json
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from osgeo import gdal, ogr
+from recording_progress import Log
 
 from treeseg_plugin.dinov3 import load_backbone
 from treeseg_plugin.engine import (
@@ -32,32 +33,6 @@ from treeseg_plugin.engine.tiling import plan_tiles
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
 TOKEN = "hf_NeverWriteMe123"  # noqa: S105 - a fake token that must never be written
-
-
-class Log(Progress):
-    """Records everything the engine reports."""
-
-    def __init__(self) -> None:
-        self.lines: List[str] = []
-        self.warnings: List[str] = []
-        self.stages: List[str] = []
-        self.percents: List[float] = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def warning(self, msg: str) -> None:
-        self.warnings.append(msg)
-
-    def stage(self, name: str) -> None:
-        self.stages.append(name)
-
-    def progress(self, percent: float) -> None:
-        self.percents.append(percent)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines + self.warnings)
 
 
 class CancelAt(Log):
