@@ -155,7 +155,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
                   "Tiles per forward pass; halved automatically when the GPU runs out of memory.",
                   advanced=True)
         self._add(QgsProcessingParameterNumber(self.MAX_SAMPLES, self.tr("Maximum k-means samples"), Integer,
-                                               50000, minValue=100),
+                                               20000, minValue=100),
                   "At most this many valid patch features, sampled over the whole raster, fit k-means.",
                   advanced=True)
         self._add(QgsProcessingParameterBoolean(self.ALLOW_DOWNLOAD, self.tr("Allow downloading weights"),

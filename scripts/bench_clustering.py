@@ -4,11 +4,15 @@ Target: the K = 2..10 sweep on 200,000 x 384 L2-normalised features takes at mos
 time of scikit-learn ``KMeans(n_init="auto", random_state=0)`` fitted per K on all points, and for every K
 its centroids give an all-points WCSS at most 1 % above scikit-learn's inertia.
 
-Our sweep fits on a seeded subsample of MAX_SAMPLES rows (the engine does the same); its time includes
+Our sweep fits on a seeded subsample of DEFAULT_MAX_SAMPLES rows (the engine does the same); its time includes
 drawing that subsample.  Each K is timed right after scikit-learn's fit of the same K, so a change in
 machine load hits both sides alike; a single uninterrupted sweep is timed as well.
 
-Usage: .venv/bin/python scripts/bench_clustering.py [--max-samples N] [--n-init N] [--datasets NAME ...]
+``--threads N`` runs both sides on N threads (torch.set_num_threads and threadpoolctl for scikit-learn's
+OpenMP/BLAS); with other processes competing for the cores, one thread gives the steadier comparison.
+
+Usage: .venv/bin/python scripts/bench_clustering.py [--threads N] [--max-samples N] [--n-init N]
+                                                    [--datasets NAME ...]
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import numpy as np
 import sklearn
 import torch
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from treeseg_plugin.engine import clustering
+from treeseg_plugin.engine.config import DEFAULT_MAX_SAMPLES
 
 N_POINTS = 200_000
 DIM = 384
@@ -75,8 +81,10 @@ def cpu_model() -> str:
 
 def bench_dataset(name: str, spread: float, max_samples: int, n_init: int) -> bool:
     x = make_features(N_POINTS, DIM, spread)
-    print(f"\n## {name}: {N_POINTS} x {DIM}, spread {spread}, fit sample {max_samples}, n_init {n_init}")
-    print("| K | sklearn s | sklearn inertia | iters | ours s | ours all-points WCSS | WCSS diff | time ratio |")
+    print(f"\n## {name}: {N_POINTS} x {DIM}, spread {spread}, fit sample {max_samples}, n_init {n_init} "
+          f"(pilots of {clustering.PILOT_SAMPLES} rows, <= {clustering.PILOT_MAX_ITER} iterations)")
+    print("| K | sklearn s | sklearn inertia | sklearn iters | ours s | ours all-points WCSS | WCSS diff "
+          "| time ratio |")
     print("|---|---|---|---|---|---|---|---|")
     sklearn_total = ours_total = 0.0
     wcss_ok = True
@@ -115,10 +123,14 @@ def bench_dataset(name: str, spread: float, max_samples: int, n_init: int) -> bo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-samples", type=int, default=clustering.MAX_SAMPLES)
+    parser.add_argument("--max-samples", type=int, default=DEFAULT_MAX_SAMPLES)
     parser.add_argument("--n-init", type=int, default=clustering.N_INIT)
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=list(DATASETS))
+    parser.add_argument("--threads", type=int, help="threads for both sides (default: the libraries' own)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
 
     print("# Clustering benchmark (Performance target #5)")
     print(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from treeseg_plugin.engine.clustering import (
     sweep_k,
     wcss_drop_percent,
 )
+from treeseg_plugin.engine.config import DEFAULT_MAX_SAMPLES
 
 
 def realistic_features(n: int, dim: int = 64, n_blobs: int = 12, seed: int = 0) -> np.ndarray:
@@ -85,6 +87,10 @@ def test_choose_k_threshold_is_strict():
 
 def test_choose_k_stops_where_wcss_rises():
     assert choose_k({2: 100.0, 3: 50.0, 4: 60.0, 5: 10.0}, 5.0) == 3
+
+
+def test_choose_k_accepts_numpy_numbers():
+    assert choose_k({np.int64(2): np.float32(100.0), np.int64(3): np.float32(99.0)}, np.float32(5.0)) == 2
 
 
 def test_choose_k_single_k():
@@ -168,6 +174,15 @@ def test_assign_is_argmin_and_accepts_float16():
     assert np.array_equal(labels, naive.argmin(axis=1))
 
 
+def test_read_only_input_is_accepted_without_warnings(features):
+    read_only = features.copy()
+    read_only.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_kmeans(read_only[:500], 3, seed=0)
+        assert squared_distances(read_only, fit.centroids).shape == (len(features), 3)
+
+
 def test_squared_distances_rejects_mismatched_dimensions():
     with pytest.raises(ValueError, match="features"):
         squared_distances(np.zeros((3, 4), np.float32), np.zeros((2, 5), np.float32))
@@ -178,7 +193,9 @@ def test_squared_distances_rejects_mismatched_dimensions():
 
 @pytest.fixture(scope="module")
 def features() -> np.ndarray:
-    return realistic_features(4000)
+    """More rows than PILOT_SAMPLES, so the initialisations run on a pilot subset."""
+    assert clustering.PILOT_SAMPLES < 6000
+    return realistic_features(6000)
 
 
 @pytest.mark.parametrize("k", [2, 4, 7, 10])
@@ -250,7 +267,7 @@ def test_wcss_decreases_with_k_on_realistic_features(features):
 
 
 def test_different_data_give_different_wcss(features):
-    other = realistic_features(4000, seed=1)
+    other = realistic_features(6000, seed=1)
     assert fit_kmeans(features, 4, seed=0).wcss != fit_kmeans(other, 4, seed=0).wcss
 
 
@@ -311,7 +328,7 @@ def test_cancel_before_first_fit():
 
 
 def test_cancel_is_honoured_promptly():
-    x = realistic_features(clustering.MAX_SAMPLES, dim=384)
+    x = realistic_features(DEFAULT_MAX_SAMPLES, dim=384)
     start = time.perf_counter()
     cancel_at = start + 0.3
     with pytest.raises(ClusteringCanceled):

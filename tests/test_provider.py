@@ -61,6 +61,15 @@ def test_parameter_and_output_definitions(algorithm):
     assert algorithm.parameterDefinition("K").defaultValue() == 0
 
 
+@pytest.mark.parametrize("name", ["K", "K_MIN", "K_MAX", "ELBOW_THRESHOLD", "SEED", "TILE_SIZE", "OVERLAP",
+                                  "BATCH_SIZE", "MAX_SAMPLES"])
+def test_numeric_defaults_are_the_engine_defaults(algorithm, name):
+    from treeseg_plugin.engine.config import SegmentationConfig
+
+    engine_default = getattr(SegmentationConfig("in.tif", "out.tif"), name.lower())
+    assert algorithm.parameterDefinition(name).defaultValue() == engine_default
+
+
 @pytest.mark.parametrize(("overrides", "fragment"), [
     ({"K_MIN": 8, "K_MAX": 3}, "Minimum K (8) is larger than maximum K (3)"),
     ({"TILE_SIZE": 500}, "not a multiple of 16: use 496"),

@@ -1,34 +1,35 @@
 """K-means clustering of patch features and the elbow rule that picks K.
 
 Everything here works on float32 feature matrices ``[N, D]`` (rows are the L2-normalised DINOv3 patch
-features) and depends only on numpy and torch.  The heavy lifting (distance matrices, centroid sums) runs
-as torch CPU matmuls, which are deterministic for a given machine and thread count: the same input and
-seed give bit-identical centroids on every run.
+features) and depends only on numpy and torch.  k-means is fitted on the engine's sample (at most
+``SegmentationConfig.max_samples`` rows): N_INIT greedy k-means++ initialisations are compared on a
+smaller pilot subset and the best one is refined by Lloyd iterations on the whole sample
+(docs/benchmarks-clustering.md has the measurements behind these defaults).  Distances and centroid
+sums are torch CPU matmuls and index sums, deterministic for a given machine and thread count: the same
+input and seed give bit-identical centroids on every run.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
 
-MAX_SAMPLES = 20_000
-"""Default number of patch features the engine samples over the raster to fit k-means on."""
-
 N_INIT = 8
-"""Default number of k-means++ initialisations per K; the fit with the lowest WCSS is kept."""
+"""Default number of k-means++ initialisations per K; only the best one is refined on the whole sample."""
 
 PILOT_SAMPLES = 5_000
-"""The k-means++ initialisations run to convergence on this many random rows of the sample; only the best
-one is then refined on the whole sample."""
+"""Each initialisation is tried on this many random rows of the fit sample (all rows if fewer)..."""
+
+PILOT_MAX_ITER = 15
+"""...with at most this many Lloyd iterations: enough to tell the local optima apart."""
 
 MAX_ITER = 100
-PILOT_MAX_ITER = 15
-EXTRA_TRIALS = 0
-"""Most Lloyd iterations per initialisation."""
+"""Most Lloyd iterations of the refinement on the whole fit sample."""
 
 TOL = 1e-4
 """Lloyd stops once the summed squared centroid shift is at most TOL x the mean per-feature variance."""
@@ -45,7 +46,7 @@ class KMeansFit:
     k: int
     centroids: np.ndarray  # [K, D] float32, biggest cluster on the fit sample first
     wcss: float  # sum of squared distances of the fit sample to its nearest centroid
-    n_iter: int  # Lloyd iterations of the kept initialisation
+    n_iter: int  # Lloyd iterations of the refinement on the whole fit sample
     cluster_sizes: np.ndarray  # [K] int64 fit-sample counts, in centroid order
 
 
@@ -56,6 +57,13 @@ class _Sample:
     points: torch.Tensor  # [N, D] float32
     squared_norms: torch.Tensor  # [N] float32
     mean_variance: float  # mean per-feature variance; Lloyd's tolerance is relative to it
+
+
+class _LloydResult(NamedTuple):
+    centers: torch.Tensor  # [K, D]
+    wcss: float
+    n_iter: int
+    labels: np.ndarray  # [N] int64
 
 
 def squared_distances(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -81,10 +89,13 @@ def assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 def fit_kmeans(
     x: np.ndarray, k: int, *, seed: int, n_init: int = N_INIT, max_iter: int = MAX_ITER, tol: float = TOL
 ) -> KMeansFit:
-    """Fit k-means (greedy k-means++ seeding, Lloyd iterations) to the rows of x; keep the best of n_init.
+    """Fit k-means to the rows of x (the fit sample) from the best of n_init initialisations.
 
-    ``tol`` is relative like scikit-learn's: iterations stop when the labels no longer change or the summed
-    squared centroid shift drops to ``tol`` times the mean per-feature variance of x.
+    Each initialisation is a greedy k-means++ seeding followed by at most PILOT_MAX_ITER Lloyd iterations
+    on PILOT_SAMPLES random rows of x; the one with the lowest WCSS there is refined by Lloyd iterations on
+    all of x, which give the returned centroids, ``wcss`` (on x) and ``n_iter``.  ``tol`` is relative like
+    scikit-learn's: Lloyd stops when no label changes or the summed squared centroid shift is at most
+    ``tol`` times the mean per-feature variance of x.
     """
     _check_settings(k, n_init)
     if max_iter < 1 or not tol >= 0:
@@ -106,7 +117,7 @@ def sweep_k(
     """Fit k-means for every K in k_values; ``result[k]`` equals ``fit_kmeans(x, k, seed=seed, ...)``.
 
     ``on_fit`` is called after each K.  ``is_canceled`` is polled between Lloyd iterations (well under a
-    second apart for MAX_SAMPLES rows); when it returns True the sweep raises ClusteringCanceled.
+    second apart for the default 20,000 rows); when it returns True the sweep raises ClusteringCanceled.
     """
     if len(k_values) == 0:
         raise ValueError("k_values is empty: give at least one K to fit")
@@ -147,12 +158,13 @@ def choose_k(wcss: Mapping[int, float], threshold_percent: float) -> int:
     The rule: going up from the smallest K, return the first K whose step to K+1 lowers the WCSS by
     strictly less than ``threshold_percent`` percent of WCSS(K), i.e. the smallest K with
     ``100 * (WCSS(K) - WCSS(K+1)) / WCSS(K) < threshold_percent``.  A drop exactly equal to the
-    threshold does not stop the search.  If no step is that small, return the largest K.
+    threshold does not stop the search; a step that raises the WCSS is a negative drop and does.  If no
+    step is that small, return the largest K.
 
     The keys must be consecutive integers, the values finite and >= 0, and the threshold finite and > 0;
     anything else raises ValueError.
     """
-    if isinstance(threshold_percent, bool) or not isinstance(threshold_percent, (int, float)):
+    if isinstance(threshold_percent, bool) or not isinstance(threshold_percent, numbers.Real):
         raise ValueError(f"threshold_percent must be a number, got {threshold_percent!r}")
     if not math.isfinite(threshold_percent) or threshold_percent <= 0:
         raise ValueError(f"threshold_percent must be a finite number > 0, got {threshold_percent!r}")
@@ -179,6 +191,8 @@ def _check_wcss_values(wcss: Mapping[int, float]) -> None:
 
 def _as_float32_matrix(array: np.ndarray, name: str) -> np.ndarray:
     matrix = np.ascontiguousarray(array, dtype=np.float32)
+    if not matrix.flags.writeable:  # torch.from_numpy warns about read-only arrays (e.g. memory maps)
+        matrix = matrix.copy()
     if matrix.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array [rows, features], got shape {matrix.shape}")
     return matrix
@@ -236,17 +250,15 @@ def _fit(
     shift_tolerance = tol * sample.mean_variance
     best = None
     for _ in range(n_init):
-        centers = _kmeans_plusplus(pilot, k, rng, is_canceled)
-        candidate = _lloyd(pilot, centers, min(max_iter, PILOT_MAX_ITER), shift_tolerance, is_canceled)
-        if best is None or candidate[1] < best[1]:
+        seeds = _kmeans_plusplus(pilot, k, rng, is_canceled)
+        candidate = _lloyd(pilot, seeds, min(max_iter, PILOT_MAX_ITER), shift_tolerance, is_canceled)
+        if best is None or candidate.wcss < best.wcss:
             best = candidate
-    if pilot is not sample:
-        best = _lloyd(sample, best[0], max_iter, shift_tolerance, is_canceled)
-    centers, wcss, n_iter, labels = best
-    sizes = np.bincount(labels, minlength=k).astype(np.int64)
-    centroids = centers.numpy()
+    result = _lloyd(sample, best.centers, max_iter, shift_tolerance, is_canceled)
+    sizes = np.bincount(result.labels, minlength=k).astype(np.int64)
+    centroids = result.centers.numpy()
     order = np.lexsort((*centroids.T[::-1], -sizes))  # biggest first, ties by lexicographic centroid
-    return KMeansFit(k, np.ascontiguousarray(centroids[order]), wcss, n_iter, sizes[order])
+    return KMeansFit(k, np.ascontiguousarray(centroids[order]), result.wcss, result.n_iter, sizes[order])
 
 
 def _random_rows(sample: _Sample, n_rows: int, rng: np.random.Generator) -> _Sample:
@@ -267,7 +279,7 @@ def _kmeans_plusplus(
 ) -> torch.Tensor:
     """Greedy k-means++ (as scikit-learn): each new centre is the best of a few D^2-sampled candidates."""
     points = sample.points
-    n_trials = EXTRA_TRIALS + 2 + int(math.log(k))
+    n_trials = 2 + int(math.log(k))
     centers = torch.empty((k, points.shape[1]), dtype=points.dtype)
     first = int(rng.integers(points.shape[0]))
     centers[0] = points[first]
@@ -305,8 +317,8 @@ def _lloyd(
     max_iter: int,
     shift_tolerance: float,
     is_canceled: Optional[Callable[[], bool]],
-) -> tuple[torch.Tensor, float, int, np.ndarray]:
-    """Lloyd iterations from the given centres; returns (centres, WCSS, iterations, labels)."""
+) -> _LloydResult:
+    """Lloyd iterations from the given centres until no label changes or the centres barely move."""
     labels, partial = _nearest(sample, centers)
     n_iter = 0
     while n_iter < max_iter:
@@ -321,7 +333,7 @@ def _lloyd(
         if stable or shift <= shift_tolerance:
             break
     distances = (partial + sample.squared_norms).clamp_(min=0.0)
-    return centers, float(np.sum(distances.numpy(), dtype=np.float64)), n_iter, labels.numpy()
+    return _LloydResult(centers, float(np.sum(distances.numpy(), dtype=np.float64)), n_iter, labels.numpy())
 
 
 def _update_centers(

@@ -27,6 +27,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 RASTER_EXTENSIONS = (".tif", ".tiff")
 STATS_EXTENSIONS = (".json", ".csv", ".html", ".htm")
 POLYGON_DRIVERS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON"}
+DEFAULT_MAX_SAMPLES = 20_000
+"""Patch features sampled over the raster to fit k-means: enough for K <= 10 (docs/benchmarks-clustering.md)."""
 
 
 @dataclass
@@ -49,7 +51,7 @@ class SegmentationConfig:
     tile_size: int = 384
     overlap: int = 32
     batch_size: int = 4
-    max_samples: int = 50000
+    max_samples: int = DEFAULT_MAX_SAMPLES
     allow_download: bool = False
     token: Optional[str] = field(default=None, repr=False)
     stats_path: Optional[str] = None
