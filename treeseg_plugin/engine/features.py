@@ -39,7 +39,7 @@ from .raster_io import RasterSource
 from .tiling import SUPPORT_PX, Tile, TilePlan, cell_valid_fraction
 
 VALID_FRACTION = 0.5
-_CHUNK_BYTES = 64 * 1024 * 1024
+_CHUNK_BYTES = 16 * 1024 * 1024  # rows mapped at once when counting or sampling: bounds the RSS bump
 _OOM_MESSAGES = ("out of memory", "can't allocate memory")  # CUDA / MPS, and PyTorch's CPU allocator
 
 

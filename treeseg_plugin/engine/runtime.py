@@ -2,9 +2,10 @@
 
 Decisions: ``device="auto"`` picks CUDA, then Apple MPS, then the CPU. ``precision="auto"`` is bf16
 on CUDA (fp16 on GPUs without bf16), bf16 on CPUs that run bf16 matmuls natively (x86 AMX or
-AVX512-BF16: measured 1.9-2.2x faster than fp32 on a ViT-S/16 at 512 px, patch-feature cosine
->= 0.9998 against fp32; docs/benchmarks.md), and fp32 elsewhere (other CPUs emulate bf16, slower than
-fp32; MPS). fp16 on the CPU is refused (PyTorch's CPU fp16 kernels are slow or missing).
+AVX512-BF16: measured 2.7-3.0x faster than fp32 on a ViT-S/16 at 512 px, patch-feature cosine
+0.9999 or more against fp32; docs/benchmarks.md), and fp32 elsewhere (CPUs without bf16 dot
+products, where bf16 is expected to be slower than fp32; MPS). fp16 on the CPU is refused (PyTorch's
+CPU fp16 kernels are slow or missing).
 """
 
 from __future__ import annotations
