@@ -3,8 +3,9 @@
 Everything here works on float32 feature matrices ``[N, D]`` (rows are the L2-normalised DINOv3 patch
 features) and depends only on numpy and torch.  k-means is fitted on the engine's sample (at most
 ``SegmentationConfig.max_samples`` rows): N_INIT greedy k-means++ initialisations are compared on a
-smaller pilot subset and the best one is refined by Lloyd iterations on the whole sample
-(docs/benchmarks-clustering.md has the measurements behind these defaults).  Distances and centroid
+smaller pilot subset (their Lloyd iterations run together, one matmul for all of them) and the best one
+is refined by Lloyd iterations on the whole sample (docs/benchmarks-clustering.md has the measurements
+behind these defaults).  Distances and centroid
 sums are torch CPU matmuls and index sums, deterministic for a given machine and thread count: the same
 input and seed give bit-identical centroids on every run.
 """
@@ -60,10 +61,10 @@ class _Sample:
 
 
 class _LloydResult(NamedTuple):
-    centers: torch.Tensor  # [K, D]
-    wcss: float
-    n_iter: int
-    labels: np.ndarray  # [N] int64
+    centers: torch.Tensor  # [B, K, D] one row per centre set
+    wcss: torch.Tensor  # [B] float64
+    n_iter: torch.Tensor  # [B] int64
+    labels: torch.Tensor  # [B, N] int64
 
 
 def squared_distances(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -248,17 +249,16 @@ def _fit(
     rng = np.random.default_rng(seed)
     pilot = _random_rows(sample, PILOT_SAMPLES, rng)
     shift_tolerance = tol * sample.mean_variance
-    best = None
-    for _ in range(n_init):
-        seeds = _kmeans_plusplus(pilot, k, rng, is_canceled)
-        candidate = _lloyd(pilot, seeds, min(max_iter, PILOT_MAX_ITER), shift_tolerance, is_canceled)
-        if best is None or candidate.wcss < best.wcss:
-            best = candidate
-    result = _lloyd(sample, best.centers, max_iter, shift_tolerance, is_canceled)
-    sizes = np.bincount(result.labels, minlength=k).astype(np.int64)
-    centroids = result.centers.numpy()
+    seeds = torch.stack([_kmeans_plusplus(pilot, k, rng, is_canceled) for _ in range(n_init)])  # [B, K, D]
+    pilots = _lloyd(pilot, seeds, min(max_iter, PILOT_MAX_ITER), shift_tolerance, is_canceled)
+    best = int(torch.argmin(pilots.wcss))  # first of equals, as a loop keeping strict improvements would
+    result = _lloyd(sample, pilots.centers[best : best + 1], max_iter, shift_tolerance, is_canceled)
+    labels = result.labels[0].numpy()
+    sizes = np.bincount(labels, minlength=k).astype(np.int64)
+    centroids = result.centers[0].numpy()
     order = np.lexsort((*centroids.T[::-1], -sizes))  # biggest first, ties by lexicographic centroid
-    return KMeansFit(k, np.ascontiguousarray(centroids[order]), result.wcss, result.n_iter, sizes[order])
+    return KMeansFit(k, np.ascontiguousarray(centroids[order]), float(result.wcss[0]), int(result.n_iter[0]),
+                     sizes[order])
 
 
 def _random_rows(sample: _Sample, n_rows: int, rng: np.random.Generator) -> _Sample:
@@ -305,10 +305,15 @@ def _point_to_rows(sample: _Sample, rows: torch.Tensor) -> torch.Tensor:
 
 
 def _nearest(sample: _Sample, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest-centre labels [N] and ``min_c (||c||^2 - 2 x.c)`` [N]; add ``||x||^2`` for the distance."""
-    scores = torch.addmm((centers * centers).sum(dim=1), sample.points, centers.T, alpha=-2.0)
-    partial, labels = scores.min(dim=1)
-    return labels, partial
+    """Nearest-centre labels [B, N] and ``min_c (||c||^2 - 2 x.c)`` [B, N] for each of B centre sets [B, K, D].
+
+    One matmul for all B x K centres, so B sets cost little more than one: the pass is memory-bound on x.
+    """
+    n_sets, k, dim = centers.shape
+    flat = centers.reshape(n_sets * k, dim)
+    scores = torch.addmm((flat * flat).sum(dim=1), sample.points, flat.T, alpha=-2.0)  # [N, B*K]
+    partial, labels = scores.view(-1, n_sets, k).min(dim=2)  # [N, B]
+    return labels.T.contiguous(), partial.T.contiguous()
 
 
 def _lloyd(
@@ -318,37 +323,46 @@ def _lloyd(
     shift_tolerance: float,
     is_canceled: Optional[Callable[[], bool]],
 ) -> _LloydResult:
-    """Lloyd iterations from the given centres until no label changes or the centres barely move."""
+    """Lloyd iterations of B centre sets [B, K, D] at once, each until no label changes or it barely moves.
+
+    A set that has converged keeps its centres while the others go on.
+    """
     labels, partial = _nearest(sample, centers)
-    n_iter = 0
-    while n_iter < max_iter:
+    n_iter = torch.zeros(centers.shape[0], dtype=torch.int64)
+    active = torch.ones(centers.shape[0], dtype=torch.bool)
+    for _ in range(max_iter):
         _raise_if_canceled(is_canceled)
-        n_iter += 1
-        new_centers = _update_centers(sample, centers, labels, partial)
-        shift = float(((new_centers - centers) ** 2).sum())
+        n_iter += active
+        new_centers = torch.where(active[:, None, None], _update_centers(sample, centers, labels, partial), centers)
+        shift = ((new_centers - centers) ** 2).sum(dim=(1, 2))
         centers = new_centers
         new_labels, partial = _nearest(sample, centers)
-        stable = torch.equal(new_labels, labels)
+        stable = (new_labels == labels).all(dim=1)
         labels = new_labels
-        if stable or shift <= shift_tolerance:
+        active &= ~(stable | (shift <= shift_tolerance))
+        if not active.any():
             break
-    distances = (partial + sample.squared_norms).clamp_(min=0.0)
-    return _LloydResult(centers, float(np.sum(distances.numpy(), dtype=np.float64)), n_iter, labels.numpy())
+    wcss = (partial + sample.squared_norms).clamp_(min=0.0).sum(dim=1, dtype=torch.float64)
+    return _LloydResult(centers, wcss, n_iter, labels)
 
 
 def _update_centers(
     sample: _Sample, centers: torch.Tensor, labels: torch.Tensor, partial: torch.Tensor
 ) -> torch.Tensor:
-    """Cluster means; an empty cluster is re-seeded at the point farthest from every centre so far."""
-    k = centers.shape[0]
-    sums = torch.zeros_like(centers).index_add_(0, labels, sample.points)
-    counts = torch.bincount(labels, minlength=k)
-    new_centers = sums / counts.clamp(min=1).unsqueeze(1).to(sums.dtype)
-    empty = torch.nonzero(counts == 0).flatten().tolist()
-    if empty:
-        distances = partial + sample.squared_norms
-        for cluster in empty:
+    """Cluster means [B, K, D]; an empty cluster is re-seeded at the point of its set farthest from every centre.
+
+    The sums are one matmul of a one-hot [B*K, N] membership matrix with x.
+    """
+    n_sets, k, dim = centers.shape
+    rows = labels + k * torch.arange(n_sets).unsqueeze(1)  # [B, N] row of each point in the one-hot matrix
+    membership = torch.zeros(n_sets * k, sample.points.shape[0], dtype=sample.points.dtype)
+    membership.scatter_(0, rows, 1.0)
+    counts = membership.sum(dim=1).view(n_sets, k)
+    new_centers = (membership @ sample.points).view(n_sets, k, dim) / counts.clamp(min=1).unsqueeze(2)
+    for index in torch.nonzero((counts == 0).any(dim=1)).flatten().tolist():
+        distances = partial[index] + sample.squared_norms
+        for cluster in torch.nonzero(counts[index] == 0).flatten().tolist():
             farthest = int(torch.argmax(distances))
-            new_centers[cluster] = sample.points[farthest]
+            new_centers[index, cluster] = sample.points[farthest]
             distances = torch.minimum(distances, _point_to_rows(sample, sample.points[farthest : farthest + 1])[0])
     return new_centers
