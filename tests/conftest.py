@@ -47,6 +47,17 @@ def plugins_dir() -> Path:
 
 
 @pytest.fixture()
+def dest(tmp_path) -> Path:
+    """A destination folder holding a previous result (labels, style, stats) that a failed run must keep."""
+    folder = tmp_path / "dest"
+    folder.mkdir()
+    (folder / "labels.tif").write_bytes(b"previous labels")
+    (folder / "labels.qml").write_bytes(b"previous style")
+    (folder / "stats.json").write_bytes(b"{}")
+    return folder
+
+
+@pytest.fixture()
 def treeseg_provider(qgis_processing):
     """The TreeSeg provider registered for one test, as the plugin does in initProcessing.
 

@@ -81,18 +81,8 @@ def _leftovers(*folders: Path) -> List[str]:
     return [str(p) for folder in folders if folder.exists() for p in folder.rglob(".treeseg-*")]
 
 
-@pytest.fixture()
-def dest(tmp_path) -> Path:
-    """A destination folder holding a previous result, which a failed run must leave byte-identical."""
-    folder = tmp_path / "dest"
-    folder.mkdir()
-    (folder / "labels.tif").write_bytes(b"previous labels")
-    (folder / "labels.qml").write_bytes(b"previous style")
-    (folder / "stats.json").write_bytes(b"{}")
-    return folder
-
-
 PREVIOUS = {"labels.tif": b"previous labels", "labels.qml": b"previous style", "stats.json": b"{}"}
+"""The previous result in the ``dest`` fixture's folder (conftest.py), which a failed run must leave byte-identical."""
 
 
 # -- damaged and unreadable inputs ------------------------------------------------------------------

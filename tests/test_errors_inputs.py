@@ -122,16 +122,6 @@ def fails(parameters: dict, *fragments: str, feedback: RecordingFeedback | None 
     return message
 
 
-@pytest.fixture()
-def dest(tmp_path) -> Path:
-    """A destination folder holding a previous result."""
-    folder = tmp_path / "dest"
-    folder.mkdir()
-    (folder / "labels.tif").write_bytes(b"previous labels")
-    (folder / "labels.qml").write_bytes(b"previous style")
-    return folder
-
-
 # -- inputs --------------------------------------------------------------------------------------------
 
 

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
-from qgis.PyQt.QtCore import QCoreApplication
+from qt_events import wait_until
 from test_installer import write_wheel
 from treeseg.treeseg_plugin import installer
 from treeseg.treeseg_plugin.gui.installer_dialog import InstallerDialog
 
 PROBLEMS = [installer.Problem(installer.REQUIREMENTS[0], None), installer.Problem(installer.REQUIREMENTS[1], "1.0")]
-
-
-def wait_until(condition, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        QCoreApplication.processEvents()
-        time.sleep(0.01)
 
 
 def run_install(dialog: InstallerDialog) -> None:

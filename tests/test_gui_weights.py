@@ -10,8 +10,8 @@ import pytest
 from checkpoint_factory import make_state_dict, sha256_of, write_hf_folder, write_meta_pth
 from huggingface_hub import constants
 from qgis.core import QgsApplication, QgsSettings
-from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtWidgets import QFileDialog
+from qt_events import wait_until
 from treeseg.treeseg_plugin import settings as treeseg_settings
 from treeseg.treeseg_plugin.dinov3.variants import VARIANTS
 from treeseg.treeseg_plugin.gui import weights_tasks
@@ -26,14 +26,6 @@ def segment_trees():
     from treeseg.processing_provider.segment_trees import SegmentTreesAlgorithm
 
     return SegmentTreesAlgorithm().create()
-
-
-def wait_until(condition, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        QCoreApplication.processEvents()
-        time.sleep(0.01)
 
 
 @pytest.fixture()
