@@ -5,9 +5,8 @@ features) and depends only on numpy and torch.  k-means is fitted on the engine'
 ``SegmentationConfig.max_samples`` rows): N_INIT greedy k-means++ initialisations are compared on a
 smaller pilot subset (their Lloyd iterations run together, one matmul for all of them) and the best one
 is refined by Lloyd iterations on the whole sample (docs/benchmarks-clustering.md has the measurements
-behind these defaults).  Distances and centroid
-sums are torch CPU matmuls and index sums, deterministic for a given machine and thread count: the same
-input and seed give bit-identical centroids on every run.
+behind these defaults).  Distances and centroid sums are torch CPU matmuls, deterministic for a given
+machine and thread count: the same input and seed give bit-identical centroids on every run.
 """
 
 from __future__ import annotations
@@ -307,7 +306,7 @@ def _point_to_rows(sample: _Sample, rows: torch.Tensor) -> torch.Tensor:
 def _nearest(sample: _Sample, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest-centre labels [B, N] and ``min_c (||c||^2 - 2 x.c)`` [B, N] for each of B centre sets [B, K, D].
 
-    One matmul for all B x K centres, so B sets cost little more than one: the pass is memory-bound on x.
+    One matmul for all B x K centres: far cheaper than B matmuls with K columns each, which all stream x.
     """
     n_sets, k, dim = centers.shape
     flat = centers.reshape(n_sets * k, dim)
