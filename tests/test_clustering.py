@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -289,6 +290,27 @@ def test_empty_cluster_is_reseeded_at_farthest_point():
     duplicated_start = sample.points[[0, 0, 1]].clone()  # the second centre starts with an empty cluster
     centers, wcss, _, labels = clustering._lloyd(sample, duplicated_start[None], 100, 0.0, None)
     assert np.isfinite(centers.numpy()).all()
+    assert sorted(np.bincount(labels[0].numpy(), minlength=3).tolist()) == [100, 200, 300]
+    assert float(wcss[0]) == pytest.approx(wcss_of(x, centers[0].numpy()), rel=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_refinement_with_bounds_matches_plain_lloyd(k):
+    sample = clustering._prepare_sample(realistic_features(6000, dim=48, seed=2))
+    start = sample.points[torch.randperm(6000, generator=torch.Generator().manual_seed(k))[:k]].clone()
+    plain = clustering._lloyd(sample, start[None], 100, 0.0, None)
+    bounded = clustering._refine(sample, start, 100, 0.0, None)
+    assert int(bounded.n_iter[0]) == int(plain.n_iter[0]) > (1 if k > 1 else 0)
+    assert torch.equal(bounded.labels, plain.labels)
+    torch.testing.assert_close(bounded.centers, plain.centers, rtol=0, atol=1e-5)
+    assert float(bounded.wcss[0]) == pytest.approx(float(plain.wcss[0]), rel=1e-6)
+
+
+def test_refinement_reseeds_an_empty_cluster_at_the_farthest_point():
+    x, _ = separated_blobs([300, 200, 100], seed=3)
+    sample = clustering._prepare_sample(x)
+    duplicated_start = sample.points[[0, 0, 1]].clone()  # the second centre starts with an empty cluster
+    centers, wcss, _, labels = clustering._refine(sample, duplicated_start, 100, 0.0, None)
     assert sorted(np.bincount(labels[0].numpy(), minlength=3).tolist()) == [100, 200, 300]
     assert float(wcss[0]) == pytest.approx(wcss_of(x, centers[0].numpy()), rel=1e-5)
 

@@ -4,9 +4,10 @@ Everything here works on float32 feature matrices ``[N, D]`` (rows are the L2-no
 features) and depends only on numpy and torch.  k-means is fitted on the engine's sample (at most
 ``SegmentationConfig.max_samples`` rows): N_INIT greedy k-means++ initialisations are compared on a
 smaller pilot subset (their Lloyd iterations run together, one matmul for all of them) and the best one
-is refined by Lloyd iterations on the whole sample (docs/benchmarks-clustering.md has the measurements
-behind these defaults).  Distances and centroid sums are torch CPU matmuls, deterministic for a given
-machine and thread count: the same input and seed give bit-identical centroids on every run.
+is refined by Lloyd iterations on the whole sample, which measure again only the points whose cluster
+may have changed (docs/benchmarks-clustering.md has the measurements behind these defaults).  Distances
+and centroid sums are torch CPU matmuls, deterministic for a given machine and thread count: the same
+input and seed give bit-identical centroids on every run.
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ def _fit(
     seeds = torch.stack([_kmeans_plusplus(pilot, k, rng, is_canceled) for _ in range(n_init)])  # [B, K, D]
     pilots = _lloyd(pilot, seeds, min(max_iter, PILOT_MAX_ITER), shift_tolerance, is_canceled)
     best = int(torch.argmin(pilots.wcss))  # first of equals, as a loop keeping strict improvements would
-    result = _lloyd(sample, pilots.centers[best : best + 1], max_iter, shift_tolerance, is_canceled)
+    result = _refine(sample, pilots.centers[best], max_iter, shift_tolerance, is_canceled)
     labels = result.labels[0].numpy()
     sizes = np.bincount(labels, minlength=k).astype(np.int64)
     centroids = result.centers[0].numpy()
@@ -264,8 +265,7 @@ def _random_rows(sample: _Sample, n_rows: int, rng: np.random.Generator) -> _Sam
     """A random subset of n_rows sample rows (in their original order), or the sample itself if smaller."""
     if sample.points.shape[0] <= n_rows:
         return sample
-    rows = torch.from_numpy(np.sort(rng.choice(sample.points.shape[0], n_rows, replace=False)))
-    return _Sample(sample.points[rows], sample.squared_norms[rows], sample.mean_variance)
+    return _rows(sample, torch.from_numpy(np.sort(rng.choice(sample.points.shape[0], n_rows, replace=False))))
 
 
 def _raise_if_canceled(is_canceled: Optional[Callable[[], bool]]) -> None:
@@ -343,6 +343,86 @@ def _lloyd(
             break
     wcss = (partial + sample.squared_norms).clamp_(min=0.0).sum(dim=1, dtype=torch.float64)
     return _LloydResult(centers, wcss, n_iter, labels)
+
+
+def _refine(
+    sample: _Sample,
+    centers: torch.Tensor,
+    max_iter: int,
+    shift_tolerance: float,
+    is_canceled: Optional[Callable[[], bool]],
+) -> _LloydResult:
+    """Lloyd iterations of one centre set [K, D] on the whole sample, measuring again only the points whose
+    nearest centre may have changed (Hamerly's bounds).
+
+    Each point keeps an upper bound on the distance to its centre and a lower bound on the distance to every
+    other centre; when the centres move by ``moved`` they become ``upper + moved[label]`` and
+    ``lower - max(moved)``, and only points with ``upper > lower`` are measured again. Late iterations,
+    where a few hundred of 20,000 points change cluster, then cost a fraction of a full pass. Cluster sums
+    are updated with the points that changed (in float64). Same stopping rules as :func:`_lloyd`; the
+    returned labels and WCSS come from one exact pass at the end.
+    """
+    points = sample.points
+    k = centers.shape[0]
+    margin = 1e-4 * math.sqrt(float(sample.squared_norms.mean()))  # covers rounding in the distances
+    labels, upper, lower = _two_nearest(sample, centers)
+    sums, counts = _cluster_sums(points, labels, k)
+    n_iter = 0
+    while n_iter < max_iter:
+        _raise_if_canceled(is_canceled)
+        n_iter += 1
+        if bool((counts == 0).any()):  # rare: re-seed as _lloyd does, then measure every point again
+            _, partial = _nearest(sample, centers[None])
+            centers = _update_centers(sample, centers[None], labels[None], partial)[0]
+            labels, upper, lower = _two_nearest(sample, centers)
+            sums, counts = _cluster_sums(points, labels, k)
+            continue
+        new_centers = (sums / counts.unsqueeze(1)).to(points.dtype)
+        moved = (new_centers - centers).norm(dim=1)  # [K]
+        shift = float((moved * moved).sum())
+        centers = new_centers
+        upper += moved[labels]
+        lower -= moved.max()
+        stale = torch.nonzero(upper + margin > lower).flatten()
+        changed = 0
+        if stale.numel():
+            new_labels, upper[stale], lower[stale] = _two_nearest(_rows(sample, stale), centers)
+            old_labels = labels[stale]
+            switched = new_labels != old_labels
+            changed = int(switched.sum())
+            if changed:
+                rows = points[stale[switched]].double()
+                sums.index_add_(0, new_labels[switched], rows).index_add_(0, old_labels[switched], rows, alpha=-1)
+                counts += torch.bincount(new_labels[switched], minlength=k)
+                counts -= torch.bincount(old_labels[switched], minlength=k)
+                labels[stale] = new_labels
+        if changed == 0 or shift <= shift_tolerance:
+            break
+    labels, partial = _nearest(sample, centers[None])
+    wcss = (partial + sample.squared_norms).clamp_(min=0.0).sum(dim=1, dtype=torch.float64)
+    return _LloydResult(centers[None], wcss, torch.tensor([n_iter]), labels)
+
+
+def _cluster_sums(points: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-cluster sums [K, D] (float64, for the incremental updates) and counts [K] of labelled points."""
+    sums = torch.zeros((k, points.shape[1]), dtype=points.dtype).index_add_(0, labels, points)
+    return sums.double(), torch.bincount(labels, minlength=k)
+
+
+def _rows(sample: _Sample, rows: torch.Tensor) -> _Sample:
+    """The sample restricted to the given row indices (a copy)."""
+    return _Sample(sample.points[rows], sample.squared_norms[rows], sample.mean_variance)
+
+
+def _two_nearest(sample: _Sample, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Nearest centre [N], distance to it [N] and distance to the second nearest [N] (inf for K = 1)."""
+    squared = torch.addmm((centers * centers).sum(dim=1), sample.points, centers.T, alpha=-2.0)
+    squared = squared.add_(sample.squared_norms.unsqueeze(1)).clamp_(min=0.0)
+    if centers.shape[0] == 1:
+        return torch.zeros(len(squared), dtype=torch.int64), squared[:, 0].sqrt(), torch.full((len(squared),), math.inf)
+    nearest = squared.topk(2, dim=1, largest=False)
+    distances = nearest.values.sqrt_()
+    return nearest.indices[:, 0], distances[:, 0].contiguous(), distances[:, 1].contiguous()
 
 
 def _update_centers(
