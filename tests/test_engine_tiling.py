@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from treeseg_plugin.engine.labels import axis_weights
+from treeseg_plugin.engine.clustering import squared_distances
+from treeseg_plugin.engine.features import FeatureStore
+from treeseg_plugin.engine.labels import axis_weights, block_labels
 from treeseg_plugin.engine.raster_io import reflect_indices
 from treeseg_plugin.engine.tiling import (
     PATCH,
@@ -121,3 +123,32 @@ def test_axis_weights_interpolate_between_centres_and_clamp():
     assert (lo[8], hi[8], float(w[8])) == (0, 1, pytest.approx(0.5 / 16))
     assert (lo[24], hi[24]) == (1, 2)
     assert (lo[47], hi[47]) == (2, 2)  # after the last centre: clamped
+
+
+@pytest.mark.parametrize(("top", "left", "h", "w"), [(0, 0, 40, 56), (13, 29, 37, 50), (60, 90, 20, 22)])
+def test_block_labels_are_the_nearest_centroid_to_bilinear_distances(tmp_path, top, left, h, w):
+    rng = np.random.default_rng(top)
+    rows, cols, dim, k = 5, 7, 6, 4
+    features = rng.standard_normal((rows, cols, dim)).astype(np.float16)
+    centroids = rng.standard_normal((k, dim)).astype(np.float32)
+    valid = rng.random((h, w)) > 0.2
+    with FeatureStore(str(tmp_path), rows, cols, dim) as store:
+        store.write(0, 0, features, np.ones((rows, cols), dtype=bool))
+        labels = block_labels(store, centroids, squared_distances, 16, top, left, valid)
+    patch_distances = squared_distances(features.astype(np.float32).reshape(-1, dim), centroids).reshape(rows, cols, k)
+    expected = np.zeros((h, w), dtype=np.uint8)
+    for i in range(h):
+        for j in range(w):
+            t_row, t_col = (top + i + 0.5 - 8) / 16, (left + j + 0.5 - 8) / 16
+            r, c = int(np.floor(t_row)), int(np.floor(t_col))
+            a, b = np.float32(t_row - r), np.float32(t_col - c)
+            r0, r1 = np.clip([r, r + 1], 0, rows - 1)
+            c0, c1 = np.clip([c, c + 1], 0, cols - 1)
+            upper = patch_distances[r0, c0] * (1 - b) + patch_distances[r0, c1] * b
+            lower = patch_distances[r1, c0] * (1 - b) + patch_distances[r1, c1] * b
+            interpolated = upper * (1 - a) + lower * a
+            expected[i, j] = 1 + int(np.argmin(interpolated)) if valid[i, j] else 0
+    mismatched = np.count_nonzero(labels != expected)
+    assert labels.dtype == np.uint8 and labels.shape == (h, w)
+    assert mismatched <= 2, f"{mismatched} of {h * w} pixels differ"  # rounding of near-ties only
+    assert set(np.unique(labels[valid])) <= set(range(1, k + 1)) and not labels[~valid].any()

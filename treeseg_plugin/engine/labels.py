@@ -40,9 +40,19 @@ def block_labels(store: FeatureStore, centroids: np.ndarray, distances: Distance
     c0, c1 = int(c_lo.min()), int(c_hi.max()) + 1
     feats = store.read(r0, r1, c0, c1)
     k = centroids.shape[0]
-    d = distances(feats.reshape(-1, feats.shape[-1]), centroids).reshape(r1 - r0, c1 - c0, k)
-    rows = d[r_lo - r0] * (1 - r_wt)[:, None, None] + d[r_hi - r0] * r_wt[:, None, None]
-    full = rows[:, c_lo - c0] * (1 - c_wt)[None, :, None] + rows[:, c_hi - c0] * c_wt[None, :, None]
-    labels = (np.argmin(full, axis=2) + 1).astype(np.uint8)
+    d = distances(feats.reshape(-1, feats.shape[-1]), centroids).T.reshape(k, r1 - r0, c1 - c0)  # [K, rows, cols]
+    rows = d[:, r_lo - r0] * (1 - r_wt)[None, :, None] + d[:, r_hi - r0] * r_wt[None, :, None]  # [K, h, cols]
+    c_lo_wt, c_hi_wt = (1 - c_wt)[None, :], c_wt[None, :]
+    labels = np.ones((h, w), dtype=np.uint8)
+    nearest = None  # [h, w] smallest interpolated distance so far; one cluster plane at a time keeps it in cache
+    for cluster in range(k):
+        plane = rows[cluster][:, c_lo - c0] * c_lo_wt
+        plane += rows[cluster][:, c_hi - c0] * c_hi_wt
+        if nearest is None:
+            nearest = plane
+            continue
+        closer = plane < nearest  # strict: ties keep the lower label
+        np.minimum(nearest, plane, out=nearest)
+        labels[closer] = cluster + 1
     labels[~valid] = 0
     return labels
