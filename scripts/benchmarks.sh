@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reproduces every CPU figure of docs/benchmarks.md (run D) in one go: about 25 minutes on 2 cores.
+# Run it on an otherwise idle machine; each script's report goes to build/benchmarks/<name>.md.
+#   bash scripts/benchmarks.sh [output folder]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+out=${1:-build/benchmarks}
+mkdir -p "$out"
+
+run() {
+    local name=$1
+    shift
+    echo "== $name: $*"
+    .venv/bin/python "$@" | tee "$out/$name.md"
+}
+
+run backbone scripts/bench_backbone.py --threads 2 1 --rounds 9               # targets 1 and 2
+run backbone-profile scripts/bench_backbone.py --threads 1 --precision bf16 --rounds 3 --profile --no-reference
+run pipeline-1-thread scripts/bench_pipeline.py --threads 1 --repeats 5 --rounds 5   # target 3
+run pipeline-2-threads scripts/bench_pipeline.py --threads 2 --repeats 3
+run memory scripts/bench_memory.py --sizes 2048 8192 20000 --mosaic --precision bf16 --threads 2  # target 4
+run clustering scripts/bench_clustering.py                                    # target 5
+echo "Reports in $out; target 6 (GPU) is scripts/gpu_check.py, on a GPU machine."
