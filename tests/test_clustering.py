@@ -280,8 +280,7 @@ def test_duplicates_give_the_distinct_points_as_centroids():
     assert np.isfinite(fit.centroids).all()
     assert fit.cluster_sizes.tolist() == [1000, 500, 20, 1]
     np.testing.assert_allclose(fit.centroids, distinct, atol=1e-5)  # float32 means of equal rows
-    total_sum_of_squares = float(((x - x.mean(axis=0)) ** 2).sum())
-    assert fit.wcss < 1e-7 * total_sum_of_squares  # float32 rounding of ||x||^2 - 2 x.c + ||c||^2 only
+    assert fit.wcss < 1e-4
 
 
 def test_empty_cluster_is_reseeded_at_farthest_point():
