@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces every CPU figure of docs/benchmarks.md (run D) in one go: about 25 minutes on 2 cores.
+# Reproduces every CPU figure of docs/benchmarks.md (run D) in one go: about 20 minutes on 2 cores.
 # Run it on an otherwise idle machine; each script's report goes to build/benchmarks/<name>.md.
 #   bash scripts/benchmarks.sh [output folder]
 set -euo pipefail
