@@ -416,13 +416,13 @@ def _rows(sample: _Sample, rows: torch.Tensor) -> _Sample:
 
 def _two_nearest(sample: _Sample, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Nearest centre [N], distance to it [N] and distance to the second nearest [N] (inf for K = 1)."""
-    squared = torch.addmm((centers * centers).sum(dim=1), sample.points, centers.T, alpha=-2.0)
-    squared = squared.add_(sample.squared_norms.unsqueeze(1)).clamp_(min=0.0)
+    squared = _point_to_rows(sample, centers)  # [K, N]
     if centers.shape[0] == 1:
-        return torch.zeros(len(squared), dtype=torch.int64), squared[:, 0].sqrt(), torch.full((len(squared),), math.inf)
-    nearest = squared.topk(2, dim=1, largest=False)
+        only = squared[0].sqrt()
+        return torch.zeros(len(only), dtype=torch.int64), only, torch.full_like(only, math.inf)
+    nearest = squared.topk(2, dim=0, largest=False)
     distances = nearest.values.sqrt_()
-    return nearest.indices[:, 0], distances[:, 0].contiguous(), distances[:, 1].contiguous()
+    return nearest.indices[0], distances[0], distances[1]
 
 
 def _update_centers(
