@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import importlib
 
+# What the engine imports at run time (numpy and GDAL come with QGIS). scikit-learn is not among them:
+# the engine has its own k-means, and scikit-learn is only a test-time reference (requirements/dev.txt).
 REQUIRED_MODULES = {
     "torch": "torch",
-    "sklearn": "scikit-learn",
     "safetensors": "safetensors",
     "huggingface_hub": "huggingface_hub",
 }
 
 INSTALL_HINT = (
-    "Install them into QGIS's Python (keep numpy below 2 on QGIS 3.x), e.g. "
-    "'python3 -m pip install torch scikit-learn safetensors huggingface_hub' from the OSGeo4W shell or a "
-    "terminal; see the TreeSeg README, section 'Installing the dependencies'."
+    "Install them with TreeSeg's own installer: restart the QGIS desktop and click 'Install...' in the "
+    "TreeSeg message bar; it puts them into a folder of the plugin's and keeps QGIS's numpy as it is. "
+    "Never replace or upgrade the numpy that QGIS came with. For other routes (Debian's packages, an "
+    "offline wheel folder) see the TreeSeg README, section 'Installing the dependencies'."
 )
 
 

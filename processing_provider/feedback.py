@@ -16,7 +16,7 @@ def unexpected_error(error: BaseException) -> str:
     Processing log; the message says where to find it and what to do.
     """
     QgsMessageLog.logMessage("".join(traceback.format_exception(type(error), error, error.__traceback__)),
-                             LOG_TAG, Qgis.Critical)
+                             LOG_TAG, Qgis.MessageLevel.Critical)
     detail = str(error).strip() or "no message"
     return (f"Segment Trees stopped on an unexpected error ({type(error).__name__}: {detail}). Nothing was "
             "written. This is a bug in TreeSeg, not a problem with your data or settings: please report it, "

@@ -7,7 +7,7 @@ from test_installer import write_wheel
 from treeseg.treeseg_plugin import installer
 from treeseg.treeseg_plugin.gui.installer_dialog import InstallerDialog
 
-PROBLEMS = [installer.Problem(installer.REQUIREMENTS[0], None), installer.Problem(installer.REQUIREMENTS[1], "1.0")]
+PROBLEMS = [installer.Problem(installer.REQUIREMENTS[0], None), installer.Problem(installer.REQUIREMENTS[1], "0.3.1")]
 
 
 def run_install(dialog: InstallerDialog) -> None:
@@ -18,9 +18,9 @@ def run_install(dialog: InstallerDialog) -> None:
 
 
 def test_dialog_names_the_problems_and_the_target(qgis_app, tmp_path):
-    dialog = InstallerDialog(tmp_path / "deps", PROBLEMS, ("torch>=2.1", "scikit-learn>=1.2"))
+    dialog = InstallerDialog(tmp_path / "deps", PROBLEMS, ("torch>=2.1", "safetensors>=0.4"))
     text = dialog.intro.text()
-    assert "torch is not installed" in text and "scikit-learn 1.0 is older than 1.2" in text
+    assert "torch is not installed" in text and "safetensors 0.3.1 is older than 0.4" in text
     assert str(tmp_path / "deps") in text
     assert dialog.build() == installer.CPU
     dialog.cuda.setChecked(True)

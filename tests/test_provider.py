@@ -96,12 +96,13 @@ def test_can_execute_refuses_without_torch(algorithm, monkeypatch):
     ok, message = algorithm.canExecute()
     assert not ok
     assert "torch" in message
-    assert "pip install" in message
+    assert "TreeSeg message bar" in message and "Installing the dependencies" in message
+    assert "pip install" not in message and "below 2" not in message
 
 
 WITHOUT_TORCH = """
 import sys
-for name in ("torch", "sklearn", "safetensors", "huggingface_hub"):
+for name in ("torch", "safetensors", "huggingface_hub"):
     sys.modules[name] = None  # what Python does for a package that is not installed
 from qgis.core import QgsApplication
 app = QgsApplication([], False)
@@ -128,6 +129,8 @@ def test_provider_registers_without_torch_and_explains(plugins_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "MODELS 9" in done.stdout
     assert "CAN_EXECUTE False" in done.stdout
-    assert "torch (ModuleNotFoundError" in done.stdout and "scikit-learn" in done.stdout
-    assert "pip install" in done.stdout
+    assert "torch (ModuleNotFoundError" in done.stdout and "safetensors (ModuleNotFoundError" in done.stdout
+    assert "scikit-learn" not in done.stdout  # not a runtime dependency
+    assert "Install..." in done.stdout and "numpy" in done.stdout
+    assert "pip install" not in done.stdout  # refused by Debian's externally managed Python
     assert "PyTorch not installed" in done.stdout
