@@ -62,12 +62,31 @@ def test_private_folder_is_keyed_by_python_version_and_platform(tmp_path):
     assert "-" not in folder.name.split("-", 1)[1] and "." not in folder.name
 
 
+@pytest.mark.parametrize(("version", "platform", "free_threaded", "key"), [
+    ((3, 11), "linux-x86_64", False, "py311-linux_x86_64"),
+    ((3, 12), "win-amd64", False, "py312-win_amd64"),
+    ((3, 13), "linux-aarch64", False, "py313-linux_aarch64"),
+    ((3, 13), "linux-x86_64", True, "py313t-linux_x86_64"),
+    ((3, 14), "macosx-11.0-arm64", False, "py314-macosx_11_0_arm64"),
+    ((3, 14), "win-arm64", False, "py314-win_arm64"),
+])
+def test_platform_key_for_each_python_and_platform(version, platform, free_threaded, key):
+    assert installer.platform_key(version, platform, free_threaded) == key
+
+
 def test_missing_and_too_old_packages_are_reported():
-    versions = {"torch": "2.0.1+cpu", "scikit-learn": "1.7.2", "safetensors": None, "huggingface_hub": "0.23.0"}
+    versions = {"torch": "2.0.1+cpu", "safetensors": None, "huggingface_hub": "0.23.0"}
     problems = installer.find_problems(version_of=versions.get)
     assert [str(problem) for problem in problems] == ["torch 2.0.1+cpu is older than 2.1",
                                                       "safetensors is not installed"]
     assert installer.find_problems() == []  # this environment has everything
+
+
+def test_scikit_learn_is_not_a_runtime_requirement():
+    """The engine has its own k-means: a QGIS without scikit-learn has nothing to install."""
+    assert "scikit-learn" not in {requirement.distribution for requirement in installer.REQUIREMENTS}
+    versions = {"torch": "2.13.0", "safetensors": "0.8.0", "huggingface_hub": "2.4.0"}
+    assert installer.find_problems(version_of=versions.get) == []
 
 
 def test_version_tuple_reads_release_numbers():
@@ -92,7 +111,7 @@ def test_pip_command_line(tmp_path):
     assert "--only-binary=:all:" in arguments
     assert ["-c", str(tmp_path / "c.txt")] == arguments[arguments.index("-c"):][:2]
     assert arguments[arguments.index("--index-url") + 1] == "https://download.pytorch.org/whl/cpu"
-    assert arguments[-4:] == ["torch>=2.1", "scikit-learn>=1.2", "safetensors>=0.4", "huggingface_hub>=0.23"]
+    assert arguments[-3:] == ["torch>=2.1", "safetensors>=0.4", "huggingface_hub>=0.23"]
     cuda = installer.pip_arguments(installer.InstallPlan(tmp_path, build="cuda", python="py", pins={}), tmp_path,
                                    tmp_path / "c.txt")
     assert "https://download.pytorch.org/whl/cu128" in cuda
@@ -102,19 +121,75 @@ def test_pip_command_line(tmp_path):
         installer.InstallPlan(tmp_path, build="rocm")
 
 
+def make_files(root: Path, *relative: str) -> None:
+    for path in relative:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text("")
+
+
 def test_interpreter_is_found_when_sys_executable_is_the_qgis_binary(tmp_path):
+    make_files(tmp_path, "usr/bin/qgis", "usr/bin/python3", "usr/bin/python3.11")
     bin_folder = tmp_path / "usr" / "bin"
-    bin_folder.mkdir(parents=True)
-    for name in ("qgis", "python3", "python3.11"):
-        (bin_folder / name).write_text("")
     versions = {str(bin_folder / "python3"): (3, 9), str(bin_folder / "python3.11"): (3, 11)}
     found = installer.python_interpreter(str(bin_folder / "qgis"), prefixes=(str(tmp_path / "usr"),),
-                                         version=(3, 11), run=versions.get)
+                                         version=(3, 11), run=versions.get, windows=False)
     assert found == str(bin_folder / "python3.11")
     with pytest.raises(RuntimeError, match=r"No Python 3\.12 interpreter"):
         installer.python_interpreter(str(bin_folder / "qgis"), prefixes=(str(tmp_path / "usr"),), version=(3, 12),
-                                     run=versions.get)
+                                     run=versions.get, windows=False)
     assert installer.python_interpreter() == sys.executable  # a real probe of this venv's python
+
+
+@pytest.mark.parametrize("minor", [12, 13, 14])
+def test_interpreter_in_osgeo4w_next_to_qgis_bin_exe(tmp_path, minor):
+    """OSGeo4W / the standalone installers: <root>/bin/qgis-bin.exe and <root>/apps/Python3XY/python.exe."""
+    root = tmp_path / "OSGeo4W"
+    make_files(root, "bin/qgis-bin.exe", "bin/python3.exe", f"apps/Python3{minor}/python.exe")
+    apps_python = str(root / "apps" / f"Python3{minor}" / "python.exe")
+    bin_python = str(root / "bin" / "python3.exe")
+    qgis_bin = str(root / "bin" / "qgis-bin.exe")
+
+    # sys.prefix is the apps folder; bin/python3.exe is another version: the apps one is chosen.
+    versions = {bin_python: (3, 9), apps_python: (3, minor)}
+    assert installer.python_interpreter(qgis_bin, prefixes=(str(root / "apps" / f"Python3{minor}"),),
+                                        version=(3, minor), run=versions.get, windows=True) == apps_python
+    # Nothing known about sys.prefix (an embedded interpreter): found from qgis-bin.exe alone.
+    assert installer.python_interpreter(qgis_bin, prefixes=(), version=(3, minor), run=versions.get,
+                                        windows=True) == apps_python
+    # bin/python3.exe of the right version comes first: it is the one next to qgis-bin.exe.
+    versions[bin_python] = (3, minor)
+    assert installer.python_interpreter(qgis_bin, prefixes=(), version=(3, minor), run=versions.get,
+                                        windows=True) == bin_python
+    candidates = installer.interpreter_candidates(qgis_bin, (), (3, minor), windows=True)
+    assert candidates.index(bin_python) < candidates.index(apps_python)
+    assert all(candidate.endswith(".exe") for candidate in candidates)
+
+
+@pytest.mark.parametrize("layout", ["MacOS/bin/python3", "MacOS/bin/python3.{minor}",
+                                    "Frameworks/Python.framework/Versions/3.{minor}/bin/python3.{minor}"])
+@pytest.mark.parametrize("minor", [12, 14])
+def test_interpreter_in_the_macos_bundle(tmp_path, layout, minor):
+    contents = tmp_path / "QGIS.app" / "Contents"
+    python = layout.format(minor=minor)
+    make_files(contents, "MacOS/QGIS", python)
+    found = installer.python_interpreter(str(contents / "MacOS" / "QGIS"), prefixes=(), version=(3, minor),
+                                         run={str(contents / python): (3, minor)}.get, windows=False)
+    assert found == str(contents / python)
+
+
+def test_interpreter_search_ignores_files_that_do_not_exist(tmp_path):
+    seen = []
+
+    def probe(candidate):
+        seen.append(candidate)
+        return None
+
+    make_files(tmp_path, "bin/qgis-bin.exe")
+    with pytest.raises(RuntimeError):
+        installer.python_interpreter(str(tmp_path / "bin" / "qgis-bin.exe"), prefixes=(str(tmp_path),),
+                                     version=(3, 12), run=probe, windows=True)
+    assert all(Path(candidate).is_file() for candidate in seen)
+    assert not any(str(tmp_path) in candidate for candidate in seen)
 
 
 def test_install_from_local_wheels_then_load(tmp_path, clean_imports):
@@ -218,5 +293,5 @@ def test_packages_to_install_keeps_what_the_private_folder_provides(tmp_path, mo
     dist_info.mkdir(parents=True)
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: safetensors\nVersion: 0.8.0\n")
     monkeypatch.setattr(sys, "path", [str(folder), *sys.path])
-    versions = {"torch": None, "scikit-learn": "1.7.2", "safetensors": "0.8.0", "huggingface_hub": "2.4.0"}
+    versions = {"torch": None, "safetensors": "0.8.0", "huggingface_hub": "2.4.0"}
     assert installer.packages_to_install(folder, version_of=versions.get) == ("torch>=2.1", "safetensors>=0.4")

@@ -1,16 +1,19 @@
 """The dependency installer's logic, free of QGIS so that it can be tested with plain pip.
 
-The engine's packages (torch, scikit-learn, safetensors, huggingface_hub) are installed with pip into a
-plugin-private folder, ``<QGIS profile>/python/treeseg-deps/py311-linux_x86_64`` (one per Python version
-and platform), never into QGIS's own Python:
+The engine's packages (torch, safetensors, huggingface_hub; numpy and GDAL come with QGIS) are installed
+with pip into a plugin-private folder, ``<QGIS profile>/python/treeseg-deps/py313-linux_x86_64`` (one per
+Python version and platform, see :func:`platform_key`), never into QGIS's own Python:
 
 * pip runs in a subprocess (an argument list, no shell) as ``python -m pip install --target <staging>
   --only-binary=:all: -c constraints.txt ...``. The constraints file pins the packages QGIS already ships
-  (numpy above all) at their installed versions, so pip can never pull numpy 2 under QGIS 3.
+  (numpy above all) at their installed versions, so pip never replaces QGIS's numpy (1.x or 2.x) nor
+  builds anything from source.
 * The Python interpreter is found robustly: inside QGIS ``sys.executable`` is often the QGIS binary
-  (``/usr/bin/qgis``, ``qgis-bin.exe``), so :func:`python_interpreter` tries the interpreters next to
-  ``sys.executable`` and in ``sys.prefix`` / ``sys.exec_prefix``, then ``python3.X`` on the PATH, and
-  accepts the first one whose ``major.minor`` is the running Python's.
+  (``/usr/bin/qgis``, ``C:\\OSGeo4W\\bin\\qgis-bin.exe``, ``QGIS.app/Contents/MacOS/QGIS``), so
+  :func:`python_interpreter` tries the interpreters of that installation (see
+  :func:`interpreter_candidates`: next to the executable, OSGeo4W's ``apps/Python3XY``, the macOS
+  bundle's ``Contents/MacOS/bin`` and ``Python.framework``, ``sys.prefix`` / ``sys.exec_prefix``), then
+  ``python3.X`` on the PATH, and accepts the first one whose ``major.minor`` is the running Python's.
 * pip installs into a fresh staging folder. Only when it succeeds are the distributions that QGIS already
   has at the same version removed from it (the pinned ones always), a completion marker written and the
   staging folder swapped in for the private folder. On failure or cancel the staging folder is deleted:
@@ -67,7 +70,6 @@ class Requirement:
 
 REQUIREMENTS = (
     Requirement("torch", "2.1"),
-    Requirement("scikit-learn", "1.2"),
     Requirement("safetensors", "0.4"),
     Requirement("huggingface_hub", "0.23"),
 )
@@ -129,10 +131,20 @@ def find_problems(requirements: Iterable[Requirement] = REQUIREMENTS,
     return problems
 
 
-def platform_key() -> str:
-    """``py311-linux_x86_64``: the Python version and platform the private folder is for."""
-    platform = re.sub(r"[^A-Za-z0-9]+", "_", sysconfig.get_platform())
-    return f"py{sys.version_info.major}{sys.version_info.minor}-{platform}"
+def platform_key(version: Optional[Tuple[int, int]] = None, platform: Optional[str] = None,
+                 free_threaded: Optional[bool] = None) -> str:
+    """``py313-linux_x86_64``: the Python version, ABI and platform the private folder is for.
+
+    Compiled wheels (torch, safetensors) only load in the ``major.minor`` they were built for, so every
+    Python version gets its own folder (``py312-win_amd64``, ``py314-macosx_11_0_arm64``, ...). A
+    free-threaded build (``python3.13t``) has another ABI and gets ``py313t-...``. The arguments default to
+    the running interpreter (they exist for tests).
+    """
+    major, minor = version or (sys.version_info.major, sys.version_info.minor)
+    if free_threaded is None:
+        free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    name = re.sub(r"[^A-Za-z0-9]+", "_", platform or sysconfig.get_platform()).strip("_").lower()
+    return f"py{major}{minor}{'t' if free_threaded else ''}-{name}"
 
 
 def deps_folder(base: Path) -> Path:
@@ -178,32 +190,66 @@ def add_to_sys_path(folder: Path) -> bool:
     return True
 
 
-def python_interpreter(executable: str = sys.executable, prefixes: Sequence[str] = (sys.prefix, sys.exec_prefix),
-                       version: Tuple[int, int] = (sys.version_info.major, sys.version_info.minor),
-                       run: Callable[[str], Optional[Tuple[int, int]]] | None = None) -> str:
-    """The Python interpreter that runs this code, for ``-m pip`` (see the module docstring).
+def interpreter_candidates(executable: str, prefixes: Sequence[str], version: Tuple[int, int],
+                           windows: bool) -> List[str]:
+    """Where the Python of the installation that runs ``executable`` may be, most likely first.
 
-    Raises RuntimeError when no candidate reports the running ``major.minor``.
+    Covers, besides a plain ``python3.X``:
+
+    * Linux and the like: ``/usr/bin/qgis`` -> ``/usr/bin/python3.X`` (``sys.prefix``/bin);
+    * Windows (OSGeo4W and the standalone installers): ``<root>/bin/qgis-bin.exe`` -> ``<root>/bin/python3.exe``
+      or ``python.exe``, and ``<root>/apps/Python3XY/python.exe`` (also ``sys.prefix``);
+    * macOS: ``QGIS.app/Contents/MacOS/QGIS`` -> ``Contents/MacOS/bin/python3.X`` or
+      ``Contents/Frameworks/Python.framework/Versions/3.X/bin/python3.X``.
+
+    Paths only: nothing is checked for existence or run here (see :func:`python_interpreter`).
     """
-    probe = run or _interpreter_version
     major, minor = version
-    names = [f"python{major}.{minor}", f"python{major}", "python", f"python{major}.{minor}.exe", "python.exe"]
-    folders = [Path(executable).parent]
+    if windows:
+        names = ["python.exe", "python3.exe", f"python{major}.{minor}.exe", f"python{major}{minor}.exe"]
+    else:
+        names = [f"python{major}.{minor}", f"python{major}", "python"]
+    exe = Path(executable)
+    here = exe.parent
+    folders = [here]
+    if windows:
+        root = here.parent  # <root>/bin/qgis-bin.exe
+        folders += [root / "apps" / f"Python{major}{minor}", root / "bin"]
+    else:
+        folders += [here / "bin"]  # macOS bundle: Contents/MacOS/bin
+        framework = here.parent / "Frameworks" / "Python.framework" / "Versions" / f"{major}.{minor}"
+        folders += [framework / "bin"]
     for prefix in prefixes:
-        folders += [Path(prefix), Path(prefix) / "bin"]
-    candidates = [executable] if Path(executable).name.lower().startswith("python") else []
+        folders += [Path(prefix), Path(prefix) / ("Scripts" if windows else "bin"), Path(prefix) / "bin"]
+    candidates = [str(exe)] if exe.name.lower().startswith("python") else []
     candidates += [str(folder / name) for folder in folders for name in names]
+    return list(dict.fromkeys(candidates))
+
+
+def python_interpreter(executable: Optional[str] = None, prefixes: Optional[Sequence[str]] = None,
+                       version: Optional[Tuple[int, int]] = None,
+                       run: Callable[[str], Optional[Tuple[int, int]]] | None = None,
+                       windows: Optional[bool] = None) -> str:
+    """The Python interpreter of the installation that runs this code (QGIS's own), for ``-m pip`` and
+    for worker processes; ``python_interpreter()`` looks for the running one.
+
+    Tries :func:`interpreter_candidates` that exist, then ``python3.X`` / ``python3`` on the PATH, and
+    returns the first that reports the running ``major.minor``. Raises RuntimeError when none does.
+    """
+    executable = executable or sys.executable
+    prefixes = tuple(dict.fromkeys(prefixes if prefixes is not None else (sys.prefix, sys.exec_prefix)))
+    major, minor = version or (sys.version_info.major, sys.version_info.minor)
+    windows = sys.platform == "win32" if windows is None else windows
+    probe = run or _interpreter_version
+    candidates = [path for path in interpreter_candidates(executable, prefixes, (major, minor), windows)
+                  if Path(path).is_file()]
     candidates += [found for found in (shutil.which(f"python{major}.{minor}"), shutil.which(f"python{major}"))
                    if found]
-    seen = set()
-    for candidate in candidates:
-        if candidate in seen or not Path(candidate).is_file():
-            continue
-        seen.add(candidate)
+    for candidate in dict.fromkeys(candidates):
         if probe(candidate) == (major, minor):
             return candidate
     raise RuntimeError(f"No Python {major}.{minor} interpreter found next to {executable} or in "
-                       f"{', '.join(dict.fromkeys(prefixes))}; install the packages by hand (see the README).")
+                       f"{', '.join(prefixes)}; install the packages by hand (see the README).")
 
 
 def _interpreter_version(candidate: str) -> Optional[Tuple[int, int]]:
