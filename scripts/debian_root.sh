@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Runs the README's test command (bash scripts/test.sh) in a Debian 13 (trixie) minbase root: QGIS 3.44
+# from trixie-backports (3.40 from trixie with --qgis 3.40, or where the archive serves no 3.44),
+# Python 3.13, numpy 2, Debian's torch. The root is made with debootstrap (plus git, nothing else) and
+# the project's own scripts/setup.sh sets it up inside, as on a fresh machine.
+#   sudo bash scripts/debian_root.sh [--fresh] [--qgis 3.44|3.40] [pytest arguments...]
+# The root is kept in $TREESEG_ROOT_CACHE (default /var/cache/treeseg), so a second run starts in
+# seconds; --fresh builds it again from nothing. The job runs in its own mount and PID namespaces: the
+# /proc, /dev and /tmp it mounts into the root exist only there and go with its last process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+fresh=0
+qgis=3.44
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --fresh) fresh=1; shift ;;
+    --qgis) qgis=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
+case "$qgis" in 3.44 | 3.40) ;; *) echo "--qgis: 3.44 or 3.40" >&2; exit 2 ;; esac
+if [ "$(id -u)" -ne 0 ]; then
+  exec sudo --preserve-env=TREESEG_ROOT_CACHE,TREESEG_TORCH bash "$0" "$@"
+fi
+
+cache=${TREESEG_ROOT_CACHE:-/var/cache/treeseg}
+root=$cache/debian-13-qgis$qgis
+# The Debian mirror the host's apt already uses (deb822 "URIs:" or one-line "deb" entries).
+mirror=$( { cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } |
+  sed -n -e 's/^URIs: *\([^ ]*\/debian\)\/\?$/\1/p' -e 's/^deb \(\[[^]]*\] \)\?\([^ ]*\/debian\)\/\? .*/\2/p' | head -n1)
+mirror=${mirror:-http://deb.debian.org/debian}
+
+target=$root
+in_root() {  # in_root COMMAND...: runs COMMAND in $target, in a private mount and PID namespace
+  unshare --mount --propagation private --pid --fork --kill-child bash -euo pipefail -c '
+    root=$1; shift
+    mount -t proc proc "$root/proc"
+    mount -t sysfs -o ro sysfs "$root/sys"
+    mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+    mount -t tmpfs -o mode=755 tmpfs "$root/dev"  # a minimal /dev of its own, never the host'"'"'s
+    for node in null zero full random urandom tty; do
+      touch "$root/dev/$node"
+      mount --bind "/dev/$node" "$root/dev/$node"
+    done
+    mkdir "$root/dev/pts" "$root/dev/shm"
+    mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
+    ln -s pts/ptmx "$root/dev/ptmx"
+    mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
+    ln -s /proc/self/fd "$root/dev/fd"
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb TREESEG_TORCH="${TREESEG_TORCH:-auto}" \
+      TREESEG_PIP_CERT="${TREESEG_PIP_CERT:-}" \
+      PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
+  ' bash "$target" "$@"
+}
+
+if [ "$fresh" -eq 1 ] || [ ! -e "$root/.treeseg-root" ]; then
+  start=$SECONDS
+  if ! command -v debootstrap >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap
+  fi
+  rm -rf "$root" "$root.partial"
+  mkdir -p "$cache"
+  echo "Building a Debian 13 minbase root in $root from $mirror"
+  debootstrap --variant=minbase --include=git trixie "$root.partial" "$mirror" > "$cache/debootstrap.log" ||
+    { tail -n 20 "$cache/debootstrap.log" >&2; exit 1; }
+  target=$root.partial
+  if [ "$qgis" = 3.44 ]; then
+    echo "deb $mirror trixie-backports main" > "$root.partial/etc/apt/sources.list.d/trixie-backports.list"
+    cat > "$root.partial/etc/apt/preferences.d/treeseg-qgis" <<'EOF'
+# QGIS from trixie-backports (3.44); everything else from trixie.
+Package: qgis qgis-* libqgis* python3-qgis python3-qgis-common
+Pin: release n=trixie-backports
+Pin-Priority: 500
+EOF
+    in_root apt-get update -qq
+    candidate=$(in_root apt-cache policy qgis | sed -n 's/^ *Candidate: *//p')
+    if [[ "$candidate" != 3.44* ]]; then
+      echo "trixie-backports serves no QGIS 3.44 from $mirror (candidate: ${candidate:-none}): using Debian 13's QGIS"
+      rm "$root.partial/etc/apt/preferences.d/treeseg-qgis"
+    fi
+  fi
+  mkdir -p "$root.partial/work"
+  touch "$root.partial/.treeseg-root"
+  mv "$root.partial" "$root"
+  target=$root
+  echo "Root built in $((SECONDS - start)) s"
+fi
+
+# The working tree as CI's clone has it (tracked and new files, nothing ignored); the root's .venv stays.
+dest=$root/work/treeseg
+mkdir -p "$dest"
+find "$dest" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
+git -C "$repo" ls-files -z --cached --others --exclude-standard |
+  (cd "$repo" && while IFS= read -r -d '' path; do [ -e "$path" ] && printf '%s\0' "$path"; done) |
+  tar -C "$repo" --null -T - -cf - | tar -C "$dest" -xf -
+
+# The host's local certificate authorities (a TLS-inspecting proxy's, say) are trusted in the root too;
+# pip is told to use the system's bundle, which ca-certificates (installed by setup.sh) builds from them.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  export TREESEG_PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+fi
+
+echo "Running bash scripts/test.sh $* in $root"
+in_root bash -c 'cd /work/treeseg
+  if [ -n "${TREESEG_PIP_CERT:-}" ]; then
+    export PIP_CERT=$TREESEG_PIP_CERT
+    if command -v update-ca-certificates >/dev/null; then update-ca-certificates >/dev/null; fi
+  fi
+  bash scripts/setup.sh &&
+  echo "QGIS $(dpkg-query -W -f="\${Version}" qgis), $(python3 --version)" && bash scripts/test.sh "$@"' bash "$@"
