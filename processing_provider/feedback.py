@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import traceback
-
 from qgis.core import Qgis, QgsMessageLog, QgsProcessingFeedback
 
 LOG_TAG = "TreeSeg"
 
 
-def unexpected_error(error: BaseException) -> str:
+def unexpected_error(type_name: str, message: str, traceback_text: str) -> str:
     """The one-line Processing message for an error that is not the user's (a bug).
 
     The traceback goes to QGIS's message log (tab "TreeSeg" of the Log Messages panel), not into the
     Processing log; the message says where to find it and what to do.
     """
-    QgsMessageLog.logMessage("".join(traceback.format_exception(type(error), error, error.__traceback__)),
-                             LOG_TAG, Qgis.MessageLevel.Critical)
-    detail = str(error).strip() or "no message"
-    return (f"Segment Trees stopped on an unexpected error ({type(error).__name__}: {detail}). Nothing was "
+    QgsMessageLog.logMessage(traceback_text, LOG_TAG, Qgis.MessageLevel.Critical)
+    detail = message.strip() or "no message"
+    return (f"Segment Trees stopped on an unexpected error ({type_name}: {detail}). Nothing was "
             "written. This is a bug in TreeSeg, not a problem with your data or settings: please report it, "
             f"with the details from the '{LOG_TAG}' tab of the Log Messages panel (View > Panels > Log Messages).")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 from qgis.core import (
@@ -172,7 +173,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             optional=True, createByDefault=False),
             "WCSS per K, chosen K, cluster pixels and areas, model, weights and timings.")
         self._add(QgsProcessingParameterVectorDestination(
-            self.OUTPUT_POLYGONS, self.tr("Cluster polygons"), QgsProcessing.TypeVectorPolygon,
+            self.OUTPUT_POLYGONS, self.tr("Cluster polygons"), QgsProcessing.SourceType.TypeVectorPolygon,
             optional=True, createByDefault=False),
             "One polygon per connected region of a cluster, with fields cluster and area.")
         self.addOutput(QgsProcessingOutputNumber(self.CHOSEN_K, self.tr("Chosen number of clusters")))
@@ -242,18 +243,21 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         problem = missing_dependencies()
         if problem:
             raise QgsProcessingException(problem)
-        from ..treeseg_plugin.engine import Canceled, EngineError, SegmentationConfig, run_segmentation
+        from ..treeseg_plugin.engine import EngineError, SegmentationConfig
+        from ..treeseg_plugin.engine.job import WorkerBugError, run_job
         from .feedback import FeedbackProgress, unexpected_error
 
         config = SegmentationConfig(**self._engine_arguments(parameters, context))
         try:
-            result = run_segmentation(config, FeedbackProgress(feedback))
-        except Canceled as error:
+            result = run_job(config, FeedbackProgress(feedback))
+        except EngineError as error:  # Canceled and WorkerDied included: their messages say what happened
             raise QgsProcessingException(str(error)) from None
-        except EngineError as error:
-            raise QgsProcessingException(str(error)) from None
-        except Exception as error:  # a bug: one clear line here, the traceback in the TreeSeg message log
-            raise QgsProcessingException(unexpected_error(error)) from None
+        except WorkerBugError as error:  # a bug: one clear line here, the traceback in the TreeSeg message log
+            raise QgsProcessingException(unexpected_error(error.type_name, str(error), error.traceback_text)) \
+                from None
+        except Exception as error:
+            raise QgsProcessingException(unexpected_error(type(error).__name__, str(error),
+                                                          traceback.format_exc())) from None
         self._outputs = {
             self.OUTPUT: result.output_path,
             self.STATS: result.stats_path,

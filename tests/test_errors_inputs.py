@@ -11,7 +11,6 @@ Real QGIS 3.22 ``processing.run`` and ``qgis_process.bin``; tiny random-weight c
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -298,7 +297,10 @@ def test_a_vanishing_destination_is_named_and_not_recreated(treeseg_provider, ti
     out = tmp_path / "share" / "labels.tif"
     out.parent.mkdir()
     feedback = RecordingFeedback()
-    feedback.on_stage["Writing labels"] = lambda: shutil.rmtree(out.parent)  # the network share drops
+    dropped = tmp_path / "dropped"
+    # the network share drops at once (a rename: the worker runs on while the hook runs, so an rmtree
+    # would show it a half-emptied folder that no real share shows)
+    feedback.on_stage["Writing labels"] = lambda: out.parent.rename(dropped)
     with pytest.raises(QgsProcessingException) as raised:
         run(params(tiny, ortho, out), feedback)
     assert f"The output folder '{out.parent}' is gone" in str(raised.value)
@@ -345,7 +347,9 @@ def test_cancel_at_every_stage_leaves_the_previous_result(treeseg_provider, tiny
     fails(params(tiny, uint16, dest / "labels.tif", STATS=str(dest / "stats.json"),
                  OUTPUT_POLYGONS=str(dest / "polygons.gpkg")), "Canceled by the user; no output was written.",
           feedback=feedback)
-    assert feedback.stages[-1] == stage
+    # the worker runs on until the cancel reaches its next check: on this 96 x 80 px raster that can be
+    # in the next stage, never later
+    assert stage in feedback.stages[-2:]
 
 
 def test_a_failure_while_writing_is_one_line_and_leaves_nothing(treeseg_provider, tiny, uint16, dest):

@@ -4,13 +4,30 @@ Pure GDAL/numpy/torch (never imports qgis), so it runs inside QGIS, from scripts
 
     from treeseg_plugin.engine import SegmentationConfig, run_segmentation
     result = run_segmentation(SegmentationConfig("ortho.tif", "labels.tif"))
+
+Inside QGIS the engine runs in a worker process (:mod:`.job`, :mod:`.worker`). The settings, the
+errors, the progress interface, the result and the job interface import without torch; the pipeline
+(torch, GDAL) is imported on first use of ``run_segmentation``.
 """
 
 from __future__ import annotations
 
-from .config import SegmentationConfig
-from .errors import Canceled, EngineError
-from .pipeline import SegmentationResult, run_segmentation
-from .progress import Progress
+from importlib import import_module
+from typing import Any
 
-__all__ = ["Canceled", "EngineError", "Progress", "SegmentationConfig", "SegmentationResult", "run_segmentation"]
+from .config import SegmentationConfig, validate_config
+from .errors import Canceled, EngineError
+from .progress import Progress
+from .result import SegmentationResult
+
+_TORCH_BACKED = {"run_segmentation": ".pipeline"}
+
+__all__ = ["Canceled", "EngineError", "Progress", "SegmentationConfig", "SegmentationResult", "run_segmentation",
+           "validate_config"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the torch-backed names lazily (PEP 562)."""
+    if name in _TORCH_BACKED:
+        return getattr(import_module(_TORCH_BACKED[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,6 +36,7 @@ from .errors import EngineError
 from .georef import Window
 from .progress import Progress, check_canceled
 from .raster_io import RasterSource
+from .staging import temporary_prefix
 from .tiling import SUPPORT_PX, Tile, TilePlan, cell_valid_fraction
 
 VALID_FRACTION = 0.5
@@ -78,7 +79,7 @@ class FeatureStore:
     def __init__(self, folder: Optional[str], rows: int, cols: int, dim: int) -> None:
         self.rows, self.cols, self.dim = rows, cols, dim
         try:
-            self.folder = tempfile.mkdtemp(prefix=".treeseg-features-", dir=folder)
+            self.folder = tempfile.mkdtemp(prefix=temporary_prefix("features"), dir=folder)
         except OSError as exc:
             raise EngineError(f"Cannot create a temporary folder in '{folder}': {exc}. Choose an output "
                               "folder you can write to.") from exc

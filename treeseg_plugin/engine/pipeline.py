@@ -53,6 +53,7 @@ from .polygons import polygonize
 from .progress import Progress, StageProgress, check_canceled
 from .raster_io import RasterSource
 from .report import write_stats
+from .result import SegmentationResult
 from .runtime import load_model
 from .staging import Staging
 from .tiling import grid_length, plan_tiles
@@ -61,22 +62,6 @@ from .writer import BLOCK, LabelWriter, write_qml
 STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
           "Writing polygons", "Writing statistics")  # the last two only when those outputs are asked for
 SIDECARS = (".aux.xml", ".ovr", ".msk")  # GDAL files beside a raster that describe it: stale ones go
-
-
-@dataclass
-class SegmentationResult:
-    """What a run produced (paths are the final destinations)."""
-
-    output_path: str
-    chosen_k: int
-    wcss: Dict[int, float]
-    wcss_drop: Dict[int, float]
-    cluster_pixels: Dict[int, int]
-    cluster_area: Dict[int, Dict[str, Optional[float]]]
-    stats: Dict[str, Any]
-    polygons_path: Optional[str] = None
-    stats_path: Optional[str] = None
-    style_path: Optional[str] = None
 
 
 @dataclass

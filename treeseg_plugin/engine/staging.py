@@ -13,7 +13,9 @@ copied where links are impossible), and stale companions of the main output (``s
 everything moved is taken back and the kept files are restored, so the destination is again exactly as
 before; the main output, moved last, is replaced atomically or not at all. A destination folder that
 vanishes during the run is reported as such and never re-created. Temporary folders are named
-``.treeseg-*``.
+``.treeseg-<kind>-<pid>-*`` (:func:`temporary_prefix`), so that when a worker process dies without
+cleaning up, the process that started it removes exactly that worker's folders
+(:func:`remove_leftovers`) and no other run's.
 """
 
 from __future__ import annotations
@@ -26,6 +28,24 @@ import tempfile
 from typing import List, Sequence, Tuple
 
 from .errors import EngineError, write_error
+
+
+def temporary_prefix(kind: str, pid: int = 0) -> str:
+    """``.treeseg-<kind>-<pid>-``: the name start of a temporary folder of process ``pid`` (0: this one)."""
+    return f".treeseg-{kind}-{pid or os.getpid()}-"
+
+
+def remove_leftovers(folders: Sequence[str], pid: int) -> List[str]:
+    """Remove the temporary folders that process ``pid`` left in ``folders``; returns their paths."""
+    removed = []
+    for folder in dict.fromkeys(folders):
+        with contextlib.suppress(OSError):
+            for name in os.listdir(folder):
+                if name.startswith(".treeseg-") and name.split("-")[2:3] == [str(pid)]:
+                    path = os.path.join(folder, name)
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+    return removed
 
 
 class Staging:
@@ -69,7 +89,7 @@ class Staging:
             raise self._gone(f"'{destination}'", folder)  # vanished during the run: never re-create it
         self._ensure_folder(folder)
         try:
-            temp = tempfile.mkdtemp(prefix=".treeseg-tmp-", dir=folder)
+            temp = tempfile.mkdtemp(prefix=temporary_prefix("tmp"), dir=folder)
         except OSError as exc:
             raise EngineError(f"Cannot write in the output folder '{folder}': {exc}. Choose a folder you "
                               "can write to.") from exc

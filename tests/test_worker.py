@@ -1,0 +1,144 @@
+"""The worker process that runs the engine for QGIS (treeseg_plugin.engine.job / .worker).
+
+Real worker processes started with this Python; real QGIS Processing for the crash tests: the worker is
+killed mid-run (SIGKILL, as the out-of-memory killer does; SIGSEGV, as a native crash) and the
+algorithm must fail with a clear message, leave nothing behind, and work again on the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from checkpoint_factory import make_state_dict, write_meta_pth
+from data_factory import make_raster
+from osgeo import gdal
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from recording_progress import Log
+
+from treeseg_plugin.engine import Canceled, EngineError, SegmentationConfig, run_segmentation
+from treeseg_plugin.engine.job import WorkerDiedError, death_message, run_job
+
+ALGORITHM = "treeseg:segmenttrees"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return str(write_meta_pth(tmp_path_factory.mktemp("weights") / "tiny.pth", make_state_dict("tiny", seed=0)))
+
+
+@pytest.fixture(scope="module")
+def raster(tmp_path_factory) -> str:
+    return str(make_raster(tmp_path_factory.mktemp("input") / "ortho.tif", 160, 128))
+
+
+def config(raster: str, weights: str, output: Path, **changes) -> SegmentationConfig:
+    return SegmentationConfig(raster, str(output), model=weights, tile_size=64, overlap=16, k=3, **changes)
+
+
+def leftovers(*folders: Path) -> list[str]:
+    return [str(path) for folder in folders if folder.exists() for path in folder.rglob(".treeseg-*")]
+
+
+def test_worker_writes_what_the_engine_writes_in_process(raster, tiny, tmp_path):
+    progress = Log()
+    result = run_job(config(raster, tiny, tmp_path / "worker" / "labels.tif"), progress)
+    direct = run_segmentation(config(raster, tiny, tmp_path / "direct" / "labels.tif"))
+    worker_labels = gdal.Open(result.output_path).ReadAsArray()
+    assert (worker_labels == gdal.Open(direct.output_path).ReadAsArray()).all()
+    assert result.chosen_k == direct.chosen_k == 3
+    assert result.cluster_pixels == direct.cluster_pixels and set(result.wcss) == {3}
+    assert any(line.startswith("Running in a worker process (pid ") for line in progress.lines)
+    assert "Encoding tiles" in progress.stages and progress.percents[-1] == 100
+
+
+def test_engine_errors_come_back_with_their_message(raster, tmp_path):
+    with pytest.raises(EngineError, match=r"broken\.pth: not a PyTorch checkpoint or safetensors file") as raised:
+        bad = tmp_path / "broken.pth"
+        bad.write_bytes(b"not a checkpoint")
+        run_job(config(raster, str(bad), tmp_path / "out" / "labels.tif"))
+    assert not isinstance(raised.value, WorkerDiedError)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cancel_stops_the_worker_and_removes_its_files(raster, tiny, tmp_path):
+    class CancelWhileEncoding(Log):
+        def is_canceled(self) -> bool:
+            return "Encoding tiles" in self.stages
+
+    out = tmp_path / "out"
+    with pytest.raises(Canceled):
+        run_job(config(raster, tiny, out / "labels.tif"), CancelWhileEncoding())
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_a_worker_without_torch_names_the_missing_package(raster, tiny, tmp_path, monkeypatch):
+    system_python = "/usr/bin/python3"
+    if not os.path.exists(system_python) or sys.prefix == sys.base_prefix:
+        pytest.skip("needs a virtual environment over the system Python")
+    venv = [entry for entry in sys.path if entry.startswith(sys.prefix)]
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry not in venv])
+    with pytest.raises(EngineError, match=r"cannot import its Python packages .*torch.*Installing the dependencies"):
+        run_job(config(raster, tiny, tmp_path / "labels.tif"), python=system_python)
+
+
+def test_a_missing_interpreter_is_a_clear_error(raster, tiny, tmp_path):
+    with pytest.raises(EngineError, match="Cannot start TreeSeg's worker process with the Python interpreter"):
+        run_job(config(raster, tiny, tmp_path / "labels.tif"), python=str(tmp_path / "no-python"))
+
+
+@pytest.mark.parametrize(("returncode", "words"), [
+    (-signal.SIGKILL, ["was killed (SIGKILL)", "out-of-memory killer", "Lower the batch size"]),
+    (-signal.SIGSEGV, ["crashed (segmentation fault)", "device 'cpu'"]),
+    (-signal.SIGABRT, ["aborted", "CUDA"]),
+    (-signal.SIGTERM, [f"stopped by signal {int(signal.SIGTERM)}"]),
+    (3, ["exited with code 3", "Its last output: boom"]),
+])
+def test_death_messages_name_what_happened_and_the_fix(returncode, words):
+    message = death_message(returncode, "first line\nboom")
+    assert "nothing was written" in message
+    for word in words:
+        assert word in message
+
+
+class KillingFeedback(QgsProcessingFeedback):
+    """Kills the worker with ``signal_number`` as encoding starts (the pid is in its first log line)."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__()
+        self.signal_number = signal_number
+        self.pid: int | None = None
+
+    def pushInfo(self, info: str) -> None:
+        found = re.match(r"Running in a worker process \(pid (\d+)", info)
+        if found:
+            self.pid = int(found.group(1))
+
+    def setProgressText(self, text: str) -> None:
+        if text == "Encoding tiles" and self.pid:
+            os.kill(self.pid, self.signal_number)
+
+
+@pytest.mark.parametrize(("signal_number", "expected"), [(signal.SIGKILL, "was killed (SIGKILL)"),
+                                                          (signal.SIGSEGV, "crashed (segmentation fault)")])
+def test_a_killed_worker_fails_the_algorithm_cleanly_and_the_next_run_works(
+        treeseg_provider, raster, tiny, dest, signal_number, expected):
+    import processing
+
+    before = {path.name: path.read_bytes() for path in dest.iterdir()}
+    parameters = {"INPUT": raster, "WEIGHTS": tiny, "TILE_SIZE": 64, "OVERLAP": 16, "K": 3,
+                  "OUTPUT": str(dest / "labels.tif"), "STATS": str(dest / "stats.json"),
+                  "OUTPUT_POLYGONS": str(dest / "new" / "polygons.gpkg")}
+    feedback = KillingFeedback(signal_number)
+    with pytest.raises(QgsProcessingException) as raised:
+        processing.run(ALGORITHM, parameters, feedback=feedback)
+    assert feedback.pid is not None and expected in str(raised.value)
+    assert "nothing was written" in str(raised.value)
+    assert {path.name: path.read_bytes() for path in dest.iterdir()} == before  # no new folder, no temp file
+    results = processing.run(ALGORITHM, parameters)
+    assert gdal.Open(results["OUTPUT"]).ReadAsArray().max() == 3
+    assert leftovers(dest) == []
