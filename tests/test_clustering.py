@@ -57,7 +57,10 @@ def separated_blobs(sizes: list[int], dim: int = 16, seed: int = 0) -> tuple[np.
 
 
 def wcss_of(x: np.ndarray, centroids: np.ndarray) -> float:
-    return float(squared_distances(x, centroids).min(axis=1).sum(dtype=np.float64))
+    """WCSS from exact float64 differences to the nearest centroid (no float32 expansion, so CPU-independent)."""
+    x64, c64 = x.astype(np.float64), centroids.astype(np.float64)
+    return float(sum(((x64[i : i + 500, None, :] - c64[None]) ** 2).sum(axis=2).min(axis=1).sum()
+                     for i in range(0, len(x64), 500)))
 
 
 # -- the elbow rule -----------------------------------------------------------------------------------
@@ -279,8 +282,24 @@ def test_duplicates_give_the_distinct_points_as_centroids():
     fit = fit_kmeans(x, 4, seed=0)
     assert np.isfinite(fit.centroids).all()
     assert fit.cluster_sizes.tolist() == [1000, 500, 20, 1]
-    np.testing.assert_allclose(fit.centroids, distinct, atol=1e-5)  # float32 means of equal rows
-    assert fit.wcss < 1e-4
+    np.testing.assert_array_equal(fit.centroids, distinct)  # float64 means of equal rows are the rows
+    assert fit.wcss == 0.0  # exact differences: no float32 cancellation, on any CPU
+
+
+def test_duplicates_far_from_the_origin_give_zero_wcss():
+    """|x|^2 ~ 1e4: the float32 expansion's cancellation would report about 1e-3 per point."""
+    rng = np.random.default_rng(1)
+    distinct = (rng.standard_normal((3, 64)) * 10.0 + 20.0).astype(np.float32)
+    x = np.repeat(distinct, [400, 300, 200], axis=0)[rng.permutation(900)]
+    fits = sweep_k(x, [1, 2, 3], seed=0)
+    assert fits[3].wcss == 0.0
+    for k in (1, 2):
+        assert fits[k].wcss == pytest.approx(wcss_of(x, fits[k].centroids), rel=1e-12)
+
+
+def test_reported_wcss_is_the_exact_float64_sum(features):
+    fit = fit_kmeans(features, 6, seed=2)
+    assert fit.wcss == pytest.approx(wcss_of(features, fit.centroids), rel=1e-12)
 
 
 def test_empty_cluster_is_reseeded_at_farthest_point():

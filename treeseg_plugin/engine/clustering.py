@@ -6,8 +6,14 @@ features) and depends only on numpy and torch.  k-means is fitted on the engine'
 smaller pilot subset (their Lloyd iterations run together, one matmul for all of them) and the best one
 is refined by Lloyd iterations on the whole sample, which measure again only the points whose cluster
 may have changed (docs/benchmarks-clustering.md has the measurements behind these defaults).  Distances
-and centroid sums are torch CPU matmuls, deterministic for a given machine and thread count: the same
-input and seed give bit-identical centroids on every run.
+are torch CPU matmuls of the ``|x|^2 - 2 x.c + |c|^2`` expansion, deterministic for a given machine and
+thread count: the same input and seed give bit-identical centroids on every run.
+
+The expansion only ranks centres (which is nearest); its float32 cancellation error depends on the CPU's
+GEMM kernels (AVX2 and AVX-512/AMX round differently) and is never reported.  Every WCSS (the one reported,
+the one the elbow rule reads and the one that picks the best initialisation) is a float64 sum of exact
+squared differences ``(x - c[label])**2``, and the refinement's centroids are float64 means, so exact
+duplicates give their own points as centroids and a WCSS of exactly 0 on any CPU.
 """
 
 from __future__ import annotations
@@ -251,7 +257,7 @@ def _fit(
     shift_tolerance = tol * sample.mean_variance
     seeds = torch.stack([_kmeans_plusplus(pilot, k, rng, is_canceled) for _ in range(n_init)])  # [B, K, D]
     pilots = _lloyd(pilot, seeds, min(max_iter, PILOT_MAX_ITER), shift_tolerance, is_canceled)
-    best = int(torch.argmin(pilots.wcss))  # first of equals, as a loop keeping strict improvements would
+    best = int(torch.argmin(pilots.wcss))  # first of equals (exact sums), as a loop keeping strict improvements would
     result = _refine(sample, pilots.centers[best], max_iter, shift_tolerance, is_canceled)
     labels = result.labels[0].numpy()
     sizes = np.bincount(labels, minlength=k).astype(np.int64)
@@ -341,8 +347,28 @@ def _lloyd(
         active &= ~(stable | (shift <= shift_tolerance))
         if not active.any():
             break
-    wcss = (partial + sample.squared_norms).clamp_(min=0.0).sum(dim=1, dtype=torch.float64)
-    return _LloydResult(centers, wcss, n_iter, labels)
+    return _LloydResult(centers, _screened_wcss(sample, centers, labels, partial), n_iter, labels)
+
+
+def _screened_wcss(sample: _Sample, centers: torch.Tensor, labels: torch.Tensor, partial: torch.Tensor) -> torch.Tensor:
+    """WCSS [B] of B centre sets for picking the lowest: exact (:func:`_exact_wcss`) for every set that can be
+    the lowest, +inf for the others.
+
+    The float32 expansion's WCSS is within ``margin`` of the true one: a D-term dot product errs by at most
+    about ``D u |x||c|`` (u = 2**-24, any summation order) and the three additions by a few u, so
+    ``(4D + 8) u (|x|^2 + |c|^2)`` per point bounds it; the margin doubles that.  A set whose lower bound is
+    above the smallest upper bound cannot be the lowest, so the choice is the one exact sums would make.
+    """
+    approximate = (partial + sample.squared_norms).clamp_(min=0.0).sum(dim=1, dtype=torch.float64)
+    if centers.shape[0] == 1:
+        return _exact_wcss(sample.points, centers, labels)
+    center_norms = (centers.double() ** 2).sum(dim=2)  # [B, K]
+    norms = float(sample.squared_norms.sum(dtype=torch.float64)) + torch.gather(center_norms, 1, labels).sum(dim=1)
+    margin = 2 * (4 * centers.shape[2] + 8) * 2.0**-24 * norms
+    candidates = torch.nonzero(approximate - margin <= (approximate + margin).min()).flatten()
+    wcss = torch.full_like(approximate, math.inf)
+    wcss[candidates] = _exact_wcss(sample.points, centers[candidates], labels[candidates])
+    return wcss
 
 
 def _refine(
@@ -360,7 +386,7 @@ def _refine(
     ``lower - max(moved)``, and only points with ``upper > lower`` are measured again. Late iterations,
     where a few hundred of 20,000 points change cluster, then cost a fraction of a full pass. Cluster sums
     are updated with the points that changed (in float64). Same stopping rules as :func:`_lloyd`; the
-    returned labels and WCSS come from one exact pass at the end.
+    returned labels come from one full distance pass at the end and the WCSS from :func:`_exact_wcss`.
     """
     points = sample.points
     k = centers.shape[0]
@@ -398,15 +424,40 @@ def _refine(
                 labels[stale] = new_labels
         if changed == 0 or shift <= shift_tolerance:
             break
-    labels, partial = _nearest(sample, centers[None])
-    wcss = (partial + sample.squared_norms).clamp_(min=0.0).sum(dim=1, dtype=torch.float64)
-    return _LloydResult(centers[None], wcss, torch.tensor([n_iter]), labels)
+    labels, _ = _nearest(sample, centers[None])
+    return _LloydResult(centers[None], _exact_wcss(points, centers[None], labels), torch.tensor([n_iter]), labels)
+
+
+_FLOAT64_CHUNK_ROWS = 256
+"""Rows per float64 block in :func:`_exact_wcss` and :func:`_cluster_sums`: small enough to stay in cache
+(converting the whole sample to float64 at once costs several times more)."""
+
+
+def _exact_wcss(points: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """WCSS [B] (float64) of each centre set [B, K, D] with its labels [B, N]: ``sum (x - c[label])**2``.
+
+    The differences and squares are formed in float64 (exact for float32 inputs) and summed in float64, so
+    the result does not depend on how the CPU's GEMM kernels round, unlike the distance expansion.
+    """
+    totals = torch.zeros(centers.shape[0], dtype=torch.float64)
+    centers64 = centers.double()
+    for start in range(0, points.shape[0], _FLOAT64_CHUNK_ROWS):
+        stop = start + _FLOAT64_CHUNK_ROWS
+        block = points[start:stop].double()  # converted once for all B sets
+        for index in range(centers.shape[0]):
+            difference = centers64[index].index_select(0, labels[index, start:stop]).sub_(block).view(-1)
+            totals[index] += torch.dot(difference, difference)
+    return totals
 
 
 def _cluster_sums(points: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-cluster sums [K, D] (float64, for the incremental updates) and counts [K] of labelled points."""
-    sums = torch.zeros((k, points.shape[1]), dtype=points.dtype).index_add_(0, labels, points)
-    return sums.double(), torch.bincount(labels, minlength=k)
+    """Per-cluster sums [K, D] and counts [K] of labelled points, summed in float64 (the centroids are their
+    quotients; float64 keeps the incremental updates exact enough and makes equal rows average to themselves)."""
+    sums = torch.zeros((k, points.shape[1]), dtype=torch.float64)
+    for start in range(0, points.shape[0], _FLOAT64_CHUNK_ROWS):
+        stop = start + _FLOAT64_CHUNK_ROWS
+        sums.index_add_(0, labels[start:stop], points[start:stop].double())
+    return sums, torch.bincount(labels, minlength=k)
 
 
 def _rows(sample: _Sample, rows: torch.Tensor) -> _Sample:
