@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -59,7 +59,7 @@ def _is_enum_type(value: object) -> bool:
     return issubclass(value, enum.Enum) or type(value).__name__ == "enumtype"
 
 
-@lru_cache(maxsize=None)
+@cache
 def enum_members(module: str, class_name: str) -> Dict[str, str]:
     """``{member: enum name}`` for the enums reachable on ``module.class_name`` (inherited ones too).
 
@@ -75,7 +75,7 @@ def enum_members(module: str, class_name: str) -> Dict[str, str]:
     for name in dir(cls):
         try:
             value = getattr(cls, name)
-        except Exception:  # noqa: BLE001 - some descriptors raise on class access
+        except Exception:  # noqa: S112 - some descriptors raise on class access
             continue
         if _is_enum_type(value):
             enums[name] = value

@@ -17,9 +17,10 @@ an answer). :func:`run_job` is the whole interface::
 The pipe (one JSON object per line, ``PROTOCOL`` version 1):
 
 * to the worker's stdin: ``{"protocol": 1, "config": {...}, "sys_path": [...]}``, then ``cancel``
-  lines; end of input also cancels (the parent is gone).
+  (end of input also cancels: the parent is gone), or ``commit`` to answer the worker's ``commit?``.
 * from the worker's stdout: ``{"event": "started", "pid", "python"}``, ``{"event": "info"|"warning",
-  "message"}``, ``{"event": "stage", "name"}``, ``{"event": "progress", "percent"}``, and last either
+  "message"}``, ``{"event": "stage", "name"}``, ``{"event": "progress", "percent"}``, ``{"event": "commit?"}`` (the
+  worker waits for ``commit`` or ``cancel`` before it moves the outputs into place), and last either
   ``{"event": "result", "result": {...}}`` or ``{"event": "error", "kind": "canceled"|"engine"|"bug",
   "type", "message", "traceback"}``. Anything else the worker prints goes to its stderr, which is
   kept in a temporary file and quoted when the worker dies.
@@ -236,18 +237,23 @@ def _converse(process: subprocess.Popen, events: queue.Queue, config: Segmentati
             line = ""
         if line is None:
             return outcome
-        if line:
-            outcome = _handle(_parse(line), progress) or outcome
+        event = _parse(line) if line else {}
+        if event.get("event") == "commit?":
+            _send(process, "cancel" if progress.is_canceled() else "commit")
+        elif event:
+            outcome = _handle(event, progress) or outcome
         if kill_at is None and progress.is_canceled():
             kill_at = time.monotonic() + CANCEL_GRACE_S
-            try:
-                process.stdin.write("cancel\n")
-                process.stdin.flush()
-            except OSError:
-                pass
+            _send(process, "cancel")
         if kill_at is not None and time.monotonic() > kill_at:
             process.kill()
             return Canceled()
+
+
+def _send(process: subprocess.Popen, command: str) -> None:
+    with contextlib.suppress(OSError):  # a dead worker: its exit code tells why
+        process.stdin.write(command + "\n")
+        process.stdin.flush()
 
 
 def _parse(line: str) -> Dict[str, Any]:

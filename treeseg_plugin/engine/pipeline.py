@@ -377,7 +377,8 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
             except OSError as exc:
                 raise write_error(f"the statistics file '{config.stats_path}'", exc,
                                   os.path.dirname(os.path.abspath(config.stats_path))) from exc
-        check_canceled(progress)
+        if not progress.may_commit():
+            raise Canceled()
         name = os.path.basename(config.output_path)
         staging.commit(last=name, stale=[name + suffix for suffix in SIDECARS])
     progress.progress(100)

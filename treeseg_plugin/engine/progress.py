@@ -28,6 +28,10 @@ class Progress:
         """True when the user asked to stop."""
         return False
 
+    def may_commit(self) -> bool:
+        """The last word before the outputs are moved into place: False cancels the run."""
+        return not self.is_canceled()
+
 
 def check_canceled(progress: Progress) -> None:
     """Raise :class:`Canceled` when the user asked to stop."""

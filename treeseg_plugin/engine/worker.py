@@ -24,6 +24,7 @@ class PipeProgress:
         self._out = out
         self._lock = threading.Lock()
         self._canceled = threading.Event()
+        self._answered = threading.Event()
 
     def send(self, event: str, **fields: Any) -> None:
         with self._lock:
@@ -33,9 +34,12 @@ class PipeProgress:
     def listen(self, commands: IO[str]) -> None:
         """Read commands until the end of input; the end (the parent is gone) cancels too."""
         for line in commands:
-            if line.strip() == "cancel":
+            if line.strip() == "commit":
+                self._answered.set()
+            elif line.strip() == "cancel":
                 break
         self._canceled.set()
+        self._answered.set()
 
     def info(self, message: str) -> None:
         self.send("info", message=message)
@@ -51,6 +55,14 @@ class PipeProgress:
 
     def is_canceled(self) -> bool:
         return self._canceled.is_set()
+
+    def may_commit(self) -> bool:
+        """Ask the parent, so that a cancel sent while the last stage ran still counts."""
+        if self.is_canceled():
+            return False
+        self.send("commit?")
+        self._answered.wait()
+        return not self.is_canceled()
 
 
 def _error(kind: str, error: BaseException) -> Dict[str, str]:
