@@ -59,14 +59,14 @@ CANCEL_GRACE_S = 30.0  # after a cancel, the worker gets this long to stop at it
 POLL_S = 0.1
 STDERR_TAIL = 2000  # characters of the worker's stderr quoted when it dies
 
+_OUT_OF_MEMORY_FIX = ("On Linux this is usually the out-of-memory killer: the system ran out of memory. Lower the "
+                      "batch size or the tile size, use a smaller model or a larger patch stride, or close other "
+                      "programs, then run again.")
+_NATIVE_CRASH_FIX = ("This is a crash in a native library (PyTorch, GDAL or a GPU driver). Run again; if it "
+                     "happens again, try device 'cpu' and report it with TreeSeg's Diagnostics.")
 _SIGNALS = {
-    getattr(signal, "SIGKILL", 9): ("was killed (SIGKILL)",
-                                    "On Linux this is usually the out-of-memory killer: the system ran out of "
-                                    "memory. Lower the batch size or the tile size, use a smaller model or a "
-                                    "larger patch stride, or close other programs, then run again."),
-    signal.SIGSEGV: ("crashed (segmentation fault)",
-                     "This is a crash in a native library (PyTorch, GDAL or a GPU driver). Run again; if it "
-                     "happens again, try device 'cpu' and report it with TreeSeg's Diagnostics."),
+    getattr(signal, "SIGKILL", 9): ("was killed (SIGKILL)", _OUT_OF_MEMORY_FIX),
+    signal.SIGSEGV: ("crashed (segmentation fault)", _NATIVE_CRASH_FIX),
     signal.SIGABRT: ("aborted (SIGABRT)",
                      "A native library stopped the process (often a CUDA or driver fault, or memory "
                      "exhausted). Try device 'cpu', a smaller batch size, and report it if it persists."),
@@ -75,9 +75,9 @@ _SIGNALS = {
                                    "disconnected. Free disk space and run again."),
 }
 _WINDOWS_CODES = {
-    0xC0000005: ("crashed (access violation)", _SIGNALS[signal.SIGSEGV][1]),
-    0xC0000017: ("ran out of memory", _SIGNALS[getattr(signal, "SIGKILL", 9)][1]),
-    0xC00000FD: ("crashed (stack overflow)", _SIGNALS[signal.SIGSEGV][1]),
+    0xC0000005: ("crashed (access violation)", _NATIVE_CRASH_FIX),
+    0xC0000017: ("ran out of memory", _OUT_OF_MEMORY_FIX),
+    0xC00000FD: ("crashed (stack overflow)", _NATIVE_CRASH_FIX),
 }
 
 
@@ -117,7 +117,7 @@ def worker_environment() -> Dict[str, str]:
 def _job_line(config: SegmentationConfig) -> str:
     fields = dataclasses.asdict(config)
     return json.dumps({"protocol": PROTOCOL, "config": fields,
-                       "sys_path": [entry for entry in sys.path if entry]}) + "\n"
+                       "sys_path": [entry for entry in sys.path if entry]})
 
 
 def _destination_folders(config: SegmentationConfig) -> List[str]:
@@ -223,11 +223,7 @@ def _remove_empty(folders: List[str]) -> None:
 def _converse(process: subprocess.Popen, events: queue.Queue, config: SegmentationConfig,
               progress: Progress) -> Any:
     """Send the job, relay events until the worker's stdout closes; the result, an error, or None."""
-    try:
-        process.stdin.write(_job_line(config))
-        process.stdin.flush()
-    except OSError:
-        pass  # the worker died at start: its exit code and stderr tell why
+    _send(process, _job_line(config))
     outcome: Any = None
     kill_at = None
     while True:
@@ -251,7 +247,7 @@ def _converse(process: subprocess.Popen, events: queue.Queue, config: Segmentati
 
 
 def _send(process: subprocess.Popen, command: str) -> None:
-    with contextlib.suppress(OSError):  # a dead worker: its exit code tells why
+    with contextlib.suppress(OSError):  # a dead worker: its exit code and stderr tell why
         process.stdin.write(command + "\n")
         process.stdin.flush()
 
