@@ -28,14 +28,20 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.dinov3.variants import VARIANTS
-from ..treeseg_plugin.settings import DEVICES, PRECISIONS
+from ..treeseg_plugin.engine.config import (
+    DEVICES,
+    MAX_CLUSTERS,
+    PRECISIONS,
+    STRIDES,
+    SegmentationConfig,
+    validate_settings,
+)
+from ..treeseg_plugin.engine.errors import EngineError
 from .dependencies import missing_dependencies
 from .help_text import SHORT_HELP
 
 MODELS = list(VARIANTS.values())  # enum order: ViT-S/16 (LVD-1689M) first, the default
-
-STRIDES = (16, 8, 4)
-PATCH = 16
+ENGINE_DEFAULTS = SegmentationConfig(input_path="", output_path="")
 HELP_URL = "https://github.com/treeseg/treeseg#segment-trees"
 
 Integer = QgsProcessingParameterNumber.Type.Integer
@@ -105,6 +111,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         defaults = treeseg_settings.load_settings()
+        engine = ENGINE_DEFAULTS
         self._add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Orthophoto")),
                   "The orthophoto to segment (any GDAL raster: GeoTIFF, VRT, JPEG2000...).")
         self._add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands (red, green, blue)"), None, self.INPUT,
@@ -133,30 +140,33 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
                   "16: one feature per 16x16 patch. 8 or 4: overlapping patches, denser features, "
                   "4x or 16x the encoding cost.")
         self._add(QgsProcessingParameterNumber(self.K, self.tr("Number of clusters (0 = automatic)"), Integer,
-                                               0, minValue=0, maxValue=64),
+                                               engine.k, minValue=0, maxValue=MAX_CLUSTERS),
                   "0 picks K at the elbow of the WCSS curve between the minimum and maximum K.")
-        self._add(QgsProcessingParameterNumber(self.K_MIN, self.tr("Minimum K"), Integer, 2, minValue=2,
-                                               maxValue=64), "Smallest K tried by the automatic choice.")
-        self._add(QgsProcessingParameterNumber(self.K_MAX, self.tr("Maximum K"), Integer, 10, minValue=2,
-                                               maxValue=64), "Largest K tried by the automatic choice.")
+        self._add(QgsProcessingParameterNumber(self.K_MIN, self.tr("Minimum K"), Integer, engine.k_min,
+                                               minValue=2, maxValue=MAX_CLUSTERS),
+                  "Smallest K tried by the automatic choice.")
+        self._add(QgsProcessingParameterNumber(self.K_MAX, self.tr("Maximum K"), Integer, engine.k_max,
+                                               minValue=2, maxValue=MAX_CLUSTERS),
+                  "Largest K tried by the automatic choice.")
         self._add(QgsProcessingParameterNumber(self.ELBOW_THRESHOLD, self.tr("Elbow threshold (%)"), Double,
-                                               5.0, minValue=0.01, maxValue=100.0),
+                                               engine.elbow_threshold, minValue=0.01, maxValue=100.0),
                   "The chosen K is the smallest K whose step to K+1 lowers WCSS by less than this percentage.")
-        self._add(QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"), Integer, 0, minValue=0),
+        self._add(QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"), Integer, engine.seed,
+                                               minValue=0),
                   "Seeds the fit sample and k-means: the same input, weights and seed give the same output.")
-        self._add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (px)"), Integer, 384,
-                                               minValue=32, maxValue=4096),
+        self._add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (px)"), Integer,
+                                               engine.tile_size, minValue=32, maxValue=4096),
                   "Side of the square tiles fed to the model; a multiple of 16.", advanced=True)
-        self._add(QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (px)"), Integer, 32,
-                                               minValue=0, maxValue=2048),
+        self._add(QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (px)"), Integer,
+                                               engine.overlap, minValue=0, maxValue=2048),
                   "Margin shared by neighbouring tiles and discarded, so there are no seams; a multiple of 16 "
                   "and less than half the tile size.", advanced=True)
-        self._add(QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size"), Integer, 4, minValue=1,
-                                               maxValue=256),
+        self._add(QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size"), Integer,
+                                               engine.batch_size, minValue=1, maxValue=256),
                   "Tiles per forward pass; halved automatically when the GPU runs out of memory.",
                   advanced=True)
         self._add(QgsProcessingParameterNumber(self.MAX_SAMPLES, self.tr("Maximum k-means samples"), Integer,
-                                               20000, minValue=100),
+                                               engine.max_samples, minValue=100),
                   "At most this many valid patch features, sampled over the whole raster, fit k-means.",
                   advanced=True)
         self._add(QgsProcessingParameterBoolean(self.ALLOW_DOWNLOAD, self.tr("Allow downloading weights"),
@@ -191,20 +201,11 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
-        k = self.parameterAsInt(parameters, self.K, context)
-        k_min = self.parameterAsInt(parameters, self.K_MIN, context)
-        k_max = self.parameterAsInt(parameters, self.K_MAX, context)
-        tile = self.parameterAsInt(parameters, self.TILE_SIZE, context)
-        overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
-        if k == 0 and k_min > k_max:
-            return False, self.tr(f"Minimum K ({k_min}) is larger than maximum K ({k_max}): swap them.")
-        if tile % PATCH:
-            return False, self.tr(f"Tile size {tile} is not a multiple of 16: use {max(PATCH, tile // PATCH * PATCH)}.")
-        if overlap % PATCH:
-            return False, self.tr(f"Tile overlap {overlap} is not a multiple of 16: use {overlap // PATCH * PATCH}.")
-        if 2 * overlap >= tile:
-            return False, self.tr(f"Tile overlap {overlap} must be less than half the tile size ({tile}): "
-                                  "lower the overlap or raise the tile size.")
+        try:  # the engine's own rules, in its words (the paths are checked when the run starts)
+            validate_settings(SegmentationConfig(input_path="", output_path="",
+                                                 **self._settings_arguments(parameters, context)))
+        except EngineError as error:
+            return False, str(error)
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         bands = self.parameterAsInts(parameters, self.BANDS, context)
         if layer is not None and bands:
@@ -213,8 +214,6 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             if wrong:
                 return False, self.tr(f"Band(s) {wrong} do not exist: the input has bands 1 to {count}. "
                                       "Choose band numbers in that range.")
-            if len(bands) not in (1, 3):
-                return False, self.tr(f"Choose 3 bands (red, green, blue) or 1 band, not {len(bands)}.")
         return True, ""
 
     def _input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
@@ -243,7 +242,6 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         problem = missing_dependencies()
         if problem:
             raise QgsProcessingException(problem)
-        from ..treeseg_plugin.engine import EngineError, SegmentationConfig
         from ..treeseg_plugin.engine.job import WorkerBugError, run_job
         from .feedback import FeedbackProgress, unexpected_error
 
@@ -287,15 +285,23 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(self.EXTENT):
             rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
             extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
-        weights = self.parameterAsFile(parameters, self.WEIGHTS, context)
-        name = MODELS[self.parameterAsEnum(parameters, self.MODEL, context)].name
-        model = weights or str(treeseg_settings.weights_in_folder(name) or name)
         return {
             "input_path": layer.source(),
             "output_path": self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
-            "bands": self.parameterAsInts(parameters, self.BANDS, context) or None,
             "extent": extent,
-            "model": model,
+            **self._settings_arguments(parameters, context),
+            "token": self._token,
+            "stats_path": self.parameterAsFileOutput(parameters, self.STATS, context) or None,
+            "polygons_path": self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context) or None,
+        }
+
+    def _settings_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """The SegmentationConfig fields that are settings, not paths or the extent."""
+        weights = self.parameterAsFile(parameters, self.WEIGHTS, context)
+        name = MODELS[self.parameterAsEnum(parameters, self.MODEL, context)].name
+        return {
+            "bands": self.parameterAsInts(parameters, self.BANDS, context) or None,
+            "model": weights or str(treeseg_settings.weights_in_folder(name) or name),
             "device": DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
             "precision": PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
             "stride": STRIDES[self.parameterAsEnum(parameters, self.STRIDE, context)],
@@ -309,7 +315,4 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             "max_samples": self.parameterAsInt(parameters, self.MAX_SAMPLES, context),
             "allow_download": self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context),
-            "token": self._token,
-            "stats_path": self.parameterAsFileOutput(parameters, self.STATS, context) or None,
-            "polygons_path": self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context) or None,
         }

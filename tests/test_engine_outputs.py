@@ -78,7 +78,7 @@ def test_engine_never_imports_qgis():
     ({"stride": 12}, "Use 16, 8 or 4"),
     ({"batch_size": 0}, "at least 1"),
     ({"precision": "int8"}, "unknown"),
-    ({"bands": [1, 2]}, "one band"),
+    ({"bands": [1, 2]}, "or 1 band"),
     ({"bands": [0, 1, 2]}, "start at 1"),
     ({"extent": (5, 0, 1, 1)}, "is empty"),
     ({"output_path": "out.png"}, "GeoTIFF"),

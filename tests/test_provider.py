@@ -76,7 +76,7 @@ def test_numeric_defaults_are_the_engine_defaults(algorithm, name):
     ({"OVERLAP": 40}, "overlap 40 is not a multiple of 16"),
     ({"TILE_SIZE": 256, "OVERLAP": 128}, "less than half the tile size"),
     ({"BANDS": [1, 2, 7]}, "Band(s) [7] do not exist: the input has bands 1 to 3"),
-    ({"BANDS": [1, 2]}, "Choose 3 bands"),
+    ({"BANDS": [1, 2]}, "choose 3 bands (red, green, blue) or 1 band"),
 ])
 def test_check_parameter_values_rejects_what_cannot_work(algorithm, overrides, fragment):
     parameters = {"INPUT": SAMPLE, "OUTPUT": "TEMPORARY_OUTPUT", **overrides}

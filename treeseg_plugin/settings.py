@@ -24,9 +24,9 @@ from typing import Any, Dict, Optional
 
 from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsSettings
 
+from .engine.config import DEVICES, PRECISIONS
+
 GROUP = "treeseg"
-DEVICES = ("auto", "cuda", "mps", "cpu")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 AUTH_METHOD = "Basic"
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 

@@ -23,6 +23,10 @@ from .errors import EngineError
 
 MAX_CLUSTERS = 64
 STRIDES = (16, 8, 4)
+PATCH = 16
+"""Pixels per DINOv3 patch: tile sizes and overlaps are multiples of it."""
+DEVICES = ("auto", "cuda", "mps", "cpu")
+"""The device choices offered in QGIS (the engine also takes "cuda:N", see runtime.resolve_device)."""
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 RASTER_EXTENSIONS = (".tif", ".tiff")
 STATS_EXTENSIONS = (".json", ".csv", ".html", ".htm")
@@ -72,7 +76,7 @@ def _extension(path: str) -> str:
 
 
 def validate_config(config: SegmentationConfig) -> None:
-    """Raise :class:`EngineError` naming the first invalid setting and how to fix it."""
+    """Raise :class:`EngineError` naming the first invalid setting or path and how to fix it."""
     _require(bool(config.input_path), "No input raster given. Choose an input raster layer or file.")
     _require(bool(config.output_path), "No output path given. Choose where to save the label raster.")
     _require(_extension(config.output_path) in RASTER_EXTENSIONS,
@@ -82,44 +86,7 @@ def validate_config(config: SegmentationConfig) -> None:
              f"The output path '{config.output_path}' is a folder. Give a file name ending in .tif.")
     _require(os.path.abspath(config.output_path) != os.path.abspath(config.input_path),
              "The output path is the input raster. Choose another output file name.")
-    for name in ("stride", "k", "k_min", "k_max", "seed", "tile_size", "overlap", "batch_size", "max_samples"):
-        _require(_is_int(getattr(config, name)), f"Setting '{name}' must be a whole number.")
-    _require(config.stride in STRIDES, f"Stride {config.stride} is not supported. Use 16, 8 or 4 pixels.")
-    _require(config.k_min >= 2, f"Minimum K is {config.k_min}; it must be at least 2.")
-    _require(config.k != 0 or config.k_min <= config.k_max,
-             f"Minimum K ({config.k_min}) is larger than maximum K ({config.k_max}). Swap or fix them.")
-    _require(config.k_max <= MAX_CLUSTERS,
-             f"Maximum K is {config.k_max}; at most {MAX_CLUSTERS} clusters are supported. Lower it.")
-    _require(config.k == 0 or 2 <= config.k <= MAX_CLUSTERS,
-             f"K is {config.k}; use 0 for automatic or a number from 2 to {MAX_CLUSTERS}.")
-    _require(isinstance(config.elbow_threshold, (int, float)) and 0 < config.elbow_threshold < 100,
-             f"Elbow threshold is {config.elbow_threshold}; it must be a percentage between 0 and 100.")
-    _require(config.tile_size >= 16 and config.tile_size % 16 == 0,
-             f"Tile size {config.tile_size} must be a positive multiple of 16 pixels (e.g. 512).")
-    _require(config.overlap >= 0 and config.overlap % 16 == 0,
-             f"Tile overlap {config.overlap} must be 0 or a positive multiple of 16 pixels (e.g. 64).")
-    _require(config.overlap * 2 < config.tile_size,
-             f"Tile overlap {config.overlap} must be less than half the tile size ({config.tile_size}). Lower "
-             "the overlap or raise the tile size.")
-    _require(config.stride == 16 or config.overlap >= 16,
-             f"With stride {config.stride}, tile overlap must be at least 16 pixels (it is {config.overlap}). "
-             "Raise the overlap to 16 or more, or use stride 16.")
-    _require(config.batch_size >= 1, f"Batch size is {config.batch_size}; it must be at least 1.")
-    _require(config.max_samples >= 100, f"Maximum samples is {config.max_samples}; use at least 100.")
-    _require(config.precision in PRECISIONS,
-             f"Precision '{config.precision}' is unknown. Use one of: {', '.join(PRECISIONS)}.")
-    _require(bool(config.model), "No model given. Give a variant name (e.g. vits16) or a weights file.")
-    if config.bands is not None:
-        bands = list(config.bands)
-        _require(len(bands) in (1, 3) and all(_is_int(b) for b in bands),
-                 f"Bands {bands}: give one band (repeated to RGB) or three band numbers, e.g. [1, 2, 3].")
-        _require(all(b >= 1 for b in bands), f"Bands {bands}: band numbers start at 1.")
-    if config.extent is not None:
-        ext = list(config.extent)
-        _require(len(ext) == 4 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in ext),
-                 "The extent must be four numbers: xmin, ymin, xmax, ymax.")
-        _require(ext[0] < ext[2] and ext[1] < ext[3],
-                 f"The extent {tuple(ext)} is empty: xmin must be < xmax and ymin < ymax.")
+    validate_settings(config)
     if config.stats_path:
         _require(_extension(config.stats_path) in STATS_EXTENSIONS,
                  f"Statistics file '{config.stats_path}' must end in .json, .csv or .html.")
@@ -129,6 +96,53 @@ def validate_config(config: SegmentationConfig) -> None:
     outputs = [p for p in (config.output_path, config.stats_path, config.polygons_path) if p]
     _require(len({os.path.abspath(p) for p in outputs}) == len(outputs),
              "The output raster, statistics and polygon files must be different files.")
+
+
+def validate_settings(config: SegmentationConfig) -> None:
+    """The checks that need no file: model, K, tiling, sampling, precision, bands and extent.
+
+    Segment Trees' parameter check runs these too, so the dialog and the engine say the same."""
+    for name in ("stride", "k", "k_min", "k_max", "seed", "tile_size", "overlap", "batch_size", "max_samples"):
+        _require(_is_int(getattr(config, name)), f"Setting '{name}' must be a whole number.")
+    _require(config.stride in STRIDES, f"Stride {config.stride} is not supported. Use 16, 8 or 4 pixels.")
+    _require(config.k_min >= 2, f"Minimum K is {config.k_min}; it must be at least 2.")
+    _require(config.k != 0 or config.k_min <= config.k_max,
+             f"Minimum K ({config.k_min}) is larger than maximum K ({config.k_max}): swap them.")
+    _require(config.k_max <= MAX_CLUSTERS,
+             f"Maximum K is {config.k_max}; at most {MAX_CLUSTERS} clusters are supported. Lower it.")
+    _require(config.k == 0 or 2 <= config.k <= MAX_CLUSTERS,
+             f"K is {config.k}; use 0 for automatic or a number from 2 to {MAX_CLUSTERS}.")
+    _require(isinstance(config.elbow_threshold, (int, float)) and 0 < config.elbow_threshold < 100,
+             f"Elbow threshold is {config.elbow_threshold}; it must be a percentage between 0 and 100.")
+    _require(config.tile_size >= PATCH and config.tile_size % PATCH == 0,
+             f"Tile size {config.tile_size} is not a multiple of {PATCH}: use "
+             f"{max(PATCH, config.tile_size // PATCH * PATCH)}.")
+    _require(config.overlap >= 0 and config.overlap % PATCH == 0,
+             f"Tile overlap {config.overlap} is not a multiple of {PATCH}: use "
+             f"{max(0, config.overlap // PATCH * PATCH)}.")
+    _require(config.overlap * 2 < config.tile_size,
+             f"Tile overlap {config.overlap} must be less than half the tile size ({config.tile_size}): lower "
+             "the overlap or raise the tile size.")
+    _require(config.stride == PATCH or config.overlap >= PATCH,
+             f"With stride {config.stride}, tile overlap must be at least {PATCH} pixels (it is "
+             f"{config.overlap}). Raise the overlap to {PATCH} or more, or use stride {PATCH}.")
+    _require(config.batch_size >= 1, f"Batch size is {config.batch_size}; it must be at least 1.")
+    _require(config.max_samples >= 100, f"Maximum samples is {config.max_samples}; use at least 100.")
+    _require(config.precision in PRECISIONS,
+             f"Precision '{config.precision}' is unknown. Use one of: {', '.join(PRECISIONS)}.")
+    _require(bool(config.model), "No model given. Give a variant name (e.g. vits16) or a weights file.")
+    if config.bands is not None:
+        bands = list(config.bands)
+        _require(len(bands) in (1, 3) and all(_is_int(b) for b in bands),
+                 f"Bands {bands}: choose 3 bands (red, green, blue) or 1 band (repeated to RGB), "
+                 f"not {len(bands)}.")
+        _require(all(b >= 1 for b in bands), f"Bands {bands}: band numbers start at 1.")
+    if config.extent is not None:
+        ext = list(config.extent)
+        _require(len(ext) == 4 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in ext),
+                 "The extent must be four numbers: xmin, ymin, xmax, ymax.")
+        _require(ext[0] < ext[2] and ext[1] < ext[3],
+                 f"The extent {tuple(ext)} is empty: xmin must be < xmax and ymin < ymax.")
 
 
 def polygon_driver(path: str) -> str:
