@@ -94,8 +94,30 @@ def test_weights_found_are_listed_with_sizes(treeseg_provider, clean_settings):
     meta_name = VARIANTS["vits16"].meta_filename
     (clean_settings / meta_name).write_bytes(b"x" * 1234)
     report = run_diagnostics({})[0]["REPORT"]
-    assert f"model ViT-S/16 (LVD-1689M): {meta_name}" in report
+    assert f"model ViT-S/16 (LVD-1689M): weights folder: {clean_settings / meta_name} (1,234 bytes, not verified)" \
+        in report
     assert f"file: {meta_name} (1,234 bytes)" in report
+
+
+def test_weights_in_the_caches_are_listed(treeseg_provider, clean_settings, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+    from treeseg.treeseg_plugin.dinov3.variants import VARIANTS
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+    revision = "0123456789abcdef" * 2 + "01234567"
+    repo = tmp_path / "hub" / "models--facebook--dinov3-vitb16-pretrain-lvd1689m"
+    (repo / "snapshots" / revision).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    cached = repo / "snapshots" / revision / "model.safetensors"
+    cached.write_bytes(b"s" * 10)
+    hub_file = tmp_path / "torch" / "checkpoints" / VARIANTS["vitl16plus"].meta_filename
+    hub_file.parent.mkdir(parents=True)
+    hub_file.write_bytes(b"p" * 20)
+    report = run_diagnostics({})[0]["REPORT"]
+    assert f"model ViT-B/16 (LVD-1689M): Hugging Face cache: {cached} (10 bytes, not verified)" in report
+    assert f"model ViT-L+/16 (LVD-1689M): torch hub cache: {hub_file} (20 bytes, not verified)" in report
 
 
 @pytest.mark.parametrize(("suffix", "start"), [(".txt", "TreeSeg diagnostics\n"), (".html", "<html>")])

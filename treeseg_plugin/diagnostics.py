@@ -175,22 +175,33 @@ def _folders() -> Items:
 
 
 def _weights() -> Items:
+    """The weights folder, each model found where Segment Trees looks (as the weights manager shows), the files."""
     from .dinov3.variants import VARIANTS  # the standard library only, no torch
+    from .gui.weights_dialog import locate
 
     folder = Path(treeseg_settings.load_settings().weights_folder).expanduser()
     items = [("weights folder", str(folder)), ("weights folder exists", _yes_no(folder.is_dir()))]
+    for variant in VARIANTS.values():
+        location = locate(variant.name, str(folder))
+        if location is not None:
+            items.append((f"model {variant.display_name}", f"{location.where}: {_weights_file(location.path)}"))
     if not folder.is_dir():
         return items
-    for variant in VARIANTS.values():
-        found = treeseg_settings.weights_in_folder(variant.name, str(folder))
-        if found is not None:
-            items.append((f"model {variant.display_name}", found.name))
     files = sorted(path for path in folder.rglob("*") if path.is_file())
     for path in files[:MAX_WEIGHT_FILES]:
         items.append(("file", f"{path.relative_to(folder)} ({path.stat().st_size:,} bytes)"))
     if len(files) > MAX_WEIGHT_FILES:
         items.append(("file", f"... and {len(files) - MAX_WEIGHT_FILES} more"))
     return items
+
+
+def _weights_file(path: Path) -> str:
+    """The weights file (in a Hugging Face folder, its model file), its size and whether it was verified."""
+    if path.is_dir():
+        path = next((path / name for name in treeseg_settings.HF_WEIGHT_FILES if (path / name).is_file()), path)
+    size = f"{path.stat().st_size:,} bytes" if path.is_file() else "a folder"
+    verified = "verified" if treeseg_settings.verification_of(path) else "not verified"
+    return f"{path} ({size}, {verified})"
 
 
 def _token_source() -> str:
