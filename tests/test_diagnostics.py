@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 
 import numpy
 import pytest
@@ -135,6 +136,17 @@ def test_missing_torch_is_reported_not_raised(treeseg_provider, clean_settings, 
     report = run_diagnostics({})[0]["REPORT"]
     assert "torch: not installed (ModuleNotFoundError" in report
     assert f"numpy: {numpy.__version__}" in report  # the other sections are still there
+
+
+def test_cuda_devices_are_named(treeseg_provider, clean_settings, monkeypatch):
+    device = SimpleNamespace(name="NVIDIA Test GPU", total_memory=80 * 2**30, major=9, minor=0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: device)
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
+    report = run_diagnostics({})[0]["REPORT"]
+    assert "CUDA available: yes\ncuDNN: 90100\nCUDA device 0: NVIDIA Test GPU, 80.0 GiB, compute capability 9.0\n" \
+        in report
 
 
 def test_math_libraries_and_cpu_parsing():

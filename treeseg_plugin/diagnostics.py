@@ -16,6 +16,7 @@ import platform
 import re
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Callable, Iterable, List, Optional, Set, Tuple
 
 from . import installer
@@ -100,10 +101,10 @@ def _torch() -> Items:
         return [("torch", f"not installed ({type(error).__name__}: {error})")]
     except Exception as error:  # a broken install raises OSError or RuntimeError
         return [("torch", f"does not import ({type(error).__name__}: {error})")]
+    cuda = _value(lambda: _yes_no(torch.cuda.is_available()))
     items = [("version", torch.__version__), ("location", str(Path(torch.__file__).parent)),
-             ("CUDA build", torch.version.cuda or "none (CPU-only build)"),
-             ("CUDA available", _value(lambda: _yes_no(torch.cuda.is_available())))]
-    if items[-1][1] == "yes":
+             ("CUDA build", torch.version.cuda or "none (CPU-only build)"), ("CUDA available", cuda)]
+    if cuda == "yes":
         items.append(("cuDNN", _value(lambda: torch.backends.cudnn.version())))
         for index in range(torch.cuda.device_count()):
             items.append((f"CUDA device {index}", _value(lambda index=index: _cuda_device(torch, index))))
@@ -114,7 +115,7 @@ def _torch() -> Items:
     return items
 
 
-def _cuda_device(torch, index: int) -> str:
+def _cuda_device(torch: ModuleType, index: int) -> str:
     properties = torch.cuda.get_device_properties(index)
     return (f"{properties.name}, {properties.total_memory / 2**30:.1f} GiB, "
             f"compute capability {properties.major}.{properties.minor}")
