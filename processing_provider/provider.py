@@ -9,6 +9,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .dependencies import missing_dependencies
+from .diagnostics import DiagnosticsAlgorithm
 from .segment_trees import SegmentTreesAlgorithm
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
@@ -22,7 +23,7 @@ def plugin_version() -> str:
 
 
 class TreeSegProvider(QgsProcessingProvider):
-    """Provides the Segment Trees algorithm; registers even when PyTorch is missing."""
+    """Provides Segment Trees and Diagnostics; registers even when PyTorch is missing."""
 
     ID = "treeseg"
 
@@ -68,6 +69,7 @@ class TreeSegProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:
         self.addAlgorithm(SegmentTreesAlgorithm())
+        self.addAlgorithm(DiagnosticsAlgorithm())
 
     @staticmethod
     def dependency_problem() -> str:

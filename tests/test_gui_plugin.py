@@ -9,6 +9,7 @@ import pytest
 from qgis.core import Qgis
 from treeseg.treeseg_plugin import installer
 from treeseg.treeseg_plugin import settings as treeseg_settings
+from treeseg.treeseg_plugin.gui.diagnostics_dialog import DiagnosticsDialog
 from treeseg.treeseg_plugin.gui.installer_dialog import InstallerDialog
 from treeseg.treeseg_plugin.gui.settings_dialog import SettingsDialog
 from treeseg.treeseg_plugin.gui.weights_dialog import WeightsDialog
@@ -36,10 +37,10 @@ def menu_actions(iface) -> dict:
     return {action.text(): action for action in submenu.actions()}
 
 
-def test_menu_has_segment_trees_weights_and_settings(plugin, raster_menu_iface, message_bar):
+def test_menu_has_segment_trees_weights_settings_and_diagnostics(plugin, raster_menu_iface, message_bar):
     plugin.initGui()
     actions = menu_actions(raster_menu_iface)
-    assert list(actions) == ["Segment Trees…", "Weights…", "Settings…"]
+    assert list(actions) == ["Segment Trees…", "Weights…", "Settings…", "Diagnostics…"]
     assert [action.text() for action in raster_menu_iface.raster_toolbar.actions()] == ["Segment Trees…"]
     assert message_bar == []  # every dependency is installed here
     plugin.unload()
@@ -52,6 +53,17 @@ def test_settings_entry_opens_the_settings_dialog(plugin, raster_menu_iface, mon
     plugin.initGui()
     menu_actions(raster_menu_iface)["Settings…"].trigger()
     assert len(opened) == 1 and opened[0].windowTitle() == "TreeSeg – Settings"
+
+
+def test_diagnostics_entry_shows_the_report(plugin, raster_menu_iface):
+    plugin.initGui()
+    menu_actions(raster_menu_iface)["Diagnostics…"].trigger()
+    dialog = plugin.diagnostics_dialog
+    assert isinstance(dialog, DiagnosticsDialog) and dialog.isVisible()
+    assert f"QGIS: {Qgis.version()}" in dialog.report.toPlainText()
+    plugin.unload()
+    assert not dialog.isVisible() and plugin.diagnostics_dialog is None
+    assert raster_menu_iface.raster_menu.actions() == []
 
 
 def test_weights_entry_shows_one_weights_manager(plugin, raster_menu_iface):

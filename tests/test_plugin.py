@@ -20,6 +20,7 @@ def test_class_factory_with_no_iface_registers_provider_only(qgis_processing):
     try:
         assert registry().providerById(PROVIDER_ID) is plugin.provider
         assert registry().algorithmById("treeseg:segmenttrees") is not None
+        assert registry().algorithmById("treeseg:diagnostics") is not None
     finally:
         plugin.unload()
     assert registry().providerById(PROVIDER_ID) is None
@@ -32,7 +33,8 @@ def test_gui_load_and_unload_twice_leaves_nothing_behind(qgis_processing, raster
         menu_titles = [action.text() for action in raster_menu_iface.raster_menu.actions()]
         assert menu_titles == ["&Tree Segmentation"]
         submenu = raster_menu_iface.raster_menu.actions()[0].menu()
-        assert [action.text() for action in submenu.actions()] == ["Segment Trees…", "Weights…", "Settings…"]
+        assert [action.text() for action in submenu.actions()] == ["Segment Trees…", "Weights…", "Settings…",
+                                                                   "Diagnostics…"]
         assert not submenu.actions()[0].icon().isNull()
         assert len(raster_menu_iface.raster_toolbar.actions()) == 1
         assert registry().providerById(PROVIDER_ID) is plugin.provider

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from qgis_process_runner import enable_plugin, qgis_process_env, run
+from qgis_process_runner import enable_plugin, qgis_process_env, run, run_algorithm
 
 pytestmark = pytest.mark.slow
 
@@ -17,3 +17,14 @@ def test_help_lists_parameters_and_outputs(plugins_dir, tmp_path):
                  "OUTPUT: <outputRaster>", "STATS: <outputHtml>", "OUTPUT_POLYGONS: <outputVector>",
                  "CHOSEN_K: <outputNumber>"):
         assert line in done.stdout, line
+
+
+def test_diagnostics_runs_headless(plugins_dir, tmp_path):
+    env = qgis_process_env(tmp_path / "home", plugins_dir)
+    enable_plugin("treeseg", env)
+    report_file = tmp_path / "diagnostics.txt"
+    done, payload = run_algorithm("treeseg:diagnostics", {"OUTPUT": report_file}, env)
+    assert done.returncode == 0 and payload is not None, done.stdout + done.stderr
+    report = payload["results"]["REPORT"]
+    assert report_file.read_text(encoding="utf-8") == report
+    assert "application: qgis_process" in report and "version: 2." in report  # torch from this venv

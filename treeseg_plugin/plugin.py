@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from qgis.core import Qgis, QgsApplication
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction, QPushButton
+from qgis.PyQt.QtWidgets import QAction, QApplication, QPushButton
 
 from ..processing_provider.provider import TreeSegProvider
 from . import installer
@@ -32,6 +33,7 @@ class TreeSegPlugin:
         self.dependency_message = None  # the QgsMessageBarItem offering "Install…"
         self.weights_dialog = None
         self.installer_dialog = None
+        self.diagnostics_dialog = None
         installer.add_to_sys_path(self.dependencies_folder())
 
     @staticmethod
@@ -54,6 +56,8 @@ class TreeSegPlugin:
                         "DINOv3 weights: status, download, verify, add a file")
         self.add_action("Settings…", "treeseg_settings", self.open_settings,
                         "Weights folder, Hugging Face token, downloads, default device and precision")
+        self.add_action("Diagnostics…", "treeseg_diagnostics", self.open_diagnostics,
+                        "Versions, GPU, CPU, libraries and folders, to copy into a bug report")
         self.check_dependencies()
 
     def add_action(self, text: str, name: str, slot: Callable[[], None], tip: str,
@@ -77,10 +81,10 @@ class TreeSegPlugin:
             with contextlib.suppress(RuntimeError):  # the user may have closed it: Qt deleted it then
                 self.iface.messageBar().popWidget(self.dependency_message)
             self.dependency_message = None
-        for dialog in (self.weights_dialog, self.installer_dialog):
+        for dialog in (self.weights_dialog, self.installer_dialog, self.diagnostics_dialog):
             if dialog is not None:
                 dialog.close()
-        self.weights_dialog = self.installer_dialog = None
+        self.weights_dialog = self.installer_dialog = self.diagnostics_dialog = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
@@ -126,6 +130,19 @@ class TreeSegPlugin:
             self.weights_dialog.refresh()
         self.weights_dialog.show()
         self.weights_dialog.raise_()
+
+    def open_diagnostics(self) -> None:
+        """Show a fresh Diagnostics report (building it imports torch: a wait cursor meanwhile)."""
+        from .gui.diagnostics_dialog import DiagnosticsDialog
+
+        if self.diagnostics_dialog is not None:
+            self.diagnostics_dialog.close()
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            self.diagnostics_dialog = DiagnosticsDialog(self.iface.mainWindow())
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.diagnostics_dialog.show()
 
     def open_installer(self) -> None:
         """Show the dependency installer for what is missing now."""
