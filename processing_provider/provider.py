@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import configparser
 from pathlib import Path
 
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from ..treeseg_plugin.version import plugin_version
 from .dependencies import missing_dependencies
 from .diagnostics import DiagnosticsAlgorithm
 from .segment_trees import SegmentTreesAlgorithm
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
-
-
-def plugin_version() -> str:
-    """The version declared in metadata.txt."""
-    metadata = configparser.ConfigParser(interpolation=None)
-    metadata.read(PLUGIN_DIR / "metadata.txt", encoding="utf-8")
-    return metadata.get("general", "version", fallback="unknown")
-
 
 class TreeSegProvider(QgsProcessingProvider):
     """Provides Segment Trees and Diagnostics; registers even when PyTorch is missing."""

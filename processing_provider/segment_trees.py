@@ -267,7 +267,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
     def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict[str, Any]:
         """In QGIS: the label layer gets its paletted style, an HTML report goes to the results viewer."""
         if self._outputs:
-            from ..treeseg_plugin.gui.results import present_results
+            from .results import present_results
 
             present_results(context, self._outputs[self.OUTPUT], self._outputs[self.STATS], self.icon())
         return {}

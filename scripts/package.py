@@ -7,22 +7,19 @@ scripts, caches or development files.
 from __future__ import annotations
 
 import argparse
-import configparser
+import sys
 import zipfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+from treeseg_plugin.version import plugin_version  # noqa: E402  (the repository root is on the path now)
+
 PLUGIN_FOLDER = "treeseg"
 TOP_LEVEL_FILES = ("__init__.py", "metadata.txt", "LICENSE", "README.md", "icon.svg")
 PACKAGES = ("treeseg_plugin", "processing_provider")
 EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".orig", ".rej"}
-
-
-def plugin_version() -> str:
-    metadata = configparser.ConfigParser(interpolation=None)
-    metadata.read(REPO_ROOT / "metadata.txt", encoding="utf-8")
-    return metadata.get("general", "version")
 
 
 def plugin_files() -> list[Path]:

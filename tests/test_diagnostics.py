@@ -11,10 +11,10 @@ import torch
 from qgis.core import Qgis, QgsProcessingFeedback, QgsSettings
 from qgis.PyQt.QtCore import PYQT_VERSION_STR
 from qgis.PyQt.QtWidgets import QApplication
-from treeseg.processing_provider.provider import plugin_version
 from treeseg.treeseg_plugin import diagnostics
 from treeseg.treeseg_plugin import settings as treeseg_settings
 from treeseg.treeseg_plugin.gui.diagnostics_dialog import DiagnosticsDialog
+from treeseg.treeseg_plugin.version import plugin_version
 
 ALGORITHM_ID = "treeseg:diagnostics"
 TOKEN = "hf_TreeSegDiagnosticsToken0123456789"  # noqa: S105 (a fake token for the tests)

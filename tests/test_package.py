@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -9,14 +10,20 @@ from pathlib import Path
 import pytest
 from qgis_process_runner import enable_plugin, qgis_process_env, run
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import package
+PACKAGE_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "package.py"
 
 pytestmark = pytest.mark.slow
 
 
+def build(output_dir: Path) -> Path:
+    """scripts/package.py --output-dir OUTPUT_DIR, as a developer runs it; returns the zip it printed."""
+    done = subprocess.run([sys.executable, str(PACKAGE_SCRIPT), "--output-dir", str(output_dir)],
+                          capture_output=True, text=True, check=True)
+    return Path(done.stdout.strip())
+
+
 def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
-    archive = package.build(tmp_path)
+    archive = build(tmp_path)
     names = zipfile.ZipFile(archive).namelist()
     assert all(name.startswith("treeseg/") for name in names)
     for required in ("treeseg/__init__.py", "treeseg/metadata.txt", "treeseg/icon.svg", "treeseg/LICENSE",
@@ -24,12 +31,12 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
         assert required in names
     for unwanted in ("tests/", "scripts/", "__pycache__", ".pyc", ".venv", ".ci/", "sample/", "requirements/"):
         assert not any(unwanted in name for name in names), unwanted
-    assert package.build(tmp_path / "again").read_bytes() == archive.read_bytes()
+    assert build(tmp_path / "again").read_bytes() == archive.read_bytes()
 
 
 def test_zip_installs_and_algorithm_shows_up(tmp_path):
     plugins = tmp_path / "profile-plugins"
-    zipfile.ZipFile(package.build(tmp_path)).extractall(plugins)
+    zipfile.ZipFile(build(tmp_path)).extractall(plugins)
     env = qgis_process_env(tmp_path / "home", plugins)
     enable_plugin("treeseg", env)
     done = run(["help", "treeseg:segmenttrees"], env)

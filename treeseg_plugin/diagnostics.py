@@ -49,7 +49,7 @@ def _value(read: Callable[[], object]) -> str:
 
 
 def _treeseg() -> Items:
-    from ..processing_provider.provider import plugin_version  # the one metadata.txt reader
+    from .version import plugin_version
 
     return [("version", plugin_version()), ("plugin folder", str(PLUGIN_ROOT))]
 
@@ -178,12 +178,11 @@ def _folders() -> Items:
 def _weights() -> Items:
     """The weights folder, each model found where Segment Trees looks (as the weights manager shows), the files."""
     from .dinov3.variants import VARIANTS  # the standard library only, no torch
-    from .gui.weights_dialog import locate
 
     folder = Path(treeseg_settings.load_settings().weights_folder).expanduser()
     items = [("weights folder", str(folder)), ("weights folder exists", _yes_no(folder.is_dir()))]
     for variant in VARIANTS.values():
-        location = locate(variant.name, str(folder))
+        location = treeseg_settings.locate(variant.name, str(folder))
         if location is not None:
             items.append((f"model {variant.display_name}", f"{location.where}: {_weights_file(location.path)}"))
     if not folder.is_dir():

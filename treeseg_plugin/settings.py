@@ -197,3 +197,28 @@ def verification_of(path: Path) -> Optional[Dict[str, Any]]:
     if record.get("size") != fingerprint["size"] or record.get("mtime") != fingerprint["mtime"]:
         return None
     return record
+
+
+@dataclass
+class Location:
+    """Where a variant's weights were found."""
+
+    path: Path
+    where: str  # "weights folder", "Hugging Face cache", "torch hub cache"
+
+
+def locate(variant_name: str, weights_folder: str) -> Optional[Location]:
+    """The weights of ``variant_name``: the weights folder, then the caches the algorithm searches."""
+    in_folder = weights_in_folder(variant_name, weights_folder)
+    if in_folder is not None:
+        return Location(in_folder, "weights folder")
+    try:
+        from .dinov3 import DinoV3Error
+        from .dinov3.weights import resolve_weights
+    except ImportError:  # torch or huggingface_hub missing: only the weights folder can be searched
+        return None
+    try:
+        resolved = resolve_weights(variant_name)
+    except (DinoV3Error, ImportError):
+        return None
+    return Location(resolved.path, resolved.origin)

@@ -36,13 +36,13 @@ import os
 import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
 from osgeo import gdal
 
+from ..version import plugin_version
 from . import clustering
 from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError, write_error
@@ -78,15 +78,6 @@ class _Fit:
 class _Labels:
     pixels: np.ndarray
     hectares: Optional[np.ndarray]
-
-
-def _plugin_version() -> Optional[str]:
-    metadata = Path(__file__).resolve().parents[2] / "metadata.txt"
-    with contextlib.suppress(OSError):
-        for line in metadata.read_text(encoding="utf-8").splitlines():
-            if line.strip().lower().startswith("version="):
-                return line.split("=", 1)[1].strip()
-    return None
 
 
 def _weights_sha256(weights: Any) -> Optional[str]:
@@ -227,7 +218,7 @@ def _build_stats(config: SegmentationConfig, source: RasterSource, window: Windo
         "seed": config.seed,
         "max_samples": config.max_samples,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "versions": {"treeseg": _plugin_version(), "torch": torch.__version__, "numpy": np.__version__,
+        "versions": {"treeseg": plugin_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "gdal": gdal.__version__, "python": platform.python_version()},
     }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
@@ -31,31 +30,6 @@ COLUMNS = ("Model", "Parameters", "Licence", "Status")
 STATUS_COLUMN = 3
 
 
-@dataclass
-class Location:
-    """Where a variant's weights were found."""
-
-    path: Path
-    where: str  # "weights folder", "Hugging Face cache", "torch hub cache"
-
-
-def locate(variant_name: str, weights_folder: str) -> Optional[Location]:
-    """The weights of ``variant_name``: the weights folder, then the caches the algorithm searches."""
-    in_folder = treeseg_settings.weights_in_folder(variant_name, weights_folder)
-    if in_folder is not None:
-        return Location(in_folder, "weights folder")
-    try:
-        from ..dinov3 import DinoV3Error
-        from ..dinov3.weights import resolve_weights
-    except ImportError:  # torch or huggingface_hub missing: only the weights folder can be searched
-        return None
-    try:
-        resolved = resolve_weights(variant_name)
-    except (DinoV3Error, ImportError):
-        return None
-    return Location(resolved.path, resolved.origin)
-
-
 def licence_note(variant) -> str:
     """Short text for the table; :func:`licence_detail` is its tooltip."""
     return "Gated: Hugging Face or Meta's form" if variant.hf_repo_id else "Gated: Meta's form only"
@@ -71,7 +45,7 @@ def licence_detail(variant) -> str:
     return f"Not on Hugging Face: {meta}."
 
 
-def status_text(location: Optional[Location]) -> str:
+def status_text(location: Optional[treeseg_settings.Location]) -> str:
     """"Missing", or where the weights are and what the loader verified."""
     if location is None:
         return "Missing"
@@ -96,7 +70,7 @@ class WeightsDialog(QDialog):
         self.setWindowTitle("TreeSeg – DINOv3 weights")
         self.setObjectName("treeseg_weights_dialog")
         self.variants = list(VARIANTS.values())
-        self.locations: Dict[str, Optional[Location]] = {}
+        self.locations: Dict[str, Optional[treeseg_settings.Location]] = {}
         self.task: Optional[WeightsTask] = None
         self.open_settings = open_settings
 
@@ -162,7 +136,7 @@ class WeightsDialog(QDialog):
         self.settings = treeseg_settings.load_settings()
         self.notice.setText(self.download_notice())
         for row, variant in enumerate(self.variants):
-            location = locate(variant.name, self.settings.weights_folder)
+            location = treeseg_settings.locate(variant.name, self.settings.weights_folder)
             self.locations[variant.name] = location
             status = status_text(location)
             cells = (variant.display_name, f"{variant.params_millions:,.0f} M", licence_note(variant), status)
