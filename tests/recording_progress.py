@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List
 
-from treeseg_plugin.engine import Progress
+from treeseg.treeseg_plugin.engine import Progress
 
 
 class Log(Progress):

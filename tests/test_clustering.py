@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
-
-from treeseg_plugin.engine import clustering
-from treeseg_plugin.engine.clustering import (
+from treeseg.treeseg_plugin.engine import clustering
+from treeseg.treeseg_plugin.engine.clustering import (
     ClusteringCanceled,
     KMeansFit,
     assign,
@@ -26,7 +25,7 @@ from treeseg_plugin.engine.clustering import (
     sweep_k,
     wcss_drop_percent,
 )
-from treeseg_plugin.engine.config import DEFAULT_MAX_SAMPLES
+from treeseg.treeseg_plugin.engine.config import DEFAULT_MAX_SAMPLES
 
 
 def realistic_features(n: int, dim: int = 64, n_blobs: int = 12, seed: int = 0) -> np.ndarray:

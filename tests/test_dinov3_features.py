@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from treeseg.treeseg_plugin.dinov3 import VARIANTS, load_backbone, rope
+from treeseg.treeseg_plugin.dinov3.variants import swiglu_hidden_dim
+from treeseg.treeseg_plugin.dinov3.vision_transformer import DinoVisionTransformer, ViTConfig
 
 from tests.checkpoint_factory import PRESETS, make_state_dict, write_meta_pth
-from treeseg_plugin.dinov3 import VARIANTS, load_backbone, rope
-from treeseg_plugin.dinov3.variants import swiglu_hidden_dim
-from treeseg_plugin.dinov3.vision_transformer import DinoVisionTransformer, ViTConfig
 
 
 def _images(height: int, width: int, batch: int = 2, seed: int = 0) -> torch.Tensor:

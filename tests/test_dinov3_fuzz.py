@@ -28,9 +28,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
+from treeseg.treeseg_plugin.dinov3 import CheckpointError, DinoV3Error, load_backbone
 
 from tests.checkpoint_factory import hf_config, make_state_dict, meta_to_hf, write_meta_pth
-from treeseg_plugin.dinov3 import CheckpointError, DinoV3Error, load_backbone
 
 EXAMPLE_TIMEOUT_S = 20  # one tiny checkpoint loads in ~0.05 s; this only catches hangs
 MEMORY_HEADROOM = 4 << 30  # bytes of address space the loader may add; the fuzzed files are < 1 MB

@@ -8,6 +8,7 @@ import zipfile
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from treeseg.treeseg_plugin.dinov3 import CheckpointError, DinoV3Error, WeightsNotFoundError, load_backbone
 
 from tests.checkpoint_factory import (
     make_state_dict,
@@ -17,7 +18,6 @@ from tests.checkpoint_factory import (
     write_hf_folder,
     write_meta_pth,
 )
-from treeseg_plugin.dinov3 import CheckpointError, DinoV3Error, WeightsNotFoundError, load_backbone
 
 FIXES = ("download it again", "Use an unmodified released", "Pass ", "Re-save", "Use a DINOv3 ViT",
          "Use the config.json", "verify_hash=False")

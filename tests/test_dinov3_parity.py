@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from treeseg.treeseg_plugin.dinov3 import load_backbone
 
 from tests.checkpoint_factory import (
     get_config,
@@ -16,7 +17,6 @@ from tests.checkpoint_factory import (
     write_hf_folder,
     write_meta_pth,
 )
-from treeseg_plugin.dinov3 import load_backbone
 
 transformers = pytest.importorskip("transformers")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from treeseg.treeseg_plugin.dinov3 import CheckpointError, WeightsNotFoundError, load_backbone
+from treeseg.treeseg_plugin.dinov3.variants import META_DOWNLOAD_FORM
 
 from tests.checkpoint_factory import make_state_dict, write_hf_folder, write_meta_pth
-from treeseg_plugin.dinov3 import CheckpointError, WeightsNotFoundError, load_backbone
-from treeseg_plugin.dinov3.variants import META_DOWNLOAD_FORM
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_TOKEN = "hf_FakeToken0123456789abcdefSECRET"  # noqa: S105 - a fake token the tests hunt for
@@ -110,7 +110,7 @@ def _add_to_hf_cache(hub: Path, repo_id: str, folder: Path, revision: str = "012
 
 _HUB_SCRIPT = r"""
 import json, os, sys
-from treeseg_plugin.dinov3 import load_backbone, DinoV3Error
+from treeseg.treeseg_plugin.dinov3 import load_backbone, DinoV3Error
 
 def attempt(source, **kwargs):
     lines = []

@@ -24,12 +24,11 @@ from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster, trap_vrt
 from osgeo import gdal, ogr, osr
 from recording_progress import Log
-
-from treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig, run_segmentation
-from treeseg_plugin.engine import runtime as engine_runtime
-from treeseg_plugin.engine.pipeline import STAGES
-from treeseg_plugin.engine.raster_io import input_problem
-from treeseg_plugin.engine.staging import Staging
+from treeseg.treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig, run_segmentation
+from treeseg.treeseg_plugin.engine import runtime as engine_runtime
+from treeseg.treeseg_plugin.engine.pipeline import STAGES
+from treeseg.treeseg_plugin.engine.raster_io import input_problem
+from treeseg.treeseg_plugin.engine.staging import Staging
 
 BIG = 20000  # side of the "huge" raster, in pixels
 

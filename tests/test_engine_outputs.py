@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
-
-from treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig
-from treeseg_plugin.engine.config import validate_config
-from treeseg_plugin.engine.palette import category_names, cluster_color, cluster_hex
-from treeseg_plugin.engine.polygons import polygonize
-from treeseg_plugin.engine.report import csv_text, html_text, write_stats
-from treeseg_plugin.engine.staging import Staging
-from treeseg_plugin.engine.writer import LabelWriter, qml_text, write_qml
+from treeseg.treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig
+from treeseg.treeseg_plugin.engine.config import validate_config
+from treeseg.treeseg_plugin.engine.palette import category_names, cluster_color, cluster_hex
+from treeseg.treeseg_plugin.engine.polygons import polygonize
+from treeseg.treeseg_plugin.engine.report import csv_text, html_text, write_stats
+from treeseg.treeseg_plugin.engine.staging import Staging
+from treeseg.treeseg_plugin.engine.writer import LabelWriter, qml_text, write_qml
 
 REPO = Path(__file__).resolve().parent.parent
 GT = (500000.0, 0.5, 0.0, 3300000.0, 0.0, -0.5)
@@ -104,9 +103,8 @@ def test_valid_defaults_pass_and_token_is_not_in_repr():
 
 def test_device_and_precision_choice(monkeypatch):
     import torch
-
-    from treeseg_plugin.engine import runtime
-    from treeseg_plugin.engine.runtime import resolve_device, resolve_precision
+    from treeseg.treeseg_plugin.engine import runtime
+    from treeseg.treeseg_plugin.engine.runtime import resolve_device, resolve_precision
 
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)  # auto on CPU: see test_performance_paths
     assert resolve_precision("auto", "cpu") == "fp32"

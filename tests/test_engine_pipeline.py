@@ -15,9 +15,8 @@ from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from osgeo import gdal, ogr
 from recording_progress import Log
-
-from treeseg_plugin.dinov3 import load_backbone
-from treeseg_plugin.engine import (
+from treeseg.treeseg_plugin.dinov3 import load_backbone
+from treeseg.treeseg_plugin.engine import (
     Canceled,
     EngineError,
     Progress,
@@ -25,11 +24,11 @@ from treeseg_plugin.engine import (
     SegmentationResult,
     run_segmentation,
 )
-from treeseg_plugin.engine import runtime as engine_runtime
-from treeseg_plugin.engine.features import FeatureStore, TileEncoder
-from treeseg_plugin.engine.georef import Window
-from treeseg_plugin.engine.raster_io import RasterSource
-from treeseg_plugin.engine.tiling import plan_tiles
+from treeseg.treeseg_plugin.engine import runtime as engine_runtime
+from treeseg.treeseg_plugin.engine.features import FeatureStore, TileEncoder
+from treeseg.treeseg_plugin.engine.georef import Window
+from treeseg.treeseg_plugin.engine.raster_io import RasterSource
+from treeseg.treeseg_plugin.engine.tiling import plan_tiles
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
 TOKEN = "hf_NeverWriteMe123"  # noqa: S105 - a fake token that must never be written

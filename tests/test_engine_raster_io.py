@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from data_factory import ORIGIN, make_raster
 from osgeo import gdal, osr
-
-from treeseg_plugin.engine import EngineError, Progress
-from treeseg_plugin.engine.georef import pixel_area, window_geotransform, working_window
-from treeseg_plugin.engine.raster_io import RasterSource
+from treeseg.treeseg_plugin.engine import EngineError, Progress
+from treeseg.treeseg_plugin.engine.georef import pixel_area, window_geotransform, working_window
+from treeseg.treeseg_plugin.engine.raster_io import RasterSource
 
 
 class Log(Progress):

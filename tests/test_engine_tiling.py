@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from treeseg_plugin.engine.clustering import squared_distances
-from treeseg_plugin.engine.features import FeatureStore
-from treeseg_plugin.engine.labels import axis_weights, block_labels
-from treeseg_plugin.engine.raster_io import reflect_indices
-from treeseg_plugin.engine.tiling import (
+from treeseg.treeseg_plugin.engine.clustering import squared_distances
+from treeseg.treeseg_plugin.engine.features import FeatureStore
+from treeseg.treeseg_plugin.engine.labels import axis_weights, block_labels
+from treeseg.treeseg_plugin.engine.raster_io import reflect_indices
+from treeseg.treeseg_plugin.engine.tiling import (
     PATCH,
     axis_tiles,
     cell_of,

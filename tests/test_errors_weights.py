@@ -27,8 +27,7 @@ from data_factory import make_raster
 from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
 from qgis_process_runner import enable_plugin, qgis_process_env, run_algorithm
 from safetensors.torch import save_file
-
-from treeseg_plugin.dinov3.variants import META_DOWNLOAD_FORM, VARIANTS
+from treeseg.treeseg_plugin.dinov3.variants import META_DOWNLOAD_FORM, VARIANTS
 
 ALGORITHM = "treeseg:segmenttrees"
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -17,12 +17,11 @@ import torch
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from osgeo import gdal
-
-from treeseg_plugin.dinov3 import load_backbone, rope
-from treeseg_plugin.engine import EngineError, Progress, SegmentationConfig, run_segmentation
-from treeseg_plugin.engine import pipeline as engine_pipeline
-from treeseg_plugin.engine import runtime as engine_runtime
-from treeseg_plugin.engine.features import is_out_of_memory
+from treeseg.treeseg_plugin.dinov3 import load_backbone, rope
+from treeseg.treeseg_plugin.engine import EngineError, Progress, SegmentationConfig, run_segmentation
+from treeseg.treeseg_plugin.engine import pipeline as engine_pipeline
+from treeseg.treeseg_plugin.engine import runtime as engine_runtime
+from treeseg.treeseg_plugin.engine.features import is_out_of_memory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO_ROOT / "scripts"

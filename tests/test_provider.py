@@ -64,7 +64,7 @@ def test_parameter_and_output_definitions(algorithm):
 @pytest.mark.parametrize("name", ["K", "K_MIN", "K_MAX", "ELBOW_THRESHOLD", "SEED", "TILE_SIZE", "OVERLAP",
                                   "BATCH_SIZE", "MAX_SAMPLES"])
 def test_numeric_defaults_are_the_engine_defaults(algorithm, name):
-    from treeseg_plugin.engine.config import SegmentationConfig
+    from treeseg.treeseg_plugin.engine.config import SegmentationConfig
 
     engine_default = getattr(SegmentationConfig("in.tif", "out.tif"), name.lower())
     assert algorithm.parameterDefinition(name).defaultValue() == engine_default

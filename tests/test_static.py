@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -20,3 +21,33 @@ def test_bandit_reports_nothing_medium_or_higher():
     done = subprocess.run([sys.executable, "-m", "bandit", "-q", "-r", "-ll", *PLUGIN_CODE], cwd=REPO_ROOT,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """The first name of every module that ``path`` imports (absolute imports only)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_tests_import_the_plugin_under_one_name_as_qgis_does():
+    """Under two names one pytest session would hold two copies of every module (a monkeypatch on one
+    misses the other): tests import ``treeseg.<package>``, the name of the plugin folder in conftest."""
+    stray = {path.name: top_level_imports(path) & {"treeseg_plugin", "processing_provider"}
+             for path in sorted((REPO_ROOT / "tests").glob("*.py"))}
+    assert not {name: found for name, found in stray.items() if found}
+
+
+def test_dependencies_point_one_way():
+    """The torch/GDAL core (dinov3/, engine/) imports no QGIS; the provider imports no GUI code."""
+    for package in ("dinov3", "engine"):
+        for path in sorted((REPO_ROOT / "treeseg_plugin" / package).glob("*.py")):
+            source = path.read_text(encoding="utf-8")
+            assert not top_level_imports(path) & {"qgis", "processing"}, path
+            assert "from ..settings" not in source and "from ..gui" not in source, path
+    for path in sorted((REPO_ROOT / "processing_provider").glob("*.py")):
+        assert ".gui" not in path.read_text(encoding="utf-8"), path

@@ -19,9 +19,8 @@ from data_factory import make_raster
 from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from recording_progress import Log
-
-from treeseg_plugin.engine import Canceled, EngineError, SegmentationConfig, run_segmentation
-from treeseg_plugin.engine.job import WorkerDiedError, death_message, run_job
+from treeseg.treeseg_plugin.engine import Canceled, EngineError, SegmentationConfig, run_segmentation
+from treeseg.treeseg_plugin.engine.job import WorkerDiedError, death_message, run_job
 
 ALGORITHM = "treeseg:segmenttrees"
 
