@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Reproduces every CPU figure of docs/benchmarks.md (run D) in one go: about 20 minutes on 2 cores.
+# Reproduces every CPU figure of docs/benchmarks.md in one go: about 30 minutes on 2 cores.
 # Run it on an otherwise idle machine; each script's report goes to build/benchmarks/<name>.md.
 #   bash scripts/benchmarks.sh [output folder]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+if ! command -v xvfb-run >/dev/null; then  # the QGIS desktop run of bench_qgis.py
+  $( [ "$(id -u)" -eq 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends xvfb xauth
+fi
 out=${1:-build/benchmarks}
 mkdir -p "$out"
 
@@ -21,4 +25,5 @@ run pipeline-1-thread scripts/bench_pipeline.py --threads 1 --repeats 5 --rounds
 run pipeline-2-threads scripts/bench_pipeline.py --threads 2 --repeats 3
 run memory scripts/bench_memory.py --sizes 2048 8192 20000 --mosaic --precision bf16 --threads 2  # target 4
 run clustering scripts/bench_clustering.py                                    # target 5
+run qgis scripts/bench_qgis.py --desktop                                      # target 7: inside QGIS
 echo "Reports in $out; target 6 (GPU) is scripts/gpu_check.py, on a GPU machine."

@@ -1,0 +1,189 @@
+"""Segment Trees where analysts run it: through ``qgis_process.bin`` and in the QGIS desktop (under Xvfb),
+next to the same engine in a plain Python process and the backbone alone, in one run (docs/benchmarks.md,
+"Inside QGIS").
+
+Every way runs the same job (the bench raster, random-weight ViT-S/16 from tests/checkpoint_factory,
+the config's default tiling) in turn, `--repeats` times, with the backbone timed in this process before
+and after each round on batches of random 512 x 512 tiles, so machine noise hits all alike. Reported per
+way: the engine's own time from the statistics file (start-up, i.e. loading the model, excluded, as in
+scripts/bench_pipeline.py) and the whole wall time of the command, both against the backbone's time for
+the same pixel count as non-overlapping 512 px tiles, and the engine time against plain Python's.
+
+    .venv/bin/python scripts/bench_qgis.py                       # qgis_process and plain Python
+    .venv/bin/python scripts/bench_qgis.py --desktop             # and the QGIS desktop (needs xvfb-run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import torch
+from bench_common import DTYPES, REPO_ROOT, blobs, describe_machine
+from bench_pipeline import tile_time
+from qgis_process_runner import QGIS_PROCESS, enable_plugin, qgis_process_env, run_algorithm
+
+ALGORITHM = "treeseg:segmenttrees"
+
+# Run by `qgis --code`: the algorithm through processing.run on QGIS's main thread, as the Python console
+# or a script in the desktop would; writes its wall time (or the error) and leaves at once.
+DESKTOP_SCRIPT = textwrap.dedent("""
+    import json, os, time
+    import processing
+    params = json.loads(os.environ["TREESEG_BENCH_PARAMETERS"])
+    tick = time.perf_counter()
+    try:
+        processing.run("treeseg:segmenttrees", params)
+        outcome = {"wall": time.perf_counter() - tick}
+    except Exception as exc:
+        outcome = {"error": repr(exc)}
+    with open(os.environ["TREESEG_BENCH_OUTCOME"], "w") as stream:
+        json.dump(outcome, stream)
+    os._exit(0)
+""")
+
+
+def engine_seconds(stats_path: Path) -> float:
+    """The engine's time of one run without start-up (loading the model), from its statistics file."""
+    timings = json.loads(stats_path.read_text())["timings_s"]
+    return timings["total"] - timings["load_model"]
+
+
+class Ways:
+    """The ways of running one Segment Trees job; each returns (engine s, whole wall s)."""
+
+    def __init__(self, folder: Path, parameters: Dict[str, str], precision: str) -> None:
+        self.folder = folder
+        self.parameters = parameters
+        self.precision = precision
+        self.env = qgis_process_env(folder / "home", folder / "plugins")
+        (folder / "plugins").mkdir()
+        (folder / "plugins" / "treeseg").symlink_to(REPO_ROOT)
+        enable_plugin("treeseg", self.env)
+
+    def _outputs(self, name: str) -> Dict[str, str]:
+        for stale in self.folder.glob(f"{name}.*"):
+            stale.unlink()
+        return {"OUTPUT": str(self.folder / f"{name}.tif"), "STATS": str(self.folder / f"{name}.json")}
+
+    def plain_python(self) -> tuple:
+        """run_segmentation in a fresh `.venv/bin/python` (no QGIS libraries loaded)."""
+        outputs = self._outputs("plain")
+        p = self.parameters
+        code = textwrap.dedent(f"""
+            import sys; sys.path.insert(0, {str(REPO_ROOT)!r})
+            from treeseg_plugin.engine import Progress, SegmentationConfig, run_segmentation
+            run_segmentation(SegmentationConfig(input_path={p['INPUT']!r}, output_path={outputs['OUTPUT']!r},
+                stats_path={outputs['STATS']!r}, model={p['WEIGHTS']!r}, device="cpu",
+                precision={self.precision!r}), Progress())
+        """)
+        tick = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return engine_seconds(Path(outputs["STATS"])), time.perf_counter() - tick
+
+    def qgis_process(self) -> tuple:
+        """qgis_process.bin --json run treeseg:segmenttrees (the worker process inside)."""
+        outputs = self._outputs("qgis-process")
+        tick = time.perf_counter()
+        done, payload = run_algorithm(ALGORITHM, {**self.parameters, **outputs}, self.env)
+        wall = time.perf_counter() - tick
+        if done.returncode != 0 or payload is None:
+            raise SystemExit(f"qgis_process failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return engine_seconds(Path(outputs["STATS"])), wall
+
+    def desktop(self) -> tuple:
+        """`xvfb-run qgis --code`: processing.run in the QGIS desktop, the plugin loaded at start-up."""
+        outputs = self._outputs("desktop")
+        script = self.folder / "desktop_run.py"
+        script.write_text(DESKTOP_SCRIPT)
+        outcome_path = self.folder / "desktop.outcome.json"
+        env = {**self.env, "TREESEG_BENCH_PARAMETERS": json.dumps({**self.parameters, **outputs}),
+               "TREESEG_BENCH_OUTCOME": str(outcome_path)}
+        env.pop("QT_QPA_PLATFORM")
+        tick = time.perf_counter()
+        subprocess.run(["xvfb-run", "-a", "qgis", "--nologo", "--noversioncheck", "--code", str(script)],
+                       env=env, check=False, capture_output=True, timeout=900)
+        wall = time.perf_counter() - tick
+        outcome = json.loads(outcome_path.read_text()) if outcome_path.exists() else {"error": "no outcome"}
+        outcome_path.unlink(missing_ok=True)
+        if "error" in outcome:
+            raise SystemExit(f"QGIS desktop run failed: {outcome['error']}")
+        return engine_seconds(Path(outputs["STATS"])), wall
+
+
+def main(argv: List[str] = sys.argv[1:]) -> Dict[str, Dict[str, float]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=2299)
+    parser.add_argument("--height", type=int, default=2472)
+    parser.add_argument("--model", default="vits16")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of all ways (medians reported)")
+    parser.add_argument("--rounds", type=int, default=3, help="backbone timing rounds between runs")
+    parser.add_argument("--desktop", action="store_true", help="also the QGIS desktop under xvfb-run")
+    args = parser.parse_args(argv)
+    if args.desktop and not shutil.which("xvfb-run"):
+        raise SystemExit("--desktop needs xvfb-run: apt-get install xvfb xauth")
+
+    from checkpoint_factory import make_state_dict, write_meta_pth
+    from data_factory import make_raster
+
+    from treeseg_plugin.dinov3 import load_backbone
+    from treeseg_plugin.engine import SegmentationConfig
+    from treeseg_plugin.settings import DEVICES, PRECISIONS
+
+    batch = SegmentationConfig(input_path="", output_path="").batch_size
+    folder = Path(tempfile.mkdtemp(prefix="treeseg-bench-qgis-"))
+    weights = write_meta_pth(folder / f"{args.model}.pth", make_state_dict(args.model, seed=0))
+    raster = make_raster(folder / "ortho.tif", args.width, args.height, data=blobs(args.height, args.width),
+                         tiled=True)
+    parameters = {"INPUT": str(raster), "WEIGHTS": str(weights), "DEVICE": str(DEVICES.index("cpu")),
+                  "PRECISION": str(PRECISIONS.index(args.precision))}
+    ways = Ways(folder, parameters, args.precision)
+    chosen: Dict[str, Callable[[], tuple]] = {"plain Python": ways.plain_python, "qgis_process": ways.qgis_process}
+    if args.desktop:
+        chosen["QGIS desktop (Xvfb)"] = ways.desktop
+
+    print(f"# Segment Trees inside QGIS, {datetime.date.today()}\n")
+    print(f"- machine: {describe_machine()}; torch threads {torch.get_num_threads()} (default everywhere)")
+    print(f"- command: `{' '.join([Path(sys.argv[0]).name, *argv])}`; {QGIS_PROCESS}")
+    print(f"- input: {args.width} x {args.height} px RGB Byte GeoTIFF, synthetic 'blobs'; model {args.model}, "
+          f"random weights; {args.precision}; default tiling; batch {batch}; {args.repeats} rounds")
+    backbone = load_backbone(weights, dtype=DTYPES[args.precision])
+    baseline = [tile_time(backbone, 512, batch, args.rounds)[0]]
+    samples: Dict[str, List[tuple]] = {name: [] for name in chosen}
+    for _ in range(args.repeats):
+        for name, way in chosen.items():
+            samples[name].append(way())
+        baseline.append(tile_time(backbone, 512, batch, args.rounds)[0])
+    backbone_s = args.width * args.height / 512**2 * statistics.median(baseline)
+    plain_engine = statistics.median(s[0] for s in samples["plain Python"])
+    print(f"\nBackbone alone, same pixels as non-overlapping 512 px tiles: **{backbone_s:.1f} s** "
+          f"(median of {len(baseline)} timings around the runs).\n")
+    print("| way | engine s, start-up excluded (median) | ÷ backbone | ÷ plain Python | whole command wall s "
+          "(median) | ÷ backbone | every engine s |")
+    print("|---|---|---|---|---|---|---|")
+    report = {}
+    for name, runs in samples.items():
+        engine = statistics.median(r[0] for r in runs)
+        wall = statistics.median(r[1] for r in runs)
+        report[name] = {"engine_s": engine, "wall_s": wall, "backbone_s": backbone_s}
+        print(f"| {name} | {engine:.1f} | **{engine / backbone_s:.2f}x** | **{engine / plain_engine:.2f}x** "
+              f"| {wall:.1f} | {wall / backbone_s:.2f}x | {' '.join(f'{r[0]:.1f}' for r in runs)} |", flush=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    return report
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    main()
