@@ -286,6 +286,8 @@ def test_an_exception_in_any_stage_leaves_no_temporary_files(tiny, uint16_raster
     (MemoryError("Unable to allocate 37.3 GiB for an array"), "Out of memory (Unable to allocate 37.3 GiB"),
     (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"),
      "Out of memory ([enforce fail"),
+    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 8.00 GiB total capacity)"),
+     "Out of memory (CUDA out of memory"),
     (OSError(errno.ENOSPC, "No space left on device"), "Cannot write the "),
 ])
 @pytest.mark.parametrize("stage", ["Encoding tiles", "Writing labels"])
@@ -298,6 +300,7 @@ def test_out_of_memory_and_a_full_disk_become_engine_errors(tiny, uint16_raster,
         assert "[Errno 28] No space left on device. The disk is full" in message and "Free disk space" in message
     else:
         assert "Lower the batch size, the tile size or the maximum k-means samples" in message
+        assert ("choose the CPU as the device" in message) == ("CUDA" in str(error))
     assert _snapshot(dest) == PREVIOUS and not _leftovers(dest)
 
 

@@ -21,7 +21,7 @@ from treeseg.treeseg_plugin.dinov3 import load_backbone, rope
 from treeseg.treeseg_plugin.engine import EngineError, Progress, SegmentationConfig, run_segmentation
 from treeseg.treeseg_plugin.engine import pipeline as engine_pipeline
 from treeseg.treeseg_plugin.engine import runtime as engine_runtime
-from treeseg.treeseg_plugin.engine.features import is_out_of_memory
+from treeseg.treeseg_plugin.engine.errors import is_out_of_memory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO_ROOT / "scripts"

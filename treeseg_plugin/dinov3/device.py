@@ -10,23 +10,32 @@ DeviceLike = Union[str, torch.device]
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
+def mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
 def resolve_device(device: DeviceLike, log: Callable[[str], None] | None = None) -> torch.device:
-    """"auto" picks CUDA, then Apple MPS, then CPU (and logs which); otherwise torch.device(device)."""
-    if str(device) == "auto":
-        if torch.cuda.is_available():
-            chosen = torch.device("cuda")
-        elif torch.backends.mps.is_available():
-            chosen = torch.device("mps")
-        else:
-            chosen = torch.device("cpu")
+    """"auto" picks CUDA, then Apple MPS, then CPU (and logs which); otherwise "cpu", "cuda", "cuda:N" or
+    "mps", refused with a ValueError that says what to choose when this PyTorch cannot run it."""
+    name = str(device).strip().lower()
+    if name == "auto":
+        chosen = torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu")
         if log:
             log(f"Device 'auto' -> {chosen.type}")
         return chosen
-    chosen = torch.device(device)
+    try:
+        chosen = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"Device '{name}' is unknown. Use auto, cpu, cuda or mps.") from None
     if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use 'cpu' or 'auto'")
-    if chosen.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {str(device)!r} requested but MPS is not available; use 'cpu' or 'auto'")
+        raise ValueError(f"Device '{name}' was asked for, but this PyTorch ({torch.__version__}) sees no CUDA "
+                         "GPU (CUDA is not available). Use device 'auto' or 'cpu', or install a CUDA build of "
+                         "PyTorch.")
+    if chosen.type == "mps" and not mps_available():
+        raise ValueError(f"Device '{name}' was asked for, but Apple MPS is not available. Use 'auto' or 'cpu'.")
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"Device '{name}' is unknown. Use auto, cpu, cuda or mps.")
     return chosen
 
 

@@ -224,7 +224,7 @@ def _check_settings(k: int, n_init: int) -> None:
 
 
 def _check_enough_distinct_rows(points: torch.Tensor, k: int) -> None:
-    n_distinct = _count_distinct_rows(points.numpy(), at_least=k)
+    n_distinct = count_distinct_rows(points.numpy(), at_least=k)
     if k > n_distinct:
         raise ValueError(
             f"cannot make {k} clusters from only {n_distinct} distinct feature vectors: "
@@ -232,7 +232,7 @@ def _check_enough_distinct_rows(points: torch.Tensor, k: int) -> None:
         )
 
 
-def _count_distinct_rows(matrix: np.ndarray, at_least: int) -> int:
+def count_distinct_rows(matrix: np.ndarray, at_least: int) -> int:
     """Number of distinct rows, or any number >= at_least once that many are certain to exist."""
     distinct_first_column = np.unique(matrix[:, 0]).size  # rows that differ here are distinct rows
     if distinct_first_column >= at_least:

@@ -25,6 +25,25 @@ class Canceled(EngineError):  # noqa: N818 - public API name
         super().__init__(message)
 
 
+_OOM_WORDS = ("out of memory", "can't allocate memory", "defaultcpuallocator")  # CUDA / MPS, PyTorch's CPU allocator
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: Python's MemoryError, or PyTorch's on any device
+    (torch.cuda.OutOfMemoryError is a RuntimeError saying "CUDA out of memory")."""
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and any(word in str(exc).lower() for word in _OOM_WORDS))
+
+
+def memory_error(exc: BaseException) -> EngineError:
+    """The message for an allocation failure that nothing could work around (a batch of one included)."""
+    detail = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
+    on_gpu = any(name in detail.lower() for name in ("cuda", "mps"))
+    return EngineError(f"Out of memory ({detail}). Lower the batch size, the tile size or the maximum k-means "
+                       "samples, use a larger patch stride or a smaller model, "
+                       + ("or choose the CPU as the device." if on_gpu else "or close other programs."))
+
+
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 _FULL_WORDS = ("no space left", "disk full", "is full", "file too large", "quota")

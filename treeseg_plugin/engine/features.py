@@ -32,7 +32,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .errors import EngineError
+from .errors import EngineError, is_out_of_memory
 from .georef import Window
 from .progress import Progress, check_canceled
 from .raster_io import RasterSource
@@ -41,17 +41,6 @@ from .tiling import SUPPORT_PX, Tile, TilePlan, cell_valid_fraction
 
 VALID_FRACTION = 0.5
 _CHUNK_BYTES = 16 * 1024 * 1024  # rows mapped at once when counting or sampling: bounds the RSS bump
-_OOM_MESSAGES = ("out of memory", "can't allocate memory")  # CUDA / MPS, and PyTorch's CPU allocator
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is an allocation failure of the device (torch.cuda.OutOfMemoryError is one)."""
-    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom_type is not None and isinstance(exc, oom_type):
-        return True
-    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MESSAGES)
-
-
 def release_cached_memory(device: torch.device) -> None:
     """Give the allocator's cached blocks back, so that a retry with a smaller batch can use them."""
     if device.type == "cuda":
@@ -221,7 +210,7 @@ class TileEncoder:
             try:
                 parts.append(self._forward(batch[start:start + size]))
             except (RuntimeError, MemoryError) as exc:
-                if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
+                if not is_out_of_memory(exc):
                     raise
                 failed = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             else:

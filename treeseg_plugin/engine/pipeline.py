@@ -45,7 +45,7 @@ from osgeo import gdal
 from ..version import plugin_version
 from . import clustering
 from .config import SegmentationConfig, validate_config
-from .errors import Canceled, EngineError, write_error
+from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
 from .features import FeatureStore, TileEncoder
 from .georef import PixelArea, Window, pixel_area, window_geotransform, working_window
 from .labels import block_labels
@@ -88,15 +88,6 @@ def _finite(value: float) -> Optional[float]:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _distinct_rows(x: np.ndarray, at_least: int) -> int:
-    """Number of distinct rows of ``x``, or any number >= ``at_least`` once that many surely exist."""
-    first = int(np.unique(x[:, 0]).size)  # rows differing in the first column are distinct
-    if first >= at_least:
-        return first
-    rows = np.ascontiguousarray(x + np.float32(0.0))  # -0.0 -> 0.0 so equal rows share bytes
-    return int(np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))).size)
-
-
 def _fit(store: FeatureStore, config: SegmentationConfig, progress: Progress) -> _Fit:
     valid = store.count_valid()
     if valid == 0:
@@ -104,7 +95,7 @@ def _fit(store: FeatureStore, config: SegmentationConfig, progress: Progress) ->
         raise EngineError(f"No valid pixels in {where} (all NoData or masked): there is nothing to segment. "
                           "Check the NoData value, the alpha band or the mask, or choose another extent or raster.")
     x = store.sample(config.max_samples, config.seed)
-    n = _distinct_rows(x, config.k or config.k_max)
+    n = clustering.count_distinct_rows(x, config.k or config.k_max)
     progress.info(f"Fitting on {len(x)} of {valid} valid patches (seed {config.seed}).")
     if config.k:
         if config.k > n:
@@ -239,17 +230,6 @@ def _check_size(window: Window, config: SegmentationConfig) -> None:
                       "extent, a smaller patch stride, or fewer clusters.")
 
 
-def _memory_error(exc: BaseException) -> Optional[EngineError]:
-    """An EngineError for an out-of-memory failure, or None when ``exc`` is something else."""
-    text = str(exc)
-    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and (
-            "can't allocate memory" in text or "DefaultCPUAllocator" in text)):
-        detail = text.strip().rstrip(".") or "MemoryError"
-        return EngineError(f"Out of memory ({detail}). Lower the batch size, the tile size or the maximum k-means "
-                           "samples, use a larger patch stride or a smaller model, or close other programs.")
-    return None
-
-
 def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = None) -> SegmentationResult:
     """Segment ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled.
 
@@ -263,10 +243,9 @@ def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = 
     except EngineError:
         raise
     except (MemoryError, RuntimeError) as exc:
-        error = _memory_error(exc)
-        if error is None:
+        if not is_out_of_memory(exc):
             raise
-        raise error from exc
+        raise memory_error(exc) from exc
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise write_error("the temporary files", exc, os.path.dirname(os.path.abspath(config.output_path))) \

@@ -16,6 +16,7 @@ from typing import Tuple
 import torch
 
 from ..dinov3 import Backbone, CheckpointError, DinoV3Error, WeightsNotFoundError, load_backbone
+from ..dinov3.device import resolve_device as device_for
 from .config import SegmentationConfig
 from .errors import EngineError
 from .progress import Progress
@@ -23,30 +24,13 @@ from .progress import Progress
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
-
-
 def resolve_device(name: str) -> str:
-    """A concrete torch device name for ``name`` ("auto", "cpu", "cuda", "cuda:1", "mps")."""
-    name = (name or "auto").strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        return "mps" if _mps_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise EngineError(f"Device '{name}' was asked for, but this PyTorch ({torch.__version__}) sees "
-                              "no CUDA GPU. Use device 'auto' or 'cpu', or install a CUDA build of PyTorch.")
-        return name
-    if name == "mps":
-        if not _mps_available():
-            raise EngineError("Device 'mps' was asked for, but Apple MPS is not available. Use 'auto' or 'cpu'.")
-        return name
-    if name == "cpu":
-        return name
-    raise EngineError(f"Device '{name}' is unknown. Use auto, cpu, cuda or mps.")
+    """A concrete torch device name for ``name`` ("auto", "cpu", "cuda", "cuda:1", "mps"); the rule is
+    the backbone's (dinov3.device), its refusals become EngineErrors."""
+    try:
+        return str(device_for(name or "auto"))
+    except ValueError as error:
+        raise EngineError(str(error)) from None
 
 
 def cpu_has_native_bf16() -> bool:
