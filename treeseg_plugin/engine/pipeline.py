@@ -36,12 +36,13 @@ import os
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 from osgeo import gdal
 
+from ..dinov3 import Backbone
 from ..version import plugin_version
 from . import clustering
 from .config import SegmentationConfig, validate_config
@@ -56,7 +57,7 @@ from .report import write_stats
 from .result import SegmentationResult
 from .runtime import load_model
 from .staging import Staging
-from .tiling import grid_length, plan_tiles
+from .tiling import TilePlan, grid_length, plan_tiles
 from .writer import BLOCK, LabelWriter, write_qml
 
 STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
@@ -253,86 +254,107 @@ def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = 
         raise
 
 
+class _Stages:
+    """Enters the run's stages (STAGES): names each to the progress, checks for cancel, and times it."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.seconds: Dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.progress.stage(name)
+        check_canceled(self.progress)
+        tick = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - tick
+
+    def timings(self, total: float) -> Dict[str, float]:
+        """The statistics' timings_s: reading counts with encoding, polygons with the labels."""
+        seconds = self.seconds.get
+        return {"load_model": seconds(STAGES[1], 0.0),
+                "read_encode": seconds(STAGES[0], 0.0) + seconds(STAGES[2], 0.0),
+                "fit": seconds(STAGES[3], 0.0),
+                "predict_write": seconds(STAGES[4], 0.0) + seconds(STAGES[5], 0.0),
+                "total": total}
+
+
+def _open_input(config: SegmentationConfig, progress: Progress, stack: contextlib.ExitStack) \
+        -> Tuple[RasterSource, Window]:
+    """The input raster (closed with ``stack``), its working window, checked, with the stretch fitted."""
+    source = RasterSource(config.input_path, config.bands, progress)
+    stack.callback(source.close)
+    window = working_window(source.geotransform, source.width, source.height, config.extent)
+    if config.extent is not None:
+        progress.info(f"Extent snapped to pixels x {window.x0}..{window.x0 + window.width}, "
+                      f"y {window.y0}..{window.y0 + window.height} ({window.width} x {window.height} px).")
+    _check_size(window, config)
+    progress.info(source.describe_masks())
+    source.compute_stretch(progress, StageProgress(progress, 0, 3),
+                           (window.x0, window.y0, window.width, window.height))
+    return source, window
+
+
+def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
+    grid = tuple(backbone.grid_size(plan.tile_height, plan.tile_width))
+    if grid != plan.tile_grid:
+        raise EngineError(f"The model's patch grid {grid} does not match the tiling {plan.tile_grid}; the "
+                          "weights are not a ViT with 16 px patches. Use DINOv3 ViT weights (patch size 16).")
+
+
 def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
     started = time.perf_counter()
-    timings: Dict[str, float] = {}
+    stage = _Stages(progress)
     output_folder = os.path.dirname(os.path.abspath(config.output_path))
     with contextlib.ExitStack() as stack:
-        progress.stage(STAGES[0])
-        check_canceled(progress)
-        tick = time.perf_counter()
-        source = RasterSource(config.input_path, config.bands, progress)
-        stack.callback(source.close)
-        window = working_window(source.geotransform, source.width, source.height, config.extent)
-        if config.extent is not None:
-            progress.info(f"Extent snapped to pixels x {window.x0}..{window.x0 + window.width}, "
-                          f"y {window.y0}..{window.y0 + window.height} ({window.width} x {window.height} px).")
-        _check_size(window, config)
-        progress.info(source.describe_masks())
-        gt = window_geotransform(source.geotransform, window)
-        area = pixel_area(gt, source.srs)
-        source.compute_stretch(progress, StageProgress(progress, 0, 3),
-                               (window.x0, window.y0, window.width, window.height))
-        read_time = time.perf_counter() - tick
+        with stage(STAGES[0]):
+            source, window = _open_input(config, progress, stack)
+            gt = window_geotransform(source.geotransform, window)
+            area = pixel_area(gt, source.srs)
         progress.progress(3)
 
-        progress.stage(STAGES[1])
-        check_canceled(progress)
-        tick = time.perf_counter()
-        backbone, device, precision = load_model(config, progress)
-        timings["load_model"] = time.perf_counter() - tick
-        check_canceled(progress)
+        with stage(STAGES[1]):
+            backbone, device, precision = load_model(config, progress)
+            check_canceled(progress)
         progress.progress(5)
 
-        progress.stage(STAGES[2])
-        check_canceled(progress)
-        tick = time.perf_counter()
-        plan = plan_tiles(window.height, window.width, config.tile_size, config.overlap, config.stride)
-        if tuple(backbone.grid_size(plan.tile_height, plan.tile_width)) != plan.tile_grid:
-            raise EngineError(f"The model's patch grid {backbone.grid_size(plan.tile_height, plan.tile_width)} "
-                              f"does not match the tiling {plan.tile_grid}; the weights are not a ViT with "
-                              "16 px patches. Use DINOv3 ViT weights (patch size 16).")
-        staging = stack.enter_context(Staging())
-        staged_output = staging.path(config.output_path)
-        store = stack.enter_context(FeatureStore(output_folder, plan.grid_rows, plan.grid_cols, backbone.embed_dim))
-        progress.info(f"{len(plan.tiles)} tiles of {plan.tile_width} x {plan.tile_height} px "
-                      f"(overlap {config.overlap} px) over {window.width} x {window.height} px; patch grid "
-                      f"{plan.grid_cols} x {plan.grid_rows} at stride {config.stride}.")
-        encoder = TileEncoder(backbone, source, window, plan, store, config.batch_size)
-        encoder.run(progress, StageProgress(progress, 5, 70))
-        progress.info(f"Encoded {len(plan.tiles) - encoder.skipped} tiles; skipped {encoder.skipped} "
-                      "with no valid pixel.")
-        timings["read_encode"] = read_time + time.perf_counter() - tick
+        with stage(STAGES[2]):
+            plan = plan_tiles(window.height, window.width, config.tile_size, config.overlap, config.stride)
+            _check_grid(backbone, plan)
+            staging = stack.enter_context(Staging())
+            staged_output = staging.path(config.output_path)
+            store = stack.enter_context(FeatureStore(output_folder, plan.grid_rows, plan.grid_cols,
+                                                     backbone.embed_dim))
+            progress.info(f"{len(plan.tiles)} tiles of {plan.tile_width} x {plan.tile_height} px "
+                          f"(overlap {config.overlap} px) over {window.width} x {window.height} px; patch grid "
+                          f"{plan.grid_cols} x {plan.grid_rows} at stride {config.stride}.")
+            encoder = TileEncoder(backbone, source, window, plan, store, config.batch_size)
+            encoder.run(progress, StageProgress(progress, 5, 70))
+            progress.info(f"Encoded {len(plan.tiles) - encoder.skipped} tiles; skipped {encoder.skipped} "
+                          "with no valid pixel.")
 
-        progress.stage(STAGES[3])
-        check_canceled(progress)
-        tick = time.perf_counter()
-        fit = _fit(store, config, progress)
-        timings["fit"] = time.perf_counter() - tick
+        with stage(STAGES[3]):
+            fit = _fit(store, config, progress)
 
-        progress.stage(STAGES[4])
-        check_canceled(progress)
-        tick = time.perf_counter()
-        try:
-            writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs)
-            stack.callback(writer.close)
-            labels = _write_labels(source, window, store, fit, area, writer, config.stride, progress)
-            writer.finish(fit.k)
-            write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k)
-        except OSError as exc:  # LabelWriter's WriteError, the .qml, or the feature file gone with its folder
-            raise write_error(f"the label raster '{config.output_path}'", exc, output_folder) from exc
+        with stage(STAGES[4]):
+            try:
+                writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs)
+                stack.callback(writer.close)
+                labels = _write_labels(source, window, store, fit, area, writer, config.stride, progress)
+                writer.finish(fit.k)
+                write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k)
+            except OSError as exc:  # LabelWriter's WriteError, the .qml, or the feature file gone with its folder
+                raise write_error(f"the label raster '{config.output_path}'", exc, output_folder) from exc
         if config.polygons_path:
-            progress.stage(STAGES[5])
-            check_canceled(progress)
-            count = polygonize(staged_output, staging.path(config.polygons_path), progress, config.polygons_path)
-            progress.info(f"Wrote {count} polygons.")
+            with stage(STAGES[5]):
+                count = polygonize(staged_output, staging.path(config.polygons_path), progress,
+                                   config.polygons_path)
+                progress.info(f"Wrote {count} polygons.")
         progress.progress(99)
-        timings["predict_write"] = time.perf_counter() - tick
-        timings["total"] = time.perf_counter() - started
         plan_info = {"total": len(plan.tiles), "skipped": encoder.skipped, "tile_width": plan.tile_width,
                      "tile_height": plan.tile_height, "grid_cols": plan.grid_cols, "grid_rows": plan.grid_rows}
         stats = _build_stats(config, source, window, backbone, device, precision, plan_info, fit, labels,
-                             area, timings)
+                             area, stage.timings(time.perf_counter() - started))
         for k in range(1, fit.k + 1):
             ha = stats["cluster_area"][str(k)]["hectares"]
             progress.info(f"Cluster {k}: {stats['cluster_pixels'][str(k)]} px "
@@ -340,13 +362,12 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
                           f"{stats['cluster_area'][str(k)]['map_units']:.6g} map units²"
                           + ("" if ha is None else f", {ha:.4f} ha") + ".")
         if config.stats_path:
-            progress.stage(STAGES[6])
-            check_canceled(progress)
-            try:
-                write_stats(staging.path(config.stats_path), stats)
-            except OSError as exc:
-                raise write_error(f"the statistics file '{config.stats_path}'", exc,
-                                  os.path.dirname(os.path.abspath(config.stats_path))) from exc
+            with stage(STAGES[6]):
+                try:
+                    write_stats(staging.path(config.stats_path), stats)
+                except OSError as exc:
+                    raise write_error(f"the statistics file '{config.stats_path}'", exc,
+                                      os.path.dirname(os.path.abspath(config.stats_path))) from exc
         if not progress.may_commit():
             raise Canceled()
         name = os.path.basename(config.output_path)
