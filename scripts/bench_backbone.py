@@ -97,6 +97,8 @@ def main(argv: List[str] = sys.argv[1:]) -> List[Dict[str, float]]:
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads(), 1])
     parser.add_argument("--no-reference", action="store_true", help="skip transformers")
+    parser.add_argument("--square", type=int, default=2048,
+                        help="side of the square matmul peak (small in tests: bf16 is emulated on AVX2 CPUs)")
     parser.add_argument("--baseline-rev", help="also time TreeSeg's backbone as committed at this git revision")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's top ops of TreeSeg")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -151,7 +153,7 @@ def main(argv: List[str] = sys.argv[1:]) -> List[Dict[str, float]]:
         torch.set_num_threads(threads)
         for precision in args.precision:
             dtype = DTYPES[precision]
-            square, square_gf = square_matmul(dtype, torch.device("cpu"))
+            square, square_gf = square_matmul(dtype, torch.device("cpu"), args.square)
             shaped, shaped_gf = shaped_matmuls(gemms, dtype, torch.device("cpu"))
             functions = {"ours": lambda p=precision: run_ours(p), "mm2048": square, "gemms": shaped}
             if reference is not None:

@@ -274,5 +274,5 @@ def test_gpu_check_smoke_on_cpu(tmp_path):
 
 def test_bench_backbone_runs(tmp_path):
     out = _script("bench_backbone.py", "--model", "tiny", "--size", "64", "--rounds", "1", "--threads", "1",
-                  "--json", str(tmp_path / "b.json"))
+                  "--square", "256", "--json", str(tmp_path / "b.json"))
     assert "| 1 | fp32 |" in out and "| 1 | bf16 |" in out
