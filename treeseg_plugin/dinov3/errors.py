@@ -7,6 +7,17 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from .variants import META_DOWNLOAD_FORM
+
+# The advice that ends most CheckpointError messages.
+REDOWNLOAD = (
+    "The file is probably truncated or corrupt: download it again (Hugging Face repo or Meta's form "
+    f"{META_DOWNLOAD_FORM})."
+)
+USE_RELEASED = (
+    "Use an unmodified released DINOv3 ViT checkpoint (Meta .pth or Hugging Face model.safetensors)."
+)
+
 
 class DinoV3Error(Exception):
     """Base class of all DINOv3 backbone errors."""
@@ -39,3 +50,4 @@ def format_keys(keys: Iterable[str], limit: int = 5) -> str:
     keys = list(keys)
     shown = ", ".join(printable(k) for k in keys[:limit])
     return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
+
