@@ -5,7 +5,7 @@ Every message names the file (or the places searched), what is wrong and what to
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 from .variants import META_DOWNLOAD_FORM
 
@@ -51,3 +51,10 @@ def format_keys(keys: Iterable[str], limit: int = 5) -> str:
     shown = ", ".join(printable(k) for k in keys[:limit])
     return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
 
+
+def scrub_token(text: str, *secrets: Optional[str]) -> str:
+    """`text` with every given secret (Hugging Face tokens; None and "" are skipped) replaced by "***"."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
