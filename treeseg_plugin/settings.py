@@ -145,11 +145,6 @@ def has_token_source(settings: Optional[TreeSegSettings] = None) -> bool:
 # ---------------------------------------------------------------- the weights folder
 
 
-def hf_folder_name(variant: Any) -> str:
-    """``dinov3-vits16-pretrain-lvd1689m``: the Hugging Face repository name, also for Meta-only variants."""
-    return f"dinov3-{variant.arch}-pretrain-{variant.dataset}"
-
-
 def weights_in_folder(name: str, folder: Optional[str] = None) -> Optional[Path]:
     """The weights of variant ``name`` in the weights folder (Meta file first), or None."""
     from .dinov3.variants import VARIANTS  # the dinov3 package imports torch: only when needed
@@ -161,7 +156,7 @@ def weights_in_folder(name: str, folder: Optional[str] = None) -> Optional[Path]
     meta_file = root / variant.meta_filename
     if meta_file.is_file():
         return meta_file
-    hf_folder = root / hf_folder_name(variant)
+    hf_folder = root / variant.hf_repo_name
     if any((hf_folder / file_name).is_file() for file_name in HF_WEIGHT_FILES):
         return hf_folder
     return None

@@ -7,7 +7,8 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
-from .checkpoints import FORMAT_NAMES, LoadedCheckpoint, load_checkpoint
+from .checkpoint_layout import FORMAT_NAMES
+from .checkpoints import LoadedCheckpoint, load_checkpoint
 from .device import DeviceLike, check_dtype, resolve_device
 from .patch_embed import grid_size
 from .variants import DATASET_NAMES, NORMALISATION, VARIANTS, Variant

@@ -5,7 +5,18 @@ Every message names the file (or the places searched), what is wrong and what to
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
+
+from .variants import META_DOWNLOAD_FORM
+
+# The advice that ends most CheckpointError messages.
+REDOWNLOAD = (
+    "The file is probably truncated or corrupt: download it again (Hugging Face repo or Meta's form "
+    f"{META_DOWNLOAD_FORM})."
+)
+USE_RELEASED = (
+    "Use an unmodified released DINOv3 ViT checkpoint (Meta .pth or Hugging Face model.safetensors)."
+)
 
 
 class DinoV3Error(Exception):
@@ -39,3 +50,11 @@ def format_keys(keys: Iterable[str], limit: int = 5) -> str:
     keys = list(keys)
     shown = ", ".join(printable(k) for k in keys[:limit])
     return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
+
+
+def scrub_token(text: str, *secrets: Optional[str]) -> str:
+    """`text` with every given secret (Hugging Face tokens; None and "" are skipped) replaced by "***"."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text

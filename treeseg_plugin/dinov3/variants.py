@@ -65,6 +65,11 @@ class Variant:
         return f"dinov3_{self.arch}_pretrain_{self.dataset}-{self.meta_sha8}.pth"
 
     @property
+    def hf_repo_name(self) -> str:
+        """The Hugging Face repository name (also for Meta-only variants, as a folder name)."""
+        return hf_repo_name(self.arch, self.dataset)
+
+    @property
     def mean(self) -> tuple[float, float, float]:
         return NORMALISATION[self.dataset][0]
 
@@ -73,8 +78,13 @@ class Variant:
         return NORMALISATION[self.dataset][1]
 
 
+def hf_repo_name(arch: str, dataset: str) -> str:
+    """``dinov3-vits16-pretrain-lvd1689m``: the name of a Hugging Face repository of Meta's DINOv3 ViTs."""
+    return f"dinov3-{arch}-pretrain-{dataset}"
+
+
 def _hf(arch: str, dataset: str = "lvd1689m") -> str:
-    return f"facebook/dinov3-{arch}-pretrain-{dataset}"
+    return f"facebook/{hf_repo_name(arch, dataset)}"
 
 
 _S = dict(embed_dim=384, depth=12, num_heads=6)

@@ -17,7 +17,7 @@ BlockSelection = Union[int, Sequence[int]]
 
 @dataclass(frozen=True)
 class ViTConfig:
-    """Architecture of one checkpoint (inferred from its tensors, see checkpoints.py)."""
+    """Architecture of one checkpoint (inferred from its tensors, see checkpoint_layout.py)."""
 
     embed_dim: int
     depth: int

@@ -25,7 +25,7 @@ from typing import Callable, Optional, Tuple, Union
 
 import torch
 
-from .errors import CheckpointError, WeightsNotFoundError, format_keys
+from .errors import CheckpointError, WeightsNotFoundError, format_keys, scrub_token
 from .variants import DATASET_NAMES, META_DOWNLOAD_FORM, NORMALISATION, VARIANTS, Variant
 
 Source = Union[str, "os.PathLike[str]"]
@@ -36,7 +36,7 @@ HF_DOWNLOAD_PATTERNS = ["config.json", "preprocessor_config.json", "model.safete
                         "model.safetensors.index.json"]
 _META_HASH = re.compile(r"-([0-9a-f]{8})\.pth$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{8,}")
+_TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{8,}")  # masked in hub error details even when it is not ours
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,11 @@ class WeightsInfo:
         if self._sha256 is None:
             self._sha256 = sha256_file(self.path)
         return self._sha256
+
+
+def torch_hub_checkpoint(variant: Variant) -> Path:
+    """Where torch.hub keeps Meta's file of `variant`: <torch hub dir>/checkpoints/<Meta filename>."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / variant.meta_filename
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -158,18 +163,12 @@ def _local(path: Path) -> ResolvedWeights:
 # ---------------------------------------------------------------- Hugging Face hub
 
 
-def _scrub(text: str, token: Optional[str]) -> str:
-    for secret in (token, os.environ.get("HF_TOKEN")):
-        if secret:
-            text = text.replace(secret, "***")
-    return _TOKEN_LIKE.sub("hf_***", text)
-
-
-def _download_failure(error: Exception, repo_id: str, token: Optional[str]) -> str:
+def download_failure(error: Exception, repo_id: str, token: Optional[str]) -> str:
     """Why a download failed, in words, without the token (error details are scrubbed)."""
     name = type(error).__name__
     status = getattr(getattr(error, "response", None), "status_code", None)
-    detail = _scrub(str(error).strip().splitlines()[0] if str(error).strip() else "", token)[:200]
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    detail = _TOKEN_LIKE.sub("hf_***", scrub_token(first_line, token, os.environ.get("HF_TOKEN")))[:200]
     if name == "GatedRepoError" or status in (401, 403):
         why = f"access denied (gated repository {repo_id}: licence not accepted, or no/invalid token)"
     elif name == "RepositoryNotFoundError" or status == 404:
@@ -206,7 +205,7 @@ def _from_hub(
             return _local_file(Path(hit), "Hugging Face cache", repo_id)
     looked = [f"Hugging Face cache {constants.HF_HUB_CACHE} (not cached)"]
     if variant is not None:
-        hub_file = Path(torch.hub.get_dir()) / "checkpoints" / variant.meta_filename
+        hub_file = torch_hub_checkpoint(variant)
         if hub_file.is_file():
             return _local_file(hub_file, "torch hub cache")
         looked.append(f"{hub_file} (absent)")
@@ -227,7 +226,7 @@ def _from_hub(
                 repo_id, allow_patterns=HF_DOWNLOAD_PATTERNS, token=token or None
             )
         except Exception as error:  # any hub/network failure becomes WeightsNotFoundError below
-            reason = _download_failure(error, repo_id, token)
+            reason = download_failure(error, repo_id, token)
         else:
             resolved = _hf_folder(Path(folder), "downloaded from Hugging Face", repo_id)
             if resolved is not None:
@@ -247,7 +246,7 @@ def resolve_weights(
     elif isinstance(source, str) and source in VARIANTS:
         variant = VARIANTS[source]
         if variant.hf_repo_id is None:
-            hub_file = Path(torch.hub.get_dir()) / "checkpoints" / variant.meta_filename
+            hub_file = torch_hub_checkpoint(variant)
             if not hub_file.is_file():
                 raise WeightsNotFoundError(
                     f"'{source}' = {variant.display_name} has no Hugging Face repository and {hub_file} does "

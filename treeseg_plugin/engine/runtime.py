@@ -17,6 +17,7 @@ import torch
 
 from ..dinov3 import Backbone, CheckpointError, DinoV3Error, WeightsNotFoundError, load_backbone
 from ..dinov3.device import resolve_device as device_for
+from ..dinov3.errors import scrub_token
 from .config import SegmentationConfig
 from .errors import EngineError
 from .progress import Progress
@@ -86,10 +87,7 @@ def load_model(config: SegmentationConfig, progress: Progress) -> Tuple[Backbone
                                  patch_stride=config.stride, allow_download=config.allow_download,
                                  token=config.token, log=progress.info)
     except (WeightsNotFoundError, CheckpointError, DinoV3Error) as exc:
-        message = str(exc)
-        if config.token:
-            message = message.replace(config.token, "***")
-        raise EngineError(message) from exc
+        raise EngineError(scrub_token(str(exc), config.token)) from exc
     weights = backbone.weights
     progress.info(f"Model: {backbone.variant} (embedding {backbone.embed_dim}, patch {backbone.patch_size}, "
                   f"stride {backbone.patch_stride}), precision {precision}; weights {weights.path} "

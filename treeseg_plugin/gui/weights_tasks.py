@@ -15,8 +15,6 @@ from typing import Any, Callable, Optional
 
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 
-from ..settings import hf_folder_name
-
 LOG_TAG = "TreeSeg"
 COPY_CHUNK = 8 << 20
 OFFLINE_VALUES = {"1", "ON", "YES", "TRUE"}
@@ -82,7 +80,7 @@ def download_weights(repo_id: str, token: Optional[str], report: Report, is_canc
     from huggingface_hub import snapshot_download
 
     from ..dinov3.variants import VARIANTS
-    from ..dinov3.weights import HF_DOWNLOAD_PATTERNS, _download_failure
+    from ..dinov3.weights import HF_DOWNLOAD_PATTERNS, download_failure
 
     if hub_offline():
         filename = next((v.meta_filename for v in VARIANTS.values() if v.hf_repo_id == repo_id), "the .pth file")
@@ -96,7 +94,7 @@ def download_weights(repo_id: str, token: Optional[str], report: Report, is_canc
     except JobCanceledError:
         raise
     except Exception as error:  # hub and network errors: reduced to a token-free sentence
-        reason = _download_failure(error, repo_id, token)
+        reason = download_failure(error, repo_id, token)
     else:
         return Path(folder)
     raise DownloadError(f"Downloading {repo_id} failed: {reason}.")
@@ -137,7 +135,7 @@ def import_destination(verified: Verified, folder: Path) -> Path:
     if variant is not None and source.suffix == ".pth" and verified.sha256.startswith(variant.meta_sha8):
         return folder / variant.meta_filename
     if variant is not None and source.suffix == ".safetensors" and verified.dataset == variant.dataset:
-        return folder / hf_folder_name(variant) / "model.safetensors"
+        return folder / variant.hf_repo_name / "model.safetensors"
     return folder / source.name
 
 
