@@ -34,9 +34,9 @@ def _utm() -> osr.SpatialReference:
 
 
 def _write_labels(path: Path, labels: np.ndarray, k: int) -> None:
-    writer = LabelWriter(str(path), labels.shape[1], labels.shape[0], GT, _utm())
+    writer = LabelWriter(str(path), labels.shape[1], labels.shape[0], GT, _utm(), k)
     writer.write(0, 0, labels)
-    writer.finish(k)
+    writer.finish()
 
 
 def _stats(k: int = 3) -> dict:

@@ -88,6 +88,11 @@ def enum_members(module: str, class_name: str) -> Dict[str, str]:
         for member in names:
             if member not in enums:  # a member never shadows an enum's own name
                 members.setdefault(member, []).append(enum_name)
+    for name in dir(cls):  # QGIS >= 3.30 keeps the old unscoped names as class attributes of Python enums
+        value = getattr(cls, name, None)
+        if isinstance(value, enum.Enum) and name not in enums and name not in members:
+            owners = [enum_name for enum_name, enum_type in enums.items() if enum_type is type(value)]
+            members[name] = owners or [type(value).__name__]
     return {member: " or ".join(sorted(owners)) for member, owners in members.items()}
 
 

@@ -338,10 +338,10 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
 
         with stage(STAGES[4]):
             try:
-                writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs)
+                writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs, fit.k)
                 stack.callback(writer.close)
                 labels = _write_labels(source, window, store, fit, area, writer, config.stride, progress)
-                writer.finish(fit.k)
+                writer.finish()
                 write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k)
             except OSError as exc:  # LabelWriter's WriteError, the .qml, or the feature file gone with its folder
                 raise write_error(f"the label raster '{config.output_path}'", exc, output_folder) from exc

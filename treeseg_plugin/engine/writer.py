@@ -62,13 +62,15 @@ class LabelWriter:
     """
 
     def __init__(self, path: str, width: int, height: int, geotransform: Sequence[float],
-                 srs: Optional[osr.SpatialReference]) -> None:
+                 srs: Optional[osr.SpatialReference], k: int) -> None:
         self.ds = self.band = None
-        self._create(path, width, height, geotransform, srs)
+        self._create(path, width, height, geotransform, srs, k)
 
     @_gdal_write
     def _create(self, path: str, width: int, height: int, geotransform: Sequence[float],
-                srs: Optional[osr.SpatialReference]) -> None:
+                srs: Optional[osr.SpatialReference], k: int) -> None:
+        """The file with its grid, NoData 0, and the colour table and category names of labels 0..k: set
+        before any pixel is written, as GDAL 3.10 refuses a photometric change once writing began."""
         self.ds = gdal.GetDriverByName("GTiff").Create(path, width, height, 1, gdal.GDT_Byte,
                                                        options=list(CREATION_OPTIONS))
         self.ds.SetGeoTransform(list(geotransform))
@@ -76,6 +78,13 @@ class LabelWriter:
             self.ds.SetSpatialRef(srs)
         self.band = self.ds.GetRasterBand(1)
         self.band.SetNoDataValue(0)
+        table = gdal.ColorTable()
+        table.SetColorEntry(0, (0, 0, 0, 0))
+        for label in range(1, k + 1):
+            table.SetColorEntry(label, (*cluster_color(label), 255))
+        self.band.SetColorTable(table)
+        self.band.SetColorInterpretation(gdal.GCI_PaletteIndex)
+        self.band.SetCategoryNames(category_names(k))
 
     @_gdal_write
     def write(self, top: int, left: int, labels: np.ndarray) -> None:
@@ -88,18 +97,8 @@ class LabelWriter:
         self.ds.FlushCache()
 
     @_gdal_write
-    def finish(self, k: int) -> None:
-        """Set the colour table and category names for labels 0..k, write everything and close the file.
-
-        Raises :class:`WriteError` when any part of the file could not be written.
-        """
-        table = gdal.ColorTable()
-        table.SetColorEntry(0, (0, 0, 0, 0))
-        for label in range(1, k + 1):
-            table.SetColorEntry(label, (*cluster_color(label), 255))
-        self.band.SetColorTable(table)
-        self.band.SetColorInterpretation(gdal.GCI_PaletteIndex)
-        self.band.SetCategoryNames(category_names(k))
+    def finish(self) -> None:
+        """Write everything and close the file; raises :class:`WriteError` when any part could not be written."""
         self.ds.FlushCache()  # raises on a failed block or directory write
         path, width, height = self.ds.GetDescription(), self.ds.RasterXSize, self.ds.RasterYSize
         errors = self._close()
