@@ -192,7 +192,7 @@ def test_device_auto(tiny_pth):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
 def test_cuda_unavailable(tiny_pth):
-    with pytest.raises(ValueError, match="CUDA is not available"):
+    with pytest.raises(ValueError, match="sees no CUDA GPU"):
         load_backbone(tiny_pth, device="cuda")
 
 

@@ -110,7 +110,7 @@ def _add_to_hf_cache(hub: Path, repo_id: str, folder: Path, revision: str = "012
 
 _HUB_SCRIPT = r"""
 import json, os, sys
-from treeseg.treeseg_plugin.dinov3 import load_backbone, DinoV3Error
+from treeseg_plugin.dinov3 import load_backbone, DinoV3Error
 
 def attempt(source, **kwargs):
     lines = []

@@ -30,8 +30,7 @@ def resolve_device(device: DeviceLike, log: Callable[[str], None] | None = None)
         raise ValueError(f"Device '{name}' is unknown. Use auto, cpu, cuda or mps.") from None
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"Device '{name}' was asked for, but this PyTorch ({torch.__version__}) sees no CUDA "
-                         "GPU (CUDA is not available). Use device 'auto' or 'cpu', or install a CUDA build of "
-                         "PyTorch.")
+                         "GPU. Use device 'auto' or 'cpu', or install a CUDA build of PyTorch.")
     if chosen.type == "mps" and not mps_available():
         raise ValueError(f"Device '{name}' was asked for, but Apple MPS is not available. Use 'auto' or 'cpu'.")
     if chosen.type not in ("cpu", "cuda", "mps"):
