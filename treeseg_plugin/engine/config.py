@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from .errors import EngineError
 
@@ -61,6 +61,10 @@ class SegmentationConfig:
     stats_path: Optional[str] = None
     polygons_path: Optional[str] = None
 
+    def output_paths(self) -> List[str]:
+        """The files this run writes (those asked for), the label raster first."""
+        return [p for p in (self.output_path, self.stats_path, self.polygons_path) if p]
+
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -93,7 +97,7 @@ def validate_config(config: SegmentationConfig) -> None:
     if config.polygons_path:
         _require(_extension(config.polygons_path) in POLYGON_DRIVERS,
                  f"Polygon file '{config.polygons_path}' must end in .gpkg, .shp or .geojson.")
-    outputs = [p for p in (config.output_path, config.stats_path, config.polygons_path) if p]
+    outputs = config.output_paths()
     _require(len({os.path.abspath(p) for p in outputs}) == len(outputs),
              "The output raster, statistics and polygon files must be different files.")
 

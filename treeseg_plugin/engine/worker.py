@@ -12,9 +12,10 @@ import os
 import sys
 import threading
 import traceback
+from importlib import import_module
 from typing import IO, Any, Dict
 
-from .job import PROTOCOL
+from .job import PROTOCOL, kind_named
 
 
 class PipeProgress:
@@ -81,14 +82,16 @@ def run(job: Dict[str, Any], progress: PipeProgress) -> int:
     for entry in reversed(job.get("sys_path", [])):
         if entry not in sys.path:
             sys.path.insert(1, entry)  # after the plugin root, in the parent's order
+    kind = kind_named(job.get("kind", ""))
+    module, function = kind.runner.split(":")
     try:
-        from . import Canceled, EngineError, SegmentationConfig
-        from .pipeline import run_segmentation
+        from . import Canceled, EngineError
+        runner = getattr(import_module(module, __package__), function)
     except (ImportError, OSError) as exc:  # OSError: a broken native library (libtorch, GDAL)
         progress.send("error", **{**_error("engine", exc), "message": _missing_packages(exc)})
         return 1
     try:
-        result = run_segmentation(SegmentationConfig(**job["config"]), progress)
+        result = runner(kind.config_type(**job["config"]), progress)
     except Canceled as exc:
         progress.send("error", **_error("canceled", exc))
         return 1
