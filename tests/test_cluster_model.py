@@ -18,12 +18,7 @@ from recording_progress import Log
 from safetensors import safe_open
 from safetensors.numpy import save_file
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
-from treeseg.treeseg_plugin.engine.cluster_model_file import (
-    CHECKSUM_KEY,
-    METADATA_KEY,
-    load_cluster_model,
-    save_cluster_model,
-)
+from treeseg.treeseg_plugin.engine.cluster_model_file import METADATA_KEY, load_cluster_model, save_cluster_model
 from treeseg.treeseg_plugin.engine.config import validate_config
 from treeseg.treeseg_plugin.engine.palette import Legend
 
@@ -188,11 +183,9 @@ def test_a_model_for_another_backbone_stride_or_band_count_is_refused_before_enc
 def _rewrite(source: Path, target: Path, edit) -> Path:
     with safe_open(str(source), framework="numpy") as handle:
         metadata, centroids = handle.metadata(), handle.get_tensor("centroids")
-    document = json.loads(metadata[METADATA_KEY])
-    checksum = edit(document, centroids)
-    text = json.dumps(document, sort_keys=True)
-    save_file({"centroids": centroids}, str(target), metadata={METADATA_KEY: text,
-                                                               CHECKSUM_KEY: checksum or metadata[CHECKSUM_KEY]})
+    sealed = json.loads(metadata[METADATA_KEY])
+    sealed["sha256"] = edit(sealed["model"], centroids) or sealed["sha256"]
+    save_file({"centroids": centroids}, str(target), metadata={METADATA_KEY: json.dumps(sealed)})
     return target
 
 
@@ -231,9 +224,9 @@ def test_a_truncated_or_edited_file_is_refused(tmp_path, fitted):
 def test_a_well_sealed_file_with_bad_fields_is_refused(tmp_path, fitted, edit, message):
     """Fields are checked even when the checksum was recomputed (a file made by another program)."""
 
-    def reseal(document, centroids):
+    def reseal(document, centroids):  # the checksum as the format defines it (docs/cluster-model.md)
         edit(document)
-        text = json.dumps(document, sort_keys=True)
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode() + centroids.astype("<f4").tobytes()).hexdigest()
 
     path = _rewrite(fitted[0] / "model.tscm", tmp_path / "bad.tscm", reseal)

@@ -1,10 +1,12 @@
 """The ``.tscm`` cluster model file: one safetensors file, no pickle (format: docs/cluster-model.md).
 
-The file holds one tensor, ``centroids`` (float32 ``[K, D]``), and two header metadata strings:
-``treeseg_cluster_model`` (the JSON document, :data:`SCHEMA_VERSION`) and ``sha256`` (the SHA-256 of that
-JSON text's UTF-8 bytes followed by the centroids' little-endian bytes). Loading reads it with
-safetensors (never pickle, never ``torch.load``), checks the checksum first, so a truncated, damaged or
-hand-edited file is refused, then every field's type, range and shape.
+The file holds one tensor, ``centroids`` (float32 ``[K, D]``), and one header metadata string,
+``treeseg_cluster_model``: the JSON object ``{"model": <document, schema SCHEMA_VERSION>, "sha256": <hex>}``,
+the checksum being the SHA-256 of the document's canonical JSON (:func:`canonical`: sorted keys, ASCII
+only, no whitespace) followed by the centroids' little-endian float32 bytes. One
+metadata entry keeps the file byte-for-byte deterministic (safetensors writes several in a random order).
+Loading reads it with safetensors (never pickle, never ``torch.load``), checks the checksum first, so a
+truncated, damaged or hand-edited file is refused, then every field's type, range and shape.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from .raster_io import Stretch
 FORMAT = "treeseg-cluster-model"
 SCHEMA_VERSION = 1
 METADATA_KEY = "treeseg_cluster_model"
-CHECKSUM_KEY = "sha256"
 TENSOR = "centroids"
 MAX_FILE_BYTES = 64 * 1024 * 1024  # K <= 64 centroids of a ViT-7B (D = 4096) take 1 MiB
 _HEX_COLOR = re.compile(r"#[0-9a-f]{6}")
@@ -56,16 +57,23 @@ def _document(model: ClusterModel) -> Dict[str, Any]:
     }
 
 
-def _checksum(text: str, centroids: np.ndarray) -> str:
-    return hashlib.sha256(text.encode("utf-8") + centroids.astype("<f4").tobytes()).hexdigest()
+def canonical(document: Dict[str, Any]) -> str:
+    """The document's JSON text the checksum covers."""
+    return json.dumps(document, sort_keys=True, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+
+
+def checksum(document: Dict[str, Any], centroids: np.ndarray) -> str:
+    """SHA-256 (hex) of the canonical document and the centroids' float32 little-endian bytes."""
+    return hashlib.sha256(canonical(document).encode("utf-8") + centroids.astype("<f4").tobytes()).hexdigest()
 
 
 def save_cluster_model(model: ClusterModel, path: str) -> None:
     """Write ``model`` to ``path`` (a ``.tscm`` file; raises OSError when it cannot be written)."""
     centroids = np.ascontiguousarray(model.centroids, dtype=np.float32)
-    text = json.dumps(_document(model), sort_keys=True, ensure_ascii=True, allow_nan=False)
+    document = _document(model)
+    text = json.dumps({"model": document, "sha256": checksum(document, centroids)}, sort_keys=True, indent=1)
     try:
-        save_file({TENSOR: centroids}, path, metadata={METADATA_KEY: text, CHECKSUM_KEY: _checksum(text, centroids)})
+        save_file({TENSOR: centroids}, path, metadata={METADATA_KEY: text})
     except SafetensorError as exc:  # safetensors reports I/O failures as its own error
         raise OSError(str(exc)) from exc
 
@@ -208,15 +216,14 @@ def load_cluster_model(path: str) -> ClusterModel:
                           "Model or by Segment Trees' cluster model output.")
     try:
         metadata, centroids = _read(path)
-        if set(metadata) != {METADATA_KEY, CHECKSUM_KEY}:
+        if set(metadata) != {METADATA_KEY}:
             raise _FieldError("its header is not a TreeSeg cluster model's")
-        text = metadata[METADATA_KEY]
-        if _checksum(text, centroids) != metadata[CHECKSUM_KEY]:
+        sealed = json.loads(metadata[METADATA_KEY])
+        if not isinstance(sealed, dict) or set(sealed) != {"model", "sha256"} or not isinstance(sealed["model"], dict):
+            raise _FieldError("its metadata is not a TreeSeg cluster model's")
+        if checksum(sealed["model"], centroids) != sealed["sha256"]:
             raise _FieldError("its checksum does not match its contents (edited by hand, or damaged)")
-        document = json.loads(text)
-        if not isinstance(document, dict):
-            raise _FieldError("its metadata is not a JSON object")
-        return _model(document, centroids)
+        return _model(sealed["model"], centroids)
     except OSError as exc:
         raise EngineError(f"Cannot read the cluster model '{path}': {exc}. Check that the file is readable.") \
             from exc

@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 
 from ..version import plugin_version
 from .cluster_model import (
+    BackboneIdentity,
     ClusterModel,
     FitInput,
     FitRecord,
@@ -78,11 +79,15 @@ def fit_record(settings: KSettings, inputs: Sequence[FitInput]) -> FitRecord:
                      plugin_version())
 
 
-def model_from_fit(fit: Fit, backbone: Any, source: RasterSource, record: FitRecord) -> ClusterModel:
-    """The cluster model of ``fit`` on features of ``backbone`` from rasters read like ``source``."""
-    bands = InputBands(tuple(source.bands), source.ds.RasterCount, dict(source.stretch))
-    return ClusterModel(fit.centroids, dict(fit.wcss), dict(fit.drop), backbone_identity(backbone), bands,
-                        default_legend(fit.k), record)
+def input_bands(source: RasterSource) -> InputBands:
+    """The band choice and stretch ``source`` is read with."""
+    return InputBands(tuple(source.bands), source.ds.RasterCount, dict(source.stretch))
+
+
+def model_from_fit(fit: Fit, backbone: BackboneIdentity, bands: InputBands, record: FitRecord) -> ClusterModel:
+    """The cluster model of ``fit`` on features of ``backbone`` from rasters read with ``bands``."""
+    return ClusterModel(fit.centroids, dict(fit.wcss), dict(fit.drop), backbone, bands, default_legend(fit.k),
+                        record)
 
 
 def save_model(model: ClusterModel, staged: str, destination: str, progress: Progress) -> None:
@@ -99,4 +104,5 @@ def save_fitted(config: SegmentationConfig, fit: Fit, backbone: Any, source: Ras
                 progress: Progress) -> None:
     """Save the model a Segment Trees run fitted on its one input to the staged ``cluster_model_output``."""
     record = fit_record(config, [FitInput(os.path.basename(config.input_path), fit.valid_patches, fit.samples)])
-    save_model(model_from_fit(fit, backbone, source, record), staged, config.cluster_model_output, progress)
+    model = model_from_fit(fit, backbone_identity(backbone), input_bands(source), record)
+    save_model(model, staged, config.cluster_model_output, progress)
