@@ -7,11 +7,12 @@ and run about 3x slower, with OpenBLAS threads fighting torch's OpenMP threads (
 any QGIS whatever BLAS it loads, with no environment variable to set. A worker also keeps QGIS alive
 when the run dies (out of memory, a crash in a native library, a CUDA fault).
 
-The job: a validated config of one of the :data:`JOB_KINDS` (today :class:`SegmentationConfig`, run by
-``run_segmentation``). The result: what the kind's engine function returns (a
-:class:`SegmentationResult`), or the engine's error re-raised here (:class:`Canceled`, :class:`EngineError`,
-:class:`WorkerBugError` for an unexpected exception, :class:`WorkerDiedError` when the process ends without
-an answer). :func:`run_job` is the whole interface::
+The job: a validated config of one of the :data:`JOB_KINDS` (:class:`SegmentationConfig`, run by
+``run_segmentation``; :class:`ClusterFitConfig`, run by ``run_fit_cluster_model``). The result: what the
+kind's engine function returns (a :class:`SegmentationResult` or :class:`ClusterFitResult`), or the
+engine's error re-raised here (:class:`Canceled`, :class:`EngineError`, :class:`WorkerBugError` for an
+unexpected exception, :class:`WorkerDiedError` when the process ends without an answer).
+:func:`run_job` is the whole interface::
 
     result = run_job(SegmentationConfig("ortho.tif", "labels.tif"), progress)
 
@@ -53,6 +54,7 @@ from typing import IO, Any, Callable, Dict, List, Optional
 
 from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError
+from .fit_job import ClusterFitConfig, ClusterFitResult, validate_fit_config
 from .progress import Progress
 from .result import SegmentationResult
 from .staging import remove_leftovers
@@ -99,6 +101,7 @@ class JobKind:
 
 JOB_KINDS = (
     JobKind("segment", SegmentationConfig, validate_config, ".pipeline:run_segmentation", SegmentationResult),
+    JobKind("fit", ClusterFitConfig, validate_fit_config, ".model_fit:run_fit_cluster_model", ClusterFitResult),
 )
 
 

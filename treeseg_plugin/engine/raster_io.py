@@ -311,9 +311,17 @@ class RasterSource:
                         window: Optional[Tuple[int, int, int, int]] = None) -> None:
         """Sample ``window`` (x0, y0, width, height; default the whole raster) and set the 2-98 % stretch
         of every non-Byte band."""
+        whole = window is None or tuple(window) == (0, 0, self.width, self.height)
+        self.set_stretch(self.stretch_sample(progress, report, window), progress,
+                         "the raster" if whole else "the chosen extent")
+
+    def stretch_sample(self, progress: Progress, report: Callable[[float], None],
+                       window: Optional[Tuple[int, int, int, int]] = None) -> Dict[int, np.ndarray]:
+        """The valid values (float64) of every non-Byte band in a strided sample of ``window`` (about
+        SAMPLE_SIDE x SAMPLE_SIDE pixels), by band number; empty when every band is Byte."""
         todo = [i for i in self._unique if self.needs_stretch(i)]
         if not todo:
-            return
+            return {}
         x0, y0, width, height = window if window is not None else (0, 0, self.width, self.height)
         step = max(1, math.ceil(max(width, height) / SAMPLE_SIDE))
         buf_w = math.ceil(width / step)
@@ -333,11 +341,13 @@ class RasterSource:
                 samples[i].append(values[i][valid].astype(np.float64))
             self.flush()
             report((first + n) / n_rows)
-        for i in todo:
-            data = np.concatenate(samples[i])
+        return {i: np.concatenate(samples[i]) for i in todo}
+
+    def set_stretch(self, samples: Dict[int, np.ndarray], progress: Progress, where: str) -> None:
+        """Set each sampled band's stretch to its samples' 2-98 % percentiles (``where`` names the sampled
+        area in the error when a band has no valid value)."""
+        for i, data in samples.items():
             if data.size == 0:
-                where = "the raster" if window is None or tuple(window) == (0, 0, self.width, self.height) \
-                    else "the chosen extent"
                 raise EngineError(f"No valid pixels in {where} (all NoData or masked): there is nothing to "
                                   "segment. Check the NoData value, the alpha band or the mask, or choose "
                                   "another extent or raster.")
