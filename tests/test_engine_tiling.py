@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from treeseg.treeseg_plugin.engine.clustering import squared_distances
 from treeseg.treeseg_plugin.engine.features import FeatureStore
 from treeseg.treeseg_plugin.engine.labels import axis_weights, block_labels
-from treeseg.treeseg_plugin.engine.raster_io import reflect_indices
+from treeseg.treeseg_plugin.engine.pixels import reflect_indices
 from treeseg.treeseg_plugin.engine.tiling import (
     PATCH,
     axis_tiles,

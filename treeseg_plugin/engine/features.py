@@ -34,8 +34,8 @@ import torch
 
 from .errors import EngineError, is_out_of_memory
 from .georef import Window
+from .pixels import RasterSource
 from .progress import Progress, check_canceled
-from .raster_io import RasterSource
 from .staging import temporary_prefix
 from .tiling import SUPPORT_PX, Tile, TilePlan, cell_valid_fraction
 

@@ -50,9 +50,10 @@ from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write
 from .features import FeatureStore, TileEncoder
 from .georef import PixelArea, Window, pixel_area, window_geotransform, working_window
 from .labels import block_labels
+from .pixels import RasterSource
 from .polygons import polygonize
 from .progress import Progress, StageProgress, check_canceled
-from .raster_io import RasterSource
+from .raster_io import InputRaster
 from .report import write_stats
 from .result import SegmentationResult
 from .runtime import load_model
@@ -282,17 +283,15 @@ class _Stages:
 def _open_input(config: SegmentationConfig, progress: Progress, stack: contextlib.ExitStack) \
         -> Tuple[RasterSource, Window]:
     """The input raster (closed with ``stack``), its working window, checked, with the stretch fitted."""
-    source = RasterSource(config.input_path, config.bands, progress)
-    stack.callback(source.close)
-    window = working_window(source.geotransform, source.width, source.height, config.extent)
+    raster = InputRaster(config.input_path, config.bands, progress)
+    stack.callback(raster.close)
+    window = working_window(raster.geotransform, raster.width, raster.height, config.extent)
     if config.extent is not None:
         progress.info(f"Extent snapped to pixels x {window.x0}..{window.x0 + window.width}, "
                       f"y {window.y0}..{window.y0 + window.height} ({window.width} x {window.height} px).")
     _check_size(window, config)
-    progress.info(source.describe_masks())
-    source.compute_stretch(progress, StageProgress(progress, 0, 3),
-                           (window.x0, window.y0, window.width, window.height))
-    return source, window
+    progress.info(raster.describe_masks())
+    return RasterSource(raster, window, progress, StageProgress(progress, 0, 3)), window
 
 
 def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
