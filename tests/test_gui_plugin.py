@@ -118,5 +118,5 @@ def test_plugin_load_puts_a_complete_private_folder_on_sys_path(qgis_processing,
     folder.mkdir(parents=True)
     (folder / installer.COMPLETE_MARKER).write_text("{}")
     plugin = importlib.import_module("treeseg").classFactory(None)
-    assert sys.path[0] == str(folder)
+    assert sys.path[-1] == str(folder)  # after QGIS's and other plugins' packages
     assert plugin.actions == [] and plugin.dependency_message is None

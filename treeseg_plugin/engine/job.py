@@ -16,7 +16,8 @@ an answer). :func:`run_job` is the whole interface::
 
 The pipe (one JSON object per line, ``PROTOCOL`` version 1):
 
-* to the worker's stdin: ``{"protocol": 1, "config": {...}, "sys_path": [...]}``, then ``cancel``
+* to the worker's stdin: ``{"protocol": 1, "config": {...}, "sys_path": [...]}`` (the parent's, with
+  TreeSeg's private dependency folder first: the worker runs only TreeSeg), then ``cancel``
   (end of input also cancels: the parent is gone), or ``commit`` to answer the worker's ``commit?``.
 * from the worker's stdout: ``{"event": "started", "pid", "python"}``, ``{"event": "info"|"warning",
   "message"}``, ``{"event": "stage", "name"}``, ``{"event": "progress", "percent"}``, ``{"event": "commit?"}`` (the
@@ -115,9 +116,11 @@ def worker_environment() -> Dict[str, str]:
 
 
 def _job_line(config: SegmentationConfig) -> str:
+    from ..installer import worker_sys_path
+
     fields = dataclasses.asdict(config)
     return json.dumps({"protocol": PROTOCOL, "config": fields,
-                       "sys_path": [entry for entry in sys.path if entry]})
+                       "sys_path": worker_sys_path([entry for entry in sys.path if entry])})
 
 
 def _destination_folders(config: SegmentationConfig) -> List[str]:

@@ -48,6 +48,7 @@ from . import clustering
 from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
 from .features import FeatureStore, TileEncoder
+from .gdal_mode import raising_gdal_errors
 from .georef import PixelArea, Window, pixel_area, window_geotransform, working_window
 from .labels import block_labels
 from .pixels import RasterSource
@@ -232,6 +233,7 @@ def _check_size(window: Window, config: SegmentationConfig) -> None:
                       "extent, a smaller patch stride, or fewer clusters.")
 
 
+@raising_gdal_errors
 def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = None) -> SegmentationResult:
     """Segment ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled.
 

@@ -26,9 +26,8 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .errors import EngineError
+from .gdal_mode import raising_gdal_errors
 from .progress import Progress
-
-gdal.UseExceptions()
 
 _MASKS_HANDLED_ELSEWHERE = gdal.GMF_ALL_VALID | gdal.GMF_NODATA | gdal.GMF_ALPHA
 
@@ -73,6 +72,7 @@ def open_failure(path: str, reason: str = "") -> str:
             "with gdalinfo, or copy or export it again as a GeoTIFF.")
 
 
+@raising_gdal_errors
 def input_problem(path: str) -> str:
     """Empty when ``path`` opens as a raster with bands; otherwise the message :func:`open_dataset` raises."""
     try:
