@@ -6,22 +6,11 @@ import numpy as np
 import pytest
 from data_factory import ORIGIN, make_raster
 from osgeo import gdal, osr
-from treeseg.treeseg_plugin.engine import EngineError, Progress
+from recording_progress import Log
+from treeseg.treeseg_plugin.engine import EngineError
 from treeseg.treeseg_plugin.engine.georef import Window, pixel_area, window_geotransform, working_window
 from treeseg.treeseg_plugin.engine.pixels import RasterSource
 from treeseg.treeseg_plugin.engine.raster_io import InputRaster
-
-
-class Log(Progress):
-    def __init__(self) -> None:
-        self.lines: list = []
-        self.warnings: list = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def warning(self, msg: str) -> None:
-        self.warnings.append(msg)
 
 
 def _source(path, bands=None, log=None) -> RasterSource:
