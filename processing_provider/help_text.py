@@ -24,8 +24,9 @@ pixel takes the nearest centroid, so boundaries follow the image rather than 16-
 
 <h3>Output</h3>
 <p>A Byte GeoTIFF with exactly the input's (or the extent's) grid and CRS: labels 1..K, 1 being the
-largest cluster, 0 = NoData, with a colour table and a .qml style beside it. Optional: a statistics report
-(.json, .csv or .html with an elbow chart) and cluster polygons. CHOSEN_K returns the K used.</p>
+cluster with the most patches in the fit sample (not always the most pixels), 0 = NoData, with a colour
+table and a .qml style beside it. Optional: a statistics report (.json, .csv or .html with an elbow chart)
+and cluster polygons. CHOSEN_K returns the K used.</p>
 
 <h3>Device</h3>
 <p><i>auto</i> uses a CUDA GPU, then Apple MPS, then the CPU. A device you choose is honoured or refused:

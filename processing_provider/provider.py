@@ -8,7 +8,6 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..treeseg_plugin.version import plugin_version
-from .dependencies import missing_dependencies
 from .diagnostics import DiagnosticsAlgorithm
 from .segment_trees import SegmentTreesAlgorithm
 
@@ -44,9 +43,6 @@ class TreeSegProvider(QgsProcessingProvider):
         cuda = torch.version.cuda or "none"
         return f"{info}; torch {torch.__version__} (CUDA {cuda})"
 
-    def canBeActivated(self) -> bool:
-        return True
-
     def supportedOutputRasterLayerExtensions(self) -> list[str]:
         """The label raster is always a GeoTIFF: QGIS offers only .tif and names temporary outputs .tif."""
         return ["tif"]
@@ -62,8 +58,3 @@ class TreeSegProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:
         self.addAlgorithm(SegmentTreesAlgorithm())
         self.addAlgorithm(DiagnosticsAlgorithm())
-
-    @staticmethod
-    def dependency_problem() -> str:
-        """Empty when the engine's dependencies import; otherwise what is missing and how to fix it."""
-        return missing_dependencies()

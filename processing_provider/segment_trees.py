@@ -176,7 +176,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
                   "TreeSeg's Settings, or HF_TOKEN).", advanced=True)
 
         self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Tree segmentation labels")),
-                  "Byte GeoTIFF on the input's grid: labels 1..K (1 = largest cluster), 0 = NoData; with a "
+                  "Byte GeoTIFF on the input's grid: labels 1..K (1 = most fit-sample patches), 0 = NoData; with a "
                   "colour table and a .qml style beside it.")
         self._add(QgsProcessingParameterFileDestination(
             self.STATS, self.tr("Statistics report"), "JSON (*.json);;CSV (*.csv);;HTML (*.html)",

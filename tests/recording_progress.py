@@ -1,9 +1,11 @@
-"""An engine Progress that records what the engine reports, for tests."""
+"""Recorders of what a run reports, for tests: the engine's Progress (:class:`Log`) and QGIS's Processing
+feedback (:class:`RecordingFeedback`)."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
+from qgis.core import QgsProcessingFeedback
 from treeseg.treeseg_plugin.engine import Progress
 
 
@@ -35,3 +37,57 @@ class Log(Progress):
     @property
     def text(self) -> str:
         return "\n".join(self.lines + self.warnings)
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    """Keeps every text Processing shows (``texts``; warnings also in ``warnings``, stage names in ``stages``);
+    cancels when stage ``cancel_at`` starts, raises from ``setProgress`` at ``fail_at_percent``, and runs the
+    ``on_stage`` hooks."""
+
+    def __init__(self, cancel_at: Optional[str] = None, fail_at_percent: Optional[float] = None) -> None:
+        super().__init__()
+        self.texts: List[str] = []
+        self.warnings: List[str] = []
+        self.stages: List[str] = []
+        self.on_stage: Dict[str, Callable[[], object]] = {}
+        self.cancel_at, self.fail_at_percent = cancel_at, fail_at_percent
+
+    def pushInfo(self, info: str) -> None:
+        self.texts.append(info)
+
+    def pushWarning(self, warning: str) -> None:
+        self.warnings.append(warning)
+        self.texts.append(warning)
+
+    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N803 - Qt's name
+        self.texts.append(error)
+
+    def pushCommandInfo(self, info: str) -> None:
+        self.texts.append(info)
+
+    def pushDebugInfo(self, info: str) -> None:
+        self.texts.append(info)
+
+    def pushConsoleInfo(self, info: str) -> None:
+        self.texts.append(info)
+
+    def setProgressText(self, text: str) -> None:
+        self.stages.append(text)
+        if text == self.cancel_at:
+            self.cancel()
+        if text in self.on_stage:
+            self.on_stage[text]()
+
+    def setProgress(self, percent: float) -> None:
+        if self.fail_at_percent is not None and percent >= self.fail_at_percent:
+            raise RuntimeError("injected failure in the progress callback")
+        super().setProgress(percent)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.texts)
+
+    @property
+    def lines(self) -> List[str]:
+        """Everything shown: the texts and the stage names."""
+        return self.texts + self.stages

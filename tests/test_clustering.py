@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
-from treeseg.treeseg_plugin.engine import clustering
+from treeseg.treeseg_plugin.engine import clustering, kmeans_lloyd
 from treeseg.treeseg_plugin.engine.clustering import (
     ClusteringCanceled,
     KMeansFit,
@@ -303,9 +303,9 @@ def test_reported_wcss_is_the_exact_float64_sum(features):
 
 def test_empty_cluster_is_reseeded_at_farthest_point():
     x, _ = separated_blobs([300, 200, 100], seed=3)
-    sample = clustering._prepare_sample(x)
+    sample = kmeans_lloyd.prepare_sample(x)
     duplicated_start = sample.points[[0, 0, 1]].clone()  # the second centre starts with an empty cluster
-    centers, wcss, _, labels = clustering._lloyd(sample, duplicated_start[None], 100, 0.0, None)
+    centers, wcss, _, labels = kmeans_lloyd.lloyd(sample, duplicated_start[None], 100, 0.0, None)
     assert np.isfinite(centers.numpy()).all()
     assert sorted(np.bincount(labels[0].numpy(), minlength=3).tolist()) == [100, 200, 300]
     assert float(wcss[0]) == pytest.approx(wcss_of(x, centers[0].numpy()), rel=1e-5)
@@ -313,10 +313,10 @@ def test_empty_cluster_is_reseeded_at_farthest_point():
 
 @pytest.mark.parametrize("k", [1, 3, 7])
 def test_refinement_with_bounds_matches_plain_lloyd(k):
-    sample = clustering._prepare_sample(realistic_features(6000, dim=48, seed=2))
+    sample = kmeans_lloyd.prepare_sample(realistic_features(6000, dim=48, seed=2))
     start = sample.points[torch.randperm(6000, generator=torch.Generator().manual_seed(k))[:k]].clone()
-    plain = clustering._lloyd(sample, start[None], 100, 0.0, None)
-    bounded = clustering._refine(sample, start, 100, 0.0, None)
+    plain = kmeans_lloyd.lloyd(sample, start[None], 100, 0.0, None)
+    bounded = kmeans_lloyd.refine(sample, start, 100, 0.0, None)
     # The same iterations in exact arithmetic; in float32 a near-tie may fall the other way once the BLAS
     # differs (MKL here; Debian 13's torch 2.6 on OpenBLAS took 37 iterations against 35 at K = 7).
     assert abs(int(bounded.n_iter[0]) - int(plain.n_iter[0])) <= 3
@@ -328,9 +328,9 @@ def test_refinement_with_bounds_matches_plain_lloyd(k):
 
 def test_refinement_reseeds_an_empty_cluster_at_the_farthest_point():
     x, _ = separated_blobs([300, 200, 100], seed=3)
-    sample = clustering._prepare_sample(x)
+    sample = kmeans_lloyd.prepare_sample(x)
     duplicated_start = sample.points[[0, 0, 1]].clone()  # the second centre starts with an empty cluster
-    centers, wcss, _, labels = clustering._refine(sample, duplicated_start, 100, 0.0, None)
+    centers, wcss, _, labels = kmeans_lloyd.refine(sample, duplicated_start, 100, 0.0, None)
     assert sorted(np.bincount(labels[0].numpy(), minlength=3).tolist()) == [100, 200, 300]
     assert float(wcss[0]) == pytest.approx(wcss_of(x, centers[0].numpy()), rel=1e-5)
 

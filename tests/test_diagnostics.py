@@ -8,9 +8,10 @@ from types import SimpleNamespace
 import numpy
 import pytest
 import torch
-from qgis.core import Qgis, QgsProcessingFeedback, QgsSettings
+from qgis.core import Qgis, QgsSettings
 from qgis.PyQt.QtCore import PYQT_VERSION_STR
 from qgis.PyQt.QtWidgets import QApplication
+from recording_progress import RecordingFeedback
 from treeseg.treeseg_plugin import diagnostics
 from treeseg.treeseg_plugin import settings as treeseg_settings
 from treeseg.treeseg_plugin.gui.diagnostics_dialog import DiagnosticsDialog
@@ -18,17 +19,6 @@ from treeseg.treeseg_plugin.version import plugin_version
 
 ALGORITHM_ID = "treeseg:diagnostics"
 TOKEN = "hf_TreeSegDiagnosticsToken0123456789"  # noqa: S105 (a fake token for the tests)
-
-
-class LogFeedback(QgsProcessingFeedback):
-    """Keeps what the algorithm pushes to the log."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts: list[str] = []
-
-    def pushInfo(self, info: str) -> None:
-        self.texts.append(info)
 
 
 @pytest.fixture()
@@ -40,10 +30,10 @@ def clean_settings(qgis_app, tmp_path):
     QgsSettings().remove(treeseg_settings.GROUP)
 
 
-def run_diagnostics(parameters: dict) -> tuple[dict, LogFeedback]:
+def run_diagnostics(parameters: dict) -> tuple[dict, RecordingFeedback]:
     import processing
 
-    feedback = LogFeedback()
+    feedback = RecordingFeedback()
     return processing.run(ALGORITHM_ID, parameters, feedback=feedback), feedback
 
 

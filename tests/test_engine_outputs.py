@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from checkpoint_factory import make_state_dict, write_meta_pth
+from data_factory import make_raster
 from osgeo import gdal, ogr, osr
 from treeseg.treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig
 from treeseg.treeseg_plugin.engine.config import validate_config
@@ -60,6 +62,32 @@ def test_engine_never_imports_qgis():
             "assert not bad, bad")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_engine_keeps_the_callers_gdal_error_mode(tmp_path):
+    """GDAL's exception mode belongs to the process (QGIS's): importing the engine, checking an input and a
+    whole run (labels, polygons, statistics) leave it as they found it, and still raise clear errors."""
+    raster = make_raster(tmp_path / "in.tif", 96, 96)
+    weights = write_meta_pth(tmp_path / "tiny.pth", make_state_dict("tiny", seed=0))
+    (tmp_path / "bad.tif").write_text("not a raster")
+    code = f"""
+from osgeo import gdal
+assert not gdal.GetUseExceptions()
+from treeseg_plugin.engine import SegmentationConfig, pipeline, pixels, polygons, raster_io, writer
+assert not gdal.GetUseExceptions(), "importing the engine switched GDAL's mode"
+for mode in (False, True):
+    (gdal.UseExceptions if mode else gdal.DontUseExceptions)()
+    assert "GDAL does not recognise it" in raster_io.input_problem({str(tmp_path / "bad.tif")!r})
+    assert gdal.GetUseExceptions() == mode
+    out = {str(tmp_path)!r} + f"/out{{mode}}"
+    pipeline.run_segmentation(SegmentationConfig({str(raster)!r}, out + "/labels.tif", model={str(weights)!r},
+                                                 tile_size=64, overlap=16, k=2, polygons_path=out + "/p.gpkg",
+                                                 stats_path=out + "/stats.json"))
+    assert gdal.GetUseExceptions() == mode, "a run switched GDAL's mode"
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert {path.name for path in (tmp_path / "outTrue").iterdir()} >= {"labels.tif", "p.gpkg", "stats.json"}
 
 
 # -- config validation -----------------------------------------------------------------------

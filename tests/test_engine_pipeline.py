@@ -27,7 +27,8 @@ from treeseg.treeseg_plugin.engine import (
 from treeseg.treeseg_plugin.engine import runtime as engine_runtime
 from treeseg.treeseg_plugin.engine.features import FeatureStore, TileEncoder
 from treeseg.treeseg_plugin.engine.georef import Window
-from treeseg.treeseg_plugin.engine.raster_io import RasterSource
+from treeseg.treeseg_plugin.engine.pixels import RasterSource
+from treeseg.treeseg_plugin.engine.raster_io import InputRaster
 from treeseg.treeseg_plugin.engine.tiling import plan_tiles
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
@@ -256,7 +257,7 @@ def test_features_are_finite_unit_vectors_and_empty_tiles_are_skipped(tmp_path, 
     invalid = np.zeros((160, 256), bool)
     invalid[:, :128] = True
     raster = make_raster(tmp_path / "in.tif", 256, 160, nodata=255, invalid=invalid)
-    source = RasterSource(str(raster), None, Log())
+    source = RasterSource(InputRaster(str(raster), None, Log()), Window(0, 0, 256, 160), Log(), lambda fraction: None)
     backbone = load_backbone(tiny, device="cpu")
     plan = plan_tiles(160, 256, 64, 16, 16)
     with FeatureStore(str(tmp_path), plan.grid_rows, plan.grid_cols, backbone.embed_dim) as store:
@@ -273,7 +274,7 @@ def test_features_are_finite_unit_vectors_and_empty_tiles_are_skipped(tmp_path, 
         assert sample.shape == (plan.grid_rows * 8, 64) and np.allclose(np.linalg.norm(sample, axis=1), 1, atol=2e-3)
         folder = store.folder
     assert not os.path.exists(folder)
-    source.close()
+    source.raster.close()
 
 
 # -- stats and polygons -----------------------------------------------------------------------

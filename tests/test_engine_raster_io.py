@@ -6,25 +6,18 @@ import numpy as np
 import pytest
 from data_factory import ORIGIN, make_raster
 from osgeo import gdal, osr
-from treeseg.treeseg_plugin.engine import EngineError, Progress
-from treeseg.treeseg_plugin.engine.georef import pixel_area, window_geotransform, working_window
-from treeseg.treeseg_plugin.engine.raster_io import RasterSource
-
-
-class Log(Progress):
-    def __init__(self) -> None:
-        self.lines: list = []
-        self.warnings: list = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def warning(self, msg: str) -> None:
-        self.warnings.append(msg)
+from recording_progress import Log
+from treeseg.treeseg_plugin.engine import EngineError
+from treeseg.treeseg_plugin.engine.georef import Window, pixel_area, window_geotransform, working_window
+from treeseg.treeseg_plugin.engine.pixels import RasterSource
+from treeseg.treeseg_plugin.engine.raster_io import InputRaster
 
 
 def _source(path, bands=None, log=None) -> RasterSource:
-    return RasterSource(str(path), bands, log or Log())
+    """The whole raster's RGB, as the pipeline makes it (the stretch fitted on the way)."""
+    log = log or Log()
+    raster = InputRaster(str(path), bands, log)
+    return RasterSource(raster, Window(0, 0, raster.width, raster.height), log, lambda fraction: None)
 
 
 def test_default_bands_first_three_and_warning_for_more(tmp_path):
@@ -71,10 +64,10 @@ def test_alpha_band_zero_is_invalid_and_not_a_colour(tmp_path):
     alpha = np.full((10, 12), 255, np.uint8)
     alpha[:, :4] = 0
     src = _source(make_raster(tmp_path / "a.tif", 12, 10, alpha=alpha))
-    assert src.bands == (1, 2, 3) and src.alpha_band == 4
+    assert src.bands == (1, 2, 3) and src.raster.alpha_band == 4
     _, valid = src.read(0, 0, 12, 10)
     assert not valid[:, :4].any() and valid[:, 4:].all()
-    assert "alpha band 4" in src.describe_masks()
+    assert "alpha band 4" in src.raster.describe_masks()
 
 
 def test_gdal_mask_band_zero_is_invalid(tmp_path):
@@ -83,7 +76,7 @@ def test_gdal_mask_band_zero_is_invalid(tmp_path):
     src = _source(make_raster(tmp_path / "a.tif", 12, 10, mask=mask))
     _, valid = src.read(0, 0, 12, 10)
     assert np.array_equal(valid, mask)
-    assert "dataset mask" in src.describe_masks()
+    assert "dataset mask" in src.raster.describe_masks()
 
 
 @pytest.mark.parametrize("dtype", ["UInt16", "Int16", "Float32", "UInt32", "Float64"])
@@ -94,7 +87,6 @@ def test_percentile_stretch(tmp_path, dtype):
     path = make_raster(tmp_path / "a.tif", 64, 64, dtype=dtype, nodata=nodata, invalid=invalid, kind="noise")
     log = Log()
     src = _source(path, log=log)
-    src.compute_stretch(log, lambda f: None)
     assert set(src.stretch) == {1, 2, 3}
     ds = gdal.Open(str(path))
     values = ds.GetRasterBand(1).ReadAsArray().astype(np.float64)[8:]
@@ -110,8 +102,19 @@ def test_percentile_stretch(tmp_path, dtype):
 
 def test_byte_needs_no_stretch(tmp_path):
     src = _source(make_raster(tmp_path / "a.tif", 20, 20))
-    src.compute_stretch(Log(), lambda f: None)
     assert src.stretch == {}
+
+
+def test_no_value_is_read_before_the_stretch(tmp_path):
+    """The opened raster gives raw values only; RGB comes from a source, whose stretch exists from the start."""
+    values = np.tile(np.linspace(1000, 5000, 64), (3, 64, 1)).astype(np.uint16)
+    path = make_raster(tmp_path / "a.tif", 64, 64, dtype="UInt16", data=values)
+    raster = InputRaster(str(path), None, Log())
+    assert not hasattr(raster, "read") and not hasattr(raster, "stretch")
+    rgb, _ = RasterSource(raster, Window(0, 0, 64, 64), Log(), lambda fraction: None).read(0, 0, 64, 64)
+    low, high = np.percentile(values[0].astype(np.float64), [2, 98])
+    expected = np.clip((values.astype(np.float64) - low) / (high - low), 0, 1)
+    assert np.allclose(rgb, expected, atol=1e-6)  # not the UInt16 values / 255 (up to 19.6)
 
 
 def test_read_mirrors_beyond_the_raster(tmp_path):

@@ -21,55 +21,12 @@ from data_factory import make_raster, trap_vrt
 from osgeo import gdal, ogr, osr
 from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
 from qgis_process_runner import enable_plugin, qgis_process_env, run_algorithm
+from recording_progress import RecordingFeedback
 
 ALGORITHM = "treeseg:segmenttrees"
 STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
           "Writing polygons", "Writing statistics")
 CUDA = 1  # index of "cuda" in the DEVICE enum
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps every text Processing shows; cancels when stage ``cancel_at`` starts; runs ``on_stage`` hooks."""
-
-    def __init__(self, cancel_at: str | None = None, fail_at_percent: float | None = None) -> None:
-        super().__init__()
-        self.texts: list[str] = []
-        self.warnings: list[str] = []
-        self.stages: list[str] = []
-        self.on_stage: dict = {}
-        self.cancel_at, self.fail_at_percent = cancel_at, fail_at_percent
-
-    def pushInfo(self, info: str) -> None:
-        self.texts.append(info)
-
-    def pushWarning(self, warning: str) -> None:
-        self.warnings.append(warning)
-        self.texts.append(warning)
-
-    def reportError(self, error: str, fatal_error: bool = False) -> None:
-        self.texts.append(error)
-
-    def pushDebugInfo(self, info: str) -> None:
-        self.texts.append(info)
-
-    def pushConsoleInfo(self, info: str) -> None:
-        self.texts.append(info)
-
-    def setProgressText(self, text: str) -> None:
-        self.stages.append(text)
-        if text == self.cancel_at:
-            self.cancel()
-        if text in self.on_stage:
-            self.on_stage[text]()
-
-    def setProgress(self, percent: float) -> None:
-        if self.fail_at_percent is not None and percent >= self.fail_at_percent:
-            raise RuntimeError("injected failure in the progress callback")
-        super().setProgress(percent)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.texts)
 
 
 @pytest.fixture(scope="module")

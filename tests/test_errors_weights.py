@@ -26,6 +26,7 @@ from checkpoint_factory import make_state_dict, meta_to_hf, write_hf_folder, wri
 from data_factory import make_raster
 from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
 from qgis_process_runner import enable_plugin, qgis_process_env, run_algorithm
+from recording_progress import RecordingFeedback
 from safetensors.torch import save_file
 from treeseg.treeseg_plugin.dinov3.variants import META_DOWNLOAD_FORM, VARIANTS
 
@@ -35,35 +36,6 @@ FAKE_TOKEN = "hf_TreeSegFakeToken0123456789SECRETabc"  # noqa: S105 - a fake tok
 StateDict = Dict[str, torch.Tensor]
 VIT_B = list(VARIANTS).index("vitb16")  # MODEL values: the enum follows VARIANTS
 VIT_H_PLUS = list(VARIANTS).index("vith16plus")
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps every line the algorithm writes to the Processing log."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: List[str] = []
-
-    def pushInfo(self, info: str) -> None:
-        self.lines.append(info)
-
-    def pushWarning(self, warning: str) -> None:
-        self.lines.append(warning)
-
-    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N803 - Qt's name
-        self.lines.append(error)
-
-    def pushCommandInfo(self, info: str) -> None:
-        self.lines.append(info)
-
-    def pushDebugInfo(self, info: str) -> None:
-        self.lines.append(info)
-
-    def pushConsoleInfo(self, info: str) -> None:
-        self.lines.append(info)
-
-    def setProgressText(self, text: str) -> None:
-        self.lines.append(text)
 
 
 @pytest.fixture()

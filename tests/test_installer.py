@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
+import json
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import numpy
 import pytest
 from treeseg.treeseg_plugin import installer
+from treeseg.treeseg_plugin.engine import SegmentationConfig, job
 
 
 def write_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
@@ -205,9 +208,31 @@ def test_install_from_local_wheels_then_load(tmp_path, clean_imports):
     assert not folder.with_name(folder.name + ".partial").exists()
     assert "Restart QGIS" in result.message
     assert installer.add_to_sys_path(folder)
-    assert sys.path[0] == str(folder)
+    assert sys.path[-1] == str(folder)
     assert importlib.import_module("treeseg_dummy").VERSION == "1.0"
     assert installer.add_to_sys_path(folder) and sys.path.count(str(folder)) == 1
+
+
+def test_the_private_folder_shadows_nothing_in_qgis_and_comes_first_in_the_worker(tmp_path, clean_imports):
+    """In QGIS's process another plugin's copy of a package stays the one imported; the worker process, which
+    runs only TreeSeg, imports the private folder's copy, and that is the version reported."""
+    folder = installer.deps_folder(tmp_path / "profile" / "python")
+    other_plugin = tmp_path / "other-plugin"
+    for target, version in ((folder, "2.0"), (other_plugin, "1.0")):
+        write_wheel(tmp_path / version, "treeseg-dummy", version)
+        assert installer.install(plan_for(target, tmp_path / version, ("treeseg-dummy",)), lambda line: None).ok
+    sys.path.insert(0, str(other_plugin))
+
+    assert installer.add_to_sys_path(folder)
+    assert importlib.import_module("treeseg_dummy").VERSION == "1.0"
+    assert installer.installed_version("treeseg-dummy") == "2.0"
+    sent = json.loads(job._job_line(SegmentationConfig("in.tif", "out.tif")))["sys_path"]
+    assert sent[0] == str(folder) and sent[1:] == [entry for entry in sys.path if entry and entry != str(folder)]
+    code = ("import json, sys; from treeseg_plugin.engine.worker import extend_sys_path; "
+            "extend_sys_path(json.loads(sys.stdin.read())); import treeseg_dummy; print(treeseg_dummy.VERSION)")
+    done = subprocess.run([sys.executable, "-c", code], input=json.dumps(sent), env=job.worker_environment(),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.stdout.strip() == "2.0", done.stderr
 
 
 def test_constraints_keep_qgis_numpy(tmp_path, clean_imports):

@@ -17,6 +17,7 @@ import torch
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from osgeo import gdal
+from recording_progress import Log
 from treeseg.treeseg_plugin.dinov3 import load_backbone, rope
 from treeseg.treeseg_plugin.engine import EngineError, Progress, SegmentationConfig, run_segmentation
 from treeseg.treeseg_plugin.engine import pipeline as engine_pipeline
@@ -25,18 +26,6 @@ from treeseg.treeseg_plugin.engine.errors import is_out_of_memory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO_ROOT / "scripts"
-
-
-class Log(Progress):
-    def __init__(self) -> None:
-        self.lines: List[str] = []
-        self.warnings: List[str] = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def warning(self, msg: str) -> None:
-        self.warnings.append(msg)
 
 
 class OomAbove:
@@ -167,20 +156,28 @@ def test_native_bf16_detection_matches_the_cpu_flags(monkeypatch):
 # ---------------------------------------------------------------- inference fast path
 
 
+def _plain_ffn(ffn: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The official feed-forward formulas, out of place."""
+    if hasattr(ffn, "fc1"):
+        return ffn.fc2(torch.nn.functional.gelu(ffn.fc1(x)))
+    return ffn.w3(torch.nn.functional.silu(ffn.w1(x)) * ffn.w2(x))
+
+
 @pytest.mark.parametrize("preset", ["tiny", "tiny-swiglu-nobias"])
-def test_inference_path_equals_autograd_path_and_keeps_inputs(tmp_path, preset):
+def test_fused_block_equals_the_plain_formula_and_keeps_inputs(tmp_path, preset):
     """Fused residuals and in-place activations give the plain formula's values; no block changes its input."""
     bb = load_backbone(write_meta_pth(tmp_path / "m.pth", make_state_dict(preset, seed=5)))
     vit = bb.vit
     x = torch.randn(2, 3, 48, 64, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
+    with torch.inference_mode():
         tokens, (rows, cols) = vit.prepare_tokens(x)
         table = vit.rope_embed(rows, cols, 16)
         before = tokens.clone()
-        fast = vit.blocks[0](tokens, table)
+        block = vit.blocks[0]
+        fast = block(tokens, table)
         assert torch.equal(tokens, before)
-    with torch.enable_grad():
-        plain = vit.blocks[0](tokens, table)
+        plain = tokens + block.ls1(block.attn(block.norm1(tokens), table))
+        plain = plain + block.ls2(_plain_ffn(block.mlp, block.norm2(plain)))
     assert (fast - plain).abs().max() <= 1e-5
     assert torch.equal(bb.get_intermediate_layers(x, n=2, norm=False)[0],
                        bb.get_intermediate_layers(x, n=[0, 1], norm=False)[0])  # snapshots are not overwritten

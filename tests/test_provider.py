@@ -119,6 +119,9 @@ print("MODELS", len(algorithm.parameterDefinition("MODEL").options()))
 print("CAN_EXECUTE", ok)
 print("MESSAGE", message)
 print("VERSION", plugin.provider.versionInfo())
+from treeseg.treeseg_plugin.gui.weights_dialog import WeightsDialog
+dialog = WeightsDialog()
+print("WEIGHTS_ROWS", dialog.table.rowCount())
 """
 
 
@@ -134,3 +137,4 @@ def test_provider_registers_without_torch_and_explains(plugins_dir, tmp_path):
     assert "Install..." in done.stdout and "numpy" in done.stdout
     assert "pip install" not in done.stdout  # refused by Debian's externally managed Python
     assert "PyTorch not installed" in done.stdout
+    assert "WEIGHTS_ROWS 9" in done.stdout  # the weights manager opens too

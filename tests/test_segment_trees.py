@@ -111,6 +111,26 @@ def test_synthetic_raster_fixed_k_with_polygons(treeseg_provider, checkpoints, t
     assert sum(feature["area"] for feature in features) == pytest.approx(160 * 96 * 0.1 * 0.1, rel=1e-6)
 
 
+@pytest.mark.parametrize("mode", [False, True])
+def test_qgis_gdal_error_mode_is_unchanged_by_checks_and_runs(treeseg_provider, checkpoints, tmp_path, mode):
+    """GDAL's exception mode is QGIS's, for the whole process: a refused input (GDAL's reason in the message)
+    and a run leave it as QGIS had it."""
+    previous = gdal.GetUseExceptions()
+    (gdal.UseExceptions if mode else gdal.DontUseExceptions)()
+    try:
+        (tmp_path / "bad.tif").write_text("not a raster")
+        with pytest.raises(QgsProcessingException, match="GDAL does not recognise it"):
+            run_segment_trees({"INPUT": str(tmp_path / "bad.tif"), "WEIGHTS": str(checkpoints["tiny"]),
+                               "OUTPUT": str(tmp_path / "bad-labels.tif")})
+        assert gdal.GetUseExceptions() == mode
+        raster = make_raster(tmp_path / "ortho.tif", 96, 96)
+        run_segment_trees({"INPUT": str(raster), "WEIGHTS": str(checkpoints["tiny"]), "K": 2, "TILE_SIZE": 64,
+                           "OVERLAP": 16, "OUTPUT": str(tmp_path / "labels.tif")})
+        assert gdal.GetUseExceptions() == mode
+    finally:
+        (gdal.UseExceptions if previous else gdal.DontUseExceptions)()
+
+
 def test_cancel_leaves_no_output(treeseg_provider, checkpoints, tmp_path):
     raster = make_raster(tmp_path / "ortho.tif", 128, 128)
     destination = tmp_path / "out"

@@ -18,9 +18,13 @@ Python version and platform, see :func:`platform_key`), never into QGIS's own Py
   has at the same version removed from it (the pinned ones always), a completion marker written and the
   staging folder swapped in for the private folder. On failure or cancel the staging folder is deleted:
   nothing half-installed ever reaches ``sys.path``.
-* At plugin load, :func:`add_to_sys_path` puts a complete private folder at the front of ``sys.path`` (so a
-  too-old package elsewhere is superseded). When the swap could not happen during the session (Windows
-  keeps loaded DLLs locked), it is finished there, before anything is imported from the folder.
+* At plugin load, :func:`add_to_sys_path` puts a complete private folder at the end of ``sys.path``: in
+  QGIS's process the copies of QGIS and of other plugins (typing_extensions, filelock, fsspec, sympy...)
+  come first, so TreeSeg changes nothing they import. The worker process that runs the engine
+  (``engine/job.py``) runs only TreeSeg and gets the private folder first (:func:`worker_sys_path`), so
+  there a too-old package elsewhere is superseded; :func:`installed_version` reports that view. When the
+  swap could not happen during the session (Windows keeps loaded DLLs locked), it is finished at load,
+  before anything is imported from the folder.
 """
 
 from __future__ import annotations
@@ -86,12 +90,17 @@ VersionOf = Callable[[str], Optional[str]]
 LineSink = Callable[[str], None]
 
 
+def worker_sys_path(entries: Sequence[str]) -> List[str]:
+    """``entries`` (a ``sys.path``) as the worker process uses them: TreeSeg's private dependency folders
+    first, the rest in their order."""
+    private = [entry for entry in entries if Path(entry).parent.name == FOLDER_NAME]
+    return private + [entry for entry in entries if entry not in private]
+
+
 def installed_version(distribution: str) -> Optional[str]:
-    """The installed version of ``distribution`` on the current ``sys.path``, or None."""
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    """The version of ``distribution`` that the worker process imports (:func:`worker_sys_path`), or None."""
+    found = next(iter(importlib.metadata.distributions(name=distribution, path=worker_sys_path(sys.path))), None)
+    return None if found is None else found.version
 
 
 def version_tuple(version: str) -> Tuple[int, ...]:
@@ -176,7 +185,7 @@ def promote(staging: Path, folder: Path) -> None:
 
 
 def add_to_sys_path(folder: Path) -> bool:
-    """Finish a pending install, then put a complete ``folder`` first on ``sys.path``; True if it is there."""
+    """Finish a pending install, then put a complete ``folder`` last on ``sys.path``; True if it is there."""
     folder = Path(folder)
     pending = _sibling(folder, PENDING_SUFFIX)
     if is_complete(pending):
@@ -186,7 +195,7 @@ def add_to_sys_path(folder: Path) -> bool:
         return False
     entry = str(folder)
     if entry not in sys.path:
-        sys.path.insert(0, entry)
+        sys.path.append(entry)
     return True
 
 

@@ -119,13 +119,7 @@ class TreeSegPlugin:
         if self.weights_dialog is None:
             from .gui.weights_dialog import WeightsDialog
 
-            try:
-                self.weights_dialog = WeightsDialog(self.iface.mainWindow(), open_settings=self.open_settings)
-            except ImportError as error:  # the DINOv3 package needs PyTorch
-                self.iface.messageBar().pushMessage(
-                    "TreeSeg", f"The weights manager needs the Python packages first ({error}).",
-                    Qgis.MessageLevel.Warning, 10)
-                return
+            self.weights_dialog = WeightsDialog(self.iface.mainWindow(), open_settings=self.open_settings)
         else:
             self.weights_dialog.refresh()
         self.weights_dialog.show()

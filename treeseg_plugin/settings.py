@@ -24,6 +24,7 @@ from typing import Any, Dict, Optional
 
 from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsSettings
 
+from .dinov3.variants import VARIANTS
 from .engine.config import DEVICES, PRECISIONS
 
 GROUP = "treeseg"
@@ -147,8 +148,6 @@ def has_token_source(settings: Optional[TreeSegSettings] = None) -> bool:
 
 def weights_in_folder(name: str, folder: Optional[str] = None) -> Optional[Path]:
     """The weights of variant ``name`` in the weights folder (Meta file first), or None."""
-    from .dinov3.variants import VARIANTS  # the dinov3 package imports torch: only when needed
-
     variant = VARIANTS.get(name)
     if variant is None:
         return None

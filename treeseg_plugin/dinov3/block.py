@@ -1,8 +1,8 @@
 """Pre-norm transformer block with LayerScale: x + ls1(attn(norm1 x)), then x + ls2(ffn(norm2 x)).
 
-Without autograd (inference), each residual update is one fused pass, ``x + y * gamma``
-(``torch.addcmul``; the second one in place on the block's own tensor), instead of a LayerScale
-product and a separate addition. The block never modifies its input.
+For inference only (the Backbone runs every forward under ``torch.inference_mode``): each residual
+update is one fused pass, ``x + y * gamma`` (``torch.addcmul``; the second one in place on the block's
+own tensor), instead of a LayerScale product and a separate addition. The block never modifies its input.
 """
 
 from __future__ import annotations
@@ -37,8 +37,5 @@ class Block(nn.Module):
         self.ls2 = LayerScale(dim)
 
     def forward(self, x: Tensor, rope: RopeTables) -> Tensor:  # [B,N,D] -> [B,N,D]
-        if torch.is_grad_enabled():  # autograd needs the intermediate values: no in-place updates
-            x = x + self.ls1(self.attn(self.norm1(x), rope))
-            return x + self.ls2(self.mlp(self.norm2(x)))
         x = torch.addcmul(x, self.attn(self.norm1(x), rope), self.ls1.gamma)  # a new tensor
         return x.addcmul_(self.mlp(self.norm2(x)), self.ls2.gamma)

@@ -1,7 +1,8 @@
 """Feed-forward layers of the DINOv3 blocks: MLP (exact GELU) and SwiGLU.
 
-Without autograd (inference) the activations run in place on the first projection's output, which
-saves one [B, N, hidden] tensor (the largest in a block) per layer.
+For inference only (the Backbone runs every forward under ``torch.inference_mode``): the activations
+run in place on the first projection's output, which saves one [B, N, hidden] tensor (the largest in a
+block) per layer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         hidden = self.fc1(x)
-        if _gelu_ is not None and not torch.is_grad_enabled():
+        if _gelu_ is not None:
             _gelu_(hidden)
         else:
             hidden = gelu(hidden)
@@ -40,7 +41,5 @@ class SwiGLUFFN(nn.Module):
         self.w3 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        if torch.is_grad_enabled():
-            return self.w3(silu(self.w1(x)) * self.w2(x))
         gate = silu(self.w1(x), inplace=True)
         return self.w3(gate.mul_(self.w2(x)))

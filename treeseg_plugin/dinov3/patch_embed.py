@@ -26,7 +26,7 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=stride)
 
     def forward(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
-        if x.device.type == "cpu" and not torch.is_grad_enabled():
+        if x.device.type == "cpu":
             last = torch.channels_last
             proj = self.proj
             x = conv2d(x.contiguous(memory_format=last), proj.weight.contiguous(memory_format=last), proj.bias,

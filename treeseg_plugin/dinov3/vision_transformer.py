@@ -1,4 +1,5 @@
-"""DINOv3 vision transformer (official `DinoVisionTransformer` eval forward, module names = Meta keys)."""
+"""DINOv3 vision transformer for inference: the outputs of Meta's `DinoVisionTransformer` in eval mode, with
+fused and in-place steps (see block.py, ffn.py); module names = Meta keys."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import EngineError
 from .palette import Legend
-from .raster_io import Stretch
+from .pixels import Stretch
 
 FEATURE_NORMALISATION = "l2"
 """Patch features are L2-normalised per patch before clustering (engine/features.py)."""

@@ -26,7 +26,7 @@ from .cluster_model import FEATURE_NORMALISATION, BackboneIdentity, ClusterModel
 from .config import MAX_CLUSTERS
 from .errors import EngineError
 from .palette import Legend
-from .raster_io import Stretch
+from .pixels import Stretch
 
 FORMAT = "treeseg-cluster-model"
 SCHEMA_VERSION = 1

@@ -14,7 +14,7 @@ Decisions:
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from ..version import plugin_version
 from .cluster_model import (
@@ -34,8 +34,9 @@ from .errors import write_error
 from .features import FeatureStore
 from .fitting import Fit, KSettings, no_valid_pixels
 from .palette import default_legend
+from .pixels import RasterSource, Stretch, stretched_bands
 from .progress import Progress
-from .raster_io import RasterSource
+from .raster_io import InputRaster
 
 
 def run_bands(model: Optional[ClusterModel], bands: Optional[Sequence[int]]) -> Optional[Sequence[int]]:
@@ -43,18 +44,13 @@ def run_bands(model: Optional[ClusterModel], bands: Optional[Sequence[int]]) -> 
     return model.input.bands if model is not None and bands is None else bands
 
 
-def stretched_bands(source: RasterSource) -> list:
-    """The bands of ``source``'s choice that are stretched (not Byte)."""
-    return sorted(b for b in set(source.bands) if source.needs_stretch(b))
-
-
-def apply_to_input(model: ClusterModel, path: str, source: RasterSource, progress: Progress) -> None:
-    """Refuse a model whose input differs from ``source``; else give ``source`` the model's stretch."""
-    refuse_mismatch(path, input_differences(model, source.ds.RasterCount, source.bands, stretched_bands(source)))
-    source.stretch = dict(model.input.stretch)
+def model_stretch(model: ClusterModel, path: str, raster: InputRaster, progress: Progress) -> Dict[int, Stretch]:
+    """Refuse a model whose input differs from ``raster``; else the model's stretch, to read ``raster`` with."""
+    refuse_mismatch(path, input_differences(model, raster.ds.RasterCount, raster.bands, stretched_bands(raster)))
     for band, stretch in sorted(model.input.stretch.items()):
         progress.info(f"Band {band} stretched to 0..1 between {stretch.low:.6g} and {stretch.high:.6g}, as in "
                       "the cluster model.")
+    return dict(model.input.stretch)
 
 
 def check_backbone(model: ClusterModel, path: str, backbone: Any) -> None:
@@ -81,7 +77,7 @@ def fit_record(settings: KSettings, inputs: Sequence[FitInput]) -> FitRecord:
 
 def input_bands(source: RasterSource) -> InputBands:
     """The band choice and stretch ``source`` is read with."""
-    return InputBands(tuple(source.bands), source.ds.RasterCount, dict(source.stretch))
+    return InputBands(tuple(source.bands), source.raster.ds.RasterCount, dict(source.stretch))
 
 
 def model_from_fit(fit: Fit, backbone: BackboneIdentity, bands: InputBands, record: FitRecord) -> ClusterModel:

@@ -34,8 +34,8 @@ import torch
 
 from .errors import EngineError, is_out_of_memory
 from .georef import Window
+from .pixels import RasterSource
 from .progress import Progress, check_canceled
-from .raster_io import RasterSource
 from .staging import temporary_prefix
 from .tiling import SUPPORT_PX, Tile, TilePlan, cell_valid_fraction
 
@@ -192,8 +192,7 @@ class TileEncoder:
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         bb = self.backbone
         x = torch.from_numpy(batch).to(device=bb.device, dtype=bb.dtype)
-        with torch.inference_mode():
-            tokens = bb.forward_features(x)["x_norm_patchtokens"].float()
+        tokens = bb.forward_features(x)["x_norm_patchtokens"].float()  # forward_features: inference_mode
         if not bool(torch.isfinite(tokens).all()):
             raise EngineError("The model produced non-finite features (overflow). Use precision fp32 or "
                               "bf16 instead of fp16.")

@@ -21,7 +21,8 @@ the engine function the worker imports, and its result class (with ``to_json``/`
 
 The pipe (one JSON object per line, ``PROTOCOL`` version 1):
 
-* to the worker's stdin: ``{"protocol": 1, "kind": "segment", "config": {...}, "sys_path": [...]}``, then ``cancel``
+* to the worker's stdin: ``{"protocol": 1, "kind": "segment", "config": {...}, "sys_path": [...]}`` (the
+  parent's, with TreeSeg's private dependency folder first: the worker runs only TreeSeg), then ``cancel``
   (end of input also cancels: the parent is gone), or ``commit`` to answer the worker's ``commit?``.
 * from the worker's stdout: ``{"event": "started", "pid", "python"}``, ``{"event": "info"|"warning",
   "message"}``, ``{"event": "stage", "name"}``, ``{"event": "progress", "percent"}``, ``{"event": "commit?"}`` (the
@@ -155,8 +156,10 @@ def worker_environment() -> Dict[str, str]:
 
 
 def _job_line(config: Any) -> str:
+    from ..installer import worker_sys_path
+
     return json.dumps({"protocol": PROTOCOL, "kind": job_kind(config).name, "config": dataclasses.asdict(config),
-                       "sys_path": [entry for entry in sys.path if entry]})
+                       "sys_path": worker_sys_path([entry for entry in sys.path if entry])})
 
 
 def _destination_folders(config: Any) -> List[str]:

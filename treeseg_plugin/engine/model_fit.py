@@ -26,14 +26,15 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 import numpy as np
 
 from .cluster_model import BackboneIdentity, ClusterModel, FitInput, InputBands, backbone_identity
-from .cluster_model_run import fit_record, input_bands, model_from_fit, save_model, stretched_bands
+from .cluster_model_run import fit_record, model_from_fit, save_model
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error
 from .features import FeatureStore, TileEncoder
 from .fit_job import ClusterFitConfig, ClusterFitResult, validate_fit_config
 from .fitting import KSettings, fit_samples, no_valid_pixels
 from .georef import Window
+from .pixels import SAMPLE_SIDE, RasterSource, Stretch, stretch_from_samples, stretch_samples, stretched_bands
 from .progress import Progress, StageProgress, check_canceled
-from .raster_io import SAMPLE_SIDE, RasterSource, Stretch
+from .raster_io import InputRaster
 from .runtime import load_model
 from .staging import Staging
 from .tiling import plan_tiles
@@ -50,8 +51,8 @@ class RasterSample:
     valid_patches: int
 
 
-def _describe(source: RasterSource) -> Tuple[int, Tuple[int, ...], List[int]]:
-    return source.ds.RasterCount, tuple(source.bands), stretched_bands(source)
+def _describe(raster: InputRaster) -> Tuple[int, Tuple[int, ...], List[int]]:
+    return raster.ds.RasterCount, tuple(raster.bands), stretched_bands(raster)
 
 
 def fit_input_bands(paths: Sequence[str], bands: Any, seed: int, progress: Progress) -> InputBands:
@@ -60,23 +61,25 @@ def fit_input_bands(paths: Sequence[str], bands: Any, seed: int, progress: Progr
     the first."""
     pooled: Dict[int, List[np.ndarray]] = {}
     share = math.ceil(SAMPLE_SIDE * SAMPLE_SIDE / len(paths))
-    first = RasterSource(paths[0], bands, progress)
+    first = InputRaster(paths[0], bands, progress)
     try:
         for index, path in enumerate(paths):
-            source = first if index == 0 else RasterSource(path, bands, progress)
+            raster = first if index == 0 else InputRaster(path, bands, progress)
             try:
-                if _describe(source) != _describe(first):
-                    raise EngineError(_differs(paths[0], _describe(first), path, _describe(source)))
+                if _describe(raster) != _describe(first):
+                    raise EngineError(_differs(paths[0], _describe(first), path, _describe(raster)))
                 report = StageProgress(progress, 3 * index / len(paths), 3 * (index + 1) / len(paths))
-                for band, values in source.stretch_sample(progress, report).items():
+                whole = Window(0, 0, raster.width, raster.height)
+                for band, values in stretch_samples(raster, whole, progress, report).items():
                     if values.size > share:
                         values = np.random.default_rng(seed + index).choice(values, share, replace=False)
                     pooled.setdefault(band, []).append(values)
             finally:
-                if source is not first:
-                    source.close()
-        first.set_stretch({b: np.concatenate(v) for b, v in pooled.items()}, progress, "any of the rasters")
-        return input_bands(first)
+                if raster is not first:
+                    raster.close()
+        stretch = stretch_from_samples(first, {b: np.concatenate(v) for b, v in pooled.items()},
+                                       "any of the rasters", progress)
+        return InputBands(tuple(first.bands), first.ds.RasterCount, stretch)
     finally:
         first.close()
 
@@ -92,10 +95,10 @@ def sample_features(path: str, config: ClusterFitConfig, backbone: Any, stretch:
     """Encode the raster at ``path`` (read with ``stretch``) and sample at most ``config.max_samples`` of its
     valid patch features with ``seed``; the features live in a temporary folder in ``folder`` meanwhile."""
     with contextlib.ExitStack() as stack:
-        source = RasterSource(path, config.bands, progress)
-        stack.callback(source.close)
-        source.stretch = dict(stretch)
-        window = Window(0, 0, source.width, source.height)
+        raster = InputRaster(path, config.bands, progress)
+        stack.callback(raster.close)
+        window = Window(0, 0, raster.width, raster.height)
+        source = RasterSource(raster, window, progress, report, stretch)
         plan = plan_tiles(window.height, window.width, config.tile_size, config.overlap, config.stride)
         store = stack.enter_context(FeatureStore(folder, plan.grid_rows, plan.grid_cols, backbone.embed_dim))
         TileEncoder(backbone, source, window, plan, store, config.batch_size).run(progress, report)

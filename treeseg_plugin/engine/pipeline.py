@@ -51,11 +51,13 @@ from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
 from .features import FeatureStore, TileEncoder
 from .fitting import Fit, fit_store
+from .gdal_mode import raising_gdal_errors
 from .georef import PixelArea, Window, pixel_area, window_geotransform, working_window
 from .labels import block_labels
+from .pixels import RasterSource
 from .polygons import polygonize
 from .progress import Progress, StageProgress, check_canceled
-from .raster_io import RasterSource
+from .raster_io import InputRaster
 from .report import write_stats
 from .result import SegmentationResult
 from .runtime import load_model
@@ -180,6 +182,7 @@ def _check_size(window: Window, config: SegmentationConfig) -> None:
                       "extent, a smaller patch stride, or fewer clusters.")
 
 
+@raising_gdal_errors
 def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = None) -> SegmentationResult:
     """Segment ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled.
 
@@ -232,20 +235,17 @@ def _open_input(config: SegmentationConfig, model: Optional[ClusterModel], progr
                 stack: contextlib.ExitStack) -> Tuple[RasterSource, Window]:
     """The input raster (closed with ``stack``), its working window, checked, with the stretch fitted (or
     the applied model's)."""
-    source = RasterSource(config.input_path, model_run.run_bands(model, config.bands), progress)
-    stack.callback(source.close)
-    window = working_window(source.geotransform, source.width, source.height, config.extent)
+    raster = InputRaster(config.input_path, model_run.run_bands(model, config.bands), progress)
+    stack.callback(raster.close)
+    window = working_window(raster.geotransform, raster.width, raster.height, config.extent)
     if config.extent is not None:
         progress.info(f"Extent snapped to pixels x {window.x0}..{window.x0 + window.width}, "
                       f"y {window.y0}..{window.y0 + window.height} ({window.width} x {window.height} px).")
-    progress.info(source.describe_masks())
-    if model is not None:
-        model_run.apply_to_input(model, config.cluster_model, source, progress)
-        return source, window
-    _check_size(window, config)
-    source.compute_stretch(progress, StageProgress(progress, 0, 3),
-                           (window.x0, window.y0, window.width, window.height))
-    return source, window
+    if model is None:
+        _check_size(window, config)
+    progress.info(raster.describe_masks())
+    stretch = model_run.model_stretch(model, config.cluster_model, raster, progress) if model is not None else None
+    return RasterSource(raster, window, progress, StageProgress(progress, 0, 3), stretch), window
 
 
 def _check_grid(backbone: Backbone, plan: TilePlan) -> None:

@@ -20,8 +20,6 @@ from .config import polygon_driver
 from .errors import Canceled, write_error
 from .progress import Progress
 
-gdal.UseExceptions()
-
 _BATCH = 10000
 
 

@@ -1,4 +1,4 @@
-"""Reading the input raster in windows: band choice, validity masks, percentile stretch, reflection.
+"""Opening the input raster: band choice, validity masks, raw reads (values in 0..1: :mod:`.pixels`).
 
 Decisions:
 
@@ -8,17 +8,10 @@ Decisions:
 * Invalid pixels: a band's declared NoData value (NaN-aware), non-finite floats, an alpha band
   (GCI_AlphaBand) value of 0 and a GDAL mask band (per band or per dataset, from GetMaskFlags) value
   of 0. They are excluded from the fit and written as 0.
-* Values: Byte bands are divided by 255. Other real types are stretched per band to 0..1 between the
-  2nd and 98th percentiles of a strided sample of the working window (the extent, or the whole raster;
-  about 1024 x 1024 pixels, read in strips of decimated rows so memory stays small), then clipped. The
-  window, not the whole raster: a small extent of a huge mosaic reads only that part of the file, and
-  its own value range is what its clusters are fitted on.
 * Opening: a path that cannot be read as a raster is refused with the reason (no such file, a folder,
   a vector dataset, a container of subdatasets, a format GDAL does not recognise) before anything else
   happens; a read that fails later (a damaged or truncated file) names the band and the pixels. A raster
   without a CRS is read, with a warning: areas are then in unknown map units.
-* Beyond the raster's edges pixels are mirrored (half-sample symmetric, period 2n), which works for
-  any raster size, even a single pixel.
 * GDAL's block cache is emptied for this dataset after each strip/tile row (:meth:`flush`), so
   memory does not grow with the raster.
 """
@@ -27,34 +20,16 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
 
 from .errors import EngineError
-from .progress import Progress, check_canceled
+from .gdal_mode import raising_gdal_errors
+from .progress import Progress
 
-gdal.UseExceptions()
-
-SAMPLE_SIDE = 1024
-STRETCH_PERCENTILES = (2.0, 98.0)
 _MASKS_HANDLED_ELSEWHERE = gdal.GMF_ALL_VALID | gdal.GMF_NODATA | gdal.GMF_ALPHA
-
-
-@dataclass(frozen=True)
-class Stretch:
-    """Linear map of one band's values to 0..1: ``(v - low) / (high - low)``, clipped."""
-
-    low: float
-    high: float
-
-
-def reflect_indices(start: int, count: int, size: int) -> np.ndarray:
-    """Indices ``start .. start+count-1`` mirrored into ``0 .. size-1`` (half-sample symmetric)."""
-    idx = np.mod(np.arange(start, start + count), 2 * size)
-    return np.where(idx >= size, 2 * size - 1 - idx, idx)
 
 
 def _looks_local(path: str) -> bool:
@@ -97,6 +72,7 @@ def open_failure(path: str, reason: str = "") -> str:
             "with gdalinfo, or copy or export it again as a GeoTIFF.")
 
 
+@raising_gdal_errors
 def input_problem(path: str) -> str:
     """Empty when ``path`` opens as a raster with bands; otherwise the message :func:`open_dataset` raises."""
     try:
@@ -126,8 +102,8 @@ def open_dataset(path: str) -> gdal.Dataset:
     raise EngineError(open_failure(path, reason))
 
 
-class RasterSource:
-    """An open input raster with its chosen RGB bands, masks and value scaling."""
+class InputRaster:
+    """An open input raster with its chosen RGB bands and masks; raw values and validity, no scaling."""
 
     def __init__(self, path: str, bands: Optional[Sequence[int]], log: Progress) -> None:
         self.path = path
@@ -147,11 +123,10 @@ class RasterSource:
                         "gdal_edit.py -a_srs EPSG:xxxx, or Raster > Projections > Assign Projection).")
         self.alpha_band = self._find_alpha()
         self.bands = self._choose_bands(bands, log)
-        self._unique = sorted(set(self.bands))
+        self.used_bands = sorted(set(self.bands))
         self._check_types()
         self._mask_bands = self._find_masks()
-        self._nodata = {i: self.ds.GetRasterBand(i).GetNoDataValue() for i in self._unique}
-        self.stretch: Dict[int, Stretch] = {}
+        self._nodata = {i: self.ds.GetRasterBand(i).GetNoDataValue() for i in self.used_bands}
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -188,7 +163,7 @@ class RasterSource:
         return chosen[0], chosen[1], chosen[2]
 
     def _check_types(self) -> None:
-        for i in self._unique:
+        for i in self.used_bands:
             dtype = self.ds.GetRasterBand(i).DataType
             if gdal.DataTypeIsComplex(dtype):
                 raise EngineError(f"Band {i} has complex values ({gdal.GetDataTypeName(dtype)}). "
@@ -197,7 +172,7 @@ class RasterSource:
     def _find_masks(self) -> List[Tuple[str, gdal.Band]]:
         masks: List[Tuple[str, gdal.Band]] = []
         dataset_mask = False
-        for i in self._unique:
+        for i in self.used_bands:
             band = self.ds.GetRasterBand(i)
             flags = band.GetMaskFlags()
             if flags & gdal.GMF_ALPHA and self.alpha_band is None:
@@ -224,7 +199,7 @@ class RasterSource:
         """True when ``band`` is not Byte and is stretched by percentiles."""
         return self.ds.GetRasterBand(band).DataType != gdal.GDT_Byte
 
-    # -- reading inside the raster ------------------------------------------------------------
+    # -- reading ------------------------------------------------------------------------------
 
     def _read_array(self, band: gdal.Band, what: str, x0: int, y0: int, w: int, h: int,
                     buf: Optional[Tuple[int, int]] = None) -> np.ndarray:
@@ -245,11 +220,11 @@ class RasterSource:
         return data
 
     def _band_values(self, index: int, x0: int, y0: int, w: int, h: int,
-                     buf: Optional[Tuple[int, int]] = None) -> np.ndarray:
+                     buf: Optional[Tuple[int, int]]) -> np.ndarray:
         return self._read_array(self.ds.GetRasterBand(index), f"band {index}", x0, y0, w, h, buf)
 
     def _valid(self, values: Dict[int, np.ndarray], x0: int, y0: int, w: int, h: int,
-               buf: Optional[Tuple[int, int]] = None) -> np.ndarray:
+               buf: Optional[Tuple[int, int]]) -> np.ndarray:
         shape = next(iter(values.values())).shape
         valid = np.ones(shape, dtype=bool)
         for i, data in values.items():
@@ -269,94 +244,20 @@ class RasterSource:
             valid &= self._read_array(mask_band, f"the {name}", x0, y0, w, h, buf) != 0
         return valid
 
-    def _scaled(self, index: int, data: np.ndarray) -> np.ndarray:
-        if index not in self.stretch:
-            return data.astype(np.float32) / np.float32(255.0)
-        s = self.stretch[index]
-        span = s.high - s.low if s.high > s.low else 1.0
-        out = (data.astype(np.float64) - s.low) / span
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-    def read_inside(self, x0: int, y0: int, w: int, h: int) -> Tuple[np.ndarray, np.ndarray]:
-        """RGB in 0..1 as float32 [3, h, w] and validity [h, w] of a window inside the raster."""
-        values = {i: self._band_values(i, x0, y0, w, h) for i in self._unique}
-        valid = self._valid(values, x0, y0, w, h)
-        scaled = {i: self._scaled(i, v) for i, v in values.items()}
-        rgb = np.stack([scaled[i] for i in self.bands])
-        return rgb, valid
+    def read_values(self, x0: int, y0: int, w: int, h: int, buf: Optional[Tuple[int, int]] = None) \
+            -> Tuple[Dict[int, np.ndarray], np.ndarray]:
+        """Raw values {band: [h, w]} of the used bands and validity [h, w] of a window inside the raster
+        (``buf``: decimated to that (width, height))."""
+        values = {i: self._band_values(i, x0, y0, w, h, buf) for i in self.used_bands}
+        return values, self._valid(values, x0, y0, w, h, buf)
 
     def read_valid(self, x0: int, y0: int, w: int, h: int) -> np.ndarray:
         """Validity [h, w] of a window inside the raster."""
-        values = {i: self._band_values(i, x0, y0, w, h) for i in self._unique}
-        return self._valid(values, x0, y0, w, h)
-
-    def read(self, x0: int, y0: int, w: int, h: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`read_inside` for any window; pixels beyond the raster edges are mirrored."""
-        if x0 >= 0 and y0 >= 0 and x0 + w <= self.width and y0 + h <= self.height:
-            return self.read_inside(x0, y0, w, h)
-        rows = reflect_indices(y0, h, self.height)
-        cols = reflect_indices(x0, w, self.width)
-        r0, c0 = int(rows.min()), int(cols.min())
-        rgb, valid = self.read_inside(c0, r0, int(cols.max()) - c0 + 1, int(rows.max()) - r0 + 1)
-        ix = np.ix_(rows - r0, cols - c0)
-        return rgb[(slice(None), *ix)], valid[ix]
+        return self.read_values(x0, y0, w, h)[1]
 
     def flush(self) -> None:
         """Empty GDAL's block cache for this dataset."""
         self.ds.FlushCache()
-
-    # -- percentile stretch -------------------------------------------------------------------
-
-    def compute_stretch(self, progress: Progress, report: Callable[[float], None],
-                        window: Optional[Tuple[int, int, int, int]] = None) -> None:
-        """Sample ``window`` (x0, y0, width, height; default the whole raster) and set the 2-98 % stretch
-        of every non-Byte band."""
-        whole = window is None or tuple(window) == (0, 0, self.width, self.height)
-        self.set_stretch(self.stretch_sample(progress, report, window), progress,
-                         "the raster" if whole else "the chosen extent")
-
-    def stretch_sample(self, progress: Progress, report: Callable[[float], None],
-                       window: Optional[Tuple[int, int, int, int]] = None) -> Dict[int, np.ndarray]:
-        """The valid values (float64) of every non-Byte band in a strided sample of ``window`` (about
-        SAMPLE_SIDE x SAMPLE_SIDE pixels), by band number; empty when every band is Byte."""
-        todo = [i for i in self._unique if self.needs_stretch(i)]
-        if not todo:
-            return {}
-        x0, y0, width, height = window if window is not None else (0, 0, self.width, self.height)
-        step = max(1, math.ceil(max(width, height) / SAMPLE_SIDE))
-        buf_w = math.ceil(width / step)
-        block_h = max(1, self.ds.GetRasterBand(todo[0]).GetBlockSize()[1])
-        rows_per_strip = max(1, block_h // step)
-        n_rows = math.ceil(height / step)
-        samples: Dict[int, List[np.ndarray]] = {i: [] for i in todo}
-        for first in range(0, n_rows, rows_per_strip):
-            check_canceled(progress)
-            n = min(rows_per_strip, n_rows - first)
-            top = y0 + first * step
-            h = min(y0 + height, y0 + (first + n) * step) - top
-            buf = (buf_w, n)
-            values = {i: self._band_values(i, x0, top, width, h, buf) for i in self._unique}
-            valid = self._valid(values, x0, top, width, h, buf)
-            for i in todo:
-                samples[i].append(values[i][valid].astype(np.float64))
-            self.flush()
-            report((first + n) / n_rows)
-        return {i: np.concatenate(samples[i]) for i in todo}
-
-    def set_stretch(self, samples: Dict[int, np.ndarray], progress: Progress, where: str) -> None:
-        """Set each sampled band's stretch to its samples' 2-98 % percentiles (``where`` names the sampled
-        area in the error when a band has no valid value)."""
-        for i, data in samples.items():
-            if data.size == 0:
-                raise EngineError(f"No valid pixels in {where} (all NoData or masked): there is nothing to "
-                                  "segment. Check the NoData value, the alpha band or the mask, or choose "
-                                  "another extent or raster.")
-            low, high = (float(v) for v in np.percentile(data, STRETCH_PERCENTILES))
-            self.stretch[i] = Stretch(low, high)
-            dtype = gdal.GetDataTypeName(self.ds.GetRasterBand(i).DataType)
-            note = "" if high > low else " (constant band)"
-            progress.info(f"Band {i} ({dtype}) stretched to 0..1 between its 2-98 % percentiles "
-                          f"{low:.6g} and {high:.6g} ({data.size} sampled pixels){note}.")
 
     def close(self) -> None:
         """Release the dataset."""

@@ -13,7 +13,7 @@ import sys
 import threading
 import traceback
 from importlib import import_module
-from typing import IO, Any, Dict
+from typing import IO, Any, Dict, Sequence
 
 from .job import PROTOCOL, kind_named
 
@@ -77,11 +77,17 @@ def _missing_packages(error: BaseException) -> str:
             "Segmentation) or see the README, section 'Installing the dependencies'.")
 
 
+def extend_sys_path(entries: Sequence[str]) -> None:
+    """Add the parent's ``sys.path`` entries after the plugin root, in the order sent (TreeSeg's private
+    dependency folder first)."""
+    for entry in reversed(entries):
+        if entry not in sys.path:
+            sys.path.insert(1, entry)
+
+
 def run(job: Dict[str, Any], progress: PipeProgress) -> int:
     """Run one job; sends the result or the error; returns the exit code."""
-    for entry in reversed(job.get("sys_path", [])):
-        if entry not in sys.path:
-            sys.path.insert(1, entry)  # after the plugin root, in the parent's order
+    extend_sys_path(job.get("sys_path", []))
     kind = kind_named(job.get("kind", ""))
     module, function = kind.runner.split(":")
     try:

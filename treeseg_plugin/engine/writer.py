@@ -8,25 +8,24 @@ category names, so GDAL keeps them in a ``.tif.aux.xml`` sidecar (also written b
 (0) are drawn transparent.
 
 Write failures (a full disk, a vanished folder) must never leave a truncated file that looks finished:
-GDAL raises on a failed block or directory write only from an explicit ``FlushCache``, and reports a
-failure while closing only as an "Exception ignored" traceback on stderr. So :meth:`LabelWriter.finish`
-flushes explicitly, closes with the close-time errors collected (and raised), then re-opens the file
-and reads its last pixel; :meth:`LabelWriter.close` after a failure discards close-time errors quietly.
+GDAL raises on a failed block or directory write only from an explicit ``FlushCache``, and a failure
+while closing (GDAL 3.6 has no ``Dataset.Close``) would be an "Exception ignored" traceback on stderr. So
+:meth:`LabelWriter.finish` flushes explicitly, closes with GDAL's exceptions off for that moment and the
+close-time errors collected by an error handler of this thread (and raised), then re-opens the file and
+reads its last pixel; :meth:`LabelWriter.close` after a failure discards close-time errors quietly.
 """
 
 from __future__ import annotations
 
 import functools
-import sys
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, List, Optional, Sequence, TypeVar
 
 import numpy as np
 from osgeo import gdal, osr
 
+from .gdal_mode import gdal_exceptions
 from .palette import Legend, default_legend
-
-gdal.UseExceptions()
 
 T = TypeVar("T")
 BLOCK = 256
@@ -120,15 +119,16 @@ class LabelWriter:
         if ds is None:
             return errors
 
-        def collect(unraisable: Any) -> None:
-            errors.append(str(unraisable.exc_value))
+        def collect(error_class: int, _number: int, message: str) -> None:
+            if error_class >= gdal.CE_Failure:
+                errors.append(message)
 
-        hook = sys.unraisablehook
-        sys.unraisablehook = collect
-        try:
-            del ds
-        finally:
-            sys.unraisablehook = hook
+        with gdal_exceptions(False):  # so GDAL reports to this thread's handler instead of raising in __del__
+            gdal.PushErrorHandler(collect)
+            try:
+                del ds
+            finally:
+                gdal.PopErrorHandler()
         return errors
 
     def close(self) -> None:
