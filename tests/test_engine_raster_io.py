@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from data_factory import ORIGIN, make_raster
-from osgeo import gdal, osr
+from osgeo import gdal
 from treeseg.treeseg_plugin.engine import EngineError, Progress
 from treeseg.treeseg_plugin.engine.georef import window_geotransform, working_window
 from treeseg.treeseg_plugin.engine.raster_io import RasterSource
