@@ -187,3 +187,15 @@ def test_pipeline_reports_ellipsoidal_hectares_and_keeps_map_units(tmp_path, tin
     assert "ellipsoidal" in result.stats["area_note"] and "2.417 x the true area" in result.stats["area_note"]
     first = result.cluster_area[1]
     assert f"{first['hectares']:.4f} ha" in log.text and f"{first['map_units']:.6g} map units²" in log.text
+
+
+def test_segment_trees_in_processing_overlays_an_unreferenced_frame(treeseg_provider, tmp_path, tiny):
+    """The user's path: Processing's Segment Trees, with an extent drawn on the frame in QGIS."""
+    import processing
+    from qgis.core import QgsRasterLayer
+
+    frame = _drone_frame(tmp_path / "frame.png")
+    results = processing.run("treeseg:segmenttrees", {
+        "INPUT": str(frame), "WEIGHTS": tiny, "TILE_SIZE": 64, "OVERLAP": 16, "K": 2,
+        "EXTENT": "20,84,-70,-22", "OUTPUT": str(tmp_path / "labels.tif")})
+    assert _extent(QgsRasterLayer(results["OUTPUT"], "labels")) == (20.0, -70.0, 84.0, -22.0)
