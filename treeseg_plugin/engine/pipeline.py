@@ -91,7 +91,7 @@ def _finite(value: float) -> Optional[float]:
 def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit: Fit, area: PixelArea,
                   writer: LabelWriter, stride: int, progress: Progress) -> _Labels:
     pixels = np.zeros(fit.k + 1, dtype=np.int64)
-    hectares = None if area.row_hectares(np.zeros(1)) is None else np.zeros(fit.k + 1)
+    hectares = np.zeros(fit.k + 1) if area.has_hectares else None
     report = StageProgress(progress, 80, 97)
     for top in range(0, window.height, BLOCK):
         h = min(BLOCK, window.height - top)
@@ -103,8 +103,7 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
             writer.write(top, left, labels)
             pixels += np.bincount(labels.ravel(), minlength=fit.k + 1)
             if hectares is not None:
-                row_ha = area.row_hectares(np.arange(top, top + h, dtype=np.float64))
-                weights = np.broadcast_to(row_ha[:, None], labels.shape).ravel()
+                weights = area.block_hectares(top, left, h, w).ravel()
                 hectares += np.bincount(labels.ravel(), weights=weights, minlength=fit.k + 1)
         writer.flush()
         source.flush()
@@ -264,7 +263,7 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
         with stage(STAGES[0]):
             source, window = _open_input(config, model, progress, stack)
             gt = window_geotransform(source.geotransform, window)
-            area = pixel_area(gt, source.srs)
+            area = pixel_area(gt, source.srs, window.width, window.height)
         progress.progress(3)
 
         with stage(STAGES[1]):
