@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -70,6 +71,10 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
     BATCH_SIZE = "BATCH_SIZE"
     MAX_SAMPLES = "MAX_SAMPLES"
     ALLOW_DOWNLOAD = "ALLOW_DOWNLOAD"
+    NIR_BAND = "NIR_BAND"
+    CANOPY_HEIGHT = "CANOPY_HEIGHT"
+    MIN_TREE_HEIGHT = "MIN_TREE_HEIGHT"
+    TREE_CLUSTERS = "TREE_CLUSTERS"
     OUTPUT = "OUTPUT"
     STATS = "STATS"
     OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
@@ -175,6 +180,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
                   "token with access to the gated repository: the authentication configuration chosen in "
                   "TreeSeg's Settings, or HF_TOKEN).", advanced=True)
 
+        self._add_tree_parameters()
         self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Tree segmentation labels")),
                   "Byte GeoTIFF on the input's grid: labels 1..K (1 = largest cluster), 0 = NoData; with a "
                   "colour table and a .qml style beside it.")
@@ -187,6 +193,25 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             optional=True, createByDefault=False),
             "One polygon per connected region of a cluster, with fields cluster and area.")
         self.addOutput(QgsProcessingOutputNumber(self.CHOSEN_K, self.tr("Chosen number of clusters")))
+
+    def _add_tree_parameters(self) -> None:
+        """The evidence that decides which clusters are trees, and the user's override."""
+        self._add(QgsProcessingParameterBand(self.NIR_BAND, self.tr("Near-infrared band"), None, self.INPUT,
+                                             optional=True),
+                  "For RGBN imagery (e.g. band 4): clusters are then trees by their NDVI (at least 0.4) unless "
+                  "canopy heights are given.", advanced=True)
+        self._add(QgsProcessingParameterRasterLayer(self.CANOPY_HEIGHT, self.tr("Canopy height raster (m)"),
+                                                    optional=True),
+                  "A canopy height model in metres (any CRS and resolution; resampled to the orthophoto's grid, "
+                  "its NoData honoured): clusters are trees by their median height, and crowns are split at "
+                  "treetops.")
+        self._add(QgsProcessingParameterNumber(self.MIN_TREE_HEIGHT, self.tr("Minimum tree height (m)"), Double,
+                                               ENGINE_DEFAULTS.min_tree_height, minValue=0.01),
+                  "With canopy heights: a cluster whose median height reaches this is trees.", advanced=True)
+        self._add(QgsProcessingParameterString(self.TREE_CLUSTERS, self.tr("Tree clusters (override)"),
+                                               optional=True),
+                  "Cluster numbers that are trees, separated by commas (e.g. 2,5): they replace the rule. "
+                  "Empty: the rule decides (heights, else NDVI, else excess green and VARI).", advanced=True)
 
     def _add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
         parameter.setHelp(self.tr(help_text))
@@ -285,8 +310,10 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(self.EXTENT):
             rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
             extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        heights = self.parameterAsRasterLayer(parameters, self.CANOPY_HEIGHT, context)
         return {
             "input_path": layer.source(),
+            "canopy_height_path": heights.source() if heights is not None else None,
             "output_path": self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             "extent": extent,
             **self._settings_arguments(parameters, context),
@@ -315,4 +342,17 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             "max_samples": self.parameterAsInt(parameters, self.MAX_SAMPLES, context),
             "allow_download": self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context),
+            "nir_band": self.parameterAsInt(parameters, self.NIR_BAND, context) or None,
+            "min_tree_height": self.parameterAsDouble(parameters, self.MIN_TREE_HEIGHT, context),
+            "tree_clusters": parse_tree_clusters(self.parameterAsString(parameters, self.TREE_CLUSTERS, context)),
         }
+
+
+def parse_tree_clusters(text: str) -> list[int] | None:
+    """TREE_CLUSTERS ("2, 5") as label numbers; None when empty. Raises EngineError naming the fix."""
+    parts = [part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip()]
+    if not parts:
+        return None
+    if not all(part.isdigit() for part in parts):
+        raise EngineError(f"Tree clusters '{text}': give cluster numbers separated by commas, e.g. 2,5.")
+    return sorted({int(part) for part in parts})

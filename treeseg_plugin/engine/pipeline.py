@@ -47,6 +47,7 @@ from ..version import plugin_version
 from . import clustering
 from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
+from .evidence import EvidenceAccumulator, HeightGrid, check_nir_band, read_block
 from .features import FeatureStore, TileEncoder
 from .georef import PixelArea, Window, pixel_area, window_geotransform, working_window
 from .labels import block_labels
@@ -58,6 +59,7 @@ from .result import SegmentationResult
 from .runtime import load_model
 from .staging import Staging
 from .tiling import TilePlan, grid_length, plan_tiles
+from .tree_rule import decide_trees, evidence_line
 from .writer import BLOCK, LabelWriter, write_qml
 
 STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
@@ -79,6 +81,7 @@ class _Fit:
 class _Labels:
     pixels: np.ndarray
     hectares: Optional[np.ndarray]
+    evidence: EvidenceAccumulator
 
 
 def _weights_sha256(weights: Any) -> Optional[str]:
@@ -139,7 +142,10 @@ def _fit(store: FeatureStore, config: SegmentationConfig, progress: Progress) ->
 
 
 def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit: _Fit, area: PixelArea,
-                  writer: LabelWriter, stride: int, progress: Progress) -> _Labels:
+                  writer: LabelWriter, config: SegmentationConfig, heights: Optional[HeightGrid],
+                  progress: Progress) -> _Labels:
+    """Predict and write the labels block by block, gathering each cluster's evidence from the same reads."""
+    evidence = EvidenceAccumulator(fit.k, config.nir_band is not None, heights is not None)
     pixels = np.zeros(fit.k + 1, dtype=np.int64)
     hectares = None if area.row_hectares(np.zeros(1)) is None else np.zeros(fit.k + 1)
     report = StageProgress(progress, 80, 97)
@@ -148,9 +154,11 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
         for left in range(0, window.width, BLOCK):
             check_canceled(progress)
             w = min(BLOCK, window.width - left)
-            valid = source.read_valid(window.x0 + left, window.y0 + top, w, h)
-            labels = block_labels(store, fit.centroids, clustering.squared_distances, stride, top, left, valid)
+            block = read_block(source, window.x0 + left, window.y0 + top, w, h, config.nir_band, heights, left, top)
+            labels = block_labels(store, fit.centroids, clustering.squared_distances, config.stride, top, left,
+                                  block.valid)
             writer.write(top, left, labels)
+            evidence.add(labels, block)
             pixels += np.bincount(labels.ravel(), minlength=fit.k + 1)
             if hectares is not None:
                 row_ha = area.row_hectares(np.arange(top, top + h, dtype=np.float64))
@@ -158,8 +166,29 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
                 hectares += np.bincount(labels.ravel(), weights=weights, minlength=fit.k + 1)
         writer.flush()
         source.flush()
+        if heights is not None:
+            heights.flush()
         report((top + h) / window.height)
-    return _Labels(pixels, hectares)
+    return _Labels(pixels, hectares, evidence)
+
+
+def _decide_trees(labels: _Labels, config: SegmentationConfig, progress: Progress) -> Dict[str, Any]:
+    """The tree rule on the evidence, logged with its numbers; the statistics' "trees" section."""
+    clusters = labels.evidence.clusters()
+    decisions = decide_trees(clusters, config.min_tree_height, config.tree_clusters)
+    lines = []
+    for cluster, decision in zip(clusters, decisions):
+        verdict = "trees" if decision.is_tree else "not trees"
+        lines.append(f"Cluster {cluster.label}: {verdict} ({decision.basis}: {decision.reason}). "
+                     f"Evidence: {evidence_line(cluster)}.")
+    progress.info("Which clusters are trees:\n" + "\n".join(lines))
+    tree_labels = [d.label for d in decisions if d.is_tree]
+    progress.info(f"Tree clusters: {', '.join(map(str, tree_labels)) or 'none'}.")
+    return {"tree_labels": tree_labels, "min_tree_height_m": config.min_tree_height,
+            "nir_band": config.nir_band, "canopy_height": config.canopy_height_path and
+            os.path.abspath(config.canopy_height_path),
+            "clusters": {str(c.label): {**c.to_json(), "is_tree": d.is_tree, "basis": d.basis, "reason": d.reason}
+                         for c, d in zip(clusters, decisions)}}
 
 
 def _build_stats(config: SegmentationConfig, source: RasterSource, window: Window, backbone: Any,
@@ -292,7 +321,18 @@ def _open_input(config: SegmentationConfig, progress: Progress, stack: contextli
     progress.info(source.describe_masks())
     source.compute_stretch(progress, StageProgress(progress, 0, 3),
                            (window.x0, window.y0, window.width, window.height))
+    check_nir_band(source, config.nir_band)
     return source, window
+
+
+def _open_heights(config: SegmentationConfig, source: RasterSource, window: Window, gt: Any,
+                  stack: contextlib.ExitStack) -> Optional[HeightGrid]:
+    """The canopy height raster on the label grid (closed with ``stack``), when one is given."""
+    if not config.canopy_height_path:
+        return None
+    heights = HeightGrid(config.canopy_height_path, window, gt, source.srs)
+    stack.callback(heights.close)
+    return heights
 
 
 def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
@@ -311,6 +351,7 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
             source, window = _open_input(config, progress, stack)
             gt = window_geotransform(source.geotransform, window)
             area = pixel_area(gt, source.srs)
+            heights = _open_heights(config, source, window, gt, stack)
         progress.progress(3)
 
         with stage(STAGES[1]):
@@ -340,9 +381,11 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
             try:
                 writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs, fit.k)
                 stack.callback(writer.close)
-                labels = _write_labels(source, window, store, fit, area, writer, config.stride, progress)
+                labels = _write_labels(source, window, store, fit, area, writer, config, heights, progress)
+                trees = _decide_trees(labels, config, progress)
+                writer.set_trees(fit.k, trees["tree_labels"])
                 writer.finish()
-                write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k)
+                write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k, trees["tree_labels"])
             except OSError as exc:  # LabelWriter's WriteError, the .qml, or the feature file gone with its folder
                 raise write_error(f"the label raster '{config.output_path}'", exc, output_folder) from exc
         if config.polygons_path:
@@ -355,6 +398,7 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
                      "tile_height": plan.tile_height, "grid_cols": plan.grid_cols, "grid_rows": plan.grid_rows}
         stats = _build_stats(config, source, window, backbone, device, precision, plan_info, fit, labels,
                              area, stage.timings(time.perf_counter() - started))
+        stats["trees"] = trees
         for k in range(1, fit.k + 1):
             ha = stats["cluster_area"][str(k)]["hectares"]
             progress.info(f"Cluster {k}: {stats['cluster_pixels'][str(k)]} px "
@@ -378,6 +422,7 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
         output_path=output, chosen_k=fit.k, wcss=dict(fit.wcss), wcss_drop=dict(fit.drop),
         cluster_pixels={k: int(labels.pixels[k]) for k in range(1, fit.k + 1)},
         cluster_area={int(k): v for k, v in stats["cluster_area"].items()}, stats=stats,
+        tree_clusters=list(trees["tree_labels"]),
         polygons_path=os.path.abspath(config.polygons_path) if config.polygons_path else None,
         stats_path=os.path.abspath(config.stats_path) if config.stats_path else None,
         style_path=os.path.splitext(output)[0] + ".qml")

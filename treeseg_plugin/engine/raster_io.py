@@ -285,10 +285,14 @@ class RasterSource:
         rgb = np.stack([scaled[i] for i in self.bands])
         return rgb, valid
 
-    def read_valid(self, x0: int, y0: int, w: int, h: int) -> np.ndarray:
-        """Validity [h, w] of a window inside the raster."""
-        values = {i: self._band_values(i, x0, y0, w, h) for i in self._unique}
-        return self._valid(values, x0, y0, w, h)
+    def read_with_raw(self, x0: int, y0: int, w: int, h: int, extra: Sequence[int] = ()) \
+            -> Tuple[np.ndarray, np.ndarray, Dict[int, np.ndarray]]:
+        """Like :meth:`read_inside`, plus the unscaled values of the RGB bands and of ``extra`` bands (one
+        read per band: the labelling pass gets the evidence bands from the same read)."""
+        raw = {i: self._band_values(i, x0, y0, w, h) for i in sorted(set(self._unique) | set(extra))}
+        valid = self._valid({i: raw[i] for i in self._unique}, x0, y0, w, h)
+        rgb = np.stack([self._scaled(i, raw[i]) for i in self.bands])
+        return rgb, valid, raw
 
     def read(self, x0: int, y0: int, w: int, h: int) -> Tuple[np.ndarray, np.ndarray]:
         """Like :meth:`read_inside` for any window; pixels beyond the raster edges are mirrored."""

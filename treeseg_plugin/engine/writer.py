@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import sys
 import xml.etree.ElementTree as ET
-from typing import Any, Callable, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Collection, List, Optional, Sequence, TypeVar
 
 import numpy as np
 from osgeo import gdal, osr
@@ -78,13 +78,22 @@ class LabelWriter:
             self.ds.SetSpatialRef(srs)
         self.band = self.ds.GetRasterBand(1)
         self.band.SetNoDataValue(0)
+        self._set_classes(k, None)
+        self.band.SetColorInterpretation(gdal.GCI_PaletteIndex)
+
+    def _set_classes(self, k: int, trees: Optional[Collection[int]]) -> None:
         table = gdal.ColorTable()
         table.SetColorEntry(0, (0, 0, 0, 0))
         for label in range(1, k + 1):
-            table.SetColorEntry(label, (*cluster_color(label), 255))
+            table.SetColorEntry(label, (*cluster_color(label, trees), 255))
         self.band.SetColorTable(table)
-        self.band.SetColorInterpretation(gdal.GCI_PaletteIndex)
-        self.band.SetCategoryNames(category_names(k))
+        self.band.SetCategoryNames(category_names(k, trees))
+
+    @_gdal_write
+    def set_trees(self, k: int, trees: Collection[int]) -> None:
+        """Colours and names saying which clusters are trees, once the rule has decided (after the pixels:
+        the file is already paletted, so only the colour map changes, which GDAL allows)."""
+        self._set_classes(k, trees)
 
     @_gdal_write
     def write(self, top: int, left: int, labels: np.ndarray) -> None:
@@ -134,7 +143,7 @@ class LabelWriter:
         self._close()
 
 
-def qml_text(k: int) -> str:
+def qml_text(k: int, trees: Optional[Collection[int]] = None) -> str:
     """A QGIS paletted-renderer style for labels 1..k (0 stays transparent)."""
     root = ET.Element("qgis", {"version": "3.22.0", "styleCategories": "AllStyleCategories"})
     pipe = ET.SubElement(root, "pipe")
@@ -143,8 +152,8 @@ def qml_text(k: int) -> str:
     ET.SubElement(renderer, "rasterTransparency")
     palette = ET.SubElement(renderer, "colorPalette")
     for label in range(1, k + 1):
-        ET.SubElement(palette, "paletteEntry", {"value": str(label), "color": cluster_hex(label),
-                                                "alpha": "255", "label": cluster_name(label)})
+        ET.SubElement(palette, "paletteEntry", {"value": str(label), "color": cluster_hex(label, trees),
+                                                "alpha": "255", "label": cluster_name(label, trees)})
     ET.SubElement(pipe, "brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
     ET.SubElement(pipe, "huesaturation", {"saturation": "0", "grayscaleMode": "0", "invertColors": "0",
                                           "colorizeOn": "0", "colorizeRed": "255", "colorizeGreen": "128",
@@ -157,7 +166,7 @@ def qml_text(k: int) -> str:
     return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + body + "\n"
 
 
-def write_qml(path: str, k: int) -> None:
+def write_qml(path: str, k: int, trees: Optional[Collection[int]] = None) -> None:
     """Write the paletted style for labels 1..k to ``path``."""
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(qml_text(k))
+        handle.write(qml_text(k, trees))
