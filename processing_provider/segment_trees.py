@@ -75,6 +75,9 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
     CANOPY_HEIGHT = "CANOPY_HEIGHT"
     MIN_TREE_HEIGHT = "MIN_TREE_HEIGHT"
     TREE_CLUSTERS = "TREE_CLUSTERS"
+    MIN_CROWN_AREA = "MIN_CROWN_AREA"
+    TREES = "TREES"
+    CROWNS = "CROWNS"
     OUTPUT = "OUTPUT"
     STATS = "STATS"
     OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
@@ -192,6 +195,15 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT_POLYGONS, self.tr("Cluster polygons"), QgsProcessing.SourceType.TypeVectorPolygon,
             optional=True, createByDefault=False),
             "One polygon per connected region of a cluster, with fields cluster and area.")
+        self._add(QgsProcessingParameterRasterDestination(self.TREES, self.tr("Tree canopy mask"), optional=True,
+                                                          createByDefault=False),
+                  "Byte GeoTIFF on the labels' grid: 1 = tree canopy (the tree clusters), 0 = not trees, "
+                  "255 = NoData; with a .qml style.")
+        self._add(QgsProcessingParameterVectorDestination(
+            self.CROWNS, self.tr("Tree crowns"), QgsProcessing.SourceType.TypeVectorPolygon, optional=True,
+            createByDefault=False),
+            "One polygon per tree crown (watershed from the treetops of the canopy height, or of the distance to "
+            "the canopy edge), with crown_id, area_m2, height_max, height_mean and cluster.")
         self.addOutput(QgsProcessingOutputNumber(self.CHOSEN_K, self.tr("Chosen number of clusters")))
 
     def _add_tree_parameters(self) -> None:
@@ -212,6 +224,9 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
                                                optional=True),
                   "Cluster numbers that are trees, separated by commas (e.g. 2,5): they replace the rule. "
                   "Empty: the rule decides (heights, else NDVI, else excess green and VARI).", advanced=True)
+        self._add(QgsProcessingParameterNumber(self.MIN_CROWN_AREA, self.tr("Minimum crown area (m²)"), Double,
+                                               ENGINE_DEFAULTS.min_crown_area, minValue=0.0),
+                  "Crowns smaller than this are left out of the crown polygons.", advanced=True)
 
     def _add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
         parameter.setHelp(self.tr(help_text))
@@ -285,6 +300,8 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT: result.output_path,
             self.STATS: result.stats_path,
             self.OUTPUT_POLYGONS: result.polygons_path,
+            self.TREES: result.trees_path,
+            self.CROWNS: result.crowns_path,
             self.CHOSEN_K: result.chosen_k,
         }
         return self._outputs
@@ -294,7 +311,8 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         if self._outputs:
             from .results import present_results
 
-            present_results(context, self._outputs[self.OUTPUT], self._outputs[self.STATS], self.icon())
+            present_results(context, self._outputs[self.OUTPUT], self._outputs[self.STATS], self.icon(),
+                            self._outputs[self.TREES])
         return {}
 
     def _engine_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
@@ -320,6 +338,8 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             "token": self._token,
             "stats_path": self.parameterAsFileOutput(parameters, self.STATS, context) or None,
             "polygons_path": self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context) or None,
+            "trees_path": self.parameterAsOutputLayer(parameters, self.TREES, context) or None,
+            "crowns_path": self.parameterAsOutputLayer(parameters, self.CROWNS, context) or None,
         }
 
     def _settings_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
@@ -344,6 +364,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             "allow_download": self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context),
             "nir_band": self.parameterAsInt(parameters, self.NIR_BAND, context) or None,
             "min_tree_height": self.parameterAsDouble(parameters, self.MIN_TREE_HEIGHT, context),
+            "min_crown_area": self.parameterAsDouble(parameters, self.MIN_CROWN_AREA, context),
             "tree_clusters": parse_tree_clusters(self.parameterAsString(parameters, self.TREE_CLUSTERS, context)),
         }
 

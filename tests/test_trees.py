@@ -168,3 +168,86 @@ def test_stats_show_the_evidence(tmp_path, tiny, scene):
     csv_text = (tmp_path / "s.csv").read_text()
     assert "label,is_tree,basis,reason,mean_r" in csv_text and ": trees" in csv_text
     assert "Which clusters are trees" in (tmp_path / "s.html").read_text()
+
+
+# -- TREES and CROWNS --------------------------------------------------------------------------
+
+
+def test_tree_mask_is_on_the_label_grid_with_nodata(tmp_path, tiny, scene):
+    invalid = np.zeros(scene["soil"].shape, bool)
+    invalid[150:, 20:60] = True
+    ortho = write_scene(tmp_path / "rgb.tif", scene)
+    dataset = gdal.Open(str(ortho), gdal.GA_Update)
+    for b in (1, 2, 3):
+        band = dataset.GetRasterBand(b)
+        band.SetNoDataValue(0)
+        values = band.ReadAsArray()
+        values[invalid] = 0
+        band.WriteArray(values)
+    dataset = band = None
+    result = segment(tmp_path, tiny, ortho, trees_path=str(tmp_path / "out" / "trees.tif"))
+    mask_ds, labels_ds = gdal.Open(result.trees_path), gdal.Open(result.output_path)
+    assert mask_ds.GetGeoTransform() == labels_ds.GetGeoTransform() == gdal.Open(str(ortho)).GetGeoTransform()
+    assert mask_ds.GetSpatialRef().IsSame(labels_ds.GetSpatialRef())
+    band = mask_ds.GetRasterBand(1)
+    assert band.DataType == gdal.GDT_Byte and band.GetNoDataValue() == 255
+    mask, labels = band.ReadAsArray(), labels_ds.GetRasterBand(1).ReadAsArray()
+    assert np.array_equal(mask == 255, invalid) and np.array_equal(mask == 255, labels == 0)
+    assert np.array_equal(mask == 1, np.isin(labels, result.tree_clusters))
+    assert (mask[scene["trees"] & ~invalid] == 1).mean() > 0.95
+    assert (tmp_path / "out" / "trees.qml").read_text().count("<paletteEntry") == 2
+    assert result.stats["trees"]["canopy_pixels"] == int((mask == 1).sum())
+
+
+def _crowns(path: str) -> list[dict]:
+    from osgeo import ogr
+
+    vector = ogr.Open(path)
+    layer = vector.GetLayer(0)
+    names = ("crown_id", "area_m2", "height_max", "height_mean", "cluster")  # GeoJSON drops all-null fields
+    out = [{**{name: feature.GetField(name) if feature.GetFieldIndex(name) >= 0 else None for name in names},
+            "geometry": feature.GetGeometryRef().Clone(), "srs": layer.GetSpatialRef()} for feature in layer]
+    return out
+
+
+def test_crowns_from_heights_one_per_tree(tmp_path, tiny, scene):
+    chm = write_chm(tmp_path / "chm.tif", scene["height"], epsg=3857, pixel_size=1.0)
+    result = segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), canopy_height_path=str(chm),
+                     crowns_path=str(tmp_path / "out" / "crowns.gpkg"))
+    crowns = _crowns(result.crowns_path)
+    assert 32 <= len(crowns) <= 40  # 36 trees in the scene
+    assert sorted(c["crown_id"] for c in crowns) == list(range(1, len(crowns) + 1))
+    ortho_srs = gdal.Open(result.output_path).GetSpatialRef()
+    for crown in crowns:
+        assert crown["geometry"].IsValid() and crown["srs"].IsSame(ortho_srs)
+        assert crown["area_m2"] == pytest.approx(crown["geometry"].GetArea(), rel=1e-6)  # UTM: 1 unit = 1 m
+        assert 1 < crown["height_mean"] < crown["height_max"] <= 17 and crown["height_max"] >= 8  # tops 10-16 m
+        assert crown["cluster"] in result.tree_clusters
+    assert result.stats["trees"]["crowns"] == len(crowns)
+
+
+def test_crowns_without_heights_and_min_area(tmp_path, tiny, scene):
+    ortho = write_scene(tmp_path / "rgb.tif", scene)
+    result = segment(tmp_path, tiny, ortho, crowns_path=str(tmp_path / "a" / "crowns.gpkg"), min_crown_area=0)
+    crowns = _crowns(result.crowns_path)
+    assert crowns and all(c["height_max"] is None for c in crowns)
+    smallest = min(c["area_m2"] for c in crowns)
+    fewer = segment(tmp_path, tiny, ortho, crowns_path=str(tmp_path / "b" / "crowns.geojson"),
+                    min_crown_area=smallest + 0.01)
+    assert len(_crowns(fewer.crowns_path)) < len(crowns)
+
+
+def test_crowns_cross_block_cores_whole(monkeypatch, tmp_path, tiny, scene):
+    """With 64 px cores the crowns are the same as with one block: ids follow the treetops, not the blocks."""
+    from treeseg.treeseg_plugin.engine import crowns as crowns_module
+
+    chm = write_chm(tmp_path / "chm.tif", scene["height"], epsg=32617, pixel_size=0.5)
+    ortho = write_scene(tmp_path / "rgb.tif", scene)
+    whole = _crowns(segment(tmp_path, tiny, ortho, canopy_height_path=str(chm),
+                            crowns_path=str(tmp_path / "whole.gpkg")).crowns_path)
+    monkeypatch.setattr(crowns_module, "CORE", 64)
+    blocked = _crowns(segment(tmp_path, tiny, ortho, canopy_height_path=str(chm),
+                              crowns_path=str(tmp_path / "blocked.gpkg")).crowns_path)
+    assert len(blocked) == len(whole)
+    assert sum(c["area_m2"] for c in blocked) == pytest.approx(sum(c["area_m2"] for c in whole))
+    assert sorted(c["height_max"] for c in blocked) == sorted(c["height_max"] for c in whole)

@@ -45,7 +45,9 @@ from osgeo import gdal
 from ..dinov3 import Backbone
 from ..version import plugin_version
 from . import clustering
+from .canopy import write_tree_mask
 from .config import SegmentationConfig, validate_config
+from .crowns import write_crowns
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
 from .evidence import EvidenceAccumulator, HeightGrid, check_nir_band, read_block
 from .features import FeatureStore, TileEncoder
@@ -63,7 +65,9 @@ from .tree_rule import decide_trees, evidence_line
 from .writer import BLOCK, LabelWriter, write_qml
 
 STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
-          "Writing polygons", "Writing statistics")  # the last two only when those outputs are asked for
+          "Writing polygons", "Writing statistics", "Writing tree mask", "Writing crowns")
+# the stages after "Writing labels" only when those outputs are asked for; the tree mask and the crowns
+# are written after the polygons and before the statistics (which count them)
 SIDECARS = (".aux.xml", ".ovr", ".msk")  # GDAL files beside a raster that describe it: stale ones go
 
 
@@ -335,6 +339,36 @@ def _open_heights(config: SegmentationConfig, source: RasterSource, window: Wind
     return heights
 
 
+def _write_tree_outputs(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: List[int],
+                        heights: Optional[HeightGrid], area: PixelArea, k: int, stage: _Stages,
+                        progress: Progress) -> Dict[str, Any]:
+    """TREES and CROWNS when asked for (staged); what the statistics say about them."""
+    out: Dict[str, Any] = {}
+    if config.trees_path:
+        with stage(STAGES[7]):
+            try:
+                out["canopy_pixels"] = write_tree_mask(labels_path, staging.path(config.trees_path), tree_labels,
+                                                       progress)
+            except OSError as exc:
+                raise write_error(f"the tree canopy mask '{config.trees_path}'", exc,
+                                  os.path.dirname(os.path.abspath(config.trees_path))) from exc
+            progress.info(f"Tree canopy: {out['canopy_pixels']} px.")
+    if config.crowns_path:
+        with stage(STAGES[8]):
+            try:
+                out["crowns"] = write_crowns(labels_path, staging.path(config.crowns_path), tree_labels, heights,
+                                             area, config.min_tree_height, config.min_crown_area, k, progress)
+            except (OSError, RuntimeError) as exc:
+                if progress.is_canceled():
+                    raise Canceled() from exc
+                raise write_error(f"the crowns '{config.crowns_path}'", exc,
+                                  os.path.dirname(os.path.abspath(config.crowns_path))) from exc
+            how = "canopy height" if heights is not None else "distance to the canopy edge"
+            progress.info(f"Wrote {out['crowns']} crowns (watershed on the {how}; at least "
+                          f"{config.min_crown_area:g} m² each).")
+    return out
+
+
 def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
     grid = tuple(backbone.grid_size(plan.tile_height, plan.tile_width))
     if grid != plan.tile_grid:
@@ -393,6 +427,8 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
                 count = polygonize(staged_output, staging.path(config.polygons_path), progress,
                                    config.polygons_path)
                 progress.info(f"Wrote {count} polygons.")
+        trees.update(_write_tree_outputs(config, staging, staged_output, trees["tree_labels"], heights, area, fit.k,
+                                         stage, progress))
         progress.progress(99)
         plan_info = {"total": len(plan.tiles), "skipped": encoder.skipped, "tile_width": plan.tile_width,
                      "tile_height": plan.tile_height, "grid_cols": plan.grid_cols, "grid_rows": plan.grid_rows}
@@ -423,6 +459,8 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
         cluster_pixels={k: int(labels.pixels[k]) for k in range(1, fit.k + 1)},
         cluster_area={int(k): v for k, v in stats["cluster_area"].items()}, stats=stats,
         tree_clusters=list(trees["tree_labels"]),
+        trees_path=os.path.abspath(config.trees_path) if config.trees_path else None,
+        crowns_path=os.path.abspath(config.crowns_path) if config.crowns_path else None,
         polygons_path=os.path.abspath(config.polygons_path) if config.polygons_path else None,
         stats_path=os.path.abspath(config.stats_path) if config.stats_path else None,
         style_path=os.path.splitext(output)[0] + ".qml")
