@@ -7,6 +7,7 @@ soil; a tiny random-weight DINOv3 separates them by colour and texture, which is
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +252,39 @@ def test_crowns_cross_block_cores_whole(monkeypatch, tmp_path, tiny, scene):
     assert len(blocked) == len(whole)
     assert sum(c["area_m2"] for c in blocked) == pytest.approx(sum(c["area_m2"] for c in whole))
     assert sorted(c["height_max"] for c in blocked) == sorted(c["height_max"] for c in whole)
+
+
+class _CancelIn(Log):
+    """Asks to stop at the first cancel check inside ``stage``."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__()
+        self.target = stage
+
+    def is_canceled(self) -> bool:
+        return bool(self.stages) and self.stages[-1] == self.target
+
+
+@pytest.mark.parametrize("stage", ["Writing tree mask", "Writing crowns"])
+def test_cancel_in_the_tree_stages_leaves_the_destination_untouched(tmp_path, tiny, scene, stage):
+    from treeseg.treeseg_plugin.engine import Canceled
+
+    ortho = write_scene(tmp_path / "rgb.tif", scene)
+    out = tmp_path / "dest"
+    out.mkdir()
+    (out / "crowns.gpkg").write_bytes(b"previous crowns")
+    with pytest.raises(Canceled):
+        run_segmentation(SegmentationConfig(input_path=str(ortho), output_path=str(out / "labels.tif"), model=tiny,
+                                            k=4, tile_size=64, overlap=16, trees_path=str(out / "trees.tif"),
+                                            crowns_path=str(out / "crowns.gpkg")), _CancelIn(stage))
+    assert os.listdir(out) == ["crowns.gpkg"] and (out / "crowns.gpkg").read_bytes() == b"previous crowns"
+
+
+def test_tree_stages_are_reported_in_order(tmp_path, tiny, scene):
+    log = Log()
+    segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), log, trees_path=str(tmp_path / "t.tif"),
+            crowns_path=str(tmp_path / "c.gpkg"), stats_path=str(tmp_path / "s.json"))
+    assert log.stages[-3:] == ["Writing tree mask", "Writing crowns", "Writing statistics"]
+    assert log.percents == sorted(log.percents)
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["trees"]["crowns"] > 0 and stats["trees"]["canopy_pixels"] > 0

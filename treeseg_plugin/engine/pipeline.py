@@ -44,10 +44,8 @@ from osgeo import gdal
 
 from ..dinov3 import Backbone
 from ..version import plugin_version
-from . import clustering
-from .canopy import write_tree_mask
+from . import clustering, tree_outputs
 from .config import SegmentationConfig, validate_config
-from .crowns import write_crowns
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
 from .evidence import EvidenceAccumulator, HeightGrid, check_nir_band, read_block
 from .features import FeatureStore, TileEncoder
@@ -61,7 +59,6 @@ from .result import SegmentationResult
 from .runtime import load_model
 from .staging import Staging
 from .tiling import TilePlan, grid_length, plan_tiles
-from .tree_rule import decide_trees, evidence_line
 from .writer import BLOCK, LabelWriter, write_qml
 
 STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
@@ -174,25 +171,6 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
             heights.flush()
         report((top + h) / window.height)
     return _Labels(pixels, hectares, evidence)
-
-
-def _decide_trees(labels: _Labels, config: SegmentationConfig, progress: Progress) -> Dict[str, Any]:
-    """The tree rule on the evidence, logged with its numbers; the statistics' "trees" section."""
-    clusters = labels.evidence.clusters()
-    decisions = decide_trees(clusters, config.min_tree_height, config.tree_clusters)
-    lines = []
-    for cluster, decision in zip(clusters, decisions):
-        verdict = "trees" if decision.is_tree else "not trees"
-        lines.append(f"Cluster {cluster.label}: {verdict} ({decision.basis}: {decision.reason}). "
-                     f"Evidence: {evidence_line(cluster)}.")
-    progress.info("Which clusters are trees:\n" + "\n".join(lines))
-    tree_labels = [d.label for d in decisions if d.is_tree]
-    progress.info(f"Tree clusters: {', '.join(map(str, tree_labels)) or 'none'}.")
-    return {"tree_labels": tree_labels, "min_tree_height_m": config.min_tree_height,
-            "nir_band": config.nir_band, "canopy_height": config.canopy_height_path and
-            os.path.abspath(config.canopy_height_path),
-            "clusters": {str(c.label): {**c.to_json(), "is_tree": d.is_tree, "basis": d.basis, "reason": d.reason}
-                         for c, d in zip(clusters, decisions)}}
 
 
 def _build_stats(config: SegmentationConfig, source: RasterSource, window: Window, backbone: Any,
@@ -329,46 +307,6 @@ def _open_input(config: SegmentationConfig, progress: Progress, stack: contextli
     return source, window
 
 
-def _open_heights(config: SegmentationConfig, source: RasterSource, window: Window, gt: Any,
-                  stack: contextlib.ExitStack) -> Optional[HeightGrid]:
-    """The canopy height raster on the label grid (closed with ``stack``), when one is given."""
-    if not config.canopy_height_path:
-        return None
-    heights = HeightGrid(config.canopy_height_path, window, gt, source.srs)
-    stack.callback(heights.close)
-    return heights
-
-
-def _write_tree_outputs(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: List[int],
-                        heights: Optional[HeightGrid], area: PixelArea, k: int, stage: _Stages,
-                        progress: Progress) -> Dict[str, Any]:
-    """TREES and CROWNS when asked for (staged); what the statistics say about them."""
-    out: Dict[str, Any] = {}
-    if config.trees_path:
-        with stage(STAGES[7]):
-            try:
-                out["canopy_pixels"] = write_tree_mask(labels_path, staging.path(config.trees_path), tree_labels,
-                                                       progress)
-            except OSError as exc:
-                raise write_error(f"the tree canopy mask '{config.trees_path}'", exc,
-                                  os.path.dirname(os.path.abspath(config.trees_path))) from exc
-            progress.info(f"Tree canopy: {out['canopy_pixels']} px.")
-    if config.crowns_path:
-        with stage(STAGES[8]):
-            try:
-                out["crowns"] = write_crowns(labels_path, staging.path(config.crowns_path), tree_labels, heights,
-                                             area, config.min_tree_height, config.min_crown_area, k, progress)
-            except (OSError, RuntimeError) as exc:
-                if progress.is_canceled():
-                    raise Canceled() from exc
-                raise write_error(f"the crowns '{config.crowns_path}'", exc,
-                                  os.path.dirname(os.path.abspath(config.crowns_path))) from exc
-            how = "canopy height" if heights is not None else "distance to the canopy edge"
-            progress.info(f"Wrote {out['crowns']} crowns (watershed on the {how}; at least "
-                          f"{config.min_crown_area:g} m² each).")
-    return out
-
-
 def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
     grid = tuple(backbone.grid_size(plan.tile_height, plan.tile_width))
     if grid != plan.tile_grid:
@@ -385,7 +323,7 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
             source, window = _open_input(config, progress, stack)
             gt = window_geotransform(source.geotransform, window)
             area = pixel_area(gt, source.srs)
-            heights = _open_heights(config, source, window, gt, stack)
+            heights = tree_outputs.open_heights(config, source, window, gt, stack)
         progress.progress(3)
 
         with stage(STAGES[1]):
@@ -416,7 +354,7 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
                 writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs, fit.k)
                 stack.callback(writer.close)
                 labels = _write_labels(source, window, store, fit, area, writer, config, heights, progress)
-                trees = _decide_trees(labels, config, progress)
+                trees = tree_outputs.decide(labels.evidence, config, progress)
                 writer.set_trees(fit.k, trees["tree_labels"])
                 writer.finish()
                 write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k, trees["tree_labels"])
@@ -427,8 +365,13 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
                 count = polygonize(staged_output, staging.path(config.polygons_path), progress,
                                    config.polygons_path)
                 progress.info(f"Wrote {count} polygons.")
-        trees.update(_write_tree_outputs(config, staging, staged_output, trees["tree_labels"], heights, area, fit.k,
-                                         stage, progress))
+        if config.trees_path:
+            with stage(STAGES[7]):
+                trees.update(tree_outputs.write_mask(config, staging, staged_output, trees["tree_labels"], progress))
+        if config.crowns_path:
+            with stage(STAGES[8]):
+                trees.update(tree_outputs.write_crown_polygons(config, staging, staged_output, trees["tree_labels"],
+                                                               heights, area, fit.k, progress))
         progress.progress(99)
         plan_info = {"total": len(plan.tiles), "skipped": encoder.skipped, "tile_width": plan.tile_width,
                      "tile_height": plan.tile_height, "grid_cols": plan.grid_cols, "grid_rows": plan.grid_rows}
