@@ -8,6 +8,7 @@ the input), after the tree rule has decided.
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from typing import Collection, Iterator, Tuple
 
@@ -65,7 +66,7 @@ def write_tree_mask(labels_path: str, mask_path: str, tree_labels: Collection[in
         raise WriteError(str(exc).strip() or "GDAL reported a write error") from None
     finally:
         band = source = mask = labels = None
-    with open(mask_path[: mask_path.rfind(".")] + ".qml", "w", encoding="utf-8") as handle:
+    with open(os.path.splitext(mask_path)[0] + ".qml", "w", encoding="utf-8") as handle:
         handle.write(mask_qml())
     return canopy
 
