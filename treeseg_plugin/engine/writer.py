@@ -92,7 +92,8 @@ class LabelWriter:
     @_gdal_write
     def set_trees(self, k: int, trees: Collection[int]) -> None:
         """Colours and names saying which clusters are trees, once the rule has decided (after the pixels:
-        the file is already paletted, so only the colour map changes, which GDAL allows)."""
+        the file is already paletted, so only the TIFF colour map changes; GDAL's GTiff driver rewrites it
+        in update mode, 3.6 here and in its current source, unlike a photometric change)."""
         self._set_classes(k, trees)
 
     @_gdal_write
