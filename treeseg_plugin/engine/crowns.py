@@ -40,7 +40,7 @@ from scipy import ndimage
 from .canopy import tree_lookup
 from .config import polygon_driver
 from .errors import Canceled
-from .evidence import HeightGrid
+from .evidence import HeightGrid, group_max
 from .georef import PixelArea
 from .progress import Progress, check_canceled
 
@@ -114,7 +114,7 @@ def crown_block(canopy: np.ndarray, heights: Optional[np.ndarray], metres: float
     ``edge_distance``
     (px to the block's edges inside the raster) keeps out treetops whose window the block cuts."""
     if heights is not None:
-        surface = np.where(canopy & np.isfinite(heights), heights, 0.0)
+        surface = np.where(canopy & np.isfinite(heights), heights, np.float32(0)).astype(np.float32)
         canopy = canopy & (surface >= min_tree_height)
         eligible = canopy
         side = (WINDOW_BASE_M + WINDOW_PER_M * surface) / metres
@@ -192,25 +192,33 @@ def _crown_raster(labels: gdal.Dataset, path: str, tree_labels: Collection[int],
 
 def _count(tally: _Tally, ids: np.ndarray, labels: np.ndarray, heights: Optional[np.ndarray], area: PixelArea,
            top: int) -> None:
-    """Add one core's pixels to the tally of their crowns."""
+    """Add one core's pixels to the tally of their crowns (one bincount per quantity)."""
     inside = ids > 0
     if not inside.any():
         return
     rows = np.broadcast_to(np.arange(top, top + ids.shape[0], dtype=np.float64)[:, None], ids.shape)[inside]
     row_ha = area.row_hectares(rows)
     pixel_area = row_ha * 1e4 if row_ha is not None else np.full(rows.shape, area.map_units)
-    crowns, labels = ids[inside].astype(np.int64), labels[inside]
-    h = heights[inside].astype(np.float64) if heights is not None else None
-    for crown in np.unique(crowns):
-        mine = crowns == crown
-        tally.pixels[crown] += int(mine.sum())
-        tally.area[crown] += float(pixel_area[mine].sum())
-        tally.clusters[crown] += np.bincount(labels[mine], minlength=tally.k + 1)
-        if h is not None and np.isfinite(h[mine]).any():
-            values = h[mine][np.isfinite(h[mine])]
-            tally.height_sum[crown] += float(values.sum())
-            tally.height_pixels[crown] += int(values.size)
-            tally.height_max[crown] = max(tally.height_max[crown], float(values.max()))
+    crowns, index = np.unique(ids[inside], return_inverse=True)
+    n = len(crowns)
+    pixels = np.bincount(index, minlength=n)
+    areas = np.bincount(index, weights=pixel_area, minlength=n)
+    clusters = np.bincount(index * (tally.k + 1) + labels[inside], minlength=n * (tally.k + 1)).reshape(n, -1)
+    h_sum = h_count = h_max = None
+    if heights is not None:
+        h = heights[inside].astype(np.float64)
+        ok = np.isfinite(h)
+        h_sum = np.bincount(index[ok], weights=h[ok], minlength=n)
+        h_count = np.bincount(index[ok], minlength=n)
+        h_max = group_max(index[ok], h[ok], n)
+    for i, crown in enumerate(crowns.tolist()):
+        tally.pixels[crown] += int(pixels[i])
+        tally.area[crown] += float(areas[i])
+        tally.clusters[crown] += clusters[i]
+        if h_count is not None and h_count[i]:
+            tally.height_sum[crown] += float(h_sum[i])
+            tally.height_pixels[crown] += int(h_count[i])
+            tally.height_max[crown] = max(tally.height_max[crown], float(h_max[i]))
 
 
 def _new_layer(path: str, srs: object) -> Tuple[ogr.DataSource, ogr.Layer]:
@@ -280,7 +288,9 @@ def _copy_crowns(parts: ogr.DataSource, layer: ogr.Layer, tally: _Tally, min_cro
 
 def _write_crown(layer: ogr.Layer, defn: ogr.FeatureDefn, number: int, crown: int, geometry: ogr.Geometry,
                  tally: _Tally) -> None:
-    merged = geometry.UnionCascaded() if geometry.GetGeometryCount() > 1 else geometry
+    merged = geometry  # parts touching at corners only (4-connected pieces of an 8-connected crown) are valid
+    if not merged.IsValid():
+        merged = merged.UnionCascaded()  # parts sharing edges (a crown across a core edge)
     if not merged.IsValid():
         merged = merged.MakeValid()
     merged = ogr.ForceToMultiPolygon(merged)

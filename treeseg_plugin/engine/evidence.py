@@ -157,9 +157,9 @@ class EvidenceAccumulator:
             ok = np.isfinite(h) & (flat > 0)
             lab, h = flat[ok], h[ok].astype(np.float64)
             self.height_sum += np.bincount(lab, weights=h, minlength=n)
-            np.maximum.at(self.height_max, lab, h)
+            np.maximum(self.height_max, group_max(lab, h, n), out=self.height_max)
             bins = np.clip((h / HEIGHT_BIN_M).astype(np.int64), 0, _BINS - 1)
-            np.add.at(self.height_hist, (lab, bins), 1)
+            self.height_hist += np.bincount(lab * _BINS + bins, minlength=n * _BINS).reshape(n, _BINS)
 
     def clusters(self) -> List[ClusterEvidence]:
         """The evidence of clusters 1..k."""
@@ -184,6 +184,17 @@ class EvidenceAccumulator:
                            "height_max": float(self.height_max[label])}
         return ClusterEvidence(label, count, r, g, b, float(self.exg[label] / count), vari, ndvi, ndvi_pixels,
                                **heights)
+
+
+def group_max(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """The maximum of ``values`` per group 0..n-1 (-inf for an empty group); faster than ufunc.at."""
+    out = np.full(n, -np.inf)
+    if groups.size:
+        order = np.argsort(groups, kind="stable")
+        sorted_groups = groups[order]
+        starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+        out[sorted_groups[starts]] = np.maximum.reduceat(values[order], starts)
+    return out
 
 
 def _hist_quantile(hist: np.ndarray, q: float) -> float:
