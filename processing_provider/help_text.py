@@ -28,6 +28,16 @@ cluster with the most patches in the fit sample (not always the most pixels), 0 
 table and a .qml style beside it. Optional: a statistics report (.json, .csv or .html with an elbow chart)
 and cluster polygons. CHOSEN_K returns the K used.</p>
 
+<h3>Which clusters are trees</h3>
+<p>While the labels are written, each cluster's mean colour, excess green (ExG), VARI, NDVI (with a
+<i>Near-infrared band</i>) and canopy height (mean, median, 90th percentile, with a <i>Canopy height
+raster</i> in metres, resampled to the orthophoto's grid) are measured. The first rule with evidence
+decides: the <i>Tree clusters</i> you name; else a median height of at least <i>Minimum tree height</i>; else
+NDVI of at least 0.4; else ExG of at least 0.05 with VARI of at least 0. The log gives the numbers. Tree
+clusters are named "Cluster N: trees" and drawn in greens. Optional outputs: the <i>Tree canopy mask</i>
+(1 = trees, 0 = not, 255 = NoData) and the <i>Tree crowns</i>, split by a watershed from treetops of the canopy
+height (or of the distance to the canopy edge), crowns under <i>Minimum crown area</i> left out.</p>
+
 <h3>Device</h3>
 <p><i>auto</i> uses a CUDA GPU, then Apple MPS, then the CPU. A device you choose is honoured or refused:
 <i>cuda</i> stops with a message when PyTorch sees no CUDA GPU (a CPU-only PyTorch, a missing driver), and

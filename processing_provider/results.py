@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, List, Optional
 
 from qgis.core import QgsMapLayer, QgsProcessingContext, QgsProcessingFeedback, QgsProcessingLayerPostProcessorInterface
 from qgis.PyQt.QtGui import QIcon
@@ -19,19 +19,14 @@ REPORT_SUFFIXES = (".html", ".htm")
 class LabelLayerStyler(QgsProcessingLayerPostProcessorInterface):
     """Applies the run's ``.qml`` (paletted renderer, "Cluster N" class names) to the loaded label layer.
 
-    Processing does not own post-processors, so the latest one is kept alive in ``instance``.
+    Processing does not own post-processors, so the latest run's are kept alive in ``instances``.
     """
 
-    instance: Optional[LabelLayerStyler] = None
+    instances: ClassVar[List[QgsProcessingLayerPostProcessorInterface]] = []
 
     def __init__(self, style_path: str):
         super().__init__()
         self.style_path = style_path
-
-    @classmethod
-    def create(cls, style_path: str) -> LabelLayerStyler:
-        cls.instance = cls(style_path)
-        return cls.instance
 
     def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> None:
@@ -43,11 +38,17 @@ class LabelLayerStyler(QgsProcessingLayerPostProcessorInterface):
         layer.emitStyleChanged()
 
 
-def present_results(context: QgsProcessingContext, output_path: str, stats_path: Optional[str], icon: QIcon) -> None:
-    """Style the label layer if Processing loads it, and list an HTML report in the results viewer."""
-    style = str(Path(output_path).with_suffix(".qml"))
-    if context.willLoadLayerOnCompletion(output_path) and Path(style).is_file():
-        context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(LabelLayerStyler.create(style))
+def present_results(context: QgsProcessingContext, output_path: str, stats_path: Optional[str], icon: QIcon,
+                    trees_path: Optional[str] = None) -> None:
+    """Style the label layer and the tree canopy mask if Processing loads them, and list an HTML report in
+    the results viewer."""
+    styled = {}
+    for path in filter(None, (output_path, trees_path)):
+        style = str(Path(path).with_suffix(".qml"))
+        if context.willLoadLayerOnCompletion(path) and Path(style).is_file():
+            styled[path] = LabelLayerStyler(style)
+            context.layerToLoadOnCompletionDetails(path).setPostProcessor(styled[path])
+    LabelLayerStyler.instances = list(styled.values())
     if stats_path and stats_path.lower().endswith(REPORT_SUFFIXES) and _has_main_window():
         from processing.core.ProcessingResults import resultsList
 

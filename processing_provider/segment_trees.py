@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -73,6 +74,13 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
     MAX_SAMPLES = "MAX_SAMPLES"
     ALLOW_DOWNLOAD = "ALLOW_DOWNLOAD"
     CLUSTER_MODEL = "CLUSTER_MODEL"
+    NIR_BAND = "NIR_BAND"
+    CANOPY_HEIGHT = "CANOPY_HEIGHT"
+    MIN_TREE_HEIGHT = "MIN_TREE_HEIGHT"
+    TREE_CLUSTERS = "TREE_CLUSTERS"
+    MIN_CROWN_AREA = "MIN_CROWN_AREA"
+    TREES = "TREES"
+    CROWNS = "CROWNS"
     OUTPUT = "OUTPUT"
     STATS = "STATS"
     OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
@@ -184,6 +192,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
                   "stretch and colours (no fit; the K settings are not used), so every raster shares labels. "
                   "It must come from the same weights, patch stride and bands.")
 
+        self._add_tree_parameters()
         self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Tree segmentation labels")),
                   "Byte GeoTIFF on the input's grid: labels 1..K (1 = most fit-sample patches), 0 = NoData; with a "
                   "colour table and a .qml style beside it.")
@@ -199,7 +208,38 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             self.CLUSTER_MODEL_OUTPUT, self.tr("Cluster model (save)"), CLUSTER_MODEL_FILTER, optional=True,
             createByDefault=False),
             "Save the clusters this run fits (.tscm), to apply them to other rasters with the Cluster model input.")
+        self._add(QgsProcessingParameterRasterDestination(self.TREES, self.tr("Tree canopy mask"), optional=True,
+                                                          createByDefault=False),
+                  "Byte GeoTIFF on the labels' grid: 1 = tree canopy (the tree clusters), 0 = not trees, "
+                  "255 = NoData; with a .qml style.")
+        self._add(QgsProcessingParameterVectorDestination(
+            self.CROWNS, self.tr("Tree crowns"), QgsProcessing.SourceType.TypeVectorPolygon, optional=True,
+            createByDefault=False),
+            "One polygon per tree crown (watershed from the treetops of the canopy height, or of the distance to "
+            "the canopy edge), with crown_id, area_m2, height_max, height_mean and cluster.")
         self.addOutput(QgsProcessingOutputNumber(self.CHOSEN_K, self.tr("Chosen number of clusters")))
+
+    def _add_tree_parameters(self) -> None:
+        """The evidence that decides which clusters are trees, and the user's override."""
+        self._add(QgsProcessingParameterBand(self.NIR_BAND, self.tr("Near-infrared band"), None, self.INPUT,
+                                             optional=True),
+                  "For RGBN imagery (e.g. band 4): clusters are then trees by their NDVI (at least 0.4) unless "
+                  "canopy heights are given.", advanced=True)
+        self._add(QgsProcessingParameterRasterLayer(self.CANOPY_HEIGHT, self.tr("Canopy height raster (m)"),
+                                                    optional=True),
+                  "A canopy height model in metres (any CRS and resolution; resampled to the orthophoto's grid, "
+                  "its NoData honoured): clusters are trees by their median height, and crowns are split at "
+                  "treetops.")
+        self._add(QgsProcessingParameterNumber(self.MIN_TREE_HEIGHT, self.tr("Minimum tree height (m)"), Double,
+                                               ENGINE_DEFAULTS.min_tree_height, minValue=0.01),
+                  "With canopy heights: a cluster whose median height reaches this is trees.", advanced=True)
+        self._add(QgsProcessingParameterString(self.TREE_CLUSTERS, self.tr("Tree clusters (override)"),
+                                               optional=True),
+                  "Cluster numbers that are trees, separated by commas (e.g. 2,5): they replace the rule. "
+                  "Empty: the rule decides (heights, else NDVI, else excess green and VARI).", advanced=True)
+        self._add(QgsProcessingParameterNumber(self.MIN_CROWN_AREA, self.tr("Minimum crown area (m²)"), Double,
+                                               ENGINE_DEFAULTS.min_crown_area, minValue=0.0),
+                  "Crowns smaller than this are left out of the crown polygons.", advanced=True)
 
     def _add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
         parameter.setHelp(self.tr(help_text))
@@ -216,7 +256,8 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             return ok, message
         try:  # the engine's own rules, in its words (the paths are checked when the run starts)
             validate_settings(SegmentationConfig(input_path="", output_path="",
-                                                 **self._settings_arguments(parameters, context)))
+                                                 **self._settings_arguments(parameters, context),
+                                                 **self._tree_arguments(parameters, context)))
             validate_cluster_model_paths(self.parameterAsFile(parameters, self.CLUSTER_MODEL, context),
                                          self.parameterAsFileOutput(parameters, self.CLUSTER_MODEL_OUTPUT, context))
         except EngineError as error:
@@ -276,6 +317,8 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             self.STATS: result.stats_path,
             self.OUTPUT_POLYGONS: result.polygons_path,
             self.CLUSTER_MODEL_OUTPUT: result.cluster_model_path,
+            self.TREES: result.trees_path,
+            self.CROWNS: result.crowns_path,
             self.CHOSEN_K: result.chosen_k,
         }
         return self._outputs
@@ -285,7 +328,8 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         if self._outputs:
             from .results import present_results
 
-            present_results(context, self._outputs[self.OUTPUT], self._outputs[self.STATS], self.icon())
+            present_results(context, self._outputs[self.OUTPUT], self._outputs[self.STATS], self.icon(),
+                            self._outputs[self.TREES])
         return {}
 
     def _engine_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
@@ -301,16 +345,21 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(self.EXTENT):
             rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
             extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        heights = self.parameterAsRasterLayer(parameters, self.CANOPY_HEIGHT, context)
         return {
             "input_path": layer.source(),
+            "canopy_height_path": heights.source() if heights is not None else None,
             "output_path": self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             "extent": extent,
             **self._settings_arguments(parameters, context),
+            **self._tree_arguments(parameters, context),
             "token": self._token,
             "stats_path": self.parameterAsFileOutput(parameters, self.STATS, context) or None,
             "polygons_path": self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context) or None,
             "cluster_model": self.parameterAsFile(parameters, self.CLUSTER_MODEL, context) or None,
             "cluster_model_output": self.parameterAsFileOutput(parameters, self.CLUSTER_MODEL_OUTPUT, context) or None,
+            "trees_path": self.parameterAsOutputLayer(parameters, self.TREES, context) or None,
+            "crowns_path": self.parameterAsOutputLayer(parameters, self.CROWNS, context) or None,
         }
 
     def _settings_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
@@ -334,3 +383,22 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             "max_samples": self.parameterAsInt(parameters, self.MAX_SAMPLES, context),
             "allow_download": self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context),
         }
+
+    def _tree_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """The SegmentationConfig fields that decide which clusters are trees and shape the crowns."""
+        return {
+            "nir_band": self.parameterAsInt(parameters, self.NIR_BAND, context) or None,
+            "min_tree_height": self.parameterAsDouble(parameters, self.MIN_TREE_HEIGHT, context),
+            "min_crown_area": self.parameterAsDouble(parameters, self.MIN_CROWN_AREA, context),
+            "tree_clusters": parse_tree_clusters(self.parameterAsString(parameters, self.TREE_CLUSTERS, context)),
+        }
+
+
+def parse_tree_clusters(text: str) -> list[int] | None:
+    """TREE_CLUSTERS ("2, 5") as label numbers; None when empty. Raises EngineError naming the fix."""
+    parts = [part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip()]
+    if not parts:
+        return None
+    if not all(part.isdigit() for part in parts):
+        raise EngineError(f"Tree clusters '{text}': give cluster numbers separated by commas, e.g. 2,5.")
+    return sorted({int(part) for part in parts})

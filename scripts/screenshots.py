@@ -121,7 +121,8 @@ def result_picture(output_dir: Path, sample_layer, results: dict) -> Path:
     labels = QgsRasterLayer(results["OUTPUT"], "labels")
     labels.loadNamedStyle(str(Path(results["OUTPUT"]).with_suffix(".qml")))
     classes = labels.renderer().classes()
-    legend_rows = (len(classes) + 3) // 4
+    per_row = 2  # "Cluster 3: not trees" needs half the map's width
+    legend_rows = (len(classes) + per_row - 1) // per_row
     width = 2 * MAP_SIZE + 3 * MARGIN
     height = CAPTION_HEIGHT + MAP_SIZE + 2 * MARGIN + legend_rows * LEGEND_ROW
     picture = QImage(width, height, QImage.Format.Format_RGB32)
@@ -137,10 +138,10 @@ def result_picture(output_dir: Path, sample_layer, results: dict) -> Path:
         painter.drawImage(left, CAPTION_HEIGHT, image)
     top = CAPTION_HEIGHT + MAP_SIZE + MARGIN
     for index, entry in enumerate(classes):
-        left = MARGIN + MAP_SIZE + MARGIN + (index % 4) * (MAP_SIZE // 4)
-        row_top = top + (index // 4) * LEGEND_ROW
+        left = MARGIN + MAP_SIZE + MARGIN + (index % per_row) * (MAP_SIZE // per_row)
+        row_top = top + (index // per_row) * LEGEND_ROW
         painter.fillRect(QRect(left, row_top + 3, 14, 14), entry.color)
-        painter.drawText(QRect(left + 18, row_top, MAP_SIZE // 4 - 18, LEGEND_ROW),
+        painter.drawText(QRect(left + 18, row_top, MAP_SIZE // per_row - 18, LEGEND_ROW),
                          Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, entry.label)
     painter.end()
     path = output_dir / "result.png"

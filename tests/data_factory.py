@@ -140,3 +140,69 @@ def trap_vrt(folder: Union[str, Path], x0: int, y0: int, side: int, size: int = 
                    f"<GeoTransform>{ORIGIN[0]}, {pixel_size}, 0, {ORIGIN[1]}, 0, {-pixel_size}</GeoTransform>"
                    f'{"".join(bands)}</VRTDataset>')
     return vrt
+
+
+SCENE_SIZE = 192
+SCENE_PIXEL = 0.5  # metres: the scene is 96 m x 96 m
+
+
+def vegetation_scene(seed: int = 0) -> dict[str, np.ndarray]:
+    """A 192 x 192 px scene at 0.5 m with known parts (bool masks ``trees``, ``grass``, ``court``, ``soil``):
+    a stand of round dark-green textured crowns (left half; heights 10-16 m at the tops, 4 m at the edges),
+    a light-green lawn (0.2 m high), a smooth teal sports court (green to ExG, but no NIR: not vegetation;
+    0 m) and tan soil (0 m). Returns those masks and ``rgb`` [3, h, w], ``nir`` [h, w] in 0..1 and
+    ``height`` [h, w] in metres."""
+    rng = np.random.default_rng(seed)
+    size = SCENE_SIZE
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    trees = np.zeros((size, size), bool)
+    height = np.zeros((size, size))
+    for cy in range(12, size, 21):
+        for cx in range(12, 90, 21):
+            radius, top = 11 + 2 * rng.random(), 10 + 6 * rng.random()
+            d = np.hypot(yy - cy - rng.integers(-2, 3), xx - cx - rng.integers(-2, 3)) / radius
+            crown = d < 1
+            height[crown] = np.maximum(height[crown], top - (top - 4) * d[crown] ** 2)
+            trees |= crown
+    grass = (xx >= 112) & (xx < 176) & (yy >= 16) & (yy < 80)
+    court = (xx >= 112) & (xx < 176) & (yy >= 112) & (yy < 176)
+    height[grass] = 0.2
+    soil = ~(trees | grass | court)
+    noise = rng.random((size, size)) - 0.5
+    rgb = np.empty((3, size, size))
+    nir = np.empty((size, size))
+    for mask, colour, texture, infrared in ((soil, (0.62, 0.50, 0.36), 0.05, 0.30),
+                                            (trees, (0.10, 0.32, 0.08), 0.10, 0.60),
+                                            (grass, (0.30, 0.62, 0.22), 0.03, 0.85),
+                                            (court, (0.12, 0.50, 0.42), 0.0, 0.08)):
+        for band in range(3):
+            rgb[band][mask] = colour[band] + texture * colour[band] * noise[mask]
+        nir[mask] = infrared + 0.05 * noise[mask]
+    return {"rgb": np.clip(rgb, 0, 1), "nir": np.clip(nir, 0, 1), "height": height, "trees": trees,
+            "grass": grass, "court": court, "soil": soil}
+
+
+def write_scene(path: Union[str, Path], scene: dict[str, np.ndarray], nir: bool = False) -> Path:
+    """The scene as a Byte GeoTIFF (RGB, or RGBN with ``nir``) at 0.5 m in EPSG:32617."""
+    bands = [scene["rgb"][0], scene["rgb"][1], scene["rgb"][2]] + ([scene["nir"]] if nir else [])
+    data = np.round(np.stack(bands) * 250).astype(np.uint8)
+    return make_raster(path, SCENE_SIZE, SCENE_SIZE, bands=len(bands), data=data, pixel_size=SCENE_PIXEL)
+
+
+def write_chm(path: Union[str, Path], height: np.ndarray, epsg: int = 3857, pixel_size: float = 1.0,
+              nodata_box: Optional[tuple[int, int, int, int]] = None) -> Path:
+    """A canopy height model (Float32, metres, NoData -9999) of the scene's heights, warped to ``epsg`` at
+    ``pixel_size``; ``nodata_box`` (x0, y0, x1, y1 in scene pixels) is NoData."""
+    path = Path(path)
+    height = height.astype(np.float32).copy()
+    if nodata_box is not None:
+        x0, y0, x1, y1 = nodata_box
+        height[y0:y1, x0:x1] = -9999
+    fine = make_raster(path.with_suffix(".fine.tif"), SCENE_SIZE, SCENE_SIZE, bands=1, dtype="Float32",
+                       data=height[None], nodata=-9999, pixel_size=SCENE_PIXEL)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    gdal.Warp(str(path), str(fine), dstSRS=srs.ExportToWkt(), xRes=pixel_size, yRes=pixel_size,
+              resampleAlg="average", srcNodata=-9999, dstNodata=-9999)
+    fine.unlink()
+    return path

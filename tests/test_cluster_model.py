@@ -76,7 +76,14 @@ def test_applying_the_model_to_its_own_raster_gives_byte_identical_outputs(tmp_p
     folder, fit = fitted
     log = Log()
     applied = _run(SAMPLE, tmp_path / "labels.tif", tiny, log, cluster_model=str(folder / "model.tscm"))
-    for name in ("labels.tif", "labels.tif.aux.xml", "labels.qml"):
+    ours, theirs = (gdal.Open(str(path / "labels.tif")) for path in (tmp_path, folder))
+    assert ours.ReadAsArray().tobytes() == theirs.ReadAsArray().tobytes()  # the labels, byte for byte
+    assert ours.GetGeoTransform() == theirs.GetGeoTransform() and ours.GetProjection() == theirs.GetProjection()
+    ours_band, theirs_band = ours.GetRasterBand(1), theirs.GetRasterBand(1)
+    assert ours_band.GetCategoryNames() == theirs_band.GetCategoryNames()
+    assert [ours_band.GetColorTable().GetColorEntry(i) for i in range(fit.chosen_k + 1)] == \
+        [theirs_band.GetColorTable().GetColorEntry(i) for i in range(fit.chosen_k + 1)]
+    for name in ("labels.tif.aux.xml", "labels.qml"):
         assert (tmp_path / name).read_bytes() == (folder / name).read_bytes(), name
     assert "Fitting k-means" not in log.stages and "Encoding tiles" in log.stages
     assert "no k-means fit and no K sweep" in log.text and "WCSS" not in log.text

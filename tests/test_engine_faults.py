@@ -43,7 +43,8 @@ class RaiseIn(Log):
 
     def stage(self, name: str) -> None:
         super().stage(name)
-        if name == self.target and name in ("Writing polygons", "Writing statistics"):
+        if name == self.target and name in ("Writing polygons", "Writing statistics", "Writing tree mask",
+                                            "Writing crowns"):
             raise self.error
 
     def progress(self, percent: float) -> None:
@@ -277,7 +278,8 @@ def test_an_exception_in_any_stage_leaves_no_temporary_files(tiny, uint16_raster
     log = RaiseIn(stage, boom)
     with pytest.raises(RuntimeError) as raised:
         _run(uint16_raster, dest / "labels.tif", tiny, log, stats_path=str(dest / "stats.json"),
-             polygons_path=str(dest / "polygons.gpkg"))
+             polygons_path=str(dest / "polygons.gpkg"), trees_path=str(dest / "trees.tif"),
+             crowns_path=str(dest / "crowns.gpkg"))
     assert raised.value is boom and stage in log.stages  # a bug is not disguised as a user error
     assert _snapshot(dest) == PREVIOUS and not _leftovers(dest)
 

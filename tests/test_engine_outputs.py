@@ -50,6 +50,7 @@ def _stats(k: int = 3) -> dict:
         "area_note": "Projected <CRS> & co", "input": {"path": "/data/<in>.tif"}, "output": "/o/out.tif",
         "model": {"variant": "vits16", "weights_path": "/w.pth"}, "device": "cpu", "precision": "fp32",
         "stride": 16, "tile_size": 512, "overlap": 64, "tiles": {"total": 4, "skipped": 1},
+        "legend": {"colors": [cluster_hex(i) for i in range(1, k + 1)], "names": category_names(k)},
     }
 
 

@@ -109,7 +109,9 @@ def test_output_grid_labels_style_and_result(tmp_path, tiny):
     assert 2 <= k <= 4
     assert np.array_equal(labels == 0, invalid)
     assert set(np.unique(labels[~invalid])) <= set(range(1, k + 1))
-    assert band.GetCategoryNames() == ["NoData"] + [f"Cluster {i}" for i in range(1, k + 1)]
+    trees = set(result.tree_clusters)
+    assert band.GetCategoryNames() == ["NoData"] + [f"Cluster {i}: {'trees' if i in trees else 'not trees'}"
+                                                    for i in range(1, k + 1)]
     assert band.GetColorTable().GetColorEntry(0)[3] == 0
     src = dst = band = None
     assert (tmp_path / "out" / "labels.qml").read_text().count("<paletteEntry") == k

@@ -49,7 +49,9 @@ def test_label_layer_is_added_with_the_paletted_style_and_category_names(run_in_
     assert isinstance(renderer, QgsPalettedRasterRenderer)
     classes = renderer.classes()
     assert [entry.value for entry in classes] == list(range(1, results["CHOSEN_K"] + 1))
-    assert [entry.label for entry in classes] == [f"Cluster {k}" for k in range(1, results["CHOSEN_K"] + 1)]
+    names = [f"Cluster {k}" for k in range(1, results["CHOSEN_K"] + 1)]
+    assert [entry.label.split(":")[0] for entry in classes] == names
+    assert all(entry.label.endswith((": trees", ": not trees")) for entry in classes)
 
     log = feedback.textLog()
     assert f"Chosen K = {results['CHOSEN_K']}" in log
@@ -67,3 +69,39 @@ def test_html_report_goes_to_the_processing_results_viewer(run_in_qgis, tmp_path
 
     run_in_qgis(STATS=str(tmp_path / "stats.json"))  # other formats are not HTML pages
     assert len(resultsList.getResults()) == before + 1
+
+
+def test_tree_mask_and_crowns_are_loaded_and_the_mask_styled(run_in_qgis, tmp_path):
+    results, _ = run_in_qgis(TREES=str(tmp_path / "trees.tif"), CROWNS=str(tmp_path / "crowns.gpkg"))
+    by_source = {layer.source().split("|")[0]: layer for layer in QgsProject.instance().mapLayers().values()}
+    mask = by_source[results["TREES"]]
+    assert isinstance(mask.renderer(), QgsPalettedRasterRenderer)
+    assert [entry.label for entry in mask.renderer().classes()] == ["not trees", "tree canopy"]
+    assert by_source[results["CROWNS"]].isValid()
+
+
+def test_batch_dialog_offers_the_tree_parameters_and_outputs(treeseg_provider, qgis_iface, tmp_path):
+    """The Batch dialog builds a row for every parameter and output, and its row runs."""
+    import processing
+    from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
+    from qgis.core import QgsApplication
+
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("treeseg:segmenttrees")
+    dialog = BatchAlgorithmDialog(algorithm)
+    panel = dialog.mainWidget()
+    for name in ("CANOPY_HEIGHT", "NIR_BAND", "MIN_TREE_HEIGHT", "TREE_CLUSTERS", "MIN_CROWN_AREA", "TREES", "CROWNS"):
+        assert name in panel.parameter_to_column, name
+    weights = write_meta_pth(tmp_path / "tiny.pth", make_state_dict("tiny", seed=0))
+    raster = make_raster(tmp_path / "ortho.tif", 96, 96)
+    values = {"INPUT": str(raster), "WEIGHTS": str(weights), "TILE_SIZE": 64, "OVERLAP": 16, "K": 3,
+              "TREE_CLUSTERS": "1", "MIN_CROWN_AREA": 0.5}
+    for name, value in values.items():
+        panel.wrappers[0][panel.parameter_to_column[name]].setParameterValue(value, panel.processing_context)
+    for name in ("OUTPUT", "TREES", "CROWNS"):
+        widget = panel.tblParameters.cellWidget(1, panel.parameter_to_column[name])
+        widget.setValue(str(tmp_path / f"{name.lower()}{'.gpkg' if name == 'CROWNS' else '.tif'}"))
+    parameters, ok = panel.parametersForRow(0, warnOnInvalid=True)
+    assert ok, dialog.messageBar().currentItem().text() if dialog.messageBar().currentItem() else ""
+    results = processing.run("treeseg:segmenttrees", parameters)
+    assert results["TREES"] == str(tmp_path / "trees.tif") and results["CROWNS"] == str(tmp_path / "crowns.gpkg")
+    dialog.close()

@@ -13,9 +13,11 @@ ALGORITHM_ID = "treeseg:segmenttrees"
 EXPECTED_PARAMETERS = [
     "INPUT", "BANDS", "EXTENT", "MODEL", "WEIGHTS", "DEVICE", "PRECISION", "STRIDE", "K", "K_MIN", "K_MAX",
     "ELBOW_THRESHOLD", "SEED", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD",
-    "CLUSTER_MODEL", "OUTPUT", "STATS", "OUTPUT_POLYGONS", "CLUSTER_MODEL_OUTPUT",
+    "CLUSTER_MODEL", "NIR_BAND", "CANOPY_HEIGHT", "MIN_TREE_HEIGHT", "TREE_CLUSTERS", "MIN_CROWN_AREA",
+    "OUTPUT", "STATS", "OUTPUT_POLYGONS", "CLUSTER_MODEL_OUTPUT", "TREES", "CROWNS",
 ]
-ADVANCED = {"TILE_SIZE", "OVERLAP", "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD"}
+ADVANCED = {"TILE_SIZE", "OVERLAP", "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD", "NIR_BAND", "MIN_TREE_HEIGHT",
+            "TREE_CLUSTERS", "MIN_CROWN_AREA"}
 SAMPLE = "sample/OSBS_029.tif"
 
 
@@ -55,6 +57,7 @@ def test_parameter_and_output_definitions(algorithm):
     # STATS is an HTML output because its filter offers .html: the report then opens in the Results viewer.
     assert outputs == {"OUTPUT": "outputRaster", "STATS": "outputHtml",
                        "OUTPUT_POLYGONS": "outputVector", "CLUSTER_MODEL_OUTPUT": "outputFile",
+                       "TREES": "outputRaster", "CROWNS": "outputVector",
                        "CHOSEN_K": "outputNumber"}
     model = algorithm.parameterDefinition("MODEL")
     assert model.options()[model.defaultValue()].startswith("ViT-S/16")
@@ -64,7 +67,7 @@ def test_parameter_and_output_definitions(algorithm):
 
 
 @pytest.mark.parametrize("name", ["K", "K_MIN", "K_MAX", "ELBOW_THRESHOLD", "SEED", "TILE_SIZE", "OVERLAP",
-                                  "BATCH_SIZE", "MAX_SAMPLES"])
+                                  "BATCH_SIZE", "MAX_SAMPLES", "MIN_TREE_HEIGHT", "MIN_CROWN_AREA"])
 def test_numeric_defaults_are_the_engine_defaults(algorithm, name):
     from treeseg.treeseg_plugin.engine.config import SegmentationConfig
 
@@ -81,6 +84,8 @@ def test_numeric_defaults_are_the_engine_defaults(algorithm, name):
     ({"BANDS": [1, 2]}, "choose 3 bands (red, green, blue) or 1 band"),
     ({"CLUSTER_MODEL": "m.json"}, "CLUSTER_MODEL"),  # QGIS checks the file filter itself
     ({"CLUSTER_MODEL": "a.tscm", "CLUSTER_MODEL_OUTPUT": "b.tscm"}, "applying a model fits nothing"),
+    ({"TREE_CLUSTERS": "2, x"}, "give cluster numbers separated by commas, e.g. 2,5"),
+    ({"K": 3, "TREE_CLUSTERS": "1,4"}, "name a cluster above K = 3"),
 ])
 def test_check_parameter_values_rejects_what_cannot_work(algorithm, overrides, fragment):
     parameters = {"INPUT": SAMPLE, "OUTPUT": "TEMPORARY_OUTPUT", **overrides}

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
-from data_factory import make_raster
+from data_factory import make_raster, vegetation_scene, write_chm, write_scene
 from osgeo import gdal
 from qgis.core import (
     QgsProcessingException,
@@ -59,7 +59,7 @@ def test_bundled_sample_with_vits16(treeseg_provider, checkpoints, tmp_path):
     results = run_segment_trees({"INPUT": str(SAMPLE), "WEIGHTS": str(checkpoints["vits16"]),
                                  "OUTPUT": str(output), "STATS": str(stats)})
 
-    assert set(results) == {"OUTPUT", "STATS", "OUTPUT_POLYGONS", "CHOSEN_K"}
+    assert set(results) == {"OUTPUT", "STATS", "OUTPUT_POLYGONS", "CLUSTER_MODEL_OUTPUT", "TREES", "CROWNS", "CHOSEN_K"}
     assert results["OUTPUT"] == str(output)
     chosen_k = results["CHOSEN_K"]
     assert 2 <= chosen_k <= 10
@@ -241,3 +241,87 @@ def test_qgis_process_run_returns_declared_outputs(checkpoints, tmp_path, plugin
     assert labels_ds.GetGeoTransform() == gdal.Open(str(SAMPLE)).GetGeoTransform()
     assert labels.max() == results["CHOSEN_K"]
     assert (output.parent / "labels.qml").exists()
+
+
+def build_crowns_model() -> QgsProcessingModelAlgorithm:
+    """Segment Trees (K = 4, a canopy height raster) -> its CROWNS -> native:buffer."""
+    model = QgsProcessingModelAlgorithm("Crowns and buffer", "TreeSeg tests")
+    for parameter in (QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
+                      QgsProcessingParameterRasterLayer("chm", "Canopy heights"),
+                      QgsProcessingParameterFile("weights", "Weights")):
+        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
+    static = QgsProcessingModelChildParameterSource.fromStaticValue
+    source = QgsProcessingModelChildParameterSource.fromModelParameter
+    segment = child(ALGORITHM, "segment", {
+        "INPUT": source("ortho"), "WEIGHTS": source("weights"), "CANOPY_HEIGHT": source("chm"),
+        "K": static(4), "TILE_SIZE": static(64), "OVERLAP": static(16)})
+    segment.setModelOutputs({})
+    crowns = QgsProcessingModelOutput("crowns", "Crowns")  # an intermediate output the buffer reads
+    crowns.setChildId("segment")
+    crowns.setChildOutputName("CROWNS")
+    segment.setModelOutputs({"crowns": crowns})
+    model.addChildAlgorithm(segment)
+    buffer = child("native:buffer", "buffer", {
+        "INPUT": QgsProcessingModelChildParameterSource.fromChildOutput("segment", "CROWNS"),
+        "DISTANCE": static(1.0)})
+    buffered = QgsProcessingModelOutput("buffered", "Buffered crowns")
+    buffered.setChildId("buffer")
+    buffered.setChildOutputName("OUTPUT")
+    buffer.setModelOutputs({"buffered": buffered})
+    model.addChildAlgorithm(buffer)
+    return model
+
+
+@pytest.mark.slow
+def test_crowns_chain_into_buffer_in_a_model_and_qgis_process(treeseg_provider, checkpoints, tmp_path, plugins_dir):
+    import processing
+
+    scene = vegetation_scene()
+    ortho = write_scene(tmp_path / "ortho.tif", scene)
+    chm = write_chm(tmp_path / "chm.tif", scene["height"], epsg=3857, pixel_size=1.0)
+    model = build_crowns_model()
+    ok, errors = model.validate()
+    assert ok, errors
+    names = {parameter.name() for parameter in model.destinationParameterDefinitions()}
+    [buffered] = [name for name in names if "buffered" in name]
+    [crowns] = [name for name in names if "crowns" in name and name != buffered]
+    results = processing.run(model, {"ortho": str(ortho), "chm": str(chm), "weights": str(checkpoints["tiny"]),
+                                     crowns: str(tmp_path / "crowns.gpkg"), buffered: str(tmp_path / "buf.gpkg")})
+    layer = QgsVectorLayer(results[buffered], "buffered", "ogr")
+    assert layer.isValid() and 30 <= layer.featureCount() <= 42  # 36 trees
+    assert {"crown_id", "area_m2", "height_max", "height_mean", "cluster"} <= set(layer.fields().names())
+
+    model_file = tmp_path / "crowns.model3"
+    assert model.toFile(str(model_file))
+    env = qgis_process_env(tmp_path / "home", plugins_dir)
+    enable_plugin("treeseg", env)
+    done, payload = run_algorithm(str(model_file), {
+        "ortho": ortho, "chm": chm, "weights": checkpoints["tiny"], crowns: tmp_path / "c2.gpkg",
+        buffered: tmp_path / "b2.gpkg"}, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert QgsVectorLayer(payload["results"][buffered], "b", "ogr").featureCount() == layer.featureCount()
+
+
+@pytest.mark.slow
+def test_qgis_process_writes_trees_and_crowns_on_the_input_grid(checkpoints, tmp_path, plugins_dir):
+    scene = vegetation_scene()
+    ortho = write_scene(tmp_path / "ortho.tif", scene, nir=True)
+    env = qgis_process_env(tmp_path / "home", plugins_dir)
+    enable_plugin("treeseg", env)
+    done, payload = run_algorithm(ALGORITHM, {
+        "INPUT": ortho, "WEIGHTS": checkpoints["tiny"], "K": 4, "TILE_SIZE": 64, "OVERLAP": 16,
+        "NIR_BAND": 4, "OUTPUT": tmp_path / "labels.tif", "TREES": tmp_path / "trees.tif",
+        "CROWNS": tmp_path / "crowns.gpkg", "MIN_CROWN_AREA": 2, "STATS": tmp_path / "stats.json"}, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = payload["results"]
+    assert results["TREES"] == str(tmp_path / "trees.tif") and results["CROWNS"] == str(tmp_path / "crowns.gpkg")
+    source, mask = gdal.Open(str(ortho)), gdal.Open(results["TREES"])
+    assert mask.GetGeoTransform() == source.GetGeoTransform()
+    assert mask.GetSpatialRef().IsSame(source.GetSpatialRef())
+    assert "Which clusters are trees" in done.stdout and "NDVI" in done.stdout
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert {c["basis"] for c in stats["trees"]["clusters"].values()} == {"ndvi"}
+    crowns = QgsVectorLayer(results["CROWNS"], "crowns", "ogr")
+    assert crowns.isValid() and crowns.featureCount() == stats["trees"]["crowns"] > 0
+    assert crowns.crs().authid() == "EPSG:32617"
+    assert all(feature["area_m2"] >= 2 for feature in crowns.getFeatures())

@@ -24,10 +24,8 @@ LABEL_SUFFIX = "_labels.tif"
 def _vrt_sources(path: str) -> List[str]:
     try:
         dataset = gdal.Open(path)
-    except RuntimeError:  # GDAL in exceptions mode
-        dataset = None
-    if dataset is None:
-        raise EngineError(f"Cannot open the VRT '{path}'. Check that it is a GDAL VRT file.")
+    except RuntimeError as exc:
+        raise EngineError(f"Cannot open the VRT '{path}' ({exc}). Check that it is a GDAL VRT file.") from exc
     files = [os.path.abspath(name) for name in (dataset.GetFileList() or [])[1:]]
     if not files:
         raise EngineError(f"The VRT '{path}' lists no raster files. Give the rasters or a folder instead.")

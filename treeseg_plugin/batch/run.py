@@ -30,6 +30,7 @@ from osgeo import gdal
 
 from ..engine.config import CLUSTER_MODEL_EXTENSION, SegmentationConfig, validate_settings
 from ..engine.errors import EngineError
+from ..engine.gdal_mode import raising_gdal_errors
 from ..engine.progress import Progress
 from .backends import make_backend
 from .inputs import expand_inputs, label_paths
@@ -69,6 +70,7 @@ def _spread(items: Sequence[str], count: int) -> List[str]:
     return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)] if count > 1 else [items[0]]
 
 
+@raising_gdal_errors
 def _sample_task(job: Tuple[str, Any, Dict[int, Any], int, str]) -> Tuple[Any, Any]:
     """On a worker: encode one fit raster and sample its features; with the backbone's identity."""
     from ..engine.cluster_model import backbone_identity
@@ -154,10 +156,10 @@ def _apply(settings: BatchSettings, model_path: str, outputs: Dict[str, str], ba
 def _mosaic(folder: str, outputs: Sequence[str]) -> str:
     path = os.path.join(folder, MOSAIC_NAME)
     temporary = path + ".part"
-    dataset = gdal.BuildVRT(temporary, [p for p in outputs if os.path.exists(p)])
-    if dataset is None:
-        raise EngineError(f"Could not build the mosaic '{path}': {gdal.GetLastErrorMsg()}")
-    dataset = None
+    try:
+        gdal.BuildVRT(temporary, [p for p in outputs if os.path.exists(p)]).FlushCache()
+    except RuntimeError as exc:
+        raise EngineError(f"Could not build the mosaic '{path}': {exc}") from exc
     os.replace(temporary, path)
     style = os.path.splitext(outputs[0])[0] + ".qml"
     if os.path.exists(style):
@@ -165,6 +167,7 @@ def _mosaic(folder: str, outputs: Sequence[str]) -> str:
     return path
 
 
+@raising_gdal_errors
 def run_batch(settings: BatchSettings, log: Optional[Progress] = None) -> str:
     """Fit (or reuse) the model, label every input, write the mosaic; returns the mosaic's path."""
     log = log or PrintProgress()

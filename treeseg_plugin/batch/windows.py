@@ -38,9 +38,10 @@ class Part:
 
 
 def _size_and_geotransform(raster: str) -> Tuple[int, int, Tuple[float, ...]]:
-    dataset = gdal.Open(raster)
-    if dataset is None:
-        raise EngineError(f"Cannot open '{raster}' to plan its windows: {gdal.GetLastErrorMsg()}")
+    try:
+        dataset = gdal.Open(raster)
+    except RuntimeError as exc:
+        raise EngineError(f"Cannot open '{raster}' to plan its windows: {exc}") from exc
     return dataset.RasterXSize, dataset.RasterYSize, tuple(dataset.GetGeoTransform(can_return_null=True) or ())
 
 
@@ -85,10 +86,10 @@ def stitch(parts: Sequence[Part], output: str) -> None:
     gdal.BuildVRT(mosaic, cores).FlushCache()
     with Staging() as staging:
         staged = staging.path(output)
-        written = gdal.Translate(staged, mosaic, format="GTiff",
-                                 creationOptions=["COMPRESS=DEFLATE", "TILED=YES"])
-        if written is None:
-            raise EngineError(f"Could not write '{output}' from its windows: {gdal.GetLastErrorMsg()}")
+        try:
+            written = gdal.Translate(staged, mosaic, format="GTiff", creationOptions=["COMPRESS=DEFLATE", "TILED=YES"])
+        except RuntimeError as exc:
+            raise EngineError(f"Could not write '{output}' from its windows: {exc}") from exc
         written.SetGeoTransform(_size_and_geotransform(parts[0].raster)[2])  # exact: the VRT's is recomputed
         written = None
         shutil.copyfile(os.path.splitext(parts[0].path)[0] + ".qml", os.path.splitext(staged)[0] + ".qml")

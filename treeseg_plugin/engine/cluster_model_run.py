@@ -33,7 +33,7 @@ from .config import SegmentationConfig
 from .errors import write_error
 from .features import FeatureStore
 from .fitting import Fit, KSettings, no_valid_pixels
-from .palette import default_legend
+from .palette import Legend, default_legend
 from .pixels import RasterSource, Stretch, stretched_bands
 from .progress import Progress
 from .raster_io import InputRaster
@@ -80,10 +80,12 @@ def input_bands(source: RasterSource) -> InputBands:
     return InputBands(tuple(source.bands), source.raster.ds.RasterCount, dict(source.stretch))
 
 
-def model_from_fit(fit: Fit, backbone: BackboneIdentity, bands: InputBands, record: FitRecord) -> ClusterModel:
-    """The cluster model of ``fit`` on features of ``backbone`` from rasters read with ``bands``."""
-    return ClusterModel(fit.centroids, dict(fit.wcss), dict(fit.drop), backbone, bands, default_legend(fit.k),
-                        record)
+def model_from_fit(fit: Fit, backbone: BackboneIdentity, bands: InputBands, record: FitRecord,
+                   legend: Optional[Legend] = None) -> ClusterModel:
+    """The cluster model of ``fit`` on features of ``backbone`` from rasters read with ``bands``; its legend is
+    ``legend`` (e.g. with the tree names a Segment Trees run gave its labels), else the fixed palette."""
+    return ClusterModel(fit.centroids, dict(fit.wcss), dict(fit.drop), backbone, bands,
+                        legend or default_legend(fit.k), record)
 
 
 def save_model(model: ClusterModel, staged: str, destination: str, progress: Progress) -> None:
@@ -96,9 +98,10 @@ def save_model(model: ClusterModel, staged: str, destination: str, progress: Pro
     progress.info(f"Cluster model (K = {model.k}) saved to '{destination}'.")
 
 
-def save_fitted(config: SegmentationConfig, fit: Fit, backbone: Any, source: RasterSource, staged: str,
-                progress: Progress) -> None:
-    """Save the model a Segment Trees run fitted on its one input to the staged ``cluster_model_output``."""
+def save_fitted(config: SegmentationConfig, fit: Fit, backbone: Any, source: RasterSource, legend: Legend,
+                staged: str, progress: Progress) -> None:
+    """Save the model a Segment Trees run fitted on its one input, with the legend its labels got, to the
+    staged ``cluster_model_output``."""
     record = fit_record(config, [FitInput(os.path.basename(config.input_path), fit.valid_patches, fit.samples)])
-    model = model_from_fit(fit, backbone_identity(backbone), input_bands(source), record)
+    model = model_from_fit(fit, backbone_identity(backbone), input_bands(source), record, legend)
     save_model(model, staged, config.cluster_model_output, progress)

@@ -35,6 +35,10 @@ CLUSTER_MODEL_EXTENSION = ".tscm"
 POLYGON_DRIVERS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON"}
 DEFAULT_MAX_SAMPLES = 20_000
 """Patch features sampled over the raster to fit k-means: enough for K <= 10 (docs/benchmarks-clustering.md)."""
+DEFAULT_MIN_TREE_HEIGHT = 2.0
+"""Metres: a cluster whose median canopy height reaches this is trees (lidR's lmf() uses hmin = 2 m too)."""
+DEFAULT_MIN_CROWN_AREA = 1.0
+"""m² (map units² without a CRS): smaller crowns are left out of CROWNS (a 1.1 m wide crown is 1 m²)."""
 
 
 @dataclass
@@ -64,10 +68,18 @@ class SegmentationConfig:
     polygons_path: Optional[str] = None
     cluster_model: Optional[str] = None  # apply this model: no fit, its centroids, stretch and colours
     cluster_model_output: Optional[str] = None  # save the model this run fits
+    nir_band: Optional[int] = None
+    canopy_height_path: Optional[str] = None
+    min_tree_height: float = DEFAULT_MIN_TREE_HEIGHT
+    tree_clusters: Optional[Sequence[int]] = None
+    trees_path: Optional[str] = None
+    crowns_path: Optional[str] = None
+    min_crown_area: float = DEFAULT_MIN_CROWN_AREA
 
     def output_paths(self) -> List[str]:
         """The files this run writes (those asked for), the label raster first."""
-        return [p for p in (self.output_path, self.stats_path, self.polygons_path, self.cluster_model_output) if p]
+        return [p for p in (self.output_path, self.stats_path, self.polygons_path, self.trees_path,
+                            self.crowns_path, self.cluster_model_output) if p]
 
 
 def _is_int(value: object) -> bool:
@@ -101,10 +113,20 @@ def validate_config(config: SegmentationConfig) -> None:
     if config.polygons_path:
         _require(_extension(config.polygons_path) in POLYGON_DRIVERS,
                  f"Polygon file '{config.polygons_path}' must end in .gpkg, .shp or .geojson.")
+    if config.trees_path:
+        _require(_extension(config.trees_path) in RASTER_EXTENSIONS,
+                 f"The tree canopy mask '{config.trees_path}' must be a GeoTIFF ending in .tif or .tiff.")
+    if config.crowns_path:
+        _require(_extension(config.crowns_path) in POLYGON_DRIVERS,
+                 f"Crown file '{config.crowns_path}' must end in .gpkg, .shp or .geojson.")
     validate_cluster_model_paths(config.cluster_model, config.cluster_model_output)
     outputs = config.output_paths()
     _require(len({os.path.abspath(p) for p in outputs}) == len(outputs),
-             "The output raster, statistics, polygon and cluster model files must be different files.")
+             "The output raster, statistics, polygon, tree mask, crown and cluster model files must be different "
+             "files.")
+    if config.canopy_height_path:
+        _require(os.path.abspath(config.canopy_height_path) not in {os.path.abspath(p) for p in outputs},
+                 "The canopy height raster is one of the outputs. Choose another output file name.")
 
 
 def validate_cluster_model_paths(model: Optional[str], output: Optional[str]) -> None:
@@ -162,6 +184,25 @@ def validate_settings(config: SegmentationConfig) -> None:
                  "The extent must be four numbers: xmin, ymin, xmax, ymax.")
         _require(ext[0] < ext[2] and ext[1] < ext[3],
                  f"The extent {tuple(ext)} is empty: xmin must be < xmax and ymin < ymax.")
+    validate_tree_settings(config)
+
+
+def validate_tree_settings(config: SegmentationConfig) -> None:
+    """The tree settings: NIR band, minimum tree height, the clusters named as trees, minimum crown area."""
+    _require(config.nir_band is None or (_is_int(config.nir_band) and config.nir_band >= 1),
+             f"NIR band {config.nir_band}: give the band number (from 1) of the near-infrared band, or none.")
+    _require(isinstance(config.min_tree_height, (int, float)) and math.isfinite(config.min_tree_height)
+             and config.min_tree_height > 0,
+             f"Minimum tree height is {config.min_tree_height}; it must be a positive number of metres.")
+    _require(isinstance(config.min_crown_area, (int, float)) and math.isfinite(config.min_crown_area)
+             and config.min_crown_area >= 0,
+             f"Minimum crown area is {config.min_crown_area}; it must be 0 or more square metres.")
+    if config.tree_clusters is not None:
+        labels = list(config.tree_clusters)
+        _require(all(_is_int(label) and 1 <= label <= MAX_CLUSTERS for label in labels),
+                 f"Tree clusters {labels}: give cluster numbers from 1 to {MAX_CLUSTERS} (as in the labels).")
+        _require(not config.k or all(label <= config.k for label in labels),
+                 f"Tree clusters {labels} name a cluster above K = {config.k}: use numbers from 1 to {config.k}.")
 
 
 def polygon_driver(path: str) -> str:

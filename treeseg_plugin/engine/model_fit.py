@@ -31,6 +31,7 @@ from .errors import Canceled, EngineError, is_out_of_memory, memory_error
 from .features import FeatureStore, TileEncoder
 from .fit_job import ClusterFitConfig, ClusterFitResult, validate_fit_config
 from .fitting import KSettings, fit_samples, no_valid_pixels
+from .gdal_mode import raising_gdal_errors
 from .georef import Window
 from .pixels import SAMPLE_SIDE, RasterSource, Stretch, stretch_from_samples, stretch_samples, stretched_bands
 from .progress import Progress, StageProgress, check_canceled
@@ -139,6 +140,7 @@ def fit_cluster_model(samples: Sequence[RasterSample], settings: KSettings, back
     return model_from_fit(fit, backbone, bands, fit_record(settings, inputs))
 
 
+@raising_gdal_errors
 def run_fit_cluster_model(config: ClusterFitConfig, progress: Progress) -> ClusterFitResult:
     """Fit one model on ``config.input_paths`` and save it to ``config.output_path``; raises EngineError."""
     validate_fit_config(config)

@@ -44,16 +44,18 @@ from osgeo import gdal
 from ..dinov3 import Backbone
 from ..version import plugin_version
 from . import cluster_model_run as model_run
-from . import clustering
+from . import clustering, tree_outputs
 from .cluster_model import ClusterModel
 from .cluster_model_file import load_cluster_model
 from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
+from .evidence import EvidenceAccumulator, HeightGrid, check_nir_band, read_block
 from .features import FeatureStore, TileEncoder
 from .fitting import Fit, fit_store
 from .gdal_mode import raising_gdal_errors
 from .georef import PixelArea, Window, pixel_area, window_geotransform, working_window
 from .labels import block_labels
+from .palette import default_legend
 from .pixels import RasterSource
 from .polygons import polygonize
 from .progress import Progress, StageProgress, check_canceled
@@ -66,7 +68,9 @@ from .tiling import TilePlan, grid_length, plan_tiles
 from .writer import BLOCK, LabelWriter, write_qml
 
 STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
-          "Writing polygons", "Writing statistics")  # the last two only when those outputs are asked for
+          "Writing polygons", "Writing statistics", "Writing tree mask", "Writing crowns")
+# the stages after "Writing labels" only when those outputs are asked for; the tree mask and the crowns
+# are written after the polygons and before the statistics (which count them)
 SIDECARS = (".aux.xml", ".ovr", ".msk")  # GDAL files beside a raster that describe it: stale ones go
 
 
@@ -74,6 +78,7 @@ SIDECARS = (".aux.xml", ".ovr", ".msk")  # GDAL files beside a raster that descr
 class _Labels:
     pixels: np.ndarray
     hectares: Optional[np.ndarray]
+    evidence: EvidenceAccumulator
 
 
 def _weights_sha256(weights: Any) -> Optional[str]:
@@ -89,7 +94,10 @@ def _finite(value: float) -> Optional[float]:
 
 
 def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit: Fit, area: PixelArea,
-                  writer: LabelWriter, stride: int, progress: Progress) -> _Labels:
+                  writer: LabelWriter, config: SegmentationConfig, heights: Optional[HeightGrid],
+                  progress: Progress) -> _Labels:
+    """Predict and write the labels block by block, gathering each cluster's evidence from the same reads."""
+    evidence = EvidenceAccumulator(fit.k, config.nir_band is not None, heights is not None)
     pixels = np.zeros(fit.k + 1, dtype=np.int64)
     hectares = np.zeros(fit.k + 1) if area.has_hectares else None
     report = StageProgress(progress, 80, 97)
@@ -98,17 +106,21 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
         for left in range(0, window.width, BLOCK):
             check_canceled(progress)
             w = min(BLOCK, window.width - left)
-            valid = source.read_valid(window.x0 + left, window.y0 + top, w, h)
-            labels = block_labels(store, fit.centroids, clustering.squared_distances, stride, top, left, valid)
+            block = read_block(source, window.x0 + left, window.y0 + top, w, h, config.nir_band, heights, left, top)
+            labels = block_labels(store, fit.centroids, clustering.squared_distances, config.stride, top, left,
+                                  block.valid)
             writer.write(top, left, labels)
+            evidence.add(labels, block)
             pixels += np.bincount(labels.ravel(), minlength=fit.k + 1)
             if hectares is not None:
                 weights = area.block_hectares(top, left, h, w).ravel()
                 hectares += np.bincount(labels.ravel(), weights=weights, minlength=fit.k + 1)
         writer.flush()
         source.flush()
+        if heights is not None:
+            heights.flush()
         report((top + h) / window.height)
-    return _Labels(pixels, hectares)
+    return _Labels(pixels, hectares, evidence)
 
 
 def _build_stats(config: SegmentationConfig, source: RasterSource, window: Window, backbone: Any,
@@ -243,6 +255,7 @@ def _open_input(config: SegmentationConfig, model: Optional[ClusterModel], progr
     if model is None:
         _check_size(window, config)
     progress.info(raster.describe_masks())
+    check_nir_band(raster, config.nir_band)
     stretch = model_run.model_stretch(model, config.cluster_model, raster, progress) if model is not None else None
     return RasterSource(raster, window, progress, StageProgress(progress, 0, 3), stretch), window
 
@@ -264,6 +277,7 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
             source, window = _open_input(config, model, progress, stack)
             gt = window_geotransform(source.geotransform, window)
             area = pixel_area(gt, source.srs, window.width, window.height)
+            heights = tree_outputs.open_heights(config, source, window, gt, stack)
         progress.progress(3)
 
         with stage(STAGES[1]):
@@ -294,30 +308,43 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
         else:
             with stage(STAGES[3]):
                 fit = fit_store(store, config, where, progress, StageProgress(progress, 70, 80))
-            if config.cluster_model_output:
-                model_run.save_fitted(config, fit, backbone, source, staging.path(config.cluster_model_output),
-                                      progress)
 
         with stage(STAGES[4]):
             try:
-                legend = model.legend if model is not None else None
-                writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs, fit.k, legend)
+                writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs, fit.k,
+                                     model.legend if model is not None else None)
                 stack.callback(writer.close)
-                labels = _write_labels(source, window, store, fit, area, writer, config.stride, progress)
+                labels = _write_labels(source, window, store, fit, area, writer, config, heights, progress)
+                trees = tree_outputs.decide(labels.evidence, config, progress)
+                # An applied model keeps its colours and names (those of the run that fitted it) everywhere.
+                legend = model.legend if model is not None else default_legend(fit.k, trees["tree_labels"])
+                writer.set_legend(legend)
                 writer.finish()
                 write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k, legend)
             except OSError as exc:  # LabelWriter's WriteError, the .qml, or the feature file gone with its folder
                 raise write_error(f"the label raster '{config.output_path}'", exc, output_folder) from exc
+            if config.cluster_model_output:
+                model_run.save_fitted(config, fit, backbone, source, legend, staging.path(config.cluster_model_output),
+                                      progress)
         if config.polygons_path:
             with stage(STAGES[5]):
                 count = polygonize(staged_output, staging.path(config.polygons_path), progress,
                                    config.polygons_path)
                 progress.info(f"Wrote {count} polygons.")
+        if config.trees_path:
+            with stage(STAGES[7]):
+                trees.update(tree_outputs.write_mask(config, staging, staged_output, trees["tree_labels"], progress))
+        if config.crowns_path:
+            with stage(STAGES[8]):
+                trees.update(tree_outputs.write_crown_polygons(config, staging, staged_output, trees["tree_labels"],
+                                                               heights, area, fit.k, progress))
         progress.progress(99)
         plan_info = {"total": len(plan.tiles), "skipped": encoder.skipped, "tile_width": plan.tile_width,
                      "tile_height": plan.tile_height, "grid_cols": plan.grid_cols, "grid_rows": plan.grid_rows}
         stats = _build_stats(config, source, window, backbone, device, precision, plan_info, fit, labels,
                              area, stage.timings(time.perf_counter() - started))
+        stats["trees"] = trees
+        stats["legend"] = {"colors": list(legend.colors), "names": list(legend.names)}  # as the raster has them
         for k in range(1, fit.k + 1):
             ha = stats["cluster_area"][str(k)]["hectares"]
             progress.info(f"Cluster {k}: {stats['cluster_pixels'][str(k)]} px "
@@ -341,6 +368,7 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
         output_path=output, chosen_k=fit.k, wcss=dict(fit.wcss), wcss_drop=dict(fit.drop),
         cluster_pixels={k: int(labels.pixels[k]) for k in range(1, fit.k + 1)},
         cluster_area={int(k): v for k, v in stats["cluster_area"].items()}, stats=stats,
-        polygons_path=_absolute(config.polygons_path), stats_path=_absolute(config.stats_path),
-        cluster_model_path=_absolute(config.cluster_model_output),
+        tree_clusters=list(trees["tree_labels"]), trees_path=_absolute(config.trees_path),
+        crowns_path=_absolute(config.crowns_path), polygons_path=_absolute(config.polygons_path),
+        stats_path=_absolute(config.stats_path), cluster_model_path=_absolute(config.cluster_model_output),
         style_path=os.path.splitext(output)[0] + ".qml")

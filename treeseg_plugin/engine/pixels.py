@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
@@ -133,6 +133,13 @@ class RasterSource:
         values, valid = self.raster.read_values(x0, y0, w, h)
         scaled = {i: self._scaled(i, v) for i, v in values.items()}
         return np.stack([scaled[i] for i in self.bands]), valid
+
+    def read_with_raw(self, x0: int, y0: int, w: int, h: int, extra: Sequence[int] = ()) \
+            -> Tuple[np.ndarray, np.ndarray, Dict[int, np.ndarray]]:
+        """Like :meth:`read_inside`, plus the unscaled values of the RGB bands and of ``extra`` bands (one
+        read per band: the labelling pass gets the evidence bands from the same read)."""
+        values, valid = self.raster.read_values(x0, y0, w, h, extra=extra)
+        return np.stack([self._scaled(i, values[i]) for i in self.bands]), valid, values
 
     def read(self, x0: int, y0: int, w: int, h: int) -> Tuple[np.ndarray, np.ndarray]:
         """Like :meth:`read_inside` for any window; pixels beyond the raster edges are mirrored."""

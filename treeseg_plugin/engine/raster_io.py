@@ -241,12 +241,13 @@ class InputRaster:
             valid &= self._read_array(mask_band, f"the {name}", x0, y0, w, h, buf) != 0
         return valid
 
-    def read_values(self, x0: int, y0: int, w: int, h: int, buf: Optional[Tuple[int, int]] = None) \
-            -> Tuple[Dict[int, np.ndarray], np.ndarray]:
-        """Raw values {band: [h, w]} of the used bands and validity [h, w] of a window inside the raster
-        (``buf``: decimated to that (width, height))."""
-        values = {i: self._band_values(i, x0, y0, w, h, buf) for i in self.used_bands}
-        return values, self._valid(values, x0, y0, w, h, buf)
+    def read_values(self, x0: int, y0: int, w: int, h: int, buf: Optional[Tuple[int, int]] = None,
+                    extra: Sequence[int] = ()) -> Tuple[Dict[int, np.ndarray], np.ndarray]:
+        """Raw values {band: [h, w]} of the used bands (and of ``extra`` bands, e.g. a NIR band read in the
+        same pass) and validity [h, w] of the used bands in a window inside the raster (``buf``: decimated
+        to that (width, height))."""
+        values = {i: self._band_values(i, x0, y0, w, h, buf) for i in sorted({*self.used_bands, *extra})}
+        return values, self._valid({i: values[i] for i in self.used_bands}, x0, y0, w, h, buf)
 
     def read_valid(self, x0: int, y0: int, w: int, h: int) -> np.ndarray:
         """Validity [h, w] of a window inside the raster."""

@@ -1,8 +1,10 @@
 """The statistics file: JSON (the full stats dict), CSV (WCSS and cluster tables) or HTML (the tables
 and an inline-SVG elbow chart), chosen by the file extension.
 
-The CSV holds two tables separated by one empty line: ``k,wcss,drop_percent,chosen`` then
-``label,name,color,pixels,percent,area_map_units,area_hectares``. The HTML is self-contained (no
+The CSV holds tables separated by one empty line: ``k,wcss,drop_percent,chosen``, then
+``label,name,color,pixels,percent,area_map_units,area_hectares``, then (when the tree rule ran) the
+evidence per cluster, ``label,``:data:`EVIDENCE_COLUMNS` (the rule's decision, its branch and reason, and
+the evidence of engine/evidence.py; empty where not available). The HTML is self-contained (no
 scripts, no external resources); every text is escaped. The stats never contain the access token.
 """
 
@@ -15,8 +17,6 @@ import json
 import os
 from typing import Any, Dict, List, Mapping
 
-from .palette import cluster_hex, cluster_name
-
 
 def _fmt(value: Any, digits: int = 6) -> str:
     if value is None:
@@ -24,6 +24,17 @@ def _fmt(value: Any, digits: int = 6) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
+
+
+EVIDENCE_COLUMNS = ("is_tree", "basis", "reason", "mean_r", "mean_g", "mean_b", "exg", "vari", "ndvi",
+                    "height_mean", "height_median", "height_p90", "height_max")
+
+
+def evidence_rows(stats: Mapping[str, Any]) -> List[List[Any]]:
+    """Rows ``[label, *EVIDENCE_COLUMNS]`` (none when the statistics have no tree section)."""
+    clusters = stats.get("trees", {}).get("clusters", {})
+    return [[int(key), *(clusters[key].get(column) for column in EVIDENCE_COLUMNS)]
+            for key in sorted(clusters, key=int)]
 
 
 def wcss_rows(stats: Mapping[str, Any]) -> List[List[Any]]:
@@ -37,11 +48,12 @@ def cluster_rows(stats: Mapping[str, Any]) -> List[List[Any]]:
     """Rows ``[label, name, color, pixels, percent, area_map_units, area_hectares]``."""
     pixels = stats["cluster_pixels"]
     total = sum(pixels.values()) or 1
+    legend = stats["legend"]
     rows = []
     for key, count in sorted(pixels.items(), key=lambda kv: int(kv[0])):
         label = int(key)
         area = stats["cluster_area"][key]
-        rows.append([label, cluster_name(label), cluster_hex(label), count, 100.0 * count / total,
+        rows.append([label, legend["names"][label], legend["colors"][label - 1], count, 100.0 * count / total,
                      area["map_units"], area["hectares"]])
     return rows
 
@@ -58,6 +70,13 @@ def csv_text(stats: Mapping[str, Any]) -> str:
     for label, name, color, count, pct, map_units, hectares in cluster_rows(stats):
         writer.writerow([label, name, color, count, f"{pct:.4f}", repr(map_units),
                          "" if hectares is None else repr(hectares)])
+    evidence = evidence_rows(stats)
+    if evidence:
+        writer.writerow([])
+        writer.writerow(["label", *EVIDENCE_COLUMNS])
+        for row in evidence:
+            writer.writerow(["" if v is None else ("yes" if v else "no") if isinstance(v, bool) else
+                             repr(v) if isinstance(v, float) else v for v in row])
     return out.getvalue()
 
 
@@ -137,7 +156,20 @@ def html_text(stats: Mapping[str, Any]) -> str:
         _table(["K", "WCSS", "Drop to K+1", "Chosen"], wcss),
         "<h2>Clusters</h2>",
         _table(["Label", "Name", "Pixels", "Share", "Area (map units²)", "Area (ha)"], clusters),
+        *_trees_html(stats),
         "</body></html>", ""])
+
+
+def _trees_html(stats: Mapping[str, Any]) -> List[str]:
+    """The evidence table and the tree decisions (nothing when the statistics have no tree section)."""
+    rows = evidence_rows(stats)
+    if not rows:
+        return []
+    cells = [[str(row[0]), "trees" if row[1] else "not trees", *(html.escape(_fmt(v, 4)) for v in row[2:])]
+             for row in rows]
+    header = ["Label", "Decision", "Branch", "Why", "R", "G", "B", "ExG", "VARI", "NDVI", "Height mean (m)",
+              "Median (m)", "P90 (m)", "Max (m)"]
+    return ["<h2>Which clusters are trees</h2>", _table(header, cells)]
 
 
 def write_stats(path: str, stats: Dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 _INT_KEYED = ("wcss", "wcss_drop", "cluster_pixels", "cluster_area")  # dicts keyed by cluster number or K
 
@@ -24,6 +24,9 @@ class SegmentationResult:
     stats_path: Optional[str] = None
     style_path: Optional[str] = None
     cluster_model_path: Optional[str] = None  # the model this run saved (cluster_model_output)
+    tree_clusters: List[int] = dataclasses.field(default_factory=list)
+    trees_path: Optional[str] = None
+    crowns_path: Optional[str] = None
 
     def to_json(self) -> Dict[str, Any]:
         """A JSON-ready dict (JSON object keys are strings; :meth:`from_json` restores the numbers)."""

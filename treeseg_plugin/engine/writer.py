@@ -78,14 +78,23 @@ class LabelWriter:
             self.ds.SetSpatialRef(srs)
         self.band = self.ds.GetRasterBand(1)
         self.band.SetNoDataValue(0)
-        legend = legend or default_legend(k)
+        self._set_classes(legend or default_legend(k))
+        self.band.SetColorInterpretation(gdal.GCI_PaletteIndex)
+
+    def _set_classes(self, legend: Legend) -> None:
         table = gdal.ColorTable()
         table.SetColorEntry(0, (0, 0, 0, 0))
-        for label in range(1, k + 1):
+        for label in range(1, legend.k + 1):
             table.SetColorEntry(label, (*legend.rgb(label), 255))
         self.band.SetColorTable(table)
-        self.band.SetColorInterpretation(gdal.GCI_PaletteIndex)
         self.band.SetCategoryNames(list(legend.names))
+
+    @_gdal_write
+    def set_legend(self, legend: Legend) -> None:
+        """New colours and names, e.g. saying which clusters are trees once the rule has decided (after the
+        pixels: the file is already paletted, so only the TIFF colour map changes; GDAL's GTiff driver
+        rewrites it in update mode, 3.6 here and in its current source, unlike a photometric change)."""
+        self._set_classes(legend)
 
     @_gdal_write
     def write(self, top: int, left: int, labels: np.ndarray) -> None:

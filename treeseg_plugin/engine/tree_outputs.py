@@ -1,0 +1,77 @@
+"""The pipeline's tree steps: the canopy heights on the label grid, the tree rule with its log, and the
+TREES and CROWNS outputs (staged like every output), each returning what the statistics' ``trees``
+section says about it. engine/pipeline.py calls them in its stages."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Dict, List, Optional
+
+from .canopy import write_tree_mask
+from .config import SegmentationConfig
+from .crowns import write_crowns
+from .errors import Canceled, write_error
+from .evidence import EvidenceAccumulator, HeightGrid
+from .georef import PixelArea, Window
+from .pixels import RasterSource
+from .progress import Progress
+from .staging import Staging
+from .tree_rule import decide_trees, evidence_line
+
+
+def open_heights(config: SegmentationConfig, source: RasterSource, window: Window, gt: Any,
+                 stack: contextlib.ExitStack) -> Optional[HeightGrid]:
+    """The canopy height raster on the label grid (closed with ``stack``), when one is given."""
+    if not config.canopy_height_path:
+        return None
+    heights = HeightGrid(config.canopy_height_path, window, gt, source.srs)
+    stack.callback(heights.close)
+    return heights
+
+
+def decide(evidence: EvidenceAccumulator, config: SegmentationConfig, progress: Progress) -> Dict[str, Any]:
+    """The tree rule on the evidence, logged with its numbers; the statistics' "trees" section."""
+    clusters = evidence.clusters()
+    decisions = decide_trees(clusters, config.min_tree_height, config.tree_clusters)
+    lines = []
+    for cluster, decision in zip(clusters, decisions):
+        verdict = "trees" if decision.is_tree else "not trees"
+        lines.append(f"Cluster {cluster.label}: {verdict} ({decision.basis}: {decision.reason}). "
+                     f"Evidence: {evidence_line(cluster)}.")
+    progress.info("Which clusters are trees:\n" + "\n".join(lines))
+    tree_labels = [d.label for d in decisions if d.is_tree]
+    progress.info(f"Tree clusters: {', '.join(map(str, tree_labels)) or 'none'}.")
+    heights = os.path.abspath(config.canopy_height_path) if config.canopy_height_path else None
+    return {"tree_labels": tree_labels, "min_tree_height_m": config.min_tree_height, "nir_band": config.nir_band,
+            "canopy_height": heights,
+            "clusters": {str(c.label): {**c.to_json(), "is_tree": d.is_tree, "basis": d.basis, "reason": d.reason}
+                         for c, d in zip(clusters, decisions)}}
+
+
+def write_mask(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: List[int],
+               progress: Progress) -> Dict[str, Any]:
+    """TREES, staged: the canopy mask of the finished labels."""
+    try:
+        canopy = write_tree_mask(labels_path, staging.path(config.trees_path), tree_labels, progress)
+    except OSError as exc:
+        raise write_error(f"the tree canopy mask '{config.trees_path}'", exc,
+                          os.path.dirname(os.path.abspath(config.trees_path))) from exc
+    progress.info(f"Tree canopy: {canopy} px.")
+    return {"canopy_pixels": canopy}
+
+
+def write_crown_polygons(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: List[int],
+                         heights: Optional[HeightGrid], area: PixelArea, k: int, progress: Progress) -> Dict[str, Any]:
+    """CROWNS, staged: the watershed crowns of the tree clusters."""
+    try:
+        count = write_crowns(labels_path, staging.path(config.crowns_path), tree_labels, heights, area,
+                             config.min_tree_height, config.min_crown_area, k, progress)
+    except (OSError, RuntimeError) as exc:
+        if progress.is_canceled():
+            raise Canceled() from exc
+        raise write_error(f"the crowns '{config.crowns_path}'", exc,
+                          os.path.dirname(os.path.abspath(config.crowns_path))) from exc
+    how = "canopy height" if heights is not None else "distance to the canopy edge"
+    progress.info(f"Wrote {count} crowns (watershed on the {how}; at least {config.min_crown_area:g} m² each).")
+    return {"crowns": count}
