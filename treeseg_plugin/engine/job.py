@@ -97,7 +97,7 @@ class WorkerDiedError(EngineError):
 
 def worker_python() -> str:
     """QGIS's Python interpreter (``sys.executable`` is often the QGIS program itself)."""
-    from ..installer import python_interpreter
+    from ..interpreter import python_interpreter
 
     try:
         return python_interpreter()
@@ -116,7 +116,7 @@ def worker_environment() -> Dict[str, str]:
 
 
 def _job_line(config: SegmentationConfig) -> str:
-    from ..installer import worker_sys_path
+    from ..dependency_folder import worker_sys_path
 
     fields = dataclasses.asdict(config)
     return json.dumps({"protocol": PROTOCOL, "config": fields,
