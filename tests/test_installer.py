@@ -226,6 +226,8 @@ def test_the_private_folder_shadows_nothing_in_qgis_and_comes_first_in_the_worke
     assert dependency_folder.add_to_sys_path(folder)
     assert importlib.import_module("treeseg_dummy").VERSION == "1.0"
     assert installer.installed_version("treeseg-dummy") == "2.0"
+    dummy = installer.Requirement("treeseg-dummy", "1.5")  # a reinstall keeps what the worker gets from the folder
+    assert installer.packages_to_install(folder, (dummy,)) == ("treeseg-dummy>=1.5",)
     sent = json.loads(job._job_line(SegmentationConfig("in.tif", "out.tif")))["sys_path"]
     assert sent[0] == str(folder) and sent[1:] == [entry for entry in sys.path if entry and entry != str(folder)]
     code = ("import json, sys; from treeseg_plugin.engine.worker import extend_sys_path; "

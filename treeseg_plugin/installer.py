@@ -79,9 +79,14 @@ VersionOf = Callable[[str], Optional[str]]
 LineSink = Callable[[str], None]
 
 
+def _worker_distribution(distribution: str) -> Optional[importlib.metadata.Distribution]:
+    """The installed ``distribution`` that the worker process imports (:func:`worker_sys_path`), or None."""
+    return next(iter(importlib.metadata.distributions(name=distribution, path=worker_sys_path(sys.path))), None)
+
+
 def installed_version(distribution: str) -> Optional[str]:
-    """The version of ``distribution`` that the worker process imports (:func:`worker_sys_path`), or None."""
-    found = next(iter(importlib.metadata.distributions(name=distribution, path=worker_sys_path(sys.path))), None)
+    """The version of ``distribution`` that the worker process imports, or None."""
+    found = _worker_distribution(distribution)
     return None if found is None else found.version
 
 
@@ -321,8 +326,9 @@ def packages_to_install(folder: Path, requirements: Iterable[Requirement] = REQU
 
 
 def _installed_in(distribution: str, folder: Path) -> bool:
-    try:
-        location = Path(str(importlib.metadata.distribution(distribution).locate_file(""))).resolve()
-    except importlib.metadata.PackageNotFoundError:
+    """Whether the worker process imports ``distribution`` from ``folder``."""
+    found = _worker_distribution(distribution)
+    if found is None:
         return False
+    location = Path(str(found.locate_file(""))).resolve()
     return location == folder or folder in location.parents
