@@ -9,12 +9,13 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..treeseg_plugin.version import plugin_version
 from .diagnostics import DiagnosticsAlgorithm
+from .fit_cluster_model import FitClusterModelAlgorithm
 from .segment_trees import SegmentTreesAlgorithm
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 class TreeSegProvider(QgsProcessingProvider):
-    """Provides Segment Trees and Diagnostics; registers even when PyTorch is missing."""
+    """Provides Segment Trees, Fit Cluster Model and Diagnostics; registers even when PyTorch is missing."""
 
     ID = "treeseg"
 
@@ -57,4 +58,5 @@ class TreeSegProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:
         self.addAlgorithm(SegmentTreesAlgorithm())
+        self.addAlgorithm(FitClusterModelAlgorithm())
         self.addAlgorithm(DiagnosticsAlgorithm())

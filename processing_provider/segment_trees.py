@@ -34,6 +34,7 @@ from ..treeseg_plugin.engine.config import (
     PRECISIONS,
     STRIDES,
     SegmentationConfig,
+    validate_cluster_model_paths,
     validate_settings,
 )
 from ..treeseg_plugin.engine.errors import EngineError
@@ -43,6 +44,7 @@ from .help_text import SHORT_HELP
 MODELS = list(VARIANTS.values())  # enum order: ViT-S/16 (LVD-1689M) first, the default
 ENGINE_DEFAULTS = SegmentationConfig(input_path="", output_path="")
 HELP_URL = "https://github.com/treeseg/treeseg#segment-trees"
+CLUSTER_MODEL_FILTER = "TreeSeg cluster model (*.tscm)"
 
 Integer = QgsProcessingParameterNumber.Type.Integer
 Double = QgsProcessingParameterNumber.Type.Double
@@ -70,9 +72,11 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
     BATCH_SIZE = "BATCH_SIZE"
     MAX_SAMPLES = "MAX_SAMPLES"
     ALLOW_DOWNLOAD = "ALLOW_DOWNLOAD"
+    CLUSTER_MODEL = "CLUSTER_MODEL"
     OUTPUT = "OUTPUT"
     STATS = "STATS"
     OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
+    CLUSTER_MODEL_OUTPUT = "CLUSTER_MODEL_OUTPUT"
     CHOSEN_K = "CHOSEN_K"
 
     _token: str | None = None  # read in prepareAlgorithm (main thread), only when downloads are allowed
@@ -174,6 +178,11 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
                   "Download the chosen model from Hugging Face when it is not in the local cache (needs a "
                   "token with access to the gated repository: the authentication configuration chosen in "
                   "TreeSeg's Settings, or HF_TOKEN).", advanced=True)
+        self._add(QgsProcessingParameterFile(self.CLUSTER_MODEL, self.tr("Cluster model (apply)"),
+                                             fileFilter=CLUSTER_MODEL_FILTER, optional=True),
+                  "A .tscm file from Fit Cluster Model or a Segment Trees run: label with its clusters, band "
+                  "stretch and colours (no fit; the K settings are not used), so every raster shares labels. "
+                  "It must come from the same weights, patch stride and bands.")
 
         self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Tree segmentation labels")),
                   "Byte GeoTIFF on the input's grid: labels 1..K (1 = most fit-sample patches), 0 = NoData; with a "
@@ -186,6 +195,10 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT_POLYGONS, self.tr("Cluster polygons"), QgsProcessing.SourceType.TypeVectorPolygon,
             optional=True, createByDefault=False),
             "One polygon per connected region of a cluster, with fields cluster and area.")
+        self._add(QgsProcessingParameterFileDestination(
+            self.CLUSTER_MODEL_OUTPUT, self.tr("Cluster model (save)"), CLUSTER_MODEL_FILTER, optional=True,
+            createByDefault=False),
+            "Save the clusters this run fits (.tscm), to apply them to other rasters with the Cluster model input.")
         self.addOutput(QgsProcessingOutputNumber(self.CHOSEN_K, self.tr("Chosen number of clusters")))
 
     def _add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
@@ -204,6 +217,8 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
         try:  # the engine's own rules, in its words (the paths are checked when the run starts)
             validate_settings(SegmentationConfig(input_path="", output_path="",
                                                  **self._settings_arguments(parameters, context)))
+            validate_cluster_model_paths(self.parameterAsFile(parameters, self.CLUSTER_MODEL, context),
+                                         self.parameterAsFileOutput(parameters, self.CLUSTER_MODEL_OUTPUT, context))
         except EngineError as error:
             return False, str(error)
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
@@ -260,6 +275,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT: result.output_path,
             self.STATS: result.stats_path,
             self.OUTPUT_POLYGONS: result.polygons_path,
+            self.CLUSTER_MODEL_OUTPUT: result.cluster_model_path,
             self.CHOSEN_K: result.chosen_k,
         }
         return self._outputs
@@ -293,6 +309,8 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             "token": self._token,
             "stats_path": self.parameterAsFileOutput(parameters, self.STATS, context) or None,
             "polygons_path": self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context) or None,
+            "cluster_model": self.parameterAsFile(parameters, self.CLUSTER_MODEL, context) or None,
+            "cluster_model_output": self.parameterAsFileOutput(parameters, self.CLUSTER_MODEL_OUTPUT, context) or None,
         }
 
     def _settings_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
-from treeseg.treeseg_plugin.dinov3 import CheckpointError, DinoV3Error, load_backbone
+from treeseg.treeseg_plugin.dinov3 import CheckpointError, DinoV3Error, load_backbone, verify_weights
 
 from tests.checkpoint_factory import hf_config, make_state_dict, meta_to_hf, write_meta_pth
 
@@ -144,14 +144,24 @@ def check_message(error: DinoV3Error, path: Path) -> None:
 
 
 def outcome(path: Path) -> str:
-    """'loaded' or 'refused' (a clear CheckpointError); any other exception fails the example."""
+    """'loaded' or 'refused' (a clear CheckpointError); any other exception fails the example.
+
+    verify_weights (the weights manager's Verify, which never materialises the model) must agree: the same
+    refusal with the same message, or a pass."""
     with hang_guard():
+        try:
+            verified = verify_weights(path, verify_hash=False)
+        except CheckpointError as error:
+            verified = error
         try:
             backbone = load_backbone(path, verify_hash=False)
         except CheckpointError as error:
             check_message(error, path)
+            assert isinstance(verified, CheckpointError) and str(verified) == str(error)
             return "refused"
     assert backbone.embed_dim > 0
+    assert not isinstance(verified, CheckpointError), verified
+    assert verified.config == backbone.config and verified.weights.tensors_loaded == backbone.weights.tensors_loaded
     return "loaded"
 
 

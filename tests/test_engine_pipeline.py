@@ -118,7 +118,8 @@ def test_output_grid_labels_style_and_result(tmp_path, tiny):
     assert result.cluster_pixels == {i: int((labels == i).sum()) for i in range(1, k + 1)}
     for i, area in result.cluster_area.items():
         assert area["map_units"] == pytest.approx(result.cluster_pixels[i] * 0.01)
-        assert area["hectares"] == pytest.approx(result.cluster_pixels[i] * 0.01 / 1e4)
+        # ellipsoidal: UTM's planar area over the scale factor squared (0.9996 on the central meridian)
+        assert area["hectares"] == pytest.approx(result.cluster_pixels[i] * 0.01 / 1e4 / 0.9996 ** 2)
     assert log.stages == ["Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
                           "Writing statistics"]
     assert log.percents == sorted(log.percents) and log.percents[-1] == 100
@@ -205,7 +206,7 @@ def test_extent_is_snapped_outward_to_the_input_grid(tmp_path, tiny):
     assert not (tmp_path / "new").exists()
 
 
-def test_geographic_crs_gets_approximate_hectares(tmp_path, tiny):
+def test_geographic_crs_gets_ellipsoidal_hectares(tmp_path, tiny):
     raster = make_raster(tmp_path / "in.tif", 96, 96, epsg=4326, pixel_size=1e-5, origin=(10.0, 60.0))
     result = _run(raster, tmp_path / "labels.tif", tiny, k=2)
     total_ha = sum(a["hectares"] for a in result.cluster_area.values())
@@ -441,4 +442,5 @@ def test_real_sample_with_a_vits16_size_model(tmp_path):
     assert result.stats["tiles"] == {"total": 1, "skipped": 0, "tile_width": 400, "tile_height": 400,
                                      "grid_cols": 25, "grid_rows": 25}
     total_ha = sum(a["hectares"] for a in result.cluster_area.values())
-    assert total_ha == pytest.approx((~nodata).sum() * 0.01 / 1e4)
+    scale = 0.9996 * (1 + 95.8e3 ** 2 / (2 * 6.373e6 ** 2))  # UTM's scale factor 95.8 km west of its meridian
+    assert total_ha == pytest.approx((~nodata).sum() * 0.01 / 1e4 / scale ** 2, rel=1e-5)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from data_factory import ORIGIN, make_raster
-from osgeo import gdal, osr
+from osgeo import gdal
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError
-from treeseg.treeseg_plugin.engine.georef import Window, pixel_area, window_geotransform, working_window
+from treeseg.treeseg_plugin.engine.georef import Window, window_geotransform, working_window
 from treeseg.treeseg_plugin.engine.pixels import RasterSource
 from treeseg.treeseg_plugin.engine.raster_io import InputRaster
 
@@ -140,18 +140,3 @@ def test_extent_outside_the_raster_is_an_error():
     gt = (ORIGIN[0], 0.5, 0.0, ORIGIN[1], 0.0, -0.5)
     with pytest.raises(EngineError, match="does not overlap the raster"):
         working_window(gt, 100, 80, (0.0, 0.0, 10.0, 10.0))
-
-
-def test_pixel_area_projected_geographic_and_none():
-    utm = osr.SpatialReference()
-    utm.ImportFromEPSG(32617)
-    area = pixel_area((0, 0.1, 0, 0, 0, -0.1), utm)
-    assert area.map_units == pytest.approx(0.01) and area.hectares_per_pixel == pytest.approx(1e-6)
-    wgs = osr.SpatialReference()
-    wgs.ImportFromEPSG(4326)
-    geo = pixel_area((10.0, 0.001, 0, 60.0, 0, -0.001), wgs)
-    ha = geo.row_hectares(np.array([0.0]))[0]
-    # ~111.2 m x ~55.6 m at 60 degrees north
-    assert ha == pytest.approx(111.2 * 55.6 / 1e4, rel=0.01)
-    none = pixel_area((0, 1, 0, 0, 0, -1), None)
-    assert none.row_hectares(np.array([0.0])) is None and "no CRS" in none.note

@@ -135,7 +135,7 @@ def test_geographic_crs_areas_in_the_json(treeseg_provider, tiny, inputs, tmp_pa
     run(params(tiny, raster, tmp_path / "labels.tif", STATS=str(stats_path)))
     stats = json.loads(stats_path.read_text())
     assert stats["input"]["crs"] == "EPSG:4326"
-    assert stats["area_note"].startswith("Geographic CRS: map-unit areas are in degrees²; hectares are approximate")
+    assert stats["area_note"].startswith("Geographic CRS: map-unit areas are in degrees². Hectares are ellipsoidal")
     areas = stats["cluster_area"].values()
     assert sum(a["map_units"] for a in areas) == pytest.approx(64 * 64 * 1e-10)
     # 64 x 64 pixels of 1e-5 degrees at 60 degrees north: about 0.557 m x 1.113 m each

@@ -13,7 +13,7 @@ ALGORITHM_ID = "treeseg:segmenttrees"
 EXPECTED_PARAMETERS = [
     "INPUT", "BANDS", "EXTENT", "MODEL", "WEIGHTS", "DEVICE", "PRECISION", "STRIDE", "K", "K_MIN", "K_MAX",
     "ELBOW_THRESHOLD", "SEED", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD",
-    "OUTPUT", "STATS", "OUTPUT_POLYGONS",
+    "CLUSTER_MODEL", "OUTPUT", "STATS", "OUTPUT_POLYGONS", "CLUSTER_MODEL_OUTPUT",
 ]
 ADVANCED = {"TILE_SIZE", "OVERLAP", "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD"}
 SAMPLE = "sample/OSBS_029.tif"
@@ -30,7 +30,8 @@ def test_provider_identity(treeseg_provider):
     assert treeseg_provider.id() == "treeseg"
     assert treeseg_provider.name() == "Tree segmentation"
     assert "torch 2." in treeseg_provider.versionInfo()
-    assert sorted(alg.id() for alg in treeseg_provider.algorithms()) == ["treeseg:diagnostics", ALGORITHM_ID]
+    assert sorted(alg.id() for alg in treeseg_provider.algorithms()) == [
+        "treeseg:diagnostics", "treeseg:fitclustermodel", ALGORITHM_ID]
 
 
 def test_algorithm_identity_and_help(algorithm):
@@ -53,7 +54,8 @@ def test_parameter_and_output_definitions(algorithm):
     outputs = {output.name(): output.type() for output in algorithm.outputDefinitions()}
     # STATS is an HTML output because its filter offers .html: the report then opens in the Results viewer.
     assert outputs == {"OUTPUT": "outputRaster", "STATS": "outputHtml",
-                       "OUTPUT_POLYGONS": "outputVector", "CHOSEN_K": "outputNumber"}
+                       "OUTPUT_POLYGONS": "outputVector", "CLUSTER_MODEL_OUTPUT": "outputFile",
+                       "CHOSEN_K": "outputNumber"}
     model = algorithm.parameterDefinition("MODEL")
     assert model.options()[model.defaultValue()].startswith("ViT-S/16")
     assert any("SAT-493M" in option for option in model.options())
@@ -77,6 +79,8 @@ def test_numeric_defaults_are_the_engine_defaults(algorithm, name):
     ({"TILE_SIZE": 256, "OVERLAP": 128}, "less than half the tile size"),
     ({"BANDS": [1, 2, 7]}, "Band(s) [7] do not exist: the input has bands 1 to 3"),
     ({"BANDS": [1, 2]}, "choose 3 bands (red, green, blue) or 1 band"),
+    ({"CLUSTER_MODEL": "m.json"}, "CLUSTER_MODEL"),  # QGIS checks the file filter itself
+    ({"CLUSTER_MODEL": "a.tscm", "CLUSTER_MODEL_OUTPUT": "b.tscm"}, "applying a model fits nothing"),
 ])
 def test_check_parameter_values_rejects_what_cannot_work(algorithm, overrides, fragment):
     parameters = {"INPUT": SAMPLE, "OUTPUT": "TEMPORARY_OUTPUT", **overrides}

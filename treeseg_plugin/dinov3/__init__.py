@@ -19,7 +19,8 @@ from typing import Any
 from .errors import CheckpointError, DinoV3Error, WeightsNotFoundError
 from .variants import VARIANTS, Variant
 
-_TORCH_BACKED = {"Backbone": ".backbone", "load_backbone": ".backbone", "WeightsInfo": ".weights"}
+_TORCH_BACKED = {"Backbone": ".backbone", "load_backbone": ".backbone", "verify_weights": ".backbone",
+                 "WeightsInfo": ".weights"}
 
 __all__ = [
     "VARIANTS",
@@ -30,6 +31,7 @@ __all__ = [
     "WeightsInfo",
     "WeightsNotFoundError",
     "load_backbone",
+    "verify_weights",
 ]
 
 

@@ -1,19 +1,21 @@
-"""The loaded backbone handed to the engine, and `load_backbone`, the one way to get it."""
+"""The loaded backbone handed to the engine, and `load_backbone`, the one way to get it; `verify_weights`
+checks weights the same way without loading them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
 
-from .checkpoint_layout import FORMAT_NAMES
-from .checkpoints import LoadedCheckpoint, load_checkpoint
+from .checkpoint_layout import FORMAT_NAMES, META_FORMAT
+from .checkpoints import LoadedCheckpoint, load_checkpoint, verify_checkpoint
 from .device import DeviceLike, check_dtype, resolve_device
 from .patch_embed import grid_size
 from .variants import DATASET_NAMES, NORMALISATION, VARIANTS, Variant
 from .vision_transformer import BlockSelection, DinoVisionTransformer, ViTConfig
-from .weights import ResolvedWeights, Source, WeightsInfo, detect_dataset, resolve_weights, verify_meta_hash
+from .weights import ResolvedWeights, Source, WeightsInfo, choose_dataset, resolve_weights, verify_meta_hash
 
 
 class Backbone(nn.Module):
@@ -118,15 +120,12 @@ def _released_matches(config: ViTConfig) -> list[Variant]:
 
 
 def _dataset_and_variant(
-    config: ViTConfig, resolved: ResolvedWeights
+    config: ViTConfig, resolved: ResolvedWeights, fmt: str
 ) -> tuple[Optional[str], str, Optional[Variant]]:
-    """Pretraining dataset (None: unknown), why, and the released variant these weights look like."""
+    """Pretraining dataset (None: custom architecture), why, and the released variant these weights look like."""
     candidates = _released_matches(config)
-    dataset, reason = detect_dataset(resolved)
-    by_shape = {v.dataset for v in candidates if v.local_cls_norm == config.local_cls_norm}
-    if dataset is None and by_shape == {"sat493m"}:
-        dataset, reason = "sat493m", "local_cls_norm tensors: only the ViT-L/16 SAT-493M release has them"
-    preferred = [v for v in candidates if v.dataset == (dataset or "lvd1689m")]
+    dataset, reason = choose_dataset(resolved, candidates, config.local_cls_norm if fmt == META_FORMAT else None)
+    preferred = [v for v in candidates if v.dataset == dataset]
     return dataset, reason, (preferred or candidates or [None])[0]
 
 
@@ -187,7 +186,7 @@ def load_backbone(
         dtype=dtype,
         patch_stride=patch_stride,
     )
-    dataset, reason, variant = _dataset_and_variant(loaded.model.config, resolved)
+    dataset, reason, variant = _dataset_and_variant(loaded.model.config, resolved, loaded.format)
     weights = WeightsInfo(resolved.path, loaded.format, loaded.tensors_loaded, loaded.tensors_total, dataset,
                           digest)
     mean, std = NORMALISATION[dataset or "lvd1689m"]
@@ -195,3 +194,30 @@ def load_backbone(
     if log:
         _report(log, loaded, backbone, variant, reason)
     return backbone
+
+
+@dataclass(frozen=True)
+class VerifiedWeights:
+    """What :func:`verify_weights` found."""
+
+    weights: WeightsInfo
+    variant: str  # released name when the shapes match one, else "custom"
+    config: ViTConfig
+
+
+def verify_weights(source: Source, *, verify_hash: bool = True, log: Optional[Callable[[str], None]] = None) \
+        -> VerifiedWeights:
+    """Find and check weights exactly as :func:`load_backbone` does (every tensor, its shape, dtype and values,
+    the Meta hash, the dataset), without building or materialising the model: memory stays at about the
+    largest tensor, also for ViT-7B. Raises what load_backbone raises; never downloads."""
+    resolved = resolve_weights(source, log=log)
+    digest = verify_meta_hash(resolved.path, log) if verify_hash else None
+    checked = verify_checkpoint(resolved.path, shards=resolved.shards, config_path=resolved.config_path)
+    dataset, reason, variant = _dataset_and_variant(checked.config, resolved, checked.format)
+    weights = WeightsInfo(resolved.path, checked.format, checked.tensors_loaded, checked.tensors_total, dataset,
+                          digest)
+    if log:
+        log(f"Verified {checked.tensors_loaded}/{checked.tensors_total} tensors of {resolved.path} "
+            f"({FORMAT_NAMES[checked.format]}: {checked.config.describe()}); dataset: "
+            f"{DATASET_NAMES.get(dataset or '', 'unknown')} ({reason})")
+    return VerifiedWeights(weights, variant.name if variant else "custom", checked.config)

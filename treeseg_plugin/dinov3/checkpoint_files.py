@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -192,6 +193,19 @@ def _safetensors_problem(path: Path) -> str:
     return ""
 
 
+def _safetensors_entries(path: Path) -> Dict[str, Tuple[str, List[int], int, int]]:
+    """The tensors of a safetensors file whose header is sound: name -> (dtype, shape, first byte, end byte)."""
+    problem = _safetensors_problem(path)
+    if problem:
+        raise CheckpointError(f"{path}: unreadable safetensors file ({problem}). {REDOWNLOAD}")
+    with open(path, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(header_len).decode("utf-8"))
+    start = 8 + header_len
+    return {name: (entry["dtype"], entry["shape"], start + entry["data_offsets"][0], start + entry["data_offsets"][1])
+            for name, entry in header.items() if name != "__metadata__"}
+
+
 def _read_safetensors(path: Path) -> Dict[str, Tensor]:
     from safetensors.torch import load_file
 
@@ -259,3 +273,69 @@ def load_hf_config(config_path: Path) -> dict:
     if not isinstance(config, dict):
         raise CheckpointError(f"{config_path}: not a model configuration. Download it again or remove it.")
     return config
+
+
+_TORCH_DTYPES = {"BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16, "I32": torch.int32,
+                 "I64": torch.int64, "F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32,
+                 "F64": torch.float64, "F8_E5M2": torch.float8_e5m2, "F8_E4M3": torch.float8_e4m3fn}
+
+
+class StreamedState:
+    """A checkpoint opened without reading its values: ``meta`` holds every tensor's name, shape and dtype
+    (meta tensors); :meth:`values` gives the real tensors, each read from disk when accessed.
+
+    Safetensors are read tensor by tensor with plain file reads (no memory map), so a tensor's memory is
+    freed as soon as it is dropped; .pth files are memory-mapped by torch.load (legacy pickles, which
+    cannot be, are read whole).
+    """
+
+    def __init__(self, path: Path, shards: Sequence[Path] = ()) -> None:
+        self.notes: List[str] = []
+        self.meta: Dict[str, Tensor] = {}
+        self._where: Dict[str, Tuple[Path, torch.dtype, List[int], int, int]] = {}
+        self._loaded: Dict[str, Tensor] = {}
+        if not shards and _sniff(path) != "safetensors":
+            self._loaded, self.notes = read_state_dict(path)
+            self.meta = {name: tensor.to("meta") for name, tensor in self._loaded.items()}
+        for file in () if self._loaded else shards or [path]:
+            _sniff(file)
+            for name, (dtype, shape, begin, end) in _safetensors_entries(file).items():
+                if name in self._where:
+                    raise CheckpointError(f"{file}: repeats tensors of other shards of {path}: "
+                                          f"{format_keys([name])}. {REDOWNLOAD}")
+                if dtype not in _TORCH_DTYPES:
+                    raise CheckpointError(f"{file}: tensor '{printable(name, 120)}' is stored as {dtype}, which "
+                                          f"a DINOv3 checkpoint never uses. {USE_RELEASED}")
+                self._where[name] = (file, _TORCH_DTYPES[dtype], shape, begin, end)
+                self.meta[name] = torch.empty(shape, dtype=_TORCH_DTYPES[dtype], device="meta")
+        self._name_of = {id(tensor): name for name, tensor in self.meta.items()}
+
+    def read(self, name: str) -> Tensor:
+        """The tensor stored as ``name``, read now (memory-mapped for .pth files)."""
+        if name in self._loaded:
+            return self._loaded[name]
+        file, dtype, shape, begin, end = self._where[name]
+        with open(file, "rb") as f:
+            f.seek(begin)
+            data = bytearray(f.read(end - begin))
+        return torch.frombuffer(data, dtype=dtype).reshape(shape) if data else torch.empty(shape, dtype=dtype)
+
+    def values(self, named: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+        """The real tensors behind ``named`` (this file's meta tensors, possibly renamed), read when accessed."""
+        return _Values({key: self._name_of[id(tensor)] for key, tensor in named.items()}, self.read)
+
+
+class _Values(Mapping):
+    """name -> tensor, read by ``read(stored name)`` on every access (iterating reads one tensor at a time)."""
+
+    def __init__(self, stored: Dict[str, str], read: Callable[[str], Tensor]) -> None:
+        self._stored, self._read = stored, read
+
+    def __getitem__(self, key: str) -> Tensor:
+        return self._read(self._stored[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stored)
+
+    def __len__(self) -> int:
+        return len(self._stored)

@@ -137,12 +137,17 @@ def _finite(tensor: Tensor) -> bool:
     return bool(torch.isfinite(tensor.sum(dtype=torch.float32))) or bool(torch.isfinite(tensor).all())
 
 
-def check_values(state: Dict[str, Tensor], path: Path) -> None:
-    """Every tensor of the file is floating point and finite."""
-    not_float = [f"{k} ({t.dtype})" for k, t in state.items() if not t.is_floating_point()]
+def check_values(state: Mapping[str, Tensor], path: Path) -> None:
+    """Every tensor of the file is floating point and finite; one pass, one tensor at a time (``state`` may
+    read each tensor from disk when it is accessed)."""
+    not_float, bad = [], []
+    for key, tensor in state.items():
+        if not tensor.is_floating_point():
+            not_float.append(f"{key} ({tensor.dtype})")
+        elif not not_float and not _finite(tensor):
+            bad.append(f"{key} ({'NaN' if torch.isnan(tensor).any() else 'Inf'})")
     if not_float:
         raise CheckpointError(f"{path}: tensors are not floating point: {format_keys(not_float)}. {USE_RELEASED}")
-    bad = [f"{k} ({'NaN' if torch.isnan(t).any() else 'Inf'})" for k, t in state.items() if not _finite(t)]
     if bad:
         hint = ""
         if any("bias_mask" in k for k in bad):

@@ -12,6 +12,8 @@ Two layouts are understood (see docs/weights.md):
 Loading is strict (`checkpoint_verify`): every tensor of the file is used, every parameter and buffer of
 the model is filled (the model is built on the meta device, so nothing else can exist), shapes must match,
 every tensor must be finite. Any failure raises CheckpointError naming the file, the keys and what to do.
+`verify_checkpoint` runs the same checks in the same order without materialising anything (the weights
+manager's Verify): the mapping runs on meta tensors and the values are streamed.
 """
 
 from __future__ import annotations
@@ -20,17 +22,17 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import Dict, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from . import checkpoint_verify as verify
-from .checkpoint_files import read_state_dict
+from .checkpoint_files import StreamedState, read_state_dict
 from .checkpoint_layout import META_FORMAT, detect_format, infer_architecture, strip_prefix
 from .errors import format_keys
 from .hf_mapping import hf_to_meta
-from .vision_transformer import DinoVisionTransformer
+from .vision_transformer import DinoVisionTransformer, ViTConfig
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,20 @@ class LoadedCheckpoint:
     notes: Tuple[str, ...]  # how the heads were found, ignored tensors: for the log
 
 
+@dataclass(frozen=True)
+class CheckedCheckpoint:
+    """What :func:`verify_checkpoint` found: the file is loadable, and describes this architecture."""
+
+    format: str
+    config: ViTConfig
+    tensors_loaded: int
+    tensors_total: int
+    notes: Tuple[str, ...]
+
+
+_BUFFERS = ("rope_embed.periods", "attn.qkv.bias_mask")  # the buffers whose values check_buffers checks
+
+
 def _select(state: Mapping[str, Tensor], keys: Sequence[str]) -> Dict[str, Tensor]:
     """The Meta layout is ours: the model's tensors, by name."""
     return {key: state[key] for key in keys}
@@ -53,6 +69,45 @@ def _materialise(tensor: Tensor, device: torch.device, dtype: torch.dtype) -> Te
     """A copy on device/dtype that shares nothing with the file's (memory-mapped) tensors."""
     out = tensor.to(device=device, dtype=dtype)
     return out.clone() if out.data_ptr() == tensor.data_ptr() else out
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A checkpoint matched to its model, before any value is checked."""
+
+    state: Dict[str, Tensor]  # the file's tensors, wrapper prefix stripped
+    format: str
+    config: ViTConfig
+    model: DinoVisionTransformer  # on the meta device: holds nothing
+    shapes: Dict[str, Tuple[int, ...]]
+    tensors: Dict[str, Tensor]  # the model's tensors as converted from the file (views, no copies)
+    lineage: Dict[str, verify.Lineage]
+    notes: List[str]
+
+
+def _prepare(state: Dict[str, Tensor], notes: List[str], path: Path, config_path: Optional[Path],
+             patch_stride: int) -> _Prepared:
+    """Strip a wrapper prefix, infer the architecture, map the names, and check that the tensors cover the
+    model exactly; works on meta tensors too (shapes and names only)."""
+    state, prefix_notes = strip_prefix(state)
+    notes = notes + prefix_notes
+    verify.check_not_empty(state, path)
+    fmt = detect_format(state, path)
+    config, rope_base, heads_note = infer_architecture(state, fmt, path, config_path)
+    notes.append(heads_note)
+    model = DinoVisionTransformer(config, patch_stride)
+    shapes = {k: tuple(t.shape) for k, t in model.state_dict().items()}
+    convert = partial(_select, keys=list(shapes)) if fmt == META_FORMAT else partial(
+        hf_to_meta, config=config, rope_base=rope_base)
+    tensors, lineage = verify.traced_convert(convert, state)
+    if lineage.keys() != shapes.keys():  # the mapping must describe exactly this model
+        raise RuntimeError(f"internal key mapping error: {format_keys(lineage.keys() ^ shapes.keys())}")
+    verify.check_coverage(state, lineage, path)
+    return _Prepared(state, fmt, config, model, shapes, tensors, lineage, notes)
+
+
+def _used(lineage: Mapping[str, verify.Lineage]) -> int:
+    return sum(len(line.sources) for line in lineage.values())
 
 
 def load_checkpoint(
@@ -66,37 +121,37 @@ def load_checkpoint(
 ) -> LoadedCheckpoint:
     """Read, verify and load a checkpoint into a new DinoVisionTransformer (RoPE periods stay fp32)."""
     state, notes = read_state_dict(path, shards)
-    state, prefix_notes = strip_prefix(state)
-    notes += prefix_notes
-    verify.check_not_empty(state, path)
-    fmt = detect_format(state, path)
-    config, rope_base, heads_note = infer_architecture(state, fmt, path, config_path)
-    notes.append(heads_note)
-
-    model = DinoVisionTransformer(config, patch_stride)
-    shapes = {k: tuple(t.shape) for k, t in model.state_dict().items()}
-    convert = partial(_select, keys=list(shapes)) if fmt == META_FORMAT else partial(
-        hf_to_meta, config=config, rope_base=rope_base)
-    tensors, lineage = verify.traced_convert(convert, state)
-    if lineage.keys() != shapes.keys():  # the mapping must describe exactly this model
-        raise RuntimeError(f"internal key mapping error: {format_keys(lineage.keys() ^ shapes.keys())}")
-
-    total = len(state)
-    verify.check_coverage(state, lineage, path)
-    verify.check_values(state, path)
-    verify.check_shapes(state, lineage, shapes, path)
-    verify.check_buffers(tensors, path)
+    prepared = _prepare(state, notes, path, config_path, patch_stride)
+    verify.check_values(prepared.state, path)
+    verify.check_shapes(prepared.state, prepared.lineage, prepared.shapes, path)
+    verify.check_buffers(prepared.tensors, path)
 
     loaded = {
         key: _materialise(tensor, device, torch.float32 if key == "rope_embed.periods" else dtype)
-        for key, tensor in tensors.items()
+        for key, tensor in prepared.tensors.items()
     }
-    del tensors, state
+    model, lineage, total, fmt, notes = (prepared.model, prepared.lineage, len(prepared.state), prepared.format,
+                                          prepared.notes)
+    del prepared, state
     model.load_state_dict(loaded, strict=True, assign=True)
     empty = [n for n, t in chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
     if empty:
         raise RuntimeError(f"internal loading error: tensors left unfilled: {format_keys(empty)}")
     model.requires_grad_(False).eval()
     computed = tuple(k for k, line in lineage.items() if not line.sources)
-    used = sum(len(line.sources) for line in lineage.values())
-    return LoadedCheckpoint(model, fmt, used, total, len(shapes), computed, tuple(notes))
+    return LoadedCheckpoint(model, fmt, _used(lineage), total, len(loaded), computed, tuple(notes))
+
+
+def verify_checkpoint(path: Path, *, shards: Sequence[Path] = (), config_path: Path | None = None) -> CheckedCheckpoint:
+    """Every check of :func:`load_checkpoint`, without building or materialising the model: names and shapes
+    from the headers, values streamed one tensor at a time (peak memory: about the largest tensor)."""
+    streamed = StreamedState(path, shards)
+    prepared = _prepare(dict(streamed.meta), streamed.notes, path, config_path, 16)
+    values = streamed.values(prepared.state)
+    verify.check_values(values, path)
+    verify.check_shapes(prepared.state, prepared.lineage, prepared.shapes, path)
+    buffers = {key: values[line.sources[0]] if line.sources else prepared.tensors[key]
+               for key, line in prepared.lineage.items() if key.endswith(_BUFFERS)}
+    verify.check_buffers(buffers, path)
+    return CheckedCheckpoint(prepared.format, prepared.config, _used(prepared.lineage), len(prepared.state),
+                             tuple(prepared.notes))

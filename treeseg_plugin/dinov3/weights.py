@@ -1,10 +1,15 @@
 """Finding DINOv3 weights and checking their integrity.
 
-Order for `source`:
-1. an existing path: a weights file (.pth / .safetensors / model.safetensors.index.json) or a Hugging Face
-   model folder (model.safetensors or its shard index, optional config.json);
-2. a variant name from VARIANTS ("vits16", "vitl16-sat493m", ...) means its Hugging Face repo id;
-3. a repo id ("facebook/dinov3-vits16-pretrain-lvd1689m"): the local Hugging Face cache (HF_HOME /
+What `source` means:
+1. a variant name from VARIANTS ("vits16", "vitl16-sat493m", ...) always means that released model (its
+   Hugging Face repo id), even when a file or folder of that name exists: write "./vits16" for that;
+2. a string of the form owner/name without a weights suffix is a repo id (a local folder of that name is
+   "./owner/name");
+3. anything else (a path object, an absolute or ./ path, a name with a .pth / .pt / .safetensors / .json
+   suffix, a bare name that is not a variant) is a path: a weights file (.pth / .safetensors /
+   model.safetensors.index.json) or a Hugging Face model folder (model.safetensors or its shard index,
+   optional config.json).
+For a repo id ("facebook/dinov3-vits16-pretrain-lvd1689m"): the local Hugging Face cache (HF_HOME /
    HF_HUB_CACHE, works offline), then, for a variant, Meta's file in the torch hub cache
    (<torch hub dir>/checkpoints/<Meta filename>), then a download if allow_download=True and not
    HF_HUB_OFFLINE (token: the `token` argument, else huggingface_hub's own HF_TOKEN / login).
@@ -21,12 +26,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 
 from .errors import CheckpointError, WeightsNotFoundError, format_keys, scrub_token
-from .variants import DATASET_NAMES, META_DOWNLOAD_FORM, NORMALISATION, VARIANTS, Variant
+from .variants import DATASET_NAMES, META_DOWNLOAD_FORM, NORMALISATION, VARIANTS, Variant, hf_repo_name
 
 Source = Union[str, "os.PathLike[str]"]
 Log = Optional[Callable[[str], None]]
@@ -34,6 +39,7 @@ Log = Optional[Callable[[str], None]]
 HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 HF_DOWNLOAD_PATTERNS = ["config.json", "preprocessor_config.json", "model.safetensors", "model*.safetensors",
                         "model.safetensors.index.json"]
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".safetensors", ".json")
 _META_HASH = re.compile(r"-([0-9a-f]{8})\.pth$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{8,}")  # masked in hub error details even when it is not ours
@@ -57,7 +63,7 @@ class WeightsInfo:
     format: str  # "meta-pth" | "hf-safetensors"
     tensors_loaded: int
     tensors_total: int
-    dataset: Optional[str]  # "lvd1689m" | "sat493m" | None (unknown: ImageNet normalisation)
+    dataset: Optional[str]  # "lvd1689m" | "sat493m" | None (a custom architecture: ImageNet normalisation)
     _sha256: Optional[str] = field(default=None, repr=False, compare=False)
 
     def sha256(self) -> str:
@@ -209,8 +215,8 @@ def _from_hub(
         if hub_file.is_file():
             return _local_file(hub_file, "torch hub cache")
         looked.append(f"{hub_file} (absent)")
-    if variant is None:
-        looked.append(f"no local file or folder named '{source}'")
+    if variant is None and Path(source).exists():
+        looked.append(f"'{source}' is read as a repository id; for the local folder of that name pass './{source}'")
 
     if not allow_download:
         reason = "downloading is off (allow_download=False)"
@@ -240,10 +246,12 @@ def resolve_weights(
     source: Source, *, allow_download: bool = False, token: Optional[str] = None, log: Log = None
 ) -> ResolvedWeights:
     """Where the weights for `source` are (see the module docstring for the search order)."""
+    is_str = isinstance(source, str)
+    repo_like = is_str and bool(_REPO_ID.match(source)) and not source.endswith(WEIGHTS_SUFFIXES)
     path = Path(source).expanduser()
-    if path.exists():
+    if not (is_str and source in VARIANTS) and not repo_like and path.exists():
         resolved = _local(path)
-    elif isinstance(source, str) and source in VARIANTS:
+    elif is_str and source in VARIANTS:
         variant = VARIANTS[source]
         if variant.hf_repo_id is None:
             hub_file = torch_hub_checkpoint(variant)
@@ -256,7 +264,7 @@ def resolve_weights(
             resolved = _local_file(hub_file, "torch hub cache")
         else:
             resolved = _from_hub(source, variant.hf_repo_id, variant, allow_download, token, log)
-    elif isinstance(source, str) and _REPO_ID.match(source) and not source.endswith((".pth", ".pt", ".safetensors")):
+    elif repo_like:
         resolved = _from_hub(source, source, None, allow_download, token, log)
     else:
         raise WeightsNotFoundError(
@@ -287,3 +295,33 @@ def detect_dataset(resolved: ResolvedWeights) -> Tuple[Optional[str], str]:
             if mean == dataset_mean:
                 return dataset, f"image_mean in {resolved.preprocessor_path.name}"
     return None, "no dataset in the names"
+
+
+def choose_dataset(resolved: ResolvedWeights, candidates: Sequence[Variant], cls_norm: Optional[bool]) \
+        -> Tuple[Optional[str], str]:
+    """The pretraining dataset whose input normalisation the weights need, and why (None: custom architecture).
+
+    ``candidates`` are the released variants with the weights' shapes; ``cls_norm`` whether the file has
+    local_cls_norm tensors (None when its layout never carries them: Hugging Face files). Weights of an
+    architecture released with both datasets (ViT-L/16, ViT-7B/16) are refused when nothing tells which:
+    SAT-493M and LVD-1689M need different statistics, and a wrong guess degrades the features silently.
+    """
+    dataset, reason = detect_dataset(resolved)
+    if dataset is not None:
+        return dataset, reason
+    released = {v.dataset for v in candidates if cls_norm is None or v.local_cls_norm == cls_norm}
+    if len(released) == 1:
+        only = released.pop()
+        tensors = "local_cls_norm tensors" if only == "sat493m" else "tensors"
+        return only, f"the only DINOv3 release with these {tensors} was pretrained on {DATASET_NAMES[only]}"
+    if not candidates:
+        return None, "a custom architecture (no DINOv3 release has these shapes) and no dataset in the names"
+    arch, display = candidates[0].arch, candidates[0].arch_display
+    raise CheckpointError(
+        f"{resolved.path}: cannot tell whether these {display} weights were pretrained on LVD-1689M (web "
+        "images) or SAT-493M (satellite images), which need different input normalisation: no 'lvd1689m' or "
+        "'sat493m' in the file, folder or repository name, and no preprocessor_config.json next to the file. "
+        "Rename the file or its folder to name the dataset (e.g. "
+        f"dinov3_{arch}_pretrain_sat493m.pth, or a folder {hf_repo_name(arch, 'sat493m')}/; lvd1689m for the "
+        "web-image release), or put the model's preprocessor_config.json next to it."
+    )

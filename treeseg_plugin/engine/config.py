@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from .errors import EngineError
 
@@ -30,6 +30,8 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 RASTER_EXTENSIONS = (".tif", ".tiff")
 STATS_EXTENSIONS = (".json", ".csv", ".html", ".htm")
+CLUSTER_MODEL_EXTENSION = ".tscm"
+"""A cluster model file (engine/cluster_model_file.py, docs/cluster-model.md)."""
 POLYGON_DRIVERS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON"}
 DEFAULT_MAX_SAMPLES = 20_000
 """Patch features sampled over the raster to fit k-means: enough for K <= 10 (docs/benchmarks-clustering.md)."""
@@ -60,6 +62,12 @@ class SegmentationConfig:
     token: Optional[str] = field(default=None, repr=False)
     stats_path: Optional[str] = None
     polygons_path: Optional[str] = None
+    cluster_model: Optional[str] = None  # apply this model: no fit, its centroids, stretch and colours
+    cluster_model_output: Optional[str] = None  # save the model this run fits
+
+    def output_paths(self) -> List[str]:
+        """The files this run writes (those asked for), the label raster first."""
+        return [p for p in (self.output_path, self.stats_path, self.polygons_path, self.cluster_model_output) if p]
 
 
 def _is_int(value: object) -> bool:
@@ -93,9 +101,20 @@ def validate_config(config: SegmentationConfig) -> None:
     if config.polygons_path:
         _require(_extension(config.polygons_path) in POLYGON_DRIVERS,
                  f"Polygon file '{config.polygons_path}' must end in .gpkg, .shp or .geojson.")
-    outputs = [p for p in (config.output_path, config.stats_path, config.polygons_path) if p]
+    validate_cluster_model_paths(config.cluster_model, config.cluster_model_output)
+    outputs = config.output_paths()
     _require(len({os.path.abspath(p) for p in outputs}) == len(outputs),
-             "The output raster, statistics and polygon files must be different files.")
+             "The output raster, statistics, polygon and cluster model files must be different files.")
+
+
+def validate_cluster_model_paths(model: Optional[str], output: Optional[str]) -> None:
+    """A cluster model to apply and one to save: ``.tscm`` files, not both (applying fits nothing)."""
+    for path, what in ((model, "Cluster model"), (output, "Cluster model output")):
+        _require(not path or _extension(path) == CLUSTER_MODEL_EXTENSION,
+                 f"{what} '{path}' must end in {CLUSTER_MODEL_EXTENSION}. Change the file name.")
+    _require(not (model and output),
+             "A cluster model is applied and a cluster model output asked for, but applying a model fits nothing "
+             "to save. Leave the cluster model output empty (the applied model is already saved).")
 
 
 def validate_settings(config: SegmentationConfig) -> None:

@@ -7,17 +7,22 @@ and run about 3x slower, with OpenBLAS threads fighting torch's OpenMP threads (
 any QGIS whatever BLAS it loads, with no environment variable to set. A worker also keeps QGIS alive
 when the run dies (out of memory, a crash in a native library, a CUDA fault).
 
-The job: a validated :class:`SegmentationConfig`. The result: the :class:`SegmentationResult` the
-engine returns, or the engine's error re-raised here (:class:`Canceled`, :class:`EngineError`,
-:class:`WorkerBugError` for an unexpected exception, :class:`WorkerDiedError` when the process ends without
-an answer). :func:`run_job` is the whole interface::
+The job: a validated config of one of the :data:`JOB_KINDS` (:class:`SegmentationConfig`, run by
+``run_segmentation``; :class:`ClusterFitConfig`, run by ``run_fit_cluster_model``). The result: what the
+kind's engine function returns (a :class:`SegmentationResult` or :class:`ClusterFitResult`), or the
+engine's error re-raised here (:class:`Canceled`, :class:`EngineError`, :class:`WorkerBugError` for an
+unexpected exception, :class:`WorkerDiedError` when the process ends without an answer).
+:func:`run_job` is the whole interface::
 
     result = run_job(SegmentationConfig("ortho.tif", "labels.tif"), progress)
 
+A new kind of job is one :class:`JobKind` row: its config dataclass (with ``output_paths()``), its check,
+the engine function the worker imports, and its result class (with ``to_json``/``from_json``).
+
 The pipe (one JSON object per line, ``PROTOCOL`` version 1):
 
-* to the worker's stdin: ``{"protocol": 1, "config": {...}, "sys_path": [...]}`` (the parent's, with
-  TreeSeg's private dependency folder first: the worker runs only TreeSeg), then ``cancel``
+* to the worker's stdin: ``{"protocol": 1, "kind": "segment", "config": {...}, "sys_path": [...]}`` (the
+  parent's, with TreeSeg's private dependency folder first: the worker runs only TreeSeg), then ``cancel``
   (end of input also cancels: the parent is gone), or ``commit`` to answer the worker's ``commit?``.
 * from the worker's stdout: ``{"event": "started", "pid", "python"}``, ``{"event": "info"|"warning",
   "message"}``, ``{"event": "stage", "name"}``, ``{"event": "progress", "percent"}``, ``{"event": "commit?"}`` (the
@@ -44,11 +49,13 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional
+from typing import IO, Any, Callable, Dict, List, Optional
 
 from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError
+from .fit_job import ClusterFitConfig, ClusterFitResult, validate_fit_config
 from .progress import Progress
 from .result import SegmentationResult
 from .staging import remove_leftovers
@@ -80,6 +87,39 @@ _WINDOWS_CODES = {
     0xC0000017: ("ran out of memory", _OUT_OF_MEMORY_FIX),
     0xC00000FD: ("crashed (stack overflow)", _NATIVE_CRASH_FIX),
 }
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of job the worker runs: config type, its check, engine function, result type."""
+
+    name: str
+    config_type: type
+    validate: Callable[[Any], None]
+    runner: str  # "module:function" relative to this package, imported in the worker only (torch side)
+    result_type: type
+
+
+JOB_KINDS = (
+    JobKind("segment", SegmentationConfig, validate_config, ".pipeline:run_segmentation", SegmentationResult),
+    JobKind("fit", ClusterFitConfig, validate_fit_config, ".model_fit:run_fit_cluster_model", ClusterFitResult),
+)
+
+
+def job_kind(config: Any) -> JobKind:
+    """The kind whose config type ``config`` is."""
+    for kind in JOB_KINDS:
+        if isinstance(config, kind.config_type):
+            return kind
+    raise TypeError(f"No job kind runs a {type(config).__name__}.")
+
+
+def kind_named(name: str) -> JobKind:
+    """The kind called ``name`` (the worker's side of the pipe)."""
+    for kind in JOB_KINDS:
+        if kind.name == name:
+            return kind
+    raise KeyError(f"Unknown job kind {name!r}.")
 
 
 class WorkerBugError(Exception):
@@ -115,17 +155,15 @@ def worker_environment() -> Dict[str, str]:
     return env
 
 
-def _job_line(config: SegmentationConfig) -> str:
+def _job_line(config: Any) -> str:
     from ..dependency_folder import worker_sys_path
 
-    fields = dataclasses.asdict(config)
-    return json.dumps({"protocol": PROTOCOL, "config": fields,
+    return json.dumps({"protocol": PROTOCOL, "kind": job_kind(config).name, "config": dataclasses.asdict(config),
                        "sys_path": worker_sys_path([entry for entry in sys.path if entry])})
 
 
-def _destination_folders(config: SegmentationConfig) -> List[str]:
-    paths = [config.output_path, config.stats_path, config.polygons_path]
-    return [os.path.dirname(os.path.abspath(path)) for path in paths if path]
+def _destination_folders(config: Any) -> List[str]:
+    return [os.path.dirname(os.path.abspath(path)) for path in config.output_paths()]
 
 
 def _missing_folders(folders: List[str]) -> List[str]:
@@ -169,8 +207,7 @@ def death_message(returncode: int, stderr_tail: str) -> str:
     return (f"TreeSeg's worker process {what}; the run stopped and nothing was written. {fix}{last}")
 
 
-def run_job(config: SegmentationConfig, progress: Optional[Progress] = None,
-            python: Optional[str] = None) -> SegmentationResult:
+def run_job(config: Any, progress: Optional[Progress] = None, python: Optional[str] = None) -> Any:
     """Run ``config`` in a worker process; returns its result or raises the engine's error.
 
     ``progress`` receives the worker's log lines, stages and percentages; its ``is_canceled`` is polled
@@ -178,7 +215,8 @@ def run_job(config: SegmentationConfig, progress: Optional[Progress] = None,
     k-means step or one output block).
     """
     progress = progress or Progress()
-    validate_config(config)
+    kind = job_kind(config)
+    kind.validate(config)
     folders = _destination_folders(config)
     missing = _missing_folders(folders)
     python = python or worker_python()
@@ -197,7 +235,7 @@ def run_job(config: SegmentationConfig, progress: Optional[Progress] = None,
         reader.start()
         answered = False
         try:
-            outcome = _converse(process, events, config, progress)
+            outcome = _converse(process, events, config, kind, progress)
             answered = True
         finally:
             if process.poll() is None:
@@ -223,7 +261,7 @@ def _remove_empty(folders: List[str]) -> None:
             os.rmdir(folder)
 
 
-def _converse(process: subprocess.Popen, events: queue.Queue, config: SegmentationConfig,
+def _converse(process: subprocess.Popen, events: queue.Queue, config: Any, kind: JobKind,
               progress: Progress) -> Any:
     """Send the job, relay events until the worker's stdout closes; the result, an error, or None."""
     _send(process, _job_line(config))
@@ -240,7 +278,7 @@ def _converse(process: subprocess.Popen, events: queue.Queue, config: Segmentati
         if event.get("event") == "commit?":
             _send(process, "cancel" if progress.is_canceled() else "commit")
         elif event:
-            outcome = _handle(event, progress) or outcome
+            outcome = _handle(event, kind, progress) or outcome
         if kill_at is None and progress.is_canceled():
             kill_at = time.monotonic() + CANCEL_GRACE_S
             _send(process, "cancel")
@@ -263,22 +301,22 @@ def _parse(line: str) -> Dict[str, Any]:
     return event if isinstance(event, dict) else {}
 
 
-def _handle(event: Dict[str, Any], progress: Progress) -> Any:
+def _handle(event: Dict[str, Any], job: JobKind, progress: Progress) -> Any:
     """Relay one event to ``progress``; the final outcome for a result or error event, else None."""
-    kind = event.get("event")
-    if kind == "started":
+    name = event.get("event")
+    if name == "started":
         progress.info(f"Running in a worker process (pid {event['pid']}, {event['python']}).")
-    elif kind == "info":
+    elif name == "info":
         progress.info(event["message"])
-    elif kind == "warning":
+    elif name == "warning":
         progress.warning(event["message"])
-    elif kind == "stage":
+    elif name == "stage":
         progress.stage(event["name"])
-    elif kind == "progress":
+    elif name == "progress":
         progress.progress(event["percent"])
-    elif kind == "result":
-        return SegmentationResult.from_json(event["result"])
-    elif kind == "error":
+    elif name == "result":
+        return job.result_type.from_json(event["result"])
+    elif name == "error":
         if event["kind"] == "canceled":
             return Canceled(event["message"])
         if event["kind"] == "engine":

@@ -9,6 +9,7 @@ not checked for colour blindness). Label 0 (NoData) is transparent. Names are st
 from __future__ import annotations
 
 import colorsys
+from dataclasses import dataclass
 from typing import List, Tuple
 
 RGB = Tuple[int, int, int]
@@ -48,3 +49,24 @@ def cluster_name(label: int) -> str:
 def category_names(k: int) -> List[str]:
     """Names of labels 0..k."""
     return [cluster_name(i) for i in range(k + 1)]
+
+
+@dataclass(frozen=True)
+class Legend:
+    """Colours and names of the labels: the fixed palette, or those a cluster model carries."""
+
+    colors: Tuple[str, ...]  # "#rrggbb" of labels 1..k
+    names: Tuple[str, ...]  # names of labels 0..k (0 is NoData)
+
+    @property
+    def k(self) -> int:
+        return len(self.colors)
+
+    def rgb(self, label: int) -> RGB:
+        """RGB of ``label`` (1-based)."""
+        return _hex_to_rgb(self.colors[label - 1])
+
+
+def default_legend(k: int) -> Legend:
+    """The fixed palette and names for labels 0..k."""
+    return Legend(tuple(cluster_hex(i) for i in range(1, k + 1)), tuple(category_names(k)))

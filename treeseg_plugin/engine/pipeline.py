@@ -15,14 +15,13 @@ Decisions:
   fails in seconds, not after loading a large model. A working window with fewer patches than the
   clusters asked for (e.g. a raster or extent of at most 16 x 16 px: a single patch) is refused before
   anything is loaded.
-* The fit uses at most ``max_samples`` valid patches drawn uniformly at random (seeded) from the
-  whole working window. When fewer distinct valid patch features than ``k_max`` exist, ``k_max`` is
-  lowered to that number with a warning; when fewer than ``k_min`` (or a fixed ``k``) exist, the run
-  fails.
+* The fit (engine/fitting.py) samples valid patches from the whole working window. With
+  ``cluster_model`` the file's model is applied instead (engine/cluster_model_run.py: checked against
+  the input and the backbone before any encoding; its stretch, centroids and colours; no fit, no K
+  sweep); ``cluster_model_output`` saves the model this run fitted, staged with the other outputs.
 * Failures that are not the user's settings still end in an :class:`EngineError` naming the fix:
   running out of memory (``MemoryError`` or PyTorch's CPU allocator), a full disk, a read error in a
   damaged input, a write error in the output folder (which may also have vanished).
-* With a fixed ``k`` only that K is fitted: the WCSS table has one row and no drop.
 * The stats record timings, so the stats file differs between runs; the label raster does not.
 * The weights' SHA-256 (a full read of the file) is computed only when a stats file is asked for.
 """
@@ -36,7 +35,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -44,10 +43,14 @@ from osgeo import gdal
 
 from ..dinov3 import Backbone
 from ..version import plugin_version
+from . import cluster_model_run as model_run
 from . import clustering
+from .cluster_model import ClusterModel
+from .cluster_model_file import load_cluster_model
 from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
 from .features import FeatureStore, TileEncoder
+from .fitting import Fit, fit_store
 from .gdal_mode import raising_gdal_errors
 from .georef import PixelArea, Window, pixel_area, window_geotransform, working_window
 from .labels import block_labels
@@ -68,16 +71,6 @@ SIDECARS = (".aux.xml", ".ovr", ".msk")  # GDAL files beside a raster that descr
 
 
 @dataclass
-class _Fit:
-    k: int
-    centroids: np.ndarray
-    wcss: Dict[int, float]
-    drop: Dict[int, float]
-    samples: int
-    valid_patches: int
-
-
-@dataclass
 class _Labels:
     pixels: np.ndarray
     hectares: Optional[np.ndarray]
@@ -87,63 +80,18 @@ def _weights_sha256(weights: Any) -> Optional[str]:
     return weights.sha256() if weights.path and os.path.isfile(weights.path) else None
 
 
+def _absolute(path: Optional[str]) -> Optional[str]:
+    return os.path.abspath(path) if path else None
+
+
 def _finite(value: float) -> Optional[float]:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _fit(store: FeatureStore, config: SegmentationConfig, progress: Progress) -> _Fit:
-    valid = store.count_valid()
-    if valid == 0:
-        where = "the chosen extent" if config.extent is not None else "the raster"
-        raise EngineError(f"No valid pixels in {where} (all NoData or masked): there is nothing to segment. "
-                          "Check the NoData value, the alpha band or the mask, or choose another extent or raster.")
-    x = store.sample(config.max_samples, config.seed)
-    n = clustering.count_distinct_rows(x, config.k or config.k_max)
-    progress.info(f"Fitting on {len(x)} of {valid} valid patches (seed {config.seed}).")
-    if config.k:
-        if config.k > n:
-            raise EngineError(f"K = {config.k} but only {n} distinct valid patches exist. Lower K, use a "
-                              "smaller stride or a larger extent.")
-        k_values = [config.k]
-    else:
-        if config.k_min > n:
-            raise EngineError(f"Minimum K = {config.k_min} but only {n} distinct valid patches exist. Lower "
-                              "the minimum K, use a smaller stride or a larger extent.")
-        k_max = min(config.k_max, n)
-        if k_max < config.k_max:
-            progress.warning(f"Only {n} distinct valid patches: maximum K lowered from {config.k_max} "
-                             f"to {k_max}.")
-        k_values = list(range(config.k_min, k_max + 1))
-    report = StageProgress(progress, 70, 80)
-    done: List[int] = []
-
-    def on_fit(fit: clustering.KMeansFit) -> None:
-        done.append(fit.k)
-        report(len(done) / len(k_values))
-
-    try:
-        fits = clustering.sweep_k(x, k_values, seed=config.seed, on_fit=on_fit,
-                                  is_canceled=progress.is_canceled)
-    except clustering.ClusteringCanceled as exc:
-        raise Canceled() from exc
-    wcss = {k: float(fits[k].wcss) for k in k_values}
-    drop = {int(k): float(v) for k, v in clustering.wcss_drop_percent(wcss).items()}
-    chosen = config.k or int(clustering.choose_k(wcss, config.elbow_threshold))
-    lines = ["K   WCSS          drop to K+1"]
-    for k in k_values:
-        pct = f"{drop[k]:.2f} %" if k in drop else "-"
-        lines.append(f"{k:<3} {wcss[k]:<13.6g} {pct}{'   <- chosen' if k == chosen else ''}")
-    progress.info("\n".join(lines))
-    how = "fixed" if config.k else f"elbow, threshold {config.elbow_threshold:g} %"
-    progress.info(f"Chosen K = {chosen} ({how}).")
-    centroids = np.ascontiguousarray(fits[chosen].centroids, dtype=np.float32)
-    return _Fit(chosen, centroids, wcss, drop, len(x), valid)
-
-
-def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit: _Fit, area: PixelArea,
+def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit: Fit, area: PixelArea,
                   writer: LabelWriter, stride: int, progress: Progress) -> _Labels:
     pixels = np.zeros(fit.k + 1, dtype=np.int64)
-    hectares = None if area.row_hectares(np.zeros(1)) is None else np.zeros(fit.k + 1)
+    hectares = np.zeros(fit.k + 1) if area.has_hectares else None
     report = StageProgress(progress, 80, 97)
     for top in range(0, window.height, BLOCK):
         h = min(BLOCK, window.height - top)
@@ -155,8 +103,7 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
             writer.write(top, left, labels)
             pixels += np.bincount(labels.ravel(), minlength=fit.k + 1)
             if hectares is not None:
-                row_ha = area.row_hectares(np.arange(top, top + h, dtype=np.float64))
-                weights = np.broadcast_to(row_ha[:, None], labels.shape).ravel()
+                weights = area.block_hectares(top, left, h, w).ravel()
                 hectares += np.bincount(labels.ravel(), weights=weights, minlength=fit.k + 1)
         writer.flush()
         source.flush()
@@ -165,7 +112,7 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
 
 
 def _build_stats(config: SegmentationConfig, source: RasterSource, window: Window, backbone: Any,
-                 device: str, precision: str, plan_info: Dict[str, Any], fit: _Fit, labels: _Labels,
+                 device: str, precision: str, plan_info: Dict[str, Any], fit: Fit, labels: _Labels,
                  area: PixelArea, timings: Dict[str, float]) -> Dict[str, Any]:
     total = int(labels.pixels[1:].sum())
     cluster_pixels = {str(k): int(labels.pixels[k]) for k in range(1, fit.k + 1)}
@@ -180,7 +127,7 @@ def _build_stats(config: SegmentationConfig, source: RasterSource, window: Windo
         crs = f"{authority}:{srs.GetAuthorityCode(None)}" if authority else srs.ExportToProj4()
     return {
         "chosen_k": fit.k,
-        "k_mode": "fixed" if config.k else "automatic",
+        "k_mode": "model" if config.cluster_model else "fixed" if config.k else "automatic",
         "k_min": config.k_min,
         "k_max": config.k_max,
         "elbow_threshold": config.elbow_threshold,
@@ -211,6 +158,7 @@ def _build_stats(config: SegmentationConfig, source: RasterSource, window: Windo
         "patches": {"valid": fit.valid_patches, "sampled": fit.samples},
         "seed": config.seed,
         "max_samples": config.max_samples,
+        "cluster_model": {"applied": _absolute(config.cluster_model), "saved": _absolute(config.cluster_model_output)},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "versions": {"treeseg": plugin_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "gdal": gdal.__version__, "python": platform.python_version()},
@@ -282,18 +230,21 @@ class _Stages:
                 "total": total}
 
 
-def _open_input(config: SegmentationConfig, progress: Progress, stack: contextlib.ExitStack) \
-        -> Tuple[RasterSource, Window]:
-    """The input raster (closed with ``stack``), its working window, checked, with the stretch fitted."""
-    raster = InputRaster(config.input_path, config.bands, progress)
+def _open_input(config: SegmentationConfig, model: Optional[ClusterModel], progress: Progress,
+                stack: contextlib.ExitStack) -> Tuple[RasterSource, Window]:
+    """The input raster (closed with ``stack``), its working window, checked, with the stretch fitted (or
+    the applied model's)."""
+    raster = InputRaster(config.input_path, model_run.run_bands(model, config.bands), progress)
     stack.callback(raster.close)
     window = working_window(raster.geotransform, raster.width, raster.height, config.extent)
     if config.extent is not None:
         progress.info(f"Extent snapped to pixels x {window.x0}..{window.x0 + window.width}, "
                       f"y {window.y0}..{window.y0 + window.height} ({window.width} x {window.height} px).")
-    _check_size(window, config)
+    if model is None:
+        _check_size(window, config)
     progress.info(raster.describe_masks())
-    return RasterSource(raster, window, progress, StageProgress(progress, 0, 3)), window
+    stretch = model_run.model_stretch(model, config.cluster_model, raster, progress) if model is not None else None
+    return RasterSource(raster, window, progress, StageProgress(progress, 0, 3), stretch), window
 
 
 def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
@@ -307,15 +258,18 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
     started = time.perf_counter()
     stage = _Stages(progress)
     output_folder = os.path.dirname(os.path.abspath(config.output_path))
+    model = load_cluster_model(config.cluster_model) if config.cluster_model else None
     with contextlib.ExitStack() as stack:
         with stage(STAGES[0]):
-            source, window = _open_input(config, progress, stack)
+            source, window = _open_input(config, model, progress, stack)
             gt = window_geotransform(source.geotransform, window)
-            area = pixel_area(gt, source.srs)
+            area = pixel_area(gt, source.srs, window.width, window.height)
         progress.progress(3)
 
         with stage(STAGES[1]):
             backbone, device, precision = load_model(config, progress)
+            if model is not None:
+                model_run.check_backbone(model, config.cluster_model, backbone)
             check_canceled(progress)
         progress.progress(5)
 
@@ -334,16 +288,24 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
             progress.info(f"Encoded {len(plan.tiles) - encoder.skipped} tiles; skipped {encoder.skipped} "
                           "with no valid pixel.")
 
-        with stage(STAGES[3]):
-            fit = _fit(store, config, progress)
+        where = "the chosen extent" if config.extent is not None else "the raster"
+        if model is not None:
+            fit = model_run.applied_fit(model, config.cluster_model, store, where, progress)
+        else:
+            with stage(STAGES[3]):
+                fit = fit_store(store, config, where, progress, StageProgress(progress, 70, 80))
+            if config.cluster_model_output:
+                model_run.save_fitted(config, fit, backbone, source, staging.path(config.cluster_model_output),
+                                      progress)
 
         with stage(STAGES[4]):
             try:
-                writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs, fit.k)
+                legend = model.legend if model is not None else None
+                writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs, fit.k, legend)
                 stack.callback(writer.close)
                 labels = _write_labels(source, window, store, fit, area, writer, config.stride, progress)
                 writer.finish()
-                write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k)
+                write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k, legend)
             except OSError as exc:  # LabelWriter's WriteError, the .qml, or the feature file gone with its folder
                 raise write_error(f"the label raster '{config.output_path}'", exc, output_folder) from exc
         if config.polygons_path:
@@ -379,6 +341,6 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
         output_path=output, chosen_k=fit.k, wcss=dict(fit.wcss), wcss_drop=dict(fit.drop),
         cluster_pixels={k: int(labels.pixels[k]) for k in range(1, fit.k + 1)},
         cluster_area={int(k): v for k, v in stats["cluster_area"].items()}, stats=stats,
-        polygons_path=os.path.abspath(config.polygons_path) if config.polygons_path else None,
-        stats_path=os.path.abspath(config.stats_path) if config.stats_path else None,
+        polygons_path=_absolute(config.polygons_path), stats_path=_absolute(config.stats_path),
+        cluster_model_path=_absolute(config.cluster_model_output),
         style_path=os.path.splitext(output)[0] + ".qml")

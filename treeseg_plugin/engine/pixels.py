@@ -45,9 +45,10 @@ def reflect_indices(start: int, count: int, size: int) -> np.ndarray:
     return np.where(idx >= size, 2 * size - 1 - idx, idx)
 
 
-def fit_stretch(raster: InputRaster, window: Window, progress: Progress,
-                report: Callable[[float], None]) -> Dict[int, Stretch]:
-    """The 2-98 % stretch of every non-Byte band, from a strided sample of ``window``."""
+def stretch_samples(raster: InputRaster, window: Window, progress: Progress,
+                    report: Callable[[float], None]) -> Dict[int, np.ndarray]:
+    """The valid values (float64) of every non-Byte band in a strided sample of ``window`` (about
+    SAMPLE_SIDE x SAMPLE_SIDE pixels), by band number; empty when every band is Byte."""
     todo = [i for i in raster.used_bands if raster.needs_stretch(i)]
     if not todo:
         return {}
@@ -68,12 +69,15 @@ def fit_stretch(raster: InputRaster, window: Window, progress: Progress,
             samples[i].append(values[i][valid].astype(np.float64))
         raster.flush()
         report((first + n) / n_rows)
+    return {i: np.concatenate(samples[i]) for i in todo}
+
+
+def stretch_from_samples(raster: InputRaster, samples: Dict[int, np.ndarray], where: str,
+                         progress: Progress) -> Dict[int, Stretch]:
+    """Each sampled band's 2-98 % stretch; ``where`` names what was sampled (for the empty case)."""
     stretch = {}
-    for i in todo:
-        data = np.concatenate(samples[i])
+    for i, data in samples.items():
         if data.size == 0:
-            where = "the raster" if (x0, y0, width, height) == (0, 0, raster.width, raster.height) \
-                else "the chosen extent"
             raise EngineError(f"No valid pixels in {where} (all NoData or masked): there is nothing to "
                               "segment. Check the NoData value, the alpha band or the mask, or choose "
                               "another extent or raster.")
@@ -86,13 +90,32 @@ def fit_stretch(raster: InputRaster, window: Window, progress: Progress,
     return stretch
 
 
+def fit_stretch(raster: InputRaster, window: Window, progress: Progress,
+                report: Callable[[float], None]) -> Dict[int, Stretch]:
+    """The 2-98 % stretch of every non-Byte band, from a strided sample of ``window``."""
+    whole = (window.x0, window.y0, window.width, window.height) == (0, 0, raster.width, raster.height)
+    return stretch_from_samples(raster, stretch_samples(raster, window, progress, report),
+                                "the raster" if whole else "the chosen extent", progress)
+
+
+def stretched_bands(raster: InputRaster) -> List[int]:
+    """The bands of ``raster``'s choice that are stretched (not Byte)."""
+    return sorted(b for b in set(raster.bands) if raster.needs_stretch(b))
+
+
 class RasterSource:
     """The input raster's RGB in 0..1 for one working window, with the stretch fitted on that window."""
 
     def __init__(self, raster: InputRaster, window: Window, progress: Progress,
-                 report: Callable[[float], None]) -> None:
+                 report: Callable[[float], None], stretch: Optional[Dict[int, Stretch]] = None) -> None:
+        """``stretch``: use this one (a cluster model's, or one pooled over several rasters) instead of
+        fitting it on ``window``; it must cover exactly the raster's stretched bands."""
         self.raster = raster
-        self.stretch: Dict[int, Stretch] = fit_stretch(raster, window, progress, report)
+        if stretch is not None and sorted(stretch) != stretched_bands(raster):
+            raise EngineError(f"The stretch given covers bands {sorted(stretch)}, but the raster's stretched "
+                              f"bands are {stretched_bands(raster)}.")
+        self.stretch: Dict[int, Stretch] = dict(stretch) if stretch is not None else \
+            fit_stretch(raster, window, progress, report)
         self.bands: Tuple[int, int, int] = raster.bands
         self.geotransform = raster.geotransform
         self.srs: Optional[osr.SpatialReference] = raster.srs

@@ -27,6 +27,7 @@ from osgeo import gdal, osr
 
 from .errors import EngineError
 from .gdal_mode import raising_gdal_errors
+from .georef import input_geotransform
 from .progress import Progress
 
 _MASKS_HANDLED_ELSEWHERE = gdal.GMF_ALL_VALID | gdal.GMF_NODATA | gdal.GMF_ALPHA
@@ -110,11 +111,7 @@ class InputRaster:
         self.ds = open_dataset(path)
         self.width = self.ds.RasterXSize
         self.height = self.ds.RasterYSize
-        gt = self.ds.GetGeoTransform(can_return_null=True)
-        if gt is None:
-            log.warning("The raster has no geotransform; the output uses pixel coordinates and areas are in pixels.")
-            gt = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
-        self.geotransform = tuple(gt)
+        self.geotransform = input_geotransform(self.ds, log)
         srs = self.ds.GetSpatialRef()
         self.srs: Optional[osr.SpatialReference] = srs.Clone() if srs is not None else None
         if self.srs is None:

@@ -23,6 +23,7 @@ class SegmentationResult:
     polygons_path: Optional[str] = None
     stats_path: Optional[str] = None
     style_path: Optional[str] = None
+    cluster_model_path: Optional[str] = None  # the model this run saved (cluster_model_output)
 
     def to_json(self) -> Dict[str, Any]:
         """A JSON-ready dict (JSON object keys are strings; :meth:`from_json` restores the numbers)."""

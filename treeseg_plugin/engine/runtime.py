@@ -11,7 +11,7 @@ CPU fp16 kernels are slow or missing).
 from __future__ import annotations
 
 import sys
-from typing import Tuple
+from typing import Dict, Tuple
 
 import torch
 
@@ -77,11 +77,27 @@ def describe_device(device: str) -> str:
     return f"Device: {device} ({build}, {torch.get_num_threads()} CPU threads)."
 
 
+_KEPT: Dict[Tuple[str, str, str, int], Tuple[Backbone, str, str]] = {}
+_keep = False
+
+
+def keep_models_loaded() -> None:
+    """From now on this process keeps each backbone it loads and hands it to the next run with the same
+    model, device, precision and stride: for batch workers, which load a backbone once for many rasters.
+    QGIS never calls it (each run is a fresh worker process)."""
+    global _keep
+    _keep = True
+
+
 def load_model(config: SegmentationConfig, progress: Progress) -> Tuple[Backbone, str, str]:
     """Load the backbone for ``config``; returns it with the device and precision used."""
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     progress.info(describe_device(device))
+    key = (config.model, device, precision, config.stride)
+    if key in _KEPT:
+        progress.info(f"Model: {_KEPT[key][0].variant}, kept loaded from an earlier run in this process.")
+        return _KEPT[key]
     try:
         backbone = load_backbone(config.model, device=device, dtype=DTYPES[precision],
                                  patch_stride=config.stride, allow_download=config.allow_download,
@@ -92,4 +108,6 @@ def load_model(config: SegmentationConfig, progress: Progress) -> Tuple[Backbone
     progress.info(f"Model: {backbone.variant} (embedding {backbone.embed_dim}, patch {backbone.patch_size}, "
                   f"stride {backbone.patch_stride}), precision {precision}; weights {weights.path} "
                   f"({weights.format}, {weights.tensors_loaded}/{weights.tensors_total} tensors loaded).")
+    if _keep:
+        _KEPT[key] = (backbone, device, precision)
     return backbone, device, precision

@@ -12,9 +12,10 @@ import os
 import sys
 import threading
 import traceback
+from importlib import import_module
 from typing import IO, Any, Dict, Sequence
 
-from .job import PROTOCOL
+from .job import PROTOCOL, kind_named
 
 
 class PipeProgress:
@@ -87,14 +88,16 @@ def extend_sys_path(entries: Sequence[str]) -> None:
 def run(job: Dict[str, Any], progress: PipeProgress) -> int:
     """Run one job; sends the result or the error; returns the exit code."""
     extend_sys_path(job.get("sys_path", []))
+    kind = kind_named(job.get("kind", ""))
+    module, function = kind.runner.split(":")
     try:
-        from . import Canceled, EngineError, SegmentationConfig
-        from .pipeline import run_segmentation
+        from . import Canceled, EngineError
+        runner = getattr(import_module(module, __package__), function)
     except (ImportError, OSError) as exc:  # OSError: a broken native library (libtorch, GDAL)
         progress.send("error", **{**_error("engine", exc), "message": _missing_packages(exc)})
         return 1
     try:
-        result = run_segmentation(SegmentationConfig(**job["config"]), progress)
+        result = runner(kind.config_type(**job["config"]), progress)
     except Canceled as exc:
         progress.send("error", **_error("canceled", exc))
         return 1

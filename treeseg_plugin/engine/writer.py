@@ -25,7 +25,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .gdal_mode import gdal_exceptions
-from .palette import category_names, cluster_color, cluster_hex, cluster_name
+from .palette import Legend, default_legend
 
 T = TypeVar("T")
 BLOCK = 256
@@ -61,14 +61,15 @@ class LabelWriter:
     """
 
     def __init__(self, path: str, width: int, height: int, geotransform: Sequence[float],
-                 srs: Optional[osr.SpatialReference], k: int) -> None:
+                 srs: Optional[osr.SpatialReference], k: int, legend: Optional[Legend] = None) -> None:
         self.ds = self.band = None
-        self._create(path, width, height, geotransform, srs, k)
+        self._create(path, width, height, geotransform, srs, k, legend)
 
     @_gdal_write
     def _create(self, path: str, width: int, height: int, geotransform: Sequence[float],
-                srs: Optional[osr.SpatialReference], k: int) -> None:
-        """The file with its grid, NoData 0, and the colour table and category names of labels 0..k: set
+                srs: Optional[osr.SpatialReference], k: int, legend: Optional[Legend]) -> None:
+        """The file with its grid, NoData 0, and the colour table and category names of labels 0..k (the
+        fixed palette unless ``legend`` is given): set
         before any pixel is written, as GDAL 3.10 refuses a photometric change once writing began."""
         self.ds = gdal.GetDriverByName("GTiff").Create(path, width, height, 1, gdal.GDT_Byte,
                                                        options=list(CREATION_OPTIONS))
@@ -77,13 +78,14 @@ class LabelWriter:
             self.ds.SetSpatialRef(srs)
         self.band = self.ds.GetRasterBand(1)
         self.band.SetNoDataValue(0)
+        legend = legend or default_legend(k)
         table = gdal.ColorTable()
         table.SetColorEntry(0, (0, 0, 0, 0))
         for label in range(1, k + 1):
-            table.SetColorEntry(label, (*cluster_color(label), 255))
+            table.SetColorEntry(label, (*legend.rgb(label), 255))
         self.band.SetColorTable(table)
         self.band.SetColorInterpretation(gdal.GCI_PaletteIndex)
-        self.band.SetCategoryNames(category_names(k))
+        self.band.SetCategoryNames(list(legend.names))
 
     @_gdal_write
     def write(self, top: int, left: int, labels: np.ndarray) -> None:
@@ -134,8 +136,9 @@ class LabelWriter:
         self._close()
 
 
-def qml_text(k: int) -> str:
-    """A QGIS paletted-renderer style for labels 1..k (0 stays transparent)."""
+def qml_text(k: int, legend: Optional[Legend] = None) -> str:
+    """A QGIS paletted-renderer style for labels 1..k (0 stays transparent), the fixed palette by default."""
+    legend = legend or default_legend(k)
     root = ET.Element("qgis", {"version": "3.22.0", "styleCategories": "AllStyleCategories"})
     pipe = ET.SubElement(root, "pipe")
     renderer = ET.SubElement(pipe, "rasterrenderer", {"type": "paletted", "band": "1", "opacity": "1",
@@ -143,8 +146,8 @@ def qml_text(k: int) -> str:
     ET.SubElement(renderer, "rasterTransparency")
     palette = ET.SubElement(renderer, "colorPalette")
     for label in range(1, k + 1):
-        ET.SubElement(palette, "paletteEntry", {"value": str(label), "color": cluster_hex(label),
-                                                "alpha": "255", "label": cluster_name(label)})
+        ET.SubElement(palette, "paletteEntry", {"value": str(label), "color": legend.colors[label - 1],
+                                                "alpha": "255", "label": legend.names[label]})
     ET.SubElement(pipe, "brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
     ET.SubElement(pipe, "huesaturation", {"saturation": "0", "grayscaleMode": "0", "invertColors": "0",
                                           "colorizeOn": "0", "colorizeRed": "255", "colorizeGreen": "128",
@@ -157,7 +160,7 @@ def qml_text(k: int) -> str:
     return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + body + "\n"
 
 
-def write_qml(path: str, k: int) -> None:
+def write_qml(path: str, k: int, legend: Optional[Legend] = None) -> None:
     """Write the paletted style for labels 1..k to ``path``."""
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(qml_text(k))
+        handle.write(qml_text(k, legend))

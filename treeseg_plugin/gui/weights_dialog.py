@@ -261,7 +261,7 @@ class WeightsDialog(QDialog):
         path = task.result.path
         found = treeseg_settings.weights_in_folder(task.result.variant, self.settings.weights_folder)
         if found not in (path, path.parent):
-            text += (" Not recognisable as a released file (name, hash or dataset), so it was kept as it is: "
+            text += (" Not recognisable as a released file (name, hash or dataset), so no model name finds it: "
                      "choose it as Weights file in Segment Trees.")
         return text
 

@@ -113,12 +113,13 @@ class Verified:
 
 
 def verify_weights(source: str) -> Verified:
-    """Load ``source`` with the DINOv3 loader on the CPU (every tensor checked); raises DinoV3Error."""
-    from ..dinov3 import load_backbone
+    """Check ``source`` as the DINOv3 loader does (every tensor's shape, dtype and values, streamed) without
+    building the model, so that Verify costs no more memory than the largest tensor; raises DinoV3Error."""
+    from ..dinov3 import verify_weights as verify
 
-    backbone = load_backbone(source, device="cpu", log=log)
-    weights = backbone.weights
-    return Verified(Path(weights.path), backbone.variant, weights.dataset, weights.tensors_loaded,
+    checked = verify(source, log=log)
+    weights = checked.weights
+    return Verified(Path(weights.path), checked.variant, weights.dataset, weights.tensors_loaded,
                     weights.tensors_total, weights.sha256())
 
 
@@ -126,7 +127,9 @@ def import_destination(verified: Verified, folder: Path) -> Path:
     """Where a verified file goes in the weights folder, named so that :func:`weights_in_folder` finds it.
 
     A Meta .pth whose SHA-256 matches the released file gets Meta's name; a .safetensors of a released
-    architecture with a known dataset goes into the model's Hugging Face folder; anything else keeps its name.
+    architecture with its dataset goes into the model's Hugging Face folder; any other .safetensors goes, with
+    its name, into a folder of its own named after the variant, the dataset and its SHA-256 (its config.json
+    belongs to it, and the dataset stays in the path for the loader); any other .pth keeps its name.
     """
     from ..dinov3.variants import VARIANTS
 
@@ -134,9 +137,13 @@ def import_destination(verified: Verified, folder: Path) -> Path:
     source = verified.path
     if variant is not None and source.suffix == ".pth" and verified.sha256.startswith(variant.meta_sha8):
         return folder / variant.meta_filename
-    if variant is not None and source.suffix == ".safetensors" and verified.dataset == variant.dataset:
+    if source.suffix != ".safetensors":
+        return folder / source.name
+    if variant is not None and verified.dataset == variant.dataset:
         return folder / variant.hf_repo_name / "model.safetensors"
-    return folder / source.name
+    own = "-".join(["dinov3", verified.variant, *([verified.dataset] if verified.dataset else []),
+                    verified.sha256[:8]])
+    return folder / own / source.name
 
 
 def copy_file(source: Path, destination: Path, report: Report, is_canceled: IsCanceled) -> None:
@@ -168,7 +175,7 @@ def import_weights(source: Path, folder: Path, report: Report, is_canceled: IsCa
         if destination.exists():
             raise FileExistsError(f"{destination} already exists; remove it first to import {source.name}.")
         copy_file(source, destination, report, is_canceled)
-        if destination.name == "model.safetensors":
+        if destination.suffix == ".safetensors":
             for name in ("config.json", "preprocessor_config.json"):
                 if (source.parent / name).is_file():
                     shutil.copy2(source.parent / name, destination.parent / name)

@@ -1,0 +1,157 @@
+"""Fit once, apply everywhere through Processing: Fit Cluster Model and Segment Trees' cluster model
+parameters in processing.run, a graphical model, and the real qgis_process.bin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from checkpoint_factory import make_state_dict, write_meta_pth
+from data_factory import make_raster
+from osgeo import gdal
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingModelAlgorithm,
+    QgsProcessingModelChildParameterSource,
+    QgsProcessingModelOutput,
+    QgsProcessingModelParameter,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterLayer,
+)
+from qgis_process_runner import enable_plugin, qgis_process_env, run, run_algorithm
+from test_segment_trees import child
+
+FIT = "treeseg:fitclustermodel"
+SEGMENT = "treeseg:segmenttrees"
+SMALL = {"TILE_SIZE": 64, "OVERLAP": 16, "K_MAX": 4}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("weights")
+    return str(write_meta_pth(folder / "tiny.pth", make_state_dict("tiny", seed=0)))
+
+
+@pytest.fixture()
+def rasters(tmp_path) -> list[Path]:
+    return [make_raster(tmp_path / "north.tif", 128, 96, kind="blobs"),
+            make_raster(tmp_path / "south.tif", 96, 96, kind="blobs", seed=2)]
+
+
+def legend(path) -> tuple:
+    ds = gdal.Open(str(path))
+    ds.GetFileList()  # loads the .aux.xml (GDAL 3.6 reads a GeoTIFF band's PAM lazily)
+    band = ds.GetRasterBand(1)
+    table = band.GetColorTable()
+    found = band.GetCategoryNames(), [table.GetColorEntry(i) for i in range(table.GetCount())]
+    band = ds = None
+    return found
+
+
+def test_fit_cluster_model_definition(treeseg_provider, rasters):
+    from qgis.core import QgsApplication
+
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(FIT)
+    segment = QgsApplication.processingRegistry().createAlgorithmById(SEGMENT)
+    assert algorithm.displayName() == "Fit Cluster Model"
+    assert "in proportion to their valid" in algorithm.shortHelpString()
+    names = [p.name() for p in algorithm.parameterDefinitions()]
+    assert names[:2] == ["INPUT", "BANDS"] and names[-1] == "OUTPUT"
+    for name in names[2:-1]:  # Segment Trees' own definitions: the same defaults, ranges and flags
+        ours, theirs = algorithm.parameterDefinition(name), segment.parameterDefinition(name)
+        assert (ours.type(), ours.defaultValue(), ours.flags(), ours.help()) == \
+            (theirs.type(), theirs.defaultValue(), theirs.flags(), theirs.help()), name
+    assert {o.name(): o.type() for o in algorithm.outputDefinitions()} == {"OUTPUT": "outputFile",
+                                                                           "CHOSEN_K": "outputNumber"}
+    context, inputs = QgsProcessingContext(), [str(r) for r in rasters]
+    for bands, fragment in (("1,2", "choose 3 bands"), ("red", "give band numbers such as 3,2,1"), ("3 2 1", "")):
+        ok, message = algorithm.checkParameterValues({"INPUT": inputs, "BANDS": bands, "OUTPUT": "m.tscm"}, context)
+        assert (ok, fragment in message) == (not fragment, True), message
+
+
+def test_fit_on_several_rasters_then_segment_each_with_the_model(treeseg_provider, tiny, rasters, tmp_path):
+    import processing
+
+    model = tmp_path / "models" / "forest.tscm"
+    fitted = processing.run(FIT, {"INPUT": [str(r) for r in rasters], "BANDS": "1,2,3", "WEIGHTS": tiny, **SMALL,
+                                  "OUTPUT": str(model)})
+    assert fitted["OUTPUT"] == str(model) and model.is_file() and 2 <= fitted["CHOSEN_K"] <= 4
+    outputs = []
+    for raster in rasters:
+        result = processing.run(SEGMENT, {"INPUT": str(raster), "WEIGHTS": tiny, "CLUSTER_MODEL": str(model),
+                                          **SMALL, "K": 2, "OUTPUT": str(tmp_path / f"{raster.stem}-labels.tif")})
+        assert result["CHOSEN_K"] == fitted["CHOSEN_K"]  # the model's K, not the K setting
+        assert result["CLUSTER_MODEL_OUTPUT"] is None
+        outputs.append(result["OUTPUT"])
+    assert legend(outputs[0]) == legend(outputs[1])
+
+    saved = tmp_path / "saved.tscm"
+    result = processing.run(SEGMENT, {"INPUT": str(rasters[0]), "WEIGHTS": tiny, **SMALL,
+                                      "OUTPUT": str(tmp_path / "own.tif"), "CLUSTER_MODEL_OUTPUT": str(saved)})
+    assert result["CLUSTER_MODEL_OUTPUT"] == str(saved) and saved.is_file()
+
+
+def build_model() -> QgsProcessingModelAlgorithm:
+    """Fit Cluster Model on the survey's rasters, then Segment Trees applies the model to one of them."""
+    model = QgsProcessingModelAlgorithm("Fit and segment", "TreeSeg tests")
+    for parameter in (QgsProcessingParameterMultipleLayers("survey", "Survey rasters", 3),  # TypeRaster
+                      QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
+                      QgsProcessingParameterFile("weights", "Weights")):
+        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
+    static = QgsProcessingModelChildParameterSource.fromStaticValue
+    parameter = QgsProcessingModelChildParameterSource.fromModelParameter
+    small = {name: static(value) for name, value in SMALL.items()}
+    fit = child(FIT, "fit", {"INPUT": parameter("survey"), "WEIGHTS": parameter("weights"), **small})
+    model.addChildAlgorithm(fit)
+    segment = child(SEGMENT, "segment", {"INPUT": parameter("ortho"), "WEIGHTS": parameter("weights"), **small,
+                                         "CLUSTER_MODEL": QgsProcessingModelChildParameterSource.fromChildOutput(
+                                             "fit", "OUTPUT")})
+    labels = QgsProcessingModelOutput("labels", "Labels")
+    labels.setChildId("segment")
+    labels.setChildOutputName("OUTPUT")
+    segment.setModelOutputs({"labels": labels})
+    model.addChildAlgorithm(segment)
+    return model
+
+
+@pytest.mark.slow
+def test_a_graphical_model_fits_then_applies_in_processing_and_qgis_process(treeseg_provider, tiny, rasters,
+                                                                            tmp_path, plugins_dir):
+    import processing
+
+    model = build_model()
+    ok, errors = model.validate()
+    assert ok, errors
+    [labels] = [p.name() for p in model.destinationParameterDefinitions()]
+    inputs = {"survey": [str(r) for r in rasters], "ortho": str(rasters[1]), "weights": tiny}
+    first = processing.run(model, {**inputs, labels: str(tmp_path / "labels.tif")})
+    model_file = tmp_path / "fit_and_segment.model3"
+    assert model.toFile(str(model_file))
+    env = qgis_process_env(tmp_path / "home", plugins_dir)
+    enable_plugin("treeseg", env)
+    args = ["--json", "run", str(model_file), "--", *(f"survey={r}" for r in rasters), f"ortho={rasters[1]}",
+            f"weights={tiny}", f"{labels}={tmp_path / 'labels2.tif'}"]
+    done = run(args, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    second = json.loads(done.stdout[done.stdout.index("{"):])["results"][labels]
+    assert Path(first[labels]).read_bytes() == Path(second).read_bytes()
+
+
+@pytest.mark.slow
+def test_qgis_process_fits_and_applies(tiny, rasters, tmp_path, plugins_dir):
+    env = qgis_process_env(tmp_path / "home", plugins_dir)
+    enable_plugin("treeseg", env)
+    helped = run(["help", FIT], env)
+    assert helped.returncode == 0 and "INPUT: Orthophotos" in helped.stdout and "OUTPUT: <outputFile>" in helped.stdout
+    model = tmp_path / "m.tscm"
+    done = run(["--json", "run", FIT, "--", *(f"INPUT={r}" for r in rasters), f"WEIGHTS={tiny}",
+                *(f"{k}={v}" for k, v in SMALL.items()), f"OUTPUT={model}"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "WCSS" in done.stdout and "in a worker process" in done.stdout and model.is_file()
+    done, payload = run_algorithm(SEGMENT, {"INPUT": rasters[0], "WEIGHTS": tiny, "CLUSTER_MODEL": model, **SMALL,
+                                            "OUTPUT": tmp_path / "labels.tif"}, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no k-means fit and no K sweep" in done.stdout
+    assert payload["results"]["OUTPUT"] == str(tmp_path / "labels.tif")

@@ -1,0 +1,134 @@
+"""Fit Cluster Model's engine (one model from several rasters) and its job in the worker process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from checkpoint_factory import make_state_dict, write_meta_pth
+from data_factory import make_raster
+from osgeo import gdal
+from recording_progress import Log
+from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
+from treeseg.treeseg_plugin.engine.cluster_model_file import load_cluster_model
+from treeseg.treeseg_plugin.engine.fit_job import ClusterFitConfig, ClusterFitResult, validate_fit_config
+from treeseg.treeseg_plugin.engine.job import run_job
+from treeseg.treeseg_plugin.engine.model_fit import run_fit_cluster_model, split_budget
+
+SETTINGS = {"tile_size": 64, "overlap": 16, "k_max": 4}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("weights")
+    return str(write_meta_pth(folder / "tiny.pth", make_state_dict("tiny", seed=0)))
+
+
+def _fit(paths, out, model, progress=None, **settings):
+    config = ClusterFitConfig([str(p) for p in paths], str(out), model=model, **{**SETTINGS, **settings})
+    return run_fit_cluster_model(config, progress or Log())
+
+
+def _legend(path):
+    ds = gdal.Open(str(path))
+    ds.GetFileList()  # loads the .aux.xml (GDAL 3.6 reads a GeoTIFF band's PAM lazily)
+    band = ds.GetRasterBand(1)
+    table = band.GetColorTable()
+    legend = band.GetCategoryNames(), [table.GetColorEntry(i) for i in range(table.GetCount())]
+    band = ds = None
+    return legend
+
+
+def test_one_raster_gives_the_model_segment_trees_saves(tmp_path, tiny):
+    raster = make_raster(tmp_path / "a.tif", 192, 160, kind="blobs")
+    run_segmentation(SegmentationConfig(str(raster), str(tmp_path / "labels.tif"), model=tiny,
+                                        cluster_model_output=str(tmp_path / "segment.tscm"), **SETTINGS), Log())
+    log = Log()
+    result = _fit([raster], tmp_path / "fit.tscm", tiny, log)
+    assert (tmp_path / "fit.tscm").read_bytes() == (tmp_path / "segment.tscm").read_bytes()
+    assert log.stages == ["Reading input", "Loading model", "Encoding tiles", "Fitting k-means",
+                          "Writing cluster model"]
+    assert "WCSS" in log.text and f"Chosen K = {result.chosen_k}" in log.text
+    assert log.percents[-1] == 100
+
+
+def test_several_rasters_share_one_model_sampled_by_valid_patches(tmp_path, tiny):
+    invalid = np.zeros((128, 192), bool)
+    invalid[:, :96] = True  # half of this raster is NoData: it has half the valid patches
+    rasters = [make_raster(tmp_path / "a.tif", 192, 128, kind="blobs"),
+               make_raster(tmp_path / "b.tif", 192, 128, kind="blobs", seed=1, nodata=255, invalid=invalid),
+               make_raster(tmp_path / "c.tif", 96, 128, kind="regions")]
+    result = _fit(rasters, tmp_path / "models" / "m.tscm", tiny, max_samples=100)
+    assert [i["valid_patches"] for i in result.inputs] == [96, 48, 48]
+    assert [i["sampled"] for i in result.inputs] == [50, 25, 25]
+    model = load_cluster_model(result.output_path)
+    assert model.k == result.chosen_k and model.fit.samples == 100
+    assert [i.name for i in model.fit.inputs] == ["a.tif", "b.tif", "c.tif"]
+    legends = []
+    for raster in rasters:
+        out = tmp_path / f"{raster.stem}-labels.tif"
+        run_segmentation(SegmentationConfig(str(raster), str(out), model=tiny, cluster_model=result.output_path,
+                                            **SETTINGS), Log())
+        legends.append(_legend(out))
+    assert legends[0] == legends[1] == legends[2]
+
+
+def test_the_stretch_is_fitted_on_all_rasters_together(tmp_path, tiny):
+    low = make_raster(tmp_path / "low.tif", 128, 96, dtype="UInt16", kind="blobs")
+    data = gdal.Open(str(low)).ReadAsArray().astype(np.uint16)
+    high = make_raster(tmp_path / "high.tif", 96, 96, dtype="UInt16", data=data[:, :, :96] * 3)
+    result = _fit([low, high], tmp_path / "m.tscm", tiny)
+    model = load_cluster_model(result.output_path)
+    for band in (1, 2, 3):
+        pooled = np.concatenate([data[band - 1].ravel(), (data[band - 1, :, :96] * 3).ravel()]).astype(np.float64)
+        expected = np.percentile(pooled, (2, 98))
+        assert (model.input.stretch[band].low, model.input.stretch[band].high) == tuple(expected)
+
+
+def test_rasters_read_differently_are_refused_before_the_model_loads(tmp_path, tiny):
+    rgb = make_raster(tmp_path / "rgb.tif", 96, 96)
+    grey = make_raster(tmp_path / "grey.tif", 96, 96, bands=1)
+    log = Log()
+    with pytest.raises(EngineError, match=r"must be read alike: .*rgb.tif' has 3 bands.*grey.tif' has 1 bands"):
+        _fit([rgb, grey], tmp_path / "out" / "m.tscm", tiny, log)
+    assert log.stages == ["Reading input"] and not (tmp_path / "out").exists()
+
+
+def test_the_settings_are_checked(tmp_path):
+    for inputs, output, message in (([], "m.tscm", "No input rasters"), (["a.tif", "a.tif"], "m.tscm", "twice"),
+                                    (["a.tif"], "m.json", "must end in .tscm"),
+                                    (["a.tscm"], "a.tscm", "one of the input rasters")):
+        with pytest.raises(EngineError, match=message):
+            validate_fit_config(ClusterFitConfig(inputs, output))
+    with pytest.raises(EngineError, match="Stride 12"):
+        validate_fit_config(ClusterFitConfig(["a.tif"], "m.tscm", stride=12))
+    assert ClusterFitConfig(["a.tif"], "m.tscm").output_paths() == ["m.tscm"]
+
+
+def test_the_budget_is_split_by_valid_patches():
+    assert split_budget([96, 48, 48], 100) == [50, 25, 25]
+    assert split_budget([1, 1, 1], 2) == [1, 1, 0]
+    assert split_budget([10, 0, 5], 100) == [10, 0, 5]
+    assert sum(split_budget([7, 13, 29, 31], 50)) == 50
+
+
+def test_the_fit_runs_in_the_worker_process(tmp_path, tiny):
+    rasters = [make_raster(tmp_path / "a.tif", 128, 96, kind="blobs"), make_raster(tmp_path / "b.tif", 96, 96)]
+    log = Log()
+    result = run_job(ClusterFitConfig([str(r) for r in rasters], str(tmp_path / "out" / "m.tscm"), model=tiny,
+                                      **SETTINGS), log)
+    assert isinstance(result, ClusterFitResult)
+    assert result.output_path == str(tmp_path / "out" / "m.tscm") and 2 <= result.chosen_k <= 4
+    assert ClusterFitResult.from_json(result.to_json()) == result
+    assert load_cluster_model(result.output_path).k == result.chosen_k
+    assert "Running in a worker process" in log.text and "Writing cluster model" in log.stages
+
+
+def test_a_canceled_fit_leaves_nothing(tmp_path, tiny):
+    class CancelWhileFitting(Log):
+        def is_canceled(self) -> bool:
+            return bool(self.stages) and self.stages[-1] == "Fitting k-means"
+
+    raster = make_raster(tmp_path / "a.tif", 128, 96)
+    with pytest.raises(EngineError, match="Canceled"):
+        _fit([raster], tmp_path / "out" / "m.tscm", tiny, CancelWhileFitting())
+    assert not (tmp_path / "out").exists()
