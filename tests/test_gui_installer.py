@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qt_events import wait_until
 from test_installer import write_wheel
-from treeseg.treeseg_plugin import installer
+from treeseg.treeseg_plugin import dependency_folder, installer
 from treeseg.treeseg_plugin.gui.installer_dialog import InstallerDialog
 
 PROBLEMS = [installer.Problem(installer.REQUIREMENTS[0], None), installer.Problem(installer.REQUIREMENTS[1], "0.3.1")]
@@ -30,14 +30,14 @@ def test_dialog_names_the_problems_and_the_target(qgis_app, tmp_path):
 def test_successful_install_shows_the_log_and_asks_for_a_restart(qgis_app, tmp_path):
     wheels = tmp_path / "wheels"
     write_wheel(wheels, "treeseg-dummy", "1.0")
-    folder = tmp_path / "deps" / installer.platform_key()
+    folder = tmp_path / "deps" / dependency_folder.platform_key()
     dialog = InstallerDialog(folder, PROBLEMS, ("treeseg-dummy",), find_links=wheels)
     run_install(dialog)
 
     log = dialog.log.toPlainText()
     assert "--target" in log and "--only-binary=:all:" in log and "--no-index" in log
     assert "Successfully installed treeseg-dummy-1.0" in log
-    assert dialog.result.ok and installer.is_complete(folder)
+    assert dialog.result.ok and dependency_folder.is_complete(folder)
     assert (dialog.progress.maximum(), dialog.progress.value()) == (1, 1)
     assert "Restart QGIS" in dialog.status.text()
     assert dialog.restart_prompt is not None and dialog.restart_prompt.isVisible()

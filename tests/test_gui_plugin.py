@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from qgis.core import Qgis
-from treeseg.treeseg_plugin import installer
+from treeseg.treeseg_plugin import dependency_folder, installer
 from treeseg.treeseg_plugin import settings as treeseg_settings
 from treeseg.treeseg_plugin.gui.diagnostics_dialog import DiagnosticsDialog
 from treeseg.treeseg_plugin.gui.installer_dialog import InstallerDialog
@@ -90,7 +90,7 @@ def test_missing_dependency_offers_the_installer(plugin, raster_menu_iface, mess
     button.click()
     dialog = plugin.installer_dialog
     assert isinstance(dialog, InstallerDialog) and dialog.isVisible()
-    assert dialog.folder == installer.deps_folder(treeseg_settings.dependencies_base())
+    assert dialog.folder == dependency_folder.deps_folder(treeseg_settings.dependencies_base())
     assert "torch is not installed" in dialog.intro.text()
     plugin.unload()
     assert message_bar == [] and not dialog.isVisible()
@@ -99,12 +99,12 @@ def test_missing_dependency_offers_the_installer(plugin, raster_menu_iface, mess
 def test_plugin_load_puts_a_complete_private_folder_on_sys_path(qgis_processing, monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(treeseg_settings, "dependencies_base", lambda: tmp_path)
-    folder = installer.deps_folder(tmp_path)
+    folder = dependency_folder.deps_folder(tmp_path)
     importlib.import_module("treeseg").classFactory(None)
     assert str(folder) not in sys.path  # nothing installed yet
 
     folder.mkdir(parents=True)
-    (folder / installer.COMPLETE_MARKER).write_text("{}")
+    (folder / dependency_folder.COMPLETE_MARKER).write_text("{}")
     plugin = importlib.import_module("treeseg").classFactory(None)
     assert sys.path[-1] == str(folder)  # after QGIS's and other plugins' packages
     assert plugin.actions == [] and plugin.dependency_message is None

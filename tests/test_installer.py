@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy
 import pytest
-from treeseg.treeseg_plugin import installer
+from treeseg.treeseg_plugin import dependency_folder, installer, interpreter
 from treeseg.treeseg_plugin.engine import SegmentationConfig, job
 
 
@@ -58,10 +58,10 @@ def clean_imports(monkeypatch):
 
 
 def test_private_folder_is_keyed_by_python_version_and_platform(tmp_path):
-    folder = installer.deps_folder(tmp_path)
+    folder = dependency_folder.deps_folder(tmp_path)
     assert folder.parent == tmp_path / "treeseg-deps"
     assert folder.name.startswith(f"py{sys.version_info.major}{sys.version_info.minor}-")
-    assert folder.name == installer.platform_key()
+    assert folder.name == dependency_folder.platform_key()
     assert "-" not in folder.name.split("-", 1)[1] and "." not in folder.name
 
 
@@ -74,7 +74,7 @@ def test_private_folder_is_keyed_by_python_version_and_platform(tmp_path):
     ((3, 14), "win-arm64", False, "py314-win_arm64"),
 ])
 def test_platform_key_for_each_python_and_platform(version, platform, free_threaded, key):
-    assert installer.platform_key(version, platform, free_threaded) == key
+    assert dependency_folder.platform_key(version, platform, free_threaded) == key
 
 
 def test_missing_and_too_old_packages_are_reported():
@@ -134,13 +134,13 @@ def test_interpreter_is_found_when_sys_executable_is_the_qgis_binary(tmp_path):
     make_files(tmp_path, "usr/bin/qgis", "usr/bin/python3", "usr/bin/python3.11")
     bin_folder = tmp_path / "usr" / "bin"
     versions = {str(bin_folder / "python3"): (3, 9), str(bin_folder / "python3.11"): (3, 11)}
-    found = installer.python_interpreter(str(bin_folder / "qgis"), prefixes=(str(tmp_path / "usr"),),
+    found = interpreter.python_interpreter(str(bin_folder / "qgis"), prefixes=(str(tmp_path / "usr"),),
                                          version=(3, 11), run=versions.get, windows=False)
     assert found == str(bin_folder / "python3.11")
     with pytest.raises(RuntimeError, match=r"No Python 3\.12 interpreter"):
-        installer.python_interpreter(str(bin_folder / "qgis"), prefixes=(str(tmp_path / "usr"),), version=(3, 12),
+        interpreter.python_interpreter(str(bin_folder / "qgis"), prefixes=(str(tmp_path / "usr"),), version=(3, 12),
                                      run=versions.get, windows=False)
-    assert installer.python_interpreter() == sys.executable  # a real probe of this venv's python
+    assert interpreter.python_interpreter() == sys.executable  # a real probe of this venv's python
 
 
 @pytest.mark.parametrize("minor", [12, 13, 14])
@@ -154,16 +154,16 @@ def test_interpreter_in_osgeo4w_next_to_qgis_bin_exe(tmp_path, minor):
 
     # sys.prefix is the apps folder; bin/python3.exe is another version: the apps one is chosen.
     versions = {bin_python: (3, 9), apps_python: (3, minor)}
-    assert installer.python_interpreter(qgis_bin, prefixes=(str(root / "apps" / f"Python3{minor}"),),
+    assert interpreter.python_interpreter(qgis_bin, prefixes=(str(root / "apps" / f"Python3{minor}"),),
                                         version=(3, minor), run=versions.get, windows=True) == apps_python
     # Nothing known about sys.prefix (an embedded interpreter): found from qgis-bin.exe alone.
-    assert installer.python_interpreter(qgis_bin, prefixes=(), version=(3, minor), run=versions.get,
+    assert interpreter.python_interpreter(qgis_bin, prefixes=(), version=(3, minor), run=versions.get,
                                         windows=True) == apps_python
     # bin/python3.exe of the right version comes first: it is the one next to qgis-bin.exe.
     versions[bin_python] = (3, minor)
-    assert installer.python_interpreter(qgis_bin, prefixes=(), version=(3, minor), run=versions.get,
+    assert interpreter.python_interpreter(qgis_bin, prefixes=(), version=(3, minor), run=versions.get,
                                         windows=True) == bin_python
-    candidates = installer.interpreter_candidates(qgis_bin, (), (3, minor), windows=True)
+    candidates = interpreter.interpreter_candidates(qgis_bin, (), (3, minor), windows=True)
     assert candidates.index(bin_python) < candidates.index(apps_python)
     assert all(candidate.endswith(".exe") for candidate in candidates)
 
@@ -175,7 +175,7 @@ def test_interpreter_in_the_macos_bundle(tmp_path, layout, minor):
     contents = tmp_path / "QGIS.app" / "Contents"
     python = layout.format(minor=minor)
     make_files(contents, "MacOS/QGIS", python)
-    found = installer.python_interpreter(str(contents / "MacOS" / "QGIS"), prefixes=(), version=(3, minor),
+    found = interpreter.python_interpreter(str(contents / "MacOS" / "QGIS"), prefixes=(), version=(3, minor),
                                          run={str(contents / python): (3, minor)}.get, windows=False)
     assert found == str(contents / python)
 
@@ -189,7 +189,7 @@ def test_interpreter_search_ignores_files_that_do_not_exist(tmp_path):
 
     make_files(tmp_path, "bin/qgis-bin.exe")
     with pytest.raises(RuntimeError):
-        installer.python_interpreter(str(tmp_path / "bin" / "qgis-bin.exe"), prefixes=(str(tmp_path),),
+        interpreter.python_interpreter(str(tmp_path / "bin" / "qgis-bin.exe"), prefixes=(str(tmp_path),),
                                      version=(3, 12), run=probe, windows=True)
     assert all(Path(candidate).is_file() for candidate in seen)
     assert not any(str(tmp_path) in candidate for candidate in seen)
@@ -198,34 +198,36 @@ def test_interpreter_search_ignores_files_that_do_not_exist(tmp_path):
 def test_install_from_local_wheels_then_load(tmp_path, clean_imports):
     wheels = tmp_path / "wheels"
     write_wheel(wheels, "treeseg-dummy", "1.0")
-    folder = installer.deps_folder(tmp_path / "profile" / "python")
+    folder = dependency_folder.deps_folder(tmp_path / "profile" / "python")
     lines = []
     result = installer.install(plan_for(folder, wheels, ("treeseg-dummy",)), lines.append)
 
     assert result.ok, "\n".join(lines)
     assert "Successfully installed treeseg-dummy-1.0" in "\n".join(lines)
-    assert installer.is_complete(folder)
+    assert dependency_folder.is_complete(folder)
     assert not folder.with_name(folder.name + ".partial").exists()
     assert "Restart QGIS" in result.message
-    assert installer.add_to_sys_path(folder)
+    assert dependency_folder.add_to_sys_path(folder)
     assert sys.path[-1] == str(folder)
     assert importlib.import_module("treeseg_dummy").VERSION == "1.0"
-    assert installer.add_to_sys_path(folder) and sys.path.count(str(folder)) == 1
+    assert dependency_folder.add_to_sys_path(folder) and sys.path.count(str(folder)) == 1
 
 
 def test_the_private_folder_shadows_nothing_in_qgis_and_comes_first_in_the_worker(tmp_path, clean_imports):
     """In QGIS's process another plugin's copy of a package stays the one imported; the worker process, which
     runs only TreeSeg, imports the private folder's copy, and that is the version reported."""
-    folder = installer.deps_folder(tmp_path / "profile" / "python")
+    folder = dependency_folder.deps_folder(tmp_path / "profile" / "python")
     other_plugin = tmp_path / "other-plugin"
     for target, version in ((folder, "2.0"), (other_plugin, "1.0")):
         write_wheel(tmp_path / version, "treeseg-dummy", version)
         assert installer.install(plan_for(target, tmp_path / version, ("treeseg-dummy",)), lambda line: None).ok
     sys.path.insert(0, str(other_plugin))
 
-    assert installer.add_to_sys_path(folder)
+    assert dependency_folder.add_to_sys_path(folder)
     assert importlib.import_module("treeseg_dummy").VERSION == "1.0"
     assert installer.installed_version("treeseg-dummy") == "2.0"
+    dummy = installer.Requirement("treeseg-dummy", "1.5")  # a reinstall keeps what the worker gets from the folder
+    assert installer.packages_to_install(folder, (dummy,)) == ("treeseg-dummy>=1.5",)
     sent = json.loads(job._job_line(SegmentationConfig("in.tif", "out.tif")))["sys_path"]
     assert sent[0] == str(folder) and sent[1:] == [entry for entry in sys.path if entry and entry != str(folder)]
     code = ("import json, sys; from treeseg_plugin.engine.worker import extend_sys_path; "
@@ -262,7 +264,7 @@ def test_constraints_keep_qgis_numpy(tmp_path, clean_imports):
     assert not (constrained / "numpy").exists()
     assert not list(constrained.glob("numpy-*.dist-info"))
     assert (constrained / "treeseg_dummy_needs_numpy").is_dir()
-    installer.add_to_sys_path(constrained)
+    dependency_folder.add_to_sys_path(constrained)
     assert importlib.import_module("numpy") is numpy
 
 
@@ -279,12 +281,12 @@ def test_pip_failure_is_shown_and_nothing_half_installed_reaches_sys_path(tmp_pa
     assert "pip failed (exit code" in result.message and "nothing was installed" in result.message
     assert any("treeseg-not-on-the-index" in line for line in lines)  # pip's own error is in the log
     assert not folder.exists() and not folder.with_name("py.partial").exists()
-    assert not installer.add_to_sys_path(folder)
+    assert not dependency_folder.add_to_sys_path(folder)
     assert sys.path == path_before
 
     assert installer.install(plan_for(folder, wheels, ("treeseg-dummy",)), lambda line: None).ok
     assert not installer.install(plan_for(folder, wheels, ("treeseg-dummy-broken",)), lambda line: None).ok
-    assert installer.is_complete(folder) and (folder / "treeseg_dummy").is_dir()  # the previous install stays
+    assert dependency_folder.is_complete(folder) and (folder / "treeseg_dummy").is_dir()  # the previous install stays
 
 
 def test_cancel_stops_pip_and_removes_the_staging_folder(tmp_path):
@@ -300,14 +302,14 @@ def test_cancel_stops_pip_and_removes_the_staging_folder(tmp_path):
 def test_pending_install_is_finished_at_plugin_load(tmp_path, clean_imports):
     folder = tmp_path / "deps" / "py"
     folder.mkdir(parents=True)
-    (folder / installer.COMPLETE_MARKER).write_text("{}")
+    (folder / dependency_folder.COMPLETE_MARKER).write_text("{}")
     (folder / "treeseg_dummy_old").mkdir()
     pending = folder.with_name("py.pending")
     (pending / "treeseg_dummy").mkdir(parents=True)
     (pending / "treeseg_dummy" / "__init__.py").write_text("VERSION = 'pending'\n")
-    (pending / installer.COMPLETE_MARKER).write_text("{}")
+    (pending / dependency_folder.COMPLETE_MARKER).write_text("{}")
 
-    assert installer.add_to_sys_path(folder)
+    assert dependency_folder.add_to_sys_path(folder)
     assert not pending.exists() and not (folder / "treeseg_dummy_old").exists()
     assert importlib.import_module("treeseg_dummy").VERSION == "pending"
 

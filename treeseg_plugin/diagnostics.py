@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable, Iterable, List, Optional, Set, Tuple
 
-from . import installer
+from . import dependency_folder, installer, interpreter
 from . import settings as treeseg_settings
 
 Entry = Tuple[str, str, str]  # (section, key, value)
@@ -65,7 +65,7 @@ def _qgis() -> Items:
 def _python() -> Items:
     return [("version", " ".join(sys.version.split())),
             ("executable", sys.executable),
-            ("interpreter for workers and pip", _value(installer.python_interpreter)),
+            ("interpreter for workers and pip", _value(interpreter.python_interpreter)),
             ("prefix", sys.prefix)]
 
 
@@ -167,10 +167,10 @@ def _cpu() -> Items:
 
 
 def _folders() -> Items:
-    dependencies = installer.deps_folder(treeseg_settings.dependencies_base())
+    dependencies = dependency_folder.deps_folder(treeseg_settings.dependencies_base())
     items = [("dependency folder", str(dependencies)),
              ("dependency folder exists", _yes_no(dependencies.is_dir())),
-             ("dependency folder complete", _yes_no(installer.is_complete(dependencies))),
+             ("dependency folder complete", _yes_no(dependency_folder.is_complete(dependencies))),
              ("dependency folder on sys.path", _yes_no(str(dependencies) in sys.path))]
     return items + _weights() + [("Hugging Face token", _token_source())]
 

@@ -1,35 +1,20 @@
-"""The dependency installer's logic, free of QGIS so that it can be tested with plain pip.
+"""The dependency installer's pip steps, free of QGIS so that they can be tested with plain pip.
 
 The engine's packages (torch, safetensors, huggingface_hub; numpy and GDAL come with QGIS) are installed
-with pip into a plugin-private folder, ``<QGIS profile>/python/treeseg-deps/py313-linux_x86_64`` (one per
-Python version and platform, see :func:`platform_key`), never into QGIS's own Python:
+with pip into a plugin-private folder (:mod:`.dependency_folder`: one per Python version and platform, and
+how it reaches ``sys.path``), never into QGIS's own Python:
 
 * pip runs in a subprocess (an argument list, no shell) as ``python -m pip install --target <staging>
-  --only-binary=:all: -c constraints.txt ...``. The constraints file pins the packages QGIS already ships
-  (numpy above all) at their installed versions, so pip never replaces QGIS's numpy (1.x or 2.x) nor
-  builds anything from source.
-* The Python interpreter is found robustly: inside QGIS ``sys.executable`` is often the QGIS binary
-  (``/usr/bin/qgis``, ``C:\\OSGeo4W\\bin\\qgis-bin.exe``, ``QGIS.app/Contents/MacOS/QGIS``), so
-  :func:`python_interpreter` tries the interpreters of that installation (see
-  :func:`interpreter_candidates`: next to the executable, OSGeo4W's ``apps/Python3XY``, the macOS
-  bundle's ``Contents/MacOS/bin`` and ``Python.framework``, ``sys.prefix`` / ``sys.exec_prefix``), then
-  ``python3.X`` on the PATH, and accepts the first one whose ``major.minor`` is the running Python's.
+  --only-binary=:all: -c constraints.txt ...``, with QGIS's own interpreter (:mod:`.interpreter`). The
+  constraints file pins the packages QGIS already ships (numpy above all) at their installed versions, so
+  pip never replaces QGIS's numpy (1.x or 2.x) nor builds anything from source.
 * pip installs into a fresh staging folder. Only when it succeeds are the distributions that QGIS already
   has at the same version removed from it (the pinned ones always), a completion marker written and the
   staging folder swapped in for the private folder. On failure or cancel the staging folder is deleted:
   nothing half-installed ever reaches ``sys.path``.
-* At plugin load, :func:`add_to_sys_path` puts a complete private folder at the end of ``sys.path``: in
-  QGIS's process the copies of QGIS and of other plugins (typing_extensions, filelock, fsspec, sympy...)
-  come first, so TreeSeg changes nothing they import. The worker process that runs the engine
-  (``engine/job.py``) runs only TreeSeg and gets the private folder first (:func:`worker_sys_path`), so
-  there a too-old package elsewhere is superseded; :func:`installed_version` reports that view. When the
-  swap could not happen during the session (Windows keeps loaded DLLs locked), it is finished at load,
-  before anything is imported from the folder.
 """
-
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import json
 import os
@@ -38,18 +23,22 @@ import re
 import shutil
 import subprocess  # nosec B404
 import sys
-import sysconfig
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import IO, Callable, Dict, Iterable, List, Optional, Tuple
 
-FOLDER_NAME = "treeseg-deps"
-COMPLETE_MARKER = ".treeseg-complete.json"
-STAGING_SUFFIX = ".partial"
-PENDING_SUFFIX = ".pending"
-OLD_SUFFIX = ".old"
+from .dependency_folder import (
+    COMPLETE_MARKER,
+    PENDING_SUFFIX,
+    STAGING_SUFFIX,
+    platform_key,
+    promote,
+    sibling,
+    worker_sys_path,
+)
+from .interpreter import python_interpreter
 
 CPU = "cpu"
 CUDA = "cuda"
@@ -90,16 +79,14 @@ VersionOf = Callable[[str], Optional[str]]
 LineSink = Callable[[str], None]
 
 
-def worker_sys_path(entries: Sequence[str]) -> List[str]:
-    """``entries`` (a ``sys.path``) as the worker process uses them: TreeSeg's private dependency folders
-    first, the rest in their order."""
-    private = [entry for entry in entries if Path(entry).parent.name == FOLDER_NAME]
-    return private + [entry for entry in entries if entry not in private]
+def _worker_distribution(distribution: str) -> Optional[importlib.metadata.Distribution]:
+    """The installed ``distribution`` that the worker process imports (:func:`worker_sys_path`), or None."""
+    return next(iter(importlib.metadata.distributions(name=distribution, path=worker_sys_path(sys.path))), None)
 
 
 def installed_version(distribution: str) -> Optional[str]:
-    """The version of ``distribution`` that the worker process imports (:func:`worker_sys_path`), or None."""
-    found = next(iter(importlib.metadata.distributions(name=distribution, path=worker_sys_path(sys.path))), None)
+    """The version of ``distribution`` that the worker process imports, or None."""
+    found = _worker_distribution(distribution)
     return None if found is None else found.version
 
 
@@ -138,140 +125,6 @@ def find_problems(requirements: Iterable[Requirement] = REQUIREMENTS,
         if version is None or version_tuple(version) < version_tuple(requirement.minimum):
             problems.append(Problem(requirement, version))
     return problems
-
-
-def platform_key(version: Optional[Tuple[int, int]] = None, platform: Optional[str] = None,
-                 free_threaded: Optional[bool] = None) -> str:
-    """``py313-linux_x86_64``: the Python version, ABI and platform the private folder is for.
-
-    Compiled wheels (torch, safetensors) only load in the ``major.minor`` they were built for, so every
-    Python version gets its own folder (``py312-win_amd64``, ``py314-macosx_11_0_arm64``, ...). A
-    free-threaded build (``python3.13t``) has another ABI and gets ``py313t-...``. The arguments default to
-    the running interpreter (they exist for tests).
-    """
-    major, minor = version or (sys.version_info.major, sys.version_info.minor)
-    if free_threaded is None:
-        free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-    name = re.sub(r"[^A-Za-z0-9]+", "_", platform or sysconfig.get_platform()).strip("_").lower()
-    return f"py{major}{minor}{'t' if free_threaded else ''}-{name}"
-
-
-def deps_folder(base: Path) -> Path:
-    """The private folder under ``base`` (normally ``<QGIS profile>/python``) for this Python and platform."""
-    return Path(base) / FOLDER_NAME / platform_key()
-
-
-def is_complete(folder: Path) -> bool:
-    return (Path(folder) / COMPLETE_MARKER).is_file()
-
-
-def _sibling(folder: Path, suffix: str) -> Path:
-    return folder.with_name(folder.name + suffix)
-
-
-def promote(staging: Path, folder: Path) -> None:
-    """Replace ``folder`` by the complete ``staging`` folder; raises OSError when a file is locked."""
-    old = _sibling(folder, OLD_SUFFIX)
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    try:
-        staging.rename(folder)
-    except OSError:
-        if old.exists() and not folder.exists():
-            old.rename(folder)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def add_to_sys_path(folder: Path) -> bool:
-    """Finish a pending install, then put a complete ``folder`` last on ``sys.path``; True if it is there."""
-    folder = Path(folder)
-    pending = _sibling(folder, PENDING_SUFFIX)
-    if is_complete(pending):
-        with contextlib.suppress(OSError):  # still locked: the previous complete folder stays in use
-            promote(pending, folder)
-    if not is_complete(folder):
-        return False
-    entry = str(folder)
-    if entry not in sys.path:
-        sys.path.append(entry)
-    return True
-
-
-def interpreter_candidates(executable: str, prefixes: Sequence[str], version: Tuple[int, int],
-                           windows: bool) -> List[str]:
-    """Where the Python of the installation that runs ``executable`` may be, most likely first.
-
-    Covers, besides a plain ``python3.X``:
-
-    * Linux and the like: ``/usr/bin/qgis`` -> ``/usr/bin/python3.X`` (``sys.prefix``/bin);
-    * Windows (OSGeo4W and the standalone installers): ``<root>/bin/qgis-bin.exe`` -> ``<root>/bin/python3.exe``
-      or ``python.exe``, and ``<root>/apps/Python3XY/python.exe`` (also ``sys.prefix``);
-    * macOS: ``QGIS.app/Contents/MacOS/QGIS`` -> ``Contents/MacOS/bin/python3.X`` or
-      ``Contents/Frameworks/Python.framework/Versions/3.X/bin/python3.X``.
-
-    Paths only: nothing is checked for existence or run here (see :func:`python_interpreter`).
-    """
-    major, minor = version
-    if windows:
-        names = ["python.exe", "python3.exe", f"python{major}.{minor}.exe", f"python{major}{minor}.exe"]
-    else:
-        names = [f"python{major}.{minor}", f"python{major}", "python"]
-    exe = Path(executable)
-    here = exe.parent
-    folders = [here]
-    if windows:
-        root = here.parent  # <root>/bin/qgis-bin.exe
-        folders += [root / "apps" / f"Python{major}{minor}", root / "bin"]
-    else:
-        folders += [here / "bin"]  # macOS bundle: Contents/MacOS/bin
-        framework = here.parent / "Frameworks" / "Python.framework" / "Versions" / f"{major}.{minor}"
-        folders += [framework / "bin"]
-    for prefix in prefixes:
-        folders += [Path(prefix), Path(prefix) / ("Scripts" if windows else "bin"), Path(prefix) / "bin"]
-    candidates = [str(exe)] if exe.name.lower().startswith("python") else []
-    candidates += [str(folder / name) for folder in folders for name in names]
-    return list(dict.fromkeys(candidates))
-
-
-def python_interpreter(executable: Optional[str] = None, prefixes: Optional[Sequence[str]] = None,
-                       version: Optional[Tuple[int, int]] = None,
-                       run: Callable[[str], Optional[Tuple[int, int]]] | None = None,
-                       windows: Optional[bool] = None) -> str:
-    """The Python interpreter of the installation that runs this code (QGIS's own), for ``-m pip`` and
-    for worker processes; ``python_interpreter()`` looks for the running one.
-
-    Tries :func:`interpreter_candidates` that exist, then ``python3.X`` / ``python3`` on the PATH, and
-    returns the first that reports the running ``major.minor``. Raises RuntimeError when none does.
-    """
-    executable = executable or sys.executable
-    prefixes = tuple(dict.fromkeys(prefixes if prefixes is not None else (sys.prefix, sys.exec_prefix)))
-    major, minor = version or (sys.version_info.major, sys.version_info.minor)
-    windows = sys.platform == "win32" if windows is None else windows
-    probe = run or _interpreter_version
-    candidates = [path for path in interpreter_candidates(executable, prefixes, (major, minor), windows)
-                  if Path(path).is_file()]
-    candidates += [found for found in (shutil.which(f"python{major}.{minor}"), shutil.which(f"python{major}"))
-                   if found]
-    for candidate in dict.fromkeys(candidates):
-        if probe(candidate) == (major, minor):
-            return candidate
-    raise RuntimeError(f"No Python {major}.{minor} interpreter found next to {executable} or in "
-                       f"{', '.join(prefixes)}; install the packages by hand (see the README).")
-
-
-def _interpreter_version(candidate: str) -> Optional[Tuple[int, int]]:
-    try:  # fixed arguments; the interpreter is a file found on disk
-        done = subprocess.run(  # noqa: S603  # nosec B603
-            [candidate, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
-            capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    numbers = done.stdout.split()
-    if done.returncode != 0 or len(numbers) != 2 or not all(n.isdigit() for n in numbers):
-        return None
-    return int(numbers[0]), int(numbers[1])
 
 
 def constraints(shipped: Iterable[str] = SHIPPED_WITH_QGIS,
@@ -376,7 +229,7 @@ def install(plan: InstallPlan, on_line: LineSink = print, is_canceled: Callable[
         log.append(line)
         on_line(line)
 
-    staging = _sibling(plan.folder, STAGING_SUFFIX)
+    staging = sibling(plan.folder, STAGING_SUFFIX)
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
     constraints_file = write_constraints(plan.folder.parent / f"{plan.folder.name}-constraints.txt", plan.pins)
@@ -408,7 +261,7 @@ def install(plan: InstallPlan, on_line: LineSink = print, is_canceled: Callable[
         promote(staging, plan.folder)
         pending = False
     except OSError:
-        pending_folder = _sibling(plan.folder, PENDING_SUFFIX)
+        pending_folder = sibling(plan.folder, PENDING_SUFFIX)
         shutil.rmtree(pending_folder, ignore_errors=True)
         staging.rename(pending_folder)
         pending = True
@@ -473,8 +326,9 @@ def packages_to_install(folder: Path, requirements: Iterable[Requirement] = REQU
 
 
 def _installed_in(distribution: str, folder: Path) -> bool:
-    try:
-        location = Path(str(importlib.metadata.distribution(distribution).locate_file(""))).resolve()
-    except importlib.metadata.PackageNotFoundError:
+    """Whether the worker process imports ``distribution`` from ``folder``."""
+    found = _worker_distribution(distribution)
+    if found is None:
         return False
+    location = Path(str(found.locate_file(""))).resolve()
     return location == folder or folder in location.parents

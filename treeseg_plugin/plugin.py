@@ -12,7 +12,7 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QApplication, QPushButton
 
 from ..processing_provider.provider import TreeSegProvider
-from . import installer
+from . import dependency_folder, installer
 from . import settings as treeseg_settings
 
 MENU = "&Tree Segmentation"
@@ -34,11 +34,11 @@ class TreeSegPlugin:
         self.weights_dialog = None
         self.installer_dialog = None
         self.diagnostics_dialog = None
-        installer.add_to_sys_path(self.dependencies_folder())
+        dependency_folder.add_to_sys_path(self.dependencies_folder())
 
     @staticmethod
     def dependencies_folder() -> Path:
-        return installer.deps_folder(treeseg_settings.dependencies_base())
+        return dependency_folder.deps_folder(treeseg_settings.dependencies_base())
 
     def initProcessing(self) -> None:
         """Register the provider (called alone by qgis_process, and by initGui)."""

@@ -137,7 +137,7 @@ class WorkerDiedError(EngineError):
 
 def worker_python() -> str:
     """QGIS's Python interpreter (``sys.executable`` is often the QGIS program itself)."""
-    from ..installer import python_interpreter
+    from ..interpreter import python_interpreter
 
     try:
         return python_interpreter()
@@ -156,7 +156,7 @@ def worker_environment() -> Dict[str, str]:
 
 
 def _job_line(config: Any) -> str:
-    from ..installer import worker_sys_path
+    from ..dependency_folder import worker_sys_path
 
     return json.dumps({"protocol": PROTOCOL, "kind": job_kind(config).name, "config": dataclasses.asdict(config),
                        "sys_path": worker_sys_path([entry for entry in sys.path if entry])})

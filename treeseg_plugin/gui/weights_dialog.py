@@ -79,17 +79,7 @@ class WeightsDialog(QDialog):
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.notice.setOpenExternalLinks(True)
 
-        self.table = QTableWidget(len(self.variants), len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        for column in range(STATUS_COLUMN):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(STATUS_COLUMN, QHeaderView.ResizeMode.Stretch)
-        self.table.itemSelectionChanged.connect(self.update_buttons)
+        self.table = self._variant_table()
 
         self.download_button = QPushButton("Download")
         self.download_button.clicked.connect(self.download_selected)
@@ -128,6 +118,21 @@ class WeightsDialog(QDialog):
         self.resize(1000, 460)
         self.refresh()
         self.show_running(False)
+
+    def _variant_table(self) -> QTableWidget:
+        """One read-only row per released variant, one selectable at a time; the status column stretches."""
+        table = QTableWidget(len(self.variants), len(COLUMNS))
+        table.setHorizontalHeaderLabels(list(COLUMNS))
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.verticalHeader().setVisible(False)
+        header = table.horizontalHeader()
+        for column in range(STATUS_COLUMN):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(STATUS_COLUMN, QHeaderView.ResizeMode.Stretch)
+        table.itemSelectionChanged.connect(self.update_buttons)
+        return table
 
     # ---------------------------------------------------------------- state
 
