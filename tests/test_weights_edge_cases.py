@@ -1,6 +1,6 @@
 """Issue #13 item 10, weights edge cases: importing Hugging Face files whose dataset is not in the names, an
 explicit refusal where the pretraining dataset (and so the input normalisation) cannot be told, variant
-names that always mean the released model, and Verify without building or materialising the model.
+names that always mean the released model, and Verify without materialising the model.
 
 Real checkpoint files in the released formats (random weights), the real loader and the real import job."""
 

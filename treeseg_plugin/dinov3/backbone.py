@@ -208,8 +208,9 @@ class VerifiedWeights:
 def verify_weights(source: Source, *, verify_hash: bool = True, log: Optional[Callable[[str], None]] = None) \
         -> VerifiedWeights:
     """Find and check weights exactly as :func:`load_backbone` does (every tensor, its shape, dtype and values,
-    the Meta hash, the dataset), without building or materialising the model: memory stays at about the
-    largest tensor, also for ViT-7B. Raises what load_backbone raises; never downloads."""
+    the Meta hash, the dataset), without materialising the model (its structure exists only on the meta
+    device, to give the expected shapes): memory stays at about the largest tensor, also for ViT-7B.
+    Raises what load_backbone raises; never downloads."""
     resolved = resolve_weights(source, log=log)
     digest = verify_meta_hash(resolved.path, log) if verify_hash else None
     checked = verify_checkpoint(resolved.path, shards=resolved.shards, config_path=resolved.config_path)

@@ -143,8 +143,9 @@ def load_checkpoint(
 
 
 def verify_checkpoint(path: Path, *, shards: Sequence[Path] = (), config_path: Path | None = None) -> CheckedCheckpoint:
-    """Every check of :func:`load_checkpoint`, without building or materialising the model: names and shapes
-    from the headers, values streamed one tensor at a time (peak memory: about the largest tensor)."""
+    """Every check of :func:`load_checkpoint`, without materialising the model (it is built on the meta
+    device only): names and shapes from the headers, values streamed one tensor at a time (peak memory:
+    about the largest tensor)."""
     streamed = StreamedState(path, shards)
     prepared = _prepare(dict(streamed.meta), streamed.notes, path, config_path, 16)
     values = streamed.values(prepared.state)

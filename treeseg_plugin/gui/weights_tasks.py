@@ -114,7 +114,7 @@ class Verified:
 
 def verify_weights(source: str) -> Verified:
     """Check ``source`` as the DINOv3 loader does (every tensor's shape, dtype and values, streamed) without
-    building the model, so that Verify costs no more memory than the largest tensor; raises DinoV3Error."""
+    materialising the model, so that Verify costs no more memory than the largest tensor; raises DinoV3Error."""
     from ..dinov3 import verify_weights as verify
 
     checked = verify(source, log=log)
