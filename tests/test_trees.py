@@ -288,3 +288,13 @@ def test_tree_stages_are_reported_in_order(tmp_path, tiny, scene):
     assert log.percents == sorted(log.percents)
     stats = json.loads((tmp_path / "s.json").read_text())
     assert stats["trees"]["crowns"] > 0 and stats["trees"]["canopy_pixels"] > 0
+
+
+def test_crowns_without_scipy_stop_before_the_model_loads(tmp_path, tiny, scene, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "scipy.ndimage", None)  # what Python does for a module not installed
+    log = Log()
+    with pytest.raises(EngineError, match="Tree crowns need scipy"):
+        segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), log, crowns_path=str(tmp_path / "c.gpkg"))
+    assert log.stages == ["Reading input"] and not (tmp_path / "c.gpkg").exists()

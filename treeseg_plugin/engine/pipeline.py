@@ -323,7 +323,7 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
             source, window = _open_input(config, progress, stack)
             gt = window_geotransform(source.geotransform, window)
             area = pixel_area(gt, source.srs)
-            heights = tree_outputs.open_heights(config, source, window, gt, stack)
+            heights = tree_outputs.prepare(config, source, window, gt, stack)
         progress.progress(3)
 
         with stage(STAGES[1]):

@@ -10,8 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from .canopy import write_tree_mask
 from .config import SegmentationConfig
-from .crowns import write_crowns
-from .errors import Canceled, write_error
+from .errors import Canceled, EngineError, write_error
 from .evidence import EvidenceAccumulator, HeightGrid
 from .georef import PixelArea, Window
 from .progress import Progress
@@ -20,9 +19,17 @@ from .staging import Staging
 from .tree_rule import decide_trees, evidence_line
 
 
-def open_heights(config: SegmentationConfig, source: RasterSource, window: Window, gt: Any,
-                 stack: contextlib.ExitStack) -> Optional[HeightGrid]:
-    """The canopy height raster on the label grid (closed with ``stack``), when one is given."""
+def prepare(config: SegmentationConfig, source: RasterSource, window: Window, gt: Any,
+            stack: contextlib.ExitStack) -> Optional[HeightGrid]:
+    """Before the model loads: CROWNS' scipy is there when CROWNS is asked for; the canopy height raster
+    on the label grid (closed with ``stack``), when one is given."""
+    if config.crowns_path:
+        try:
+            import scipy.ndimage  # noqa: F401  (engine/crowns.py's watershed)
+        except ImportError as exc:
+            raise EngineError(f"Tree crowns need scipy, which this Python cannot import ({exc}). Install QGIS's "
+                              "scipy package (Debian: python3-scipy; OSGeo4W: python3-scipy), or leave the crowns "
+                              "output empty.") from exc
     if not config.canopy_height_path:
         return None
     heights = HeightGrid(config.canopy_height_path, window, gt, source.srs)
@@ -64,6 +71,8 @@ def write_mask(config: SegmentationConfig, staging: Staging, labels_path: str, t
 def write_crown_polygons(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: List[int],
                          heights: Optional[HeightGrid], area: PixelArea, k: int, progress: Progress) -> Dict[str, Any]:
     """CROWNS, staged: the watershed crowns of the tree clusters."""
+    from .crowns import write_crowns  # scipy: imported only when crowns are asked for (checked in prepare)
+
     try:
         count = write_crowns(labels_path, staging.path(config.crowns_path), tree_labels, heights, area,
                              config.min_tree_height, config.min_crown_area, k, progress)
