@@ -298,3 +298,20 @@ def test_crowns_without_scipy_stop_before_the_model_loads(tmp_path, tiny, scene,
     with pytest.raises(EngineError, match="Tree crowns need scipy"):
         segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), log, crowns_path=str(tmp_path / "c.gpkg"))
     assert log.stages == ["Reading input"] and not (tmp_path / "c.gpkg").exists()
+
+
+def test_a_canopy_height_raster_elsewhere_is_refused_before_the_model(tmp_path, tiny, scene):
+    elsewhere = make_raster(tmp_path / "chm.tif", 50, 50, bands=1, dtype="Float32", origin=(600000.0, 3400000.0))
+    log = Log()
+    with pytest.raises(EngineError, match="does not overlap the orthophoto"):
+        segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), log, canopy_height_path=str(elsewhere))
+    assert log.stages == ["Reading input"]
+
+
+def test_a_canopy_height_raster_without_heights_there_is_said(tmp_path, tiny, scene):
+    chm = write_chm(tmp_path / "chm.tif", scene["height"], epsg=32617, pixel_size=0.5,
+                    nodata_box=(0, 0, 192, 192))
+    log = Log()
+    result = segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), log, canopy_height_path=str(chm))
+    assert "has no height under any valid pixel" in log.text
+    assert {c["basis"] for c in result.stats["trees"]["clusters"].values()} == {"colour"}

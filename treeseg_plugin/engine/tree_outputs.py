@@ -40,6 +40,9 @@ def prepare(config: SegmentationConfig, source: RasterSource, window: Window, gt
 def decide(evidence: EvidenceAccumulator, config: SegmentationConfig, progress: Progress) -> Dict[str, Any]:
     """The tree rule on the evidence, logged with its numbers; the statistics' "trees" section."""
     clusters = evidence.clusters()
+    if config.canopy_height_path and not any(c.height_pixels for c in clusters):
+        progress.warning(f"The canopy height raster '{config.canopy_height_path}' has no height under any valid "
+                         "pixel (all NoData there): the clusters are decided without heights.")
     decisions = decide_trees(clusters, config.min_tree_height, config.tree_clusters)
     lines = []
     for cluster, decision in zip(clusters, decisions):
