@@ -138,6 +138,18 @@ def _check_overlap(path: str, source: gdal.Dataset, source_srs: Optional[osr.Spa
                           "Check that it covers the same area and that its CRS is right (gdalinfo).")
 
 
+@dataclass
+class EvidenceBlock:
+    """One block of the labelling pass: validity, scaled RGB, and the evidence bands read with it."""
+
+    valid: np.ndarray
+    rgb: np.ndarray
+    red_raw: np.ndarray
+    nir_raw: Optional[np.ndarray] = None
+    nir_valid: Optional[np.ndarray] = None
+    heights: Optional[np.ndarray] = None
+
+
 class EvidenceAccumulator:
     """Sums per cluster 0..k (0 = NoData, ignored) from the blocks of the labelling pass."""
 
@@ -220,18 +232,6 @@ def _hist_quantile(hist: np.ndarray, q: float) -> float:
     cumulative = np.cumsum(hist)
     index = int(np.searchsorted(cumulative, q * cumulative[-1]))
     return round((index + 0.5) * HEIGHT_BIN_M, 6)
-
-
-@dataclass
-class EvidenceBlock:
-    """One block of the labelling pass: validity, scaled RGB, and the evidence bands read with it."""
-
-    valid: np.ndarray
-    rgb: np.ndarray
-    red_raw: np.ndarray
-    nir_raw: Optional[np.ndarray] = None
-    nir_valid: Optional[np.ndarray] = None
-    heights: Optional[np.ndarray] = None
 
 
 def check_nir_band(source: Any, nir_band: Optional[int]) -> None:
