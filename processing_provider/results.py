@@ -1,4 +1,5 @@
-"""After a run in QGIS: the label layer loaded with its paletted style, the HTML report in the results viewer.
+"""After a run in QGIS: the label layer and the tree canopy mask loaded with their paletted styles, the crowns
+as green outlines, the HTML report in the results viewer.
 
 Called from Segment Trees' ``postProcessAlgorithm`` (main thread). Headless runs (qgis_process, scripts
 without a QGIS window) load no layers and have no results viewer, so nothing happens there.
@@ -10,7 +11,14 @@ import time
 from pathlib import Path
 from typing import ClassVar, List, Optional
 
-from qgis.core import QgsMapLayer, QgsProcessingContext, QgsProcessingFeedback, QgsProcessingLayerPostProcessorInterface
+from qgis.core import (
+    QgsFillSymbol,
+    QgsMapLayer,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsSingleSymbolRenderer,
+)
 from qgis.PyQt.QtGui import QIcon
 
 REPORT_SUFFIXES = (".html", ".htm")
@@ -38,17 +46,34 @@ class LabelLayerStyler(QgsProcessingLayerPostProcessorInterface):
         layer.emitStyleChanged()
 
 
+class CrownLayerStyler(QgsProcessingLayerPostProcessorInterface):
+    """Draws the crowns as dark-green outlines with no fill, so the orthophoto shows through."""
+
+    OUTLINE = "#1b7837"
+
+    def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> None:
+        symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "outline_color": self.OUTLINE,
+                                             "outline_width": "0.4"})
+        layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+        layer.triggerRepaint()
+        layer.emitStyleChanged()
+
+
 def present_results(context: QgsProcessingContext, output_path: str, stats_path: Optional[str], icon: QIcon,
-                    trees_path: Optional[str] = None) -> None:
-    """Style the label layer and the tree canopy mask if Processing loads them, and list an HTML report in
-    the results viewer."""
-    styled = {}
+                    trees_path: Optional[str] = None, crowns_path: Optional[str] = None) -> None:
+    """Style the label layer, the tree canopy mask and the crowns if Processing loads them, and list an HTML
+    report in the results viewer."""
+    styled: List[QgsProcessingLayerPostProcessorInterface] = []
     for path in filter(None, (output_path, trees_path)):
         style = str(Path(path).with_suffix(".qml"))
         if context.willLoadLayerOnCompletion(path) and Path(style).is_file():
-            styled[path] = LabelLayerStyler(style)
-            context.layerToLoadOnCompletionDetails(path).setPostProcessor(styled[path])
-    LabelLayerStyler.instances = list(styled.values())
+            styled.append(LabelLayerStyler(style))
+            context.layerToLoadOnCompletionDetails(path).setPostProcessor(styled[-1])
+    if crowns_path and context.willLoadLayerOnCompletion(crowns_path):
+        styled.append(CrownLayerStyler())
+        context.layerToLoadOnCompletionDetails(crowns_path).setPostProcessor(styled[-1])
+    LabelLayerStyler.instances = styled
     if stats_path and stats_path.lower().endswith(REPORT_SUFFIXES) and _has_main_window():
         from processing.core.ProcessingResults import resultsList
 

@@ -329,7 +329,7 @@ class SegmentTreesAlgorithm(QgsProcessingAlgorithm):
             from .results import present_results
 
             present_results(context, self._outputs[self.OUTPUT], self._outputs[self.STATS], self.icon(),
-                            self._outputs[self.TREES])
+                            self._outputs[self.TREES], self._outputs[self.CROWNS])
         return {}
 
     def _engine_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:

@@ -77,7 +77,10 @@ def test_tree_mask_and_crowns_are_loaded_and_the_mask_styled(run_in_qgis, tmp_pa
     mask = by_source[results["TREES"]]
     assert isinstance(mask.renderer(), QgsPalettedRasterRenderer)
     assert [entry.label for entry in mask.renderer().classes()] == ["not trees", "tree canopy"]
-    assert by_source[results["CROWNS"]].isValid()
+    crowns = by_source[results["CROWNS"]]
+    assert crowns.isValid() and crowns.featureCount() > 0
+    symbol = crowns.renderer().symbol()
+    assert symbol.color().alpha() == 0 and symbol.symbolLayer(0).strokeColor().name() == "#1b7837"
 
 
 def test_batch_dialog_offers_the_tree_parameters_and_outputs(treeseg_provider, qgis_iface, tmp_path):

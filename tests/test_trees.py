@@ -289,3 +289,49 @@ def test_tree_stages_are_reported_in_order(tmp_path, tiny, scene):
     assert log.percents == sorted(log.percents)
     stats = json.loads((tmp_path / "s.json").read_text())
     assert stats["trees"]["crowns"] > 0 and stats["trees"]["canopy_pixels"] > 0
+
+
+def test_crowns_without_scipy_stop_before_the_model_loads(tmp_path, tiny, scene, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "scipy.ndimage", None)  # what Python does for a module not installed
+    log = Log()
+    with pytest.raises(EngineError, match="Tree crowns need scipy"):
+        segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), log, crowns_path=str(tmp_path / "c.gpkg"))
+    assert log.stages == ["Reading input"] and not (tmp_path / "c.gpkg").exists()
+
+
+def test_a_canopy_height_raster_elsewhere_is_refused_before_the_model(tmp_path, tiny, scene):
+    elsewhere = make_raster(tmp_path / "chm.tif", 50, 50, bands=1, dtype="Float32", origin=(600000.0, 3400000.0))
+    log = Log()
+    with pytest.raises(EngineError, match="does not overlap the orthophoto"):
+        segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), log, canopy_height_path=str(elsewhere))
+    assert log.stages == ["Reading input"]
+
+
+def test_a_canopy_height_raster_without_heights_there_is_said(tmp_path, tiny, scene):
+    chm = write_chm(tmp_path / "chm.tif", scene["height"], epsg=32617, pixel_size=0.5,
+                    nodata_box=(0, 0, 192, 192))
+    log = Log()
+    result = segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), log, canopy_height_path=str(chm))
+    assert "has no height under any valid pixel" in log.text
+    assert {c["basis"] for c in result.stats["trees"]["clusters"].values()} == {"colour"}
+
+
+def test_the_labelling_pass_reads_each_input_band_once_per_block(tmp_path, tiny, scene, monkeypatch):
+    """The evidence (RGB, NIR) comes from the reads that label the pixels: no second read of the input."""
+    from treeseg.treeseg_plugin.engine.raster_io import RasterSource
+
+    log = Log()
+    reads: list[tuple] = []
+    original = RasterSource._band_values
+
+    def counting(self, index, x0, y0, w, h, buf=None):
+        if log.stages and log.stages[-1] == "Writing labels":
+            reads.append((index, x0, y0, w, h))
+        return original(self, index, x0, y0, w, h, buf)
+
+    monkeypatch.setattr(RasterSource, "_band_values", counting)
+    segment(tmp_path, tiny, write_scene(tmp_path / "rgbn.tif", scene, nir=True), log, bands=[1, 2, 3], nir_band=4)
+    assert sorted(reads) == sorted(set(reads))  # no window of a band read twice
+    assert {index for index, *_ in reads} == {1, 2, 3, 4} and len(reads) == 4  # 192 x 192 px: one block

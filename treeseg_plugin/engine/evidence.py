@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
@@ -86,6 +86,7 @@ class HeightGrid:
             raise EngineError("Canopy heights need a north-up orthophoto (no rotation, rows going south); this "
                               "one's geotransform is rotated or flipped. Warp it north-up first (gdalwarp).")
         bounds = (gt[0], gt[3] + window.height * gt[5], gt[0] + window.width * gt[1], gt[3])
+        _check_overlap(path, source, source_srs, srs, bounds)
         options = gdal.WarpOptions(format="VRT", outputBounds=bounds, width=window.width, height=window.height,
                                    dstSRS=srs.ExportToWkt() if srs is not None else None,
                                    resampleAlg="bilinear", outputType=gdal.GDT_Float32, dstNodata=float("nan"))
@@ -116,6 +117,35 @@ class HeightGrid:
 
     def close(self) -> None:
         self.band = self.ds = self._source = None
+
+
+def _check_overlap(path: str, source: gdal.Dataset, source_srs: Optional[osr.SpatialReference],
+                   srs: Optional[osr.SpatialReference], bounds: Tuple[float, float, float, float]) -> None:
+    """Refuse a canopy height raster that lies wholly outside the label grid (a wrong CRS or file)."""
+    sgt, width, height = source.GetGeoTransform(), source.RasterXSize, source.RasterYSize
+    xs = [sgt[0] + c * sgt[1] + r * sgt[2] for c in (0, width) for r in (0, height)]
+    ys = [sgt[3] + c * sgt[4] + r * sgt[5] for c in (0, width) for r in (0, height)]
+    box = (min(xs), min(ys), max(xs), max(ys))
+    if source_srs is not None and srs is not None and not source_srs.IsSame(srs):
+        pair = (source_srs.Clone(), srs.Clone())  # x, y order without touching the run's own CRS objects
+        for crs in pair:
+            crs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        box = osr.CoordinateTransformation(*pair).TransformBounds(*box, 21)
+    if box[0] >= bounds[2] or box[2] <= bounds[0] or box[1] >= bounds[3] or box[3] <= bounds[1]:
+        raise EngineError(f"The canopy height raster '{path}' does not overlap the orthophoto (or the extent). "
+                          "Check that it covers the same area and that its CRS is right (gdalinfo).")
+
+
+@dataclass
+class EvidenceBlock:
+    """One block of the labelling pass: validity, scaled RGB, and the evidence bands read with it."""
+
+    valid: np.ndarray
+    rgb: np.ndarray
+    red_raw: np.ndarray
+    nir_raw: Optional[np.ndarray] = None
+    nir_valid: Optional[np.ndarray] = None
+    heights: Optional[np.ndarray] = None
 
 
 class EvidenceAccumulator:
@@ -200,18 +230,6 @@ def _hist_quantile(hist: np.ndarray, q: float) -> float:
     cumulative = np.cumsum(hist)
     index = int(np.searchsorted(cumulative, q * cumulative[-1]))
     return round((index + 0.5) * HEIGHT_BIN_M, 6)
-
-
-@dataclass
-class EvidenceBlock:
-    """One block of the labelling pass: validity, scaled RGB, and the evidence bands read with it."""
-
-    valid: np.ndarray
-    rgb: np.ndarray
-    red_raw: np.ndarray
-    nir_raw: Optional[np.ndarray] = None
-    nir_valid: Optional[np.ndarray] = None
-    heights: Optional[np.ndarray] = None
 
 
 def check_nir_band(source: Any, nir_band: Optional[int]) -> None:

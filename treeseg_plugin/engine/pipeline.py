@@ -3,9 +3,11 @@
 Stages (:data:`STAGES`, reported through ``Progress.stage``) and their share of the progress bar:
 "Reading input" 0-3 % (opening, and the stretch sample of non-Byte bands), "Loading model" 3-5 %,
 "Encoding tiles" 5-70 %, "Fitting k-means" 70-80 %, "Writing labels" 80-97 % (labels are predicted
-and written block by block), then, when asked for, "Writing polygons" and "Writing statistics". Cancel
-is checked as each stage starts, per stretch strip, per tile, per k-means fit step (inside
-``sweep_k``), per output block, during polygonising and just before the outputs are moved into place.
+and written block by block, each cluster's vegetation evidence gathered from the same reads, then the tree
+rule decides: engine/tree_outputs.py), then, when asked for, "Writing polygons", "Writing tree mask",
+"Writing crowns" and "Writing statistics". Cancel is checked as each stage starts, per stretch strip, per
+tile, per k-means fit step (inside ``sweep_k``), per output block, during polygonising and just before the
+outputs are moved into place.
 A canceled or failed run removes its temporary files (``.treeseg-*`` folders) and leaves the
 destination folders as they were: an existing output is replaced only at the very end.
 
@@ -233,12 +235,12 @@ class _Stages:
         self.seconds[name] = time.perf_counter() - tick
 
     def timings(self, total: float) -> Dict[str, float]:
-        """The statistics' timings_s: reading counts with encoding, polygons with the labels."""
+        """The statistics' timings_s: reading counts with encoding, polygons, mask and crowns with the labels."""
         seconds = self.seconds.get
         return {"load_model": seconds(STAGES[1], 0.0),
                 "read_encode": seconds(STAGES[0], 0.0) + seconds(STAGES[2], 0.0),
                 "fit": seconds(STAGES[3], 0.0),
-                "predict_write": seconds(STAGES[4], 0.0) + seconds(STAGES[5], 0.0),
+                "predict_write": sum(seconds(name, 0.0) for name in (STAGES[4], STAGES[5], STAGES[7], STAGES[8])),
                 "total": total}
 
 
@@ -277,7 +279,7 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
             source, window = _open_input(config, model, progress, stack)
             gt = window_geotransform(source.geotransform, window)
             area = pixel_area(gt, source.srs, window.width, window.height)
-            heights = tree_outputs.open_heights(config, source, window, gt, stack)
+            heights = tree_outputs.prepare(config, source, window, gt, stack)
         progress.progress(3)
 
         with stage(STAGES[1]):

@@ -10,8 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from .canopy import write_tree_mask
 from .config import SegmentationConfig
-from .crowns import write_crowns
-from .errors import Canceled, write_error
+from .errors import Canceled, EngineError, write_error
 from .evidence import EvidenceAccumulator, HeightGrid
 from .georef import PixelArea, Window
 from .pixels import RasterSource
@@ -20,9 +19,17 @@ from .staging import Staging
 from .tree_rule import decide_trees, evidence_line
 
 
-def open_heights(config: SegmentationConfig, source: RasterSource, window: Window, gt: Any,
-                 stack: contextlib.ExitStack) -> Optional[HeightGrid]:
-    """The canopy height raster on the label grid (closed with ``stack``), when one is given."""
+def prepare(config: SegmentationConfig, source: RasterSource, window: Window, gt: Any,
+            stack: contextlib.ExitStack) -> Optional[HeightGrid]:
+    """Before the model loads: CROWNS' scipy is there when CROWNS is asked for; the canopy height raster
+    on the label grid (closed with ``stack``), when one is given."""
+    if config.crowns_path:
+        try:
+            import scipy.ndimage  # noqa: F401  (engine/crowns.py's watershed)
+        except ImportError as exc:
+            raise EngineError(f"Tree crowns need scipy, which this Python cannot import ({exc}). Install QGIS's "
+                              "scipy package (Debian: python3-scipy; OSGeo4W: python3-scipy), or leave the crowns "
+                              "output empty.") from exc
     if not config.canopy_height_path:
         return None
     heights = HeightGrid(config.canopy_height_path, window, gt, source.srs)
@@ -33,6 +40,9 @@ def open_heights(config: SegmentationConfig, source: RasterSource, window: Windo
 def decide(evidence: EvidenceAccumulator, config: SegmentationConfig, progress: Progress) -> Dict[str, Any]:
     """The tree rule on the evidence, logged with its numbers; the statistics' "trees" section."""
     clusters = evidence.clusters()
+    if config.canopy_height_path and not any(c.height_pixels for c in clusters):
+        progress.warning(f"The canopy height raster '{config.canopy_height_path}' has no height under any valid "
+                         "pixel (all NoData there): the clusters are decided without heights.")
     decisions = decide_trees(clusters, config.min_tree_height, config.tree_clusters)
     lines = []
     for cluster, decision in zip(clusters, decisions):
@@ -64,6 +74,8 @@ def write_mask(config: SegmentationConfig, staging: Staging, labels_path: str, t
 def write_crown_polygons(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: List[int],
                          heights: Optional[HeightGrid], area: PixelArea, k: int, progress: Progress) -> Dict[str, Any]:
     """CROWNS, staged: the watershed crowns of the tree clusters."""
+    from .crowns import write_crowns  # scipy: imported only when crowns are asked for (checked in prepare)
+
     try:
         count = write_crowns(labels_path, staging.path(config.crowns_path), tree_labels, heights, area,
                              config.min_tree_height, config.min_crown_area, k, progress)
