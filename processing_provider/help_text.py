@@ -27,6 +27,12 @@ pixel takes the nearest centroid, so boundaries follow the image rather than 16-
 largest cluster, 0 = NoData, with a colour table and a .qml style beside it. Optional: a statistics report
 (.json, .csv or .html with an elbow chart) and cluster polygons. CHOSEN_K returns the K used.</p>
 
+<h3>Cluster models</h3>
+<p><i>Cluster model (save)</i> keeps the clusters this run fits in a .tscm file; <i>Cluster model (apply)</i>
+labels with a saved model instead of fitting (its band stretch, centroids and colours; the K settings are
+not used), so several rasters share label numbers and colours. Fit Cluster Model fits one model on several
+rasters. A model from other weights, another patch stride or other bands is refused before encoding.</p>
+
 <h3>Device</h3>
 <p><i>auto</i> uses a CUDA GPU, then Apple MPS, then the CPU. A device you choose is honoured or refused:
 <i>cuda</i> stops with a message when PyTorch sees no CUDA GPU (a CPU-only PyTorch, a missing driver), and
