@@ -7,7 +7,7 @@ from qgis.core import Qgis, QgsMessageLog, QgsProcessingFeedback
 LOG_TAG = "TreeSeg"
 
 
-def unexpected_error(type_name: str, message: str, traceback_text: str) -> str:
+def unexpected_error(type_name: str, message: str, traceback_text: str, algorithm: str = "Segment Trees") -> str:
     """The one-line Processing message for an error that is not the user's (a bug).
 
     The traceback goes to QGIS's message log (tab "TreeSeg" of the Log Messages panel), not into the
@@ -15,7 +15,7 @@ def unexpected_error(type_name: str, message: str, traceback_text: str) -> str:
     """
     QgsMessageLog.logMessage(traceback_text, LOG_TAG, Qgis.MessageLevel.Critical)
     detail = message.strip() or "no message"
-    return (f"Segment Trees stopped on an unexpected error ({type_name}: {detail}). Nothing was "
+    return (f"{algorithm} stopped on an unexpected error ({type_name}: {detail}). Nothing was "
             "written. This is a bug in TreeSeg, not a problem with your data or settings: please report it, "
             f"with the details from the '{LOG_TAG}' tab of the Log Messages panel (View > Panels > Log Messages).")
 

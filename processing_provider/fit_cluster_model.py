@@ -130,13 +130,13 @@ class FitClusterModelAlgorithm(SegmentTreesAlgorithm):
         except (EngineError, ValueError) as error:
             raise QgsProcessingException(str(error)) from None
         except WorkerBugError as error:
-            raise QgsProcessingException(unexpected_error(error.type_name, str(error), error.traceback_text)) \
-                from None
+            raise QgsProcessingException(unexpected_error(error.type_name, str(error), error.traceback_text,
+                                                          self.displayName())) from None
         except QgsProcessingException:
             raise
         except Exception as error:
-            raise QgsProcessingException(unexpected_error(type(error).__name__, str(error),
-                                                          traceback.format_exc())) from None
+            raise QgsProcessingException(unexpected_error(type(error).__name__, str(error), traceback.format_exc(),
+                                                          self.displayName())) from None
         return {self.OUTPUT: result.output_path, self.CHOSEN_K: result.chosen_k}
 
     def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict[str, Any]:

@@ -38,6 +38,12 @@ clusters are named "Cluster N: trees" and drawn in greens. Optional outputs: the
 (1 = trees, 0 = not, 255 = NoData) and the <i>Tree crowns</i>, split by a watershed from treetops of the canopy
 height (or of the distance to the canopy edge), crowns under <i>Minimum crown area</i> left out.</p>
 
+<h3>Cluster models</h3>
+<p><i>Cluster model (save)</i> keeps the clusters this run fits in a .tscm file; <i>Cluster model (apply)</i>
+labels with a saved model instead of fitting (its band stretch, centroids and colours; the K settings are
+not used), so several rasters share label numbers and colours. Fit Cluster Model fits one model on several
+rasters. A model from other weights, another patch stride or other bands is refused before encoding.</p>
+
 <h3>Device</h3>
 <p><i>auto</i> uses a CUDA GPU, then Apple MPS, then the CPU. A device you choose is honoured or refused:
 <i>cuda</i> stops with a message when PyTorch sees no CUDA GPU (a CPU-only PyTorch, a missing driver), and

@@ -155,3 +155,32 @@ def test_qgis_process_fits_and_applies(tiny, rasters, tmp_path, plugins_dir):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no k-means fit and no K sweep" in done.stdout
     assert payload["results"]["OUTPUT"] == str(tmp_path / "labels.tif")
+
+
+def test_the_batch_dialog_applies_one_model_to_each_raster(treeseg_provider, qgis_iface, tiny, rasters, tmp_path):
+    """QGIS's own Batch dialog: its table widgets take the cluster model file and destination, and each row runs."""
+    import processing
+    from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
+    from qgis.core import QgsApplication
+
+    model = tmp_path / "m.tscm"
+    processing.run(FIT, {"INPUT": [str(r) for r in rasters], "WEIGHTS": tiny, **SMALL, "OUTPUT": str(model)})
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(SEGMENT)
+    dialog = BatchAlgorithmDialog(algorithm, parent=qgis_iface.mainWindow())
+    panel = dialog.mainWidget()
+    panel.addRow()
+    context = QgsProcessingContext()
+    panel.checkLoadLayersOnCompletion.setChecked(False)
+    for row, raster in enumerate(rasters):
+        values = {"INPUT": str(raster), "WEIGHTS": tiny, "CLUSTER_MODEL": str(model), **SMALL}
+        for name, value in values.items():
+            panel.wrappers[row][panel.parameter_to_column[name]].setParameterValue(value, context)
+        for name, value in (("OUTPUT", tmp_path / f"{raster.stem}-labels.tif"), ("CLUSTER_MODEL_OUTPUT", "")):
+            panel.tblParameters.cellWidget(row + 1, panel.parameter_to_column[name]).setValue(str(value))
+        parameters, ok = panel.parametersForRow(row)
+        assert ok and parameters["CLUSTER_MODEL"] == str(model)
+    dialog.runAlgorithm()
+    outputs = [tmp_path / f"{raster.stem}-labels.tif" for raster in rasters]
+    assert all(path.is_file() for path in outputs)
+    assert legend(outputs[0]) == legend(outputs[1])
+    dialog.close()
