@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 import torch
-from checkpoint_factory import hf_periods, write_meta_pth
+
+from tests.checkpoint_factory import hf_periods, write_meta_pth
 
 TINY = dict(hidden_size=64, intermediate_size=256, num_attention_heads=2, num_hidden_layers=4,
             out_indices=[1, 2, 3, 4])

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from treeseg.treeseg_plugin.dinov3.chmv2.config import CHMV2_MEAN, CHMV2_STD, HeadConfig
+from treeseg.treeseg_plugin.dinov3.chmv2.head import DPTHead
+from treeseg.treeseg_plugin.dinov3.chmv2.layout import hf_head_name_to_meta
+from treeseg.treeseg_plugin.dinov3.chmv2.loading import load_canopy_height_model
+from treeseg.treeseg_plugin.dinov3.variants import VARIANTS
+from treeseg.treeseg_plugin.dinov3.vision_transformer import DinoVisionTransformer, ViTConfig
 
-from chmv2_factory import write_hf_chmv2, write_meta_chmv2
+from tests.chmv2_factory import write_hf_chmv2, write_meta_chmv2
 
 transformers = pytest.importorskip("transformers")
-
-from treeseg.treeseg_plugin.dinov3.chmv2.config import CHMV2_MEAN, CHMV2_STD, HeadConfig  # noqa: E402
-from treeseg.treeseg_plugin.dinov3.chmv2.head import DPTHead  # noqa: E402
-from treeseg.treeseg_plugin.dinov3.chmv2.layout import hf_head_name_to_meta  # noqa: E402
-from treeseg.treeseg_plugin.dinov3.chmv2.loading import load_canopy_height_model  # noqa: E402
-from treeseg.treeseg_plugin.dinov3.variants import VARIANTS  # noqa: E402
-from treeseg.treeseg_plugin.dinov3.vision_transformer import DinoVisionTransformer, ViTConfig  # noqa: E402
 
 SIZES = [(64, 64), (64, 96)]  # square and not (multiples of 16, which transformers needs)
 TOLERANCE_M = 1e-4
@@ -75,7 +74,7 @@ def test_meta_layout_equals_hf_layout(both_layouts, size):
 def test_meta_layout_ignores_the_masked_k_bias(hf_pair, tmp_path):
     """Meta's ViT masks the K bias: a Meta backbone with a nonzero one differs from transformers (which adds
     it), so the HF K bias is really used, and Meta's really masked."""
-    folder, reference = hf_pair
+    _, reference = hf_pair
     decoder, backbone = write_meta_chmv2(tmp_path, reference)
     images = _images(64, 64)
     gap = float((load_canopy_height_model(decoder, backbone=backbone)(images) - _reference(reference, images))
