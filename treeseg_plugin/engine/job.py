@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional
 
+from .canopy_height import CanopyHeightConfig, CanopyHeightResult, validate_canopy_config
 from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError
 from .progress import Progress
@@ -99,6 +100,8 @@ class JobKind:
 
 JOB_KINDS = (
     JobKind("segment", SegmentationConfig, validate_config, ".pipeline:run_segmentation", SegmentationResult),
+    JobKind("canopy-height", CanopyHeightConfig, validate_canopy_config, ".canopy_height_run:run_canopy_height",
+            CanopyHeightResult),
 )
 
 
