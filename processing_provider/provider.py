@@ -8,6 +8,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..treeseg_plugin.version import plugin_version
+from .canopy_height import CanopyHeightAlgorithm
 from .dependencies import missing_dependencies
 from .diagnostics import DiagnosticsAlgorithm
 from .segment_trees import SegmentTreesAlgorithm
@@ -15,7 +16,7 @@ from .segment_trees import SegmentTreesAlgorithm
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 class TreeSegProvider(QgsProcessingProvider):
-    """Provides Segment Trees and Diagnostics; registers even when PyTorch is missing."""
+    """Provides Segment Trees, Canopy Height and Diagnostics; registers even when PyTorch is missing."""
 
     ID = "treeseg"
 
@@ -61,6 +62,7 @@ class TreeSegProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:
         self.addAlgorithm(SegmentTreesAlgorithm())
+        self.addAlgorithm(CanopyHeightAlgorithm())
         self.addAlgorithm(DiagnosticsAlgorithm())
 
     @staticmethod
