@@ -118,3 +118,21 @@ def test_released_architecture_builds_with_the_reference_parameter_count():
     vit_params = sum(p.numel() for p in vit.parameters())
     assert round(vit_params / 1e6, 2) == sat.params_millions
     assert 20e6 < head_params < 40e6, head_params
+
+
+def test_bf16_runs_the_head_in_bf16_and_the_heights_in_fp32(hf_pair):
+    """The backbone's precision rule: weights cast to bf16 (the head too); bins to height stays fp32."""
+    folder, _ = hf_pair
+    fp32, bf16 = load_canopy_height_model(folder), load_canopy_height_model(folder, dtype=torch.bfloat16)
+    assert next(bf16.head.parameters()).dtype == torch.bfloat16 and bf16.dtype == torch.bfloat16
+    images = _images(64, 96)
+    reference, heights = fp32(images), bf16(images)
+    assert heights.dtype == torch.float32
+    assert float((heights - reference).abs().mean()) < 0.1  # metres, on heights of a few to ~30 m
+    assert float(torch.corrcoef(torch.stack([heights.flatten(), reference.flatten()]))[0, 1]) > 0.99
+
+
+def test_float16_on_the_cpu_is_refused(hf_pair):
+    folder, _ = hf_pair
+    with pytest.raises(ValueError, match="float16 is not supported on CPU"):
+        load_canopy_height_model(folder, dtype=torch.float16)
