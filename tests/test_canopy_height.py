@@ -130,3 +130,13 @@ def test_cancel_leaves_nothing(chm, tmp_path):
         run_canopy_height(_config(chm, tmp_path, SAMPLE, tile_size=32, overlap=0), log)
     out = tmp_path / "out"
     assert not out.exists() or os.listdir(out) == []
+
+
+def test_extent_gives_the_snapped_window_grid(chm, tmp_path):
+    gt = gdal.Open(str(SAMPLE)).GetGeoTransform()
+    extent = (gt[0] + 10.05, gt[3] - 30.0, gt[0] + 25.0, gt[3] - 12.02)  # x 100.5..250 px, y 120.2..300 px
+    result = run_canopy_height(_config(chm, tmp_path, SAMPLE, extent=extent, tile_size=32, overlap=0), Log())
+    ds, _, heights = _read(result.output_path)
+    assert (ds.RasterXSize, ds.RasterYSize) == (150, 180)
+    assert ds.GetGeoTransform() == pytest.approx((gt[0] + 10.0, 0.1, 0.0, gt[3] - 12.0, 0.0, -0.1))
+    assert heights.shape == (180, 150) and bool(np.isfinite(heights).all())

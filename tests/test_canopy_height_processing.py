@@ -57,7 +57,8 @@ def test_decoder_alone_looks_for_the_sat493m_backbone_and_says_how_to_get_it(tre
     import processing
 
     output = tmp_path / "chm.tif"
-    with pytest.raises(QgsProcessingException, match=r"No DINOv3 weights found for .vitl16-sat493m.*accept the DINOv3 licence"):
+    expected = r"No DINOv3 weights found for .vitl16-sat493m.*accept the DINOv3 licence"
+    with pytest.raises(QgsProcessingException, match=expected):
         processing.run(ALGORITHM, {"INPUT": str(SAMPLE), "WEIGHTS": str(chm["decoder"]), "DEVICE": 3,
                                    "OUTPUT": str(output)})
     assert not output.exists()
@@ -77,3 +78,14 @@ def test_qgis_process_run_with_meta_files(chm, tmp_path, plugins_dir):
     assert payload["results"]["OUTPUT"] == str(output)
     assert "Resampled the input from 0.1 m" in done.stdout
     assert_heights_on_the_sample_grid(output)
+
+
+def test_check_parameter_values_uses_the_engine_rules(treeseg_provider, chm):
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    algorithm = QgsApplication.processingRegistry().algorithmById(ALGORITHM)
+    parameters = {"INPUT": str(SAMPLE), "WEIGHTS": str(chm["hf"]), "OUTPUT": "chm.tif"}
+    ok, message = algorithm.checkParameterValues({**parameters, "TILE_SIZE": 40}, QgsProcessingContext())
+    assert not ok and "Tile size 40 is not a multiple of 16" in message
+    ok, message = algorithm.checkParameterValues(parameters, QgsProcessingContext())
+    assert ok, message
