@@ -3,6 +3,7 @@ checkpoints (tiny architecture) in Meta's and Hugging Face's layouts."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,54 @@ def test_check_parameter_values_uses_the_engine_rules(treeseg_provider, chm):
     assert not ok and "Tile size 40 is not a multiple of 16" in message
     ok, message = algorithm.checkParameterValues(parameters, QgsProcessingContext())
     assert ok, message
+
+
+def test_graphical_model_chains_the_height_raster(treeseg_provider, chm, tmp_path):
+    """Canopy Height feeding QGIS's raster statistics in a graphical model (as the Modeler builds it)."""
+    import processing
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingDestinationParameter,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterFile,
+        QgsProcessingParameterRasterLayer,
+    )
+
+    static = QgsProcessingModelChildParameterSource.fromStaticValue
+    model = QgsProcessingModelAlgorithm("Canopy height statistics", "TreeSeg tests")
+    for parameter in (QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
+                      QgsProcessingParameterFile("weights", "Weights")):
+        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
+    heights = QgsProcessingModelChildAlgorithm(ALGORITHM)
+    heights.setChildId("heights")
+    definitions = QgsApplication.processingRegistry().algorithmById(ALGORITHM).parameterDefinitions()
+    for parameter in definitions:
+        if not isinstance(parameter, QgsProcessingDestinationParameter) and parameter.defaultValue() is not None:
+            heights.addParameterSources(parameter.name(), [static(parameter.defaultValue())])
+    heights.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromModelParameter("ortho")])
+    heights.addParameterSources("WEIGHTS", [QgsProcessingModelChildParameterSource.fromModelParameter("weights")])
+    for name, value in (("DEVICE", 3), ("TILE_SIZE", 32), ("OVERLAP", 0)):
+        heights.addParameterSources(name, [static(value)])
+    model.addChildAlgorithm(heights)
+    statistics = QgsProcessingModelChildAlgorithm("native:rasterlayerstatistics")
+    statistics.setChildId("statistics")
+    statistics.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("heights",
+                                                                                                   "OUTPUT")])
+    statistics.addParameterSources("BAND", [static(1)])
+    report = QgsProcessingModelOutput("report", "Report")
+    report.setChildId("statistics")
+    report.setChildOutputName("OUTPUT_HTML_FILE")
+    statistics.setModelOutputs({"report": report})
+    model.addChildAlgorithm(statistics)
+    ok, errors = model.validate()
+    assert ok, errors
+    [destination] = [parameter.name() for parameter in model.destinationParameterDefinitions()]
+    results = processing.run(model, {"ortho": str(SAMPLE), "weights": str(chm["hf"]),
+                                     destination: str(tmp_path / "stats.html")})
+    html = Path(results[destination]).read_text(encoding="utf-8")
+    low, high = (float(re.search(rf"{name} value: ([0-9.eE+-]+)", html).group(1)) for name in ("Minimum", "Maximum"))
+    assert 0 < low < high <= 96  # QGIS reads the NoData (-9999) as NoData
