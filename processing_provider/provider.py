@@ -8,6 +8,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..treeseg_plugin.version import plugin_version
+from .canopy_height import CanopyHeightAlgorithm
 from .diagnostics import DiagnosticsAlgorithm
 from .fit_cluster_model import FitClusterModelAlgorithm
 from .segment_trees import SegmentTreesAlgorithm
@@ -15,7 +16,8 @@ from .segment_trees import SegmentTreesAlgorithm
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 
 class TreeSegProvider(QgsProcessingProvider):
-    """Provides Segment Trees, Fit Cluster Model and Diagnostics; registers even when PyTorch is missing."""
+    """Provides Segment Trees, Fit Cluster Model, Canopy Height and Diagnostics; registers even when PyTorch is
+    missing."""
 
     ID = "treeseg"
 
@@ -59,4 +61,5 @@ class TreeSegProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:
         self.addAlgorithm(SegmentTreesAlgorithm())
         self.addAlgorithm(FitClusterModelAlgorithm())
+        self.addAlgorithm(CanopyHeightAlgorithm())
         self.addAlgorithm(DiagnosticsAlgorithm())

@@ -267,6 +267,7 @@ def test_gpu_check_smoke_on_cpu(tmp_path):
     assert {(r["model"], r["precision"]) for r in rows} >= {("tiny", "fp32"), ("tiny", "bf16")}
     assert all(r["images_per_s"] > 0 and r["cosine_min"] > 0.9 for r in rows)
     assert report["oom_backoff"]["batch_sizes"][:3] == [4, 2, 1]
+    assert [r["precision"] for r in report["chmv2"]] == ["fp32", "bf16"] and report["chmv2"][0]["max_abs_diff_m"] == 0
 
 
 def test_bench_backbone_runs(tmp_path):

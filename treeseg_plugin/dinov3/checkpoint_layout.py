@@ -139,7 +139,7 @@ def hf_layer_prefix(state: Mapping[str, Tensor]) -> str:
     return "model.layer." if any(k.startswith("model.layer.") for k in state) else "layer."
 
 
-def _infer_hf(
+def infer_hf(
     state: Dict[str, Tensor], path: Path, hf_config: dict | None, config_path: Path | None
 ) -> Tuple[ViTConfig, float, str]:
     """ViTConfig, RoPE base and a note on where the head count came from."""
@@ -217,7 +217,7 @@ def infer_architecture(
         config, note = _infer_meta(state, path)
     else:
         hf_config = load_hf_config(config_path) if config_path else None
-        config, rope_base, note = _infer_hf(state, path, hf_config, config_path)
+        config, rope_base, note = infer_hf(state, path, hf_config, config_path)
     if config.num_heads <= 0 or config.embed_dim % config.num_heads or config.head_dim % 4:
         raise CheckpointError(f"{path}: the tensors describe no valid DINOv3 ViT ({config.describe()}: the "
                               f"embedding dim must split into heads of a multiple of 4). {USE_RELEASED}")

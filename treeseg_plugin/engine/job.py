@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional
 
+from .canopy_height import CanopyHeightConfig, CanopyHeightResult, validate_canopy_config
 from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError
 from .fit_job import ClusterFitConfig, ClusterFitResult, validate_fit_config
@@ -103,6 +104,8 @@ class JobKind:
 JOB_KINDS = (
     JobKind("segment", SegmentationConfig, validate_config, ".pipeline:run_segmentation", SegmentationResult),
     JobKind("fit", ClusterFitConfig, validate_fit_config, ".model_fit:run_fit_cluster_model", ClusterFitResult),
+    JobKind("canopy-height", CanopyHeightConfig, validate_canopy_config, ".canopy_height_run:run_canopy_height",
+            CanopyHeightResult),
 )
 
 

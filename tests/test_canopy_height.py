@@ -1,0 +1,142 @@
+"""Canopy Height's engine (engine/canopy_height*.py) on real GeoTIFFs with random-weight CHMv2 checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from osgeo import gdal
+from treeseg.treeseg_plugin.dinov3.chmv2.loading import load_canopy_height_model
+from treeseg.treeseg_plugin.engine.canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult
+from treeseg.treeseg_plugin.engine.canopy_height_run import run_canopy_height
+from treeseg.treeseg_plugin.engine.errors import Canceled, EngineError
+
+from tests.chmv2_factory import write_hf_chmv2, write_meta_chmv2
+from tests.data_factory import make_raster
+from tests.recording_progress import Log
+
+pytest.importorskip("transformers")
+SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
+
+
+@pytest.fixture(scope="module")
+def chm(tmp_path_factory):
+    """(HF folder, Meta decoder, Meta backbone) of one random tiny CHMv2."""
+    root = tmp_path_factory.mktemp("chm")
+    folder, model = write_hf_chmv2(root / "hf", seed=7)
+    return (folder, *write_meta_chmv2(root / "meta", model))
+
+
+def _config(chm, tmp_path, input_path, **settings) -> CanopyHeightConfig:
+    _, decoder, backbone = chm
+    return CanopyHeightConfig(str(input_path), str(tmp_path / "out" / "heights.tif"), model=str(decoder),
+                              backbone=str(backbone), device="cpu", precision="fp32", **settings)
+
+
+def _read(path: str):
+    ds = gdal.Open(path)
+    band = ds.GetRasterBand(1)
+    return ds, band, band.ReadAsArray()
+
+
+def test_resampled_to_the_training_resolution_and_back_onto_the_input_grid(chm, tmp_path):
+    log = Log()
+    result = run_canopy_height(_config(chm, tmp_path, SAMPLE, tile_size=32, overlap=0), log)
+    assert "Resampled the input from 0.1 m (400 x 400 px) to 1 m (CHMv2's training resolution) (40 x 40 px" \
+        in log.text
+    assert result.resampled and result.input_resolution_m == pytest.approx(0.1) and result.model_resolution_m == 1
+    ds, band, heights = _read(result.output_path)
+    source = gdal.Open(str(SAMPLE))
+    assert (ds.RasterXSize, ds.RasterYSize) == (400, 400)
+    assert ds.GetGeoTransform() == source.GetGeoTransform()
+    assert ds.GetSpatialRef().IsSame(source.GetSpatialRef())
+    assert band.DataType == gdal.GDT_Float32 and band.GetNoDataValue() == NODATA
+    valid = heights != NODATA
+    assert valid.sum() == result.valid_pixels > 0 and bool(np.isfinite(heights).all())
+    assert heights[valid].min() > 0 and heights[valid].max() <= 96
+    assert os.path.isfile(result.style_path) and "singlebandpseudocolor" in Path(result.style_path).read_text()
+    assert log.stages == ["Reading input", "Loading model", "Predicting heights", "Writing heights"]
+    assert CanopyHeightResult.from_json(result.to_json()) == result
+
+
+def _model_heights(chm, rgb: np.ndarray) -> np.ndarray:
+    """What the model predicts for one RGB image [3, H, W] in 0..1."""
+    _, decoder, backbone = chm
+    model = load_canopy_height_model(decoder, backbone=backbone)
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (model.mean, model.std))
+    return model((torch.from_numpy(rgb)[None] - mean) / std)[0].numpy()
+
+
+def test_native_resolution_single_tile_equals_the_model(chm, tmp_path):
+    """Resolution 0 and one tile: the raster holds exactly what the model predicts for the image."""
+    path = make_raster(tmp_path / "in.tif", 64, 48)
+    result = run_canopy_height(_config(chm, tmp_path, path, resolution=0, tile_size=64, overlap=0), Log())
+    _, _, heights = _read(result.output_path)
+    rgb = gdal.Open(str(path)).ReadAsArray().astype(np.float32) / 255
+    assert not result.resampled
+    assert np.abs(heights - _model_heights(chm, rgb)).max() <= 1e-4
+
+
+def test_overlapping_tiles_cross_fade(chm, tmp_path):
+    """Two 64 px tiles over 112 px (columns 0-63 and 48-111): each alone where it alone covers the raster,
+    and in the 16 px overlap a linear cross-fade between them, so no seam: the tiles disagree there."""
+    path = make_raster(tmp_path / "in.tif", 112, 64)
+    result = run_canopy_height(_config(chm, tmp_path, path, resolution=0, tile_size=64, overlap=16), Log())
+    _, _, heights = _read(result.output_path)
+    rgb = gdal.Open(str(path)).ReadAsArray().astype(np.float32) / 255
+    first, second = _model_heights(chm, rgb[:, :, :64]), _model_heights(chm, rgb[:, :, 48:])
+    rising = (np.arange(16) + 0.5) / 16  # the second tile's weight over the overlap
+    expected = np.concatenate([first[:, :48], first[:, 48:] * (1 - rising) + second[:, :16] * rising,
+                               second[:, 16:]], axis=1)
+    assert np.abs(first[:, 48:] - second[:, :16]).max() > 0.1
+    assert np.abs(heights - expected).max() <= 1e-4
+
+
+def test_nodata_is_kept(chm, tmp_path):
+    invalid = np.zeros((96, 160), dtype=bool)
+    invalid[10:30, 40:90] = True
+    path = make_raster(tmp_path / "in.tif", 160, 96, nodata=0, invalid=invalid)
+    result = run_canopy_height(_config(chm, tmp_path, path, tile_size=64, overlap=16), Log())
+    _, _, heights = _read(result.output_path)
+    invalid = (gdal.Open(str(path)).ReadAsArray() == 0).any(axis=0)  # the block, and any band at NoData 0
+    assert invalid[10:30, 40:90].all() and invalid.mean() < 0.5
+    assert bool((heights[invalid] == NODATA).all()) and bool((heights[~invalid] != NODATA).all())
+    assert result.valid_pixels == int((~invalid).sum())
+
+
+def test_no_crs_needs_resolution_zero(chm, tmp_path):
+    path = make_raster(tmp_path / "in.tif", 64, 64, epsg=None)
+    with pytest.raises(EngineError, match=r"pixel size in metres is unknown.*resolution to 0"):
+        run_canopy_height(_config(chm, tmp_path, path), Log())
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_settings_and_missing_backbone(chm, tmp_path):
+    with pytest.raises(EngineError, match="Resolution -1"):
+        run_canopy_height(_config(chm, tmp_path, SAMPLE, resolution=-1), Log())
+    config = _config(chm, tmp_path, SAMPLE)
+    config.backbone = None
+    with pytest.raises(EngineError, match="decoder without a backbone"):
+        run_canopy_height(config, Log())
+
+
+def test_cancel_leaves_nothing(chm, tmp_path):
+    log = Log()
+    log.on_stage["Writing heights"] = lambda: setattr(log, "is_canceled", lambda: True)
+    with pytest.raises(Canceled):
+        run_canopy_height(_config(chm, tmp_path, SAMPLE, tile_size=32, overlap=0), log)
+    out = tmp_path / "out"
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_extent_gives_the_snapped_window_grid(chm, tmp_path):
+    gt = gdal.Open(str(SAMPLE)).GetGeoTransform()
+    extent = (gt[0] + 10.05, gt[3] - 30.0, gt[0] + 25.0, gt[3] - 12.02)  # x 100.5..250 px, y 120.2..300 px
+    result = run_canopy_height(_config(chm, tmp_path, SAMPLE, extent=extent, tile_size=32, overlap=0), Log())
+    ds, _, heights = _read(result.output_path)
+    assert (ds.RasterXSize, ds.RasterYSize) == (150, 180)
+    assert ds.GetGeoTransform() == pytest.approx((gt[0] + 10.0, 0.1, 0.0, gt[3] - 12.0, 0.0, -0.1))
+    assert heights.shape == (180, 150) and bool(np.isfinite(heights).all())

@@ -1,0 +1,143 @@
+"""Canopy Height end to end: processing.run in QGIS and the real qgis_process.bin, with random-weight CHMv2
+checkpoints (tiny architecture) in Meta's and Hugging Face's layouts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from qgis.core import QgsProcessingException
+from qgis_process_runner import enable_plugin, qgis_process_env, run, run_algorithm
+
+from tests.chmv2_factory import write_hf_chmv2, write_meta_chmv2
+
+pytest.importorskip("transformers")
+SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
+ALGORITHM = "treeseg:canopyheight"
+NODATA = -9999.0
+
+
+@pytest.fixture(scope="module")
+def chm(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chm-weights")
+    folder, model = write_hf_chmv2(root / "hf", seed=11)
+    decoder, backbone = write_meta_chmv2(root / "meta", model)
+    return {"hf": folder / "model.safetensors", "decoder": decoder, "backbone": backbone}
+
+
+def assert_heights_on_the_sample_grid(path: Path) -> None:
+    """Float32 on the sample's exact grid, finite heights where the sample is valid, NoData elsewhere."""
+    source, heights_ds = gdal.Open(str(SAMPLE)), gdal.Open(str(path))
+    assert (heights_ds.RasterXSize, heights_ds.RasterYSize) == (source.RasterXSize, source.RasterYSize)
+    assert heights_ds.GetGeoTransform() == source.GetGeoTransform()
+    assert heights_ds.GetSpatialRef().IsSame(source.GetSpatialRef())
+    band = heights_ds.GetRasterBand(1)
+    assert band.DataType == gdal.GDT_Float32 and band.GetNoDataValue() == NODATA
+    heights = band.ReadAsArray()
+    invalid = (source.ReadAsArray() == 255).any(axis=0)  # NoData 255 per band
+    assert invalid.any() and not invalid.all()
+    assert bool((heights[invalid] == NODATA).all())
+    assert bool(np.isfinite(heights[~invalid]).all()) and heights[~invalid].min() > 0
+    assert (path.parent / (path.stem + ".qml")).is_file()
+
+
+def test_processing_run_with_the_hf_file(treeseg_provider, chm, tmp_path):
+    import processing
+
+    output = tmp_path / "chm.tif"
+    results = processing.run(ALGORITHM, {"INPUT": str(SAMPLE), "WEIGHTS": str(chm["hf"]), "DEVICE": 3,
+                                         "PRECISION": 1, "TILE_SIZE": 32, "OVERLAP": 0, "OUTPUT": str(output)})
+    assert results == {"OUTPUT": str(output)}
+    assert_heights_on_the_sample_grid(output)
+
+
+def test_decoder_alone_looks_for_the_sat493m_backbone_and_says_how_to_get_it(treeseg_provider, chm, tmp_path):
+    import processing
+
+    output = tmp_path / "chm.tif"
+    expected = r"No DINOv3 weights found for .vitl16-sat493m.*accept the DINOv3 licence"
+    with pytest.raises(QgsProcessingException, match=expected):
+        processing.run(ALGORITHM, {"INPUT": str(SAMPLE), "WEIGHTS": str(chm["decoder"]), "DEVICE": 3,
+                                   "OUTPUT": str(output)})
+    assert not output.exists()
+
+
+@pytest.mark.slow
+def test_qgis_process_run_with_meta_files(chm, tmp_path, plugins_dir):
+    env = qgis_process_env(tmp_path / "home", plugins_dir)
+    enable_plugin("treeseg", env)
+    help_text = run(["help", ALGORITHM], env)
+    assert help_text.returncode == 0 and "RESOLUTION: Model resolution" in help_text.stdout
+    output = tmp_path / "chm.tif"
+    done, payload = run_algorithm(ALGORITHM, {"INPUT": SAMPLE, "WEIGHTS": chm["decoder"],
+                                              "BACKBONE": chm["backbone"], "DEVICE": 3, "TILE_SIZE": 32,
+                                              "OVERLAP": 0, "OUTPUT": output}, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert payload["results"]["OUTPUT"] == str(output)
+    assert "Resampled the input from 0.1 m" in done.stdout
+    assert_heights_on_the_sample_grid(output)
+
+
+def test_check_parameter_values_uses_the_engine_rules(treeseg_provider, chm):
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    algorithm = QgsApplication.processingRegistry().algorithmById(ALGORITHM)
+    parameters = {"INPUT": str(SAMPLE), "WEIGHTS": str(chm["hf"]), "OUTPUT": "chm.tif"}
+    ok, message = algorithm.checkParameterValues({**parameters, "TILE_SIZE": 40}, QgsProcessingContext())
+    assert not ok and "Tile size 40 is not a multiple of 16" in message
+    ok, message = algorithm.checkParameterValues(parameters, QgsProcessingContext())
+    assert ok, message
+
+
+def test_graphical_model_chains_the_height_raster(treeseg_provider, chm, tmp_path):
+    """Canopy Height feeding QGIS's raster statistics in a graphical model (as the Modeler builds it)."""
+    import processing
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingDestinationParameter,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterFile,
+        QgsProcessingParameterRasterLayer,
+    )
+
+    static = QgsProcessingModelChildParameterSource.fromStaticValue
+    model = QgsProcessingModelAlgorithm("Canopy height statistics", "TreeSeg tests")
+    for parameter in (QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
+                      QgsProcessingParameterFile("weights", "Weights")):
+        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
+    heights = QgsProcessingModelChildAlgorithm(ALGORITHM)
+    heights.setChildId("heights")
+    definitions = QgsApplication.processingRegistry().algorithmById(ALGORITHM).parameterDefinitions()
+    for parameter in definitions:
+        if not isinstance(parameter, QgsProcessingDestinationParameter) and parameter.defaultValue() is not None:
+            heights.addParameterSources(parameter.name(), [static(parameter.defaultValue())])
+    heights.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromModelParameter("ortho")])
+    heights.addParameterSources("WEIGHTS", [QgsProcessingModelChildParameterSource.fromModelParameter("weights")])
+    for name, value in (("DEVICE", 3), ("TILE_SIZE", 32), ("OVERLAP", 0)):
+        heights.addParameterSources(name, [static(value)])
+    model.addChildAlgorithm(heights)
+    statistics = QgsProcessingModelChildAlgorithm("native:rasterlayerstatistics")
+    statistics.setChildId("statistics")
+    statistics.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("heights",
+                                                                                                   "OUTPUT")])
+    statistics.addParameterSources("BAND", [static(1)])
+    report = QgsProcessingModelOutput("report", "Report")
+    report.setChildId("statistics")
+    report.setChildOutputName("OUTPUT_HTML_FILE")
+    statistics.setModelOutputs({"report": report})
+    model.addChildAlgorithm(statistics)
+    ok, errors = model.validate()
+    assert ok, errors
+    [destination] = [parameter.name() for parameter in model.destinationParameterDefinitions()]
+    results = processing.run(model, {"ortho": str(SAMPLE), "weights": str(chm["hf"]),
+                                     destination: str(tmp_path / "stats.html")})
+    html = Path(results[destination]).read_text(encoding="utf-8")
+    low, high = (float(re.search(rf"{name} value: ([0-9.eE+-]+)", html).group(1)) for name in ("Minimum", "Maximum"))
+    assert 0 < low < high <= 96  # QGIS reads the NoData (-9999) as NoData
