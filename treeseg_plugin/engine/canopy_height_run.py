@@ -41,6 +41,7 @@ from ..dinov3.chmv2.model import CanopyHeightModel
 from ..dinov3.errors import scrub_token
 from .canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult, validate_canopy_config
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
+from .gdal_mode import raising_gdal_errors
 from .georef import EARTH_AUTHALIC_RADIUS_M, Window, window_geotransform, working_window
 from .height_raster import HeightWriter, write_height_qml
 from .progress import Progress, StageProgress, check_canceled
@@ -194,6 +195,7 @@ def write_heights(source: RasterSource, window: Window, heights: np.ndarray, wri
     return summary
 
 
+@raising_gdal_errors
 def run_canopy_height(config: CanopyHeightConfig, progress: Optional[Progress] = None) -> CanopyHeightResult:
     """Canopy heights of ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled."""
     progress = progress or Progress()

@@ -16,8 +16,6 @@ from osgeo import gdal, osr
 from .canopy_height import NODATA
 from .writer import BLOCK, WriteError
 
-gdal.UseExceptions()
-
 CREATION_OPTIONS = ("TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "COMPRESS=DEFLATE", "PREDICTOR=3",
                     "BIGTIFF=IF_SAFER")
 RAMP_TOP_M = 40.0
