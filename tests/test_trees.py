@@ -320,18 +320,18 @@ def test_a_canopy_height_raster_without_heights_there_is_said(tmp_path, tiny, sc
 
 def test_the_labelling_pass_reads_each_input_band_once_per_block(tmp_path, tiny, scene, monkeypatch):
     """The evidence (RGB, NIR) comes from the reads that label the pixels: no second read of the input."""
-    from treeseg.treeseg_plugin.engine.raster_io import RasterSource
+    from treeseg.treeseg_plugin.engine.raster_io import InputRaster
 
     log = Log()
     reads: list[tuple] = []
-    original = RasterSource._band_values
+    original = InputRaster._band_values
 
     def counting(self, index, x0, y0, w, h, buf=None):
         if log.stages and log.stages[-1] == "Writing labels":
             reads.append((index, x0, y0, w, h))
         return original(self, index, x0, y0, w, h, buf)
 
-    monkeypatch.setattr(RasterSource, "_band_values", counting)
+    monkeypatch.setattr(InputRaster, "_band_values", counting)
     segment(tmp_path, tiny, write_scene(tmp_path / "rgbn.tif", scene, nir=True), log, bands=[1, 2, 3], nir_band=4)
     assert sorted(reads) == sorted(set(reads))  # no window of a band read twice
     assert {index for index, *_ in reads} == {1, 2, 3, 4} and len(reads) == 4  # 192 x 192 px: one block

@@ -42,10 +42,11 @@ from ..dinov3.errors import scrub_token
 from .canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult, validate_canopy_config
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
 from .gdal_mode import raising_gdal_errors
-from .georef import EARTH_AUTHALIC_RADIUS_M, Window, window_geotransform, working_window
+from .georef import Window, window_geotransform, working_window
 from .height_raster import HeightWriter, write_height_qml
+from .pixels import RasterSource
 from .progress import Progress, StageProgress, check_canceled
-from .raster_io import RasterSource
+from .raster_io import InputRaster
 from .runtime import DTYPES, describe_device, resolve_device, resolve_precision
 from .staging import Staging
 from .tiling import PATCH, axis_tiles
@@ -67,13 +68,13 @@ def pixel_size_m(gt: Tuple[float, ...], srs: Optional[osr.SpatialReference], win
     if srs.IsGeographic():
         radians = srs.GetAngularUnits()
         latitude = (gt[3] + (window.y0 + window.height / 2) * gt[5]) * radians
-        return (x_size * radians * EARTH_AUTHALIC_RADIUS_M * math.cos(latitude),
-                y_size * radians * EARTH_AUTHALIC_RADIUS_M)
+        radius = srs.GetSemiMajor()  # metres; the model resolution needs no finer figure
+        return (x_size * radians * radius * math.cos(latitude), y_size * radians * radius)
     return None
 
 
-def _model_grid(source: RasterSource, window: Window, config: CanopyHeightConfig, progress: Progress,
-                stack: contextlib.ExitStack) -> Tuple[RasterSource, Window, Optional[float], bool]:
+def _model_grid(source: InputRaster, window: Window, config: CanopyHeightConfig, progress: Progress,
+                stack: contextlib.ExitStack) -> Tuple[InputRaster, Window, Optional[float], bool]:
     """The raster the model reads, its window, the input's pixel size (m) and whether it was resampled."""
     size = pixel_size_m(source.geotransform, source.srs, window)
     gsd = None if size is None else math.sqrt(size[0] * size[1])
@@ -101,7 +102,7 @@ def _model_grid(source: RasterSource, window: Window, config: CanopyHeightConfig
                   f"{config.resolution:g} m{trained} ({width} x {height} px, GDAL "
                   f"{'average' if coarser else 'bilinear'}) for the model; the heights are resampled back "
                   "onto the input's grid (bilinear).")
-    model_source = RasterSource(path, source.bands, Progress())
+    model_source = InputRaster(path, source.bands, Progress())
     stack.callback(model_source.close)
     return model_source, Window(0, 0, width, height), gsd, True
 
@@ -171,7 +172,7 @@ def _axis(start: int, count: int, size: int, model_size: int) -> Tuple[np.ndarra
     return low, np.minimum(low + 1, model_size - 1), (position - low).astype(np.float32)
 
 
-def write_heights(source: RasterSource, window: Window, heights: np.ndarray, writer: HeightWriter,
+def write_heights(source: InputRaster, window: Window, heights: np.ndarray, writer: HeightWriter,
                   progress: Progress, report: StageProgress) -> np.ndarray:
     """Write ``heights`` (model grid) onto the window's grid; returns the valid heights' count, sum, min, max."""
     summary = np.array([0.0, 0.0, np.inf, -np.inf])
@@ -220,13 +221,12 @@ def _run(config: CanopyHeightConfig, progress: Progress) -> CanopyHeightResult:
     output_folder = os.path.dirname(os.path.abspath(config.output_path))
     with contextlib.ExitStack() as stack:
         progress.stage(STAGES[0])
-        source = RasterSource(config.input_path, config.bands, progress)
+        source = InputRaster(config.input_path, config.bands, progress)
         stack.callback(source.close)
         window = working_window(source.geotransform, source.width, source.height, config.extent)
         progress.info(source.describe_masks())
-        model_source, model_window, input_gsd, resampled = _model_grid(source, window, config, progress, stack)
-        model_source.compute_stretch(progress, StageProgress(progress, 0, 3),
-                                     (model_window.x0, model_window.y0, model_window.width, model_window.height))
+        model_raster, model_window, input_gsd, resampled = _model_grid(source, window, config, progress, stack)
+        model_source = RasterSource(model_raster, model_window, progress, StageProgress(progress, 0, 3))
         progress.stage(STAGES[1])
         check_canceled(progress)
         model, device, precision = load_chmv2(config, progress)
