@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from batch_panel import row_parameters
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from osgeo import gdal
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingModelAlgorithm,
     QgsProcessingModelChildParameterSource,
@@ -96,7 +98,8 @@ def test_fit_on_several_rasters_then_segment_each_with_the_model(treeseg_provide
 def build_model() -> QgsProcessingModelAlgorithm:
     """Fit Cluster Model on the survey's rasters, then Segment Trees applies the model to one of them."""
     model = QgsProcessingModelAlgorithm("Fit and segment", "TreeSeg tests")
-    for parameter in (QgsProcessingParameterMultipleLayers("survey", "Survey rasters", 3),  # TypeRaster
+    for parameter in (QgsProcessingParameterMultipleLayers("survey", "Survey rasters",
+                                                           QgsProcessing.SourceType.TypeRaster),
                       QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
                       QgsProcessingParameterFile("weights", "Weights")):
         model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
@@ -177,7 +180,7 @@ def test_the_batch_dialog_applies_one_model_to_each_raster(treeseg_provider, qgi
             panel.wrappers[row][panel.parameter_to_column[name]].setParameterValue(value, context)
         for name, value in (("OUTPUT", tmp_path / f"{raster.stem}-labels.tif"), ("CLUSTER_MODEL_OUTPUT", "")):
             panel.tblParameters.cellWidget(row + 1, panel.parameter_to_column[name]).setValue(str(value))
-        parameters, ok = panel.parametersForRow(row)
+        parameters, ok = row_parameters(panel, row)
         assert ok and parameters["CLUSTER_MODEL"] == str(model)
     dialog.runAlgorithm()
     outputs = [tmp_path / f"{raster.stem}-labels.tif" for raster in rasters]

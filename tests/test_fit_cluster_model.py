@@ -44,7 +44,13 @@ def test_one_raster_gives_the_model_segment_trees_saves(tmp_path, tiny):
                                         cluster_model_output=str(tmp_path / "segment.tscm"), **SETTINGS), Log())
     log = Log()
     result = _fit([raster], tmp_path / "fit.tscm", tiny, log)
-    assert (tmp_path / "fit.tscm").read_bytes() == (tmp_path / "segment.tscm").read_bytes()
+    fitted, saved = load_cluster_model(str(tmp_path / "fit.tscm")), load_cluster_model(str(tmp_path / "segment.tscm"))
+    assert np.array_equal(fitted.centroids, saved.centroids) and fitted.wcss == saved.wcss
+    assert (fitted.backbone, fitted.input, fitted.fit.inputs) == (saved.backbone, saved.input, saved.fit.inputs)
+    # Segment Trees also decided which clusters are trees and its model keeps those names; a fit alone cannot.
+    assert fitted.legend.names[1:] == tuple(f"Cluster {k}" for k in range(1, fitted.k + 1))
+    assert [name.split(":")[0] for name in saved.legend.names] == list(fitted.legend.names)
+    assert all(name.endswith((": trees", ": not trees")) for name in saved.legend.names[1:])
     assert log.stages == ["Reading input", "Loading model", "Encoding tiles", "Fitting k-means",
                           "Writing cluster model"]
     assert "WCSS" in log.text and f"Chosen K = {result.chosen_k}" in log.text

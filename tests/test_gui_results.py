@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from batch_panel import row_parameters
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from qgis.core import QgsPalettedRasterRenderer, QgsProcessingFeedback, QgsProject
@@ -103,7 +104,7 @@ def test_batch_dialog_offers_the_tree_parameters_and_outputs(treeseg_provider, q
     for name in ("OUTPUT", "TREES", "CROWNS"):
         widget = panel.tblParameters.cellWidget(1, panel.parameter_to_column[name])
         widget.setValue(str(tmp_path / f"{name.lower()}{'.gpkg' if name == 'CROWNS' else '.tif'}"))
-    parameters, ok = panel.parametersForRow(0, warnOnInvalid=True)
+    parameters, ok = row_parameters(panel, 0)
     assert ok, dialog.messageBar().currentItem().text() if dialog.messageBar().currentItem() else ""
     results = processing.run("treeseg:segmenttrees", parameters)
     assert results["TREES"] == str(tmp_path / "trees.tif") and results["CROWNS"] == str(tmp_path / "crowns.gpkg")

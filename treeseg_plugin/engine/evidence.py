@@ -166,7 +166,7 @@ class EvidenceAccumulator:
     def add(self, labels: np.ndarray, block: EvidenceBlock) -> None:
         """One block: its labels [h, w] and what was read for it."""
         n = self.k + 1
-        flat = labels.ravel()
+        flat = labels.ravel().astype(np.int64)  # label x bin indices overflow uint8 (numpy 2 refuses)
         self.count += np.bincount(flat, minlength=n)
         rgb = block.rgb.reshape(3, -1).astype(np.float64)
         for c in range(3):

@@ -11,7 +11,8 @@ The parts, so that a distributed runner can place them on workers:
 * :func:`run_fit_cluster_model` - all of it in one process, the model saved through engine/staging.py.
 
 With one input the fit sample is exactly Segment Trees' (same seed, same rows), so Fit Cluster Model on
-one raster writes the model Segment Trees saves for it. Every input must have the band count, band
+one raster fits the clusters Segment Trees saves for it (Segment Trees' file also names the tree
+clusters, which only a labelling pass can tell). Every input must have the band count, band
 choice and band types of the first, so the model applies to each of them.
 """
 
