@@ -43,6 +43,7 @@ class DaskBackend:
 
     def __init__(self, scheduler: Optional[str] = None, workers: int = 0) -> None:
         try:
+            import dask
             from distributed import Client, LocalCluster
         except ImportError as exc:
             import sys
@@ -52,9 +53,13 @@ class DaskBackend:
         if scheduler:
             self.client = Client(scheduler)
         else:
-            # One thread per worker process: torch parallelises inside each task.
-            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=None)
+            # One task at a time per worker process, which torch runs on its share of the cores (Dask's
+            # default of one BLAS/OpenMP thread per worker halves a 2-core machine's speed with 1 worker).
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            environ = {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+                self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                             dashboard_address=None)
             self.client = Client(self._cluster)
         self._local_pids: List[int] = list(self.client.run(os.getpid).values()) if self._cluster else []
 
