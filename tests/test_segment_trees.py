@@ -59,7 +59,8 @@ def test_bundled_sample_with_vits16(treeseg_provider, checkpoints, tmp_path):
     results = run_segment_trees({"INPUT": str(SAMPLE), "WEIGHTS": str(checkpoints["vits16"]),
                                  "OUTPUT": str(output), "STATS": str(stats)})
 
-    assert set(results) == {"OUTPUT", "STATS", "OUTPUT_POLYGONS", "CHOSEN_K"}
+    assert set(results) == {"OUTPUT", "STATS", "OUTPUT_POLYGONS", "CLUSTER_MODEL_OUTPUT", "CHOSEN_K"}
+    assert results["CLUSTER_MODEL_OUTPUT"] is None
     assert results["OUTPUT"] == str(output)
     chosen_k = results["CHOSEN_K"]
     assert 2 <= chosen_k <= 10
