@@ -21,6 +21,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 from qgis_process_runner import enable_plugin, qgis_process_env, run, run_algorithm
+from qt_events import wait_until
 from test_segment_trees import child
 
 FIT = "treeseg:fitclustermodel"
@@ -180,6 +181,8 @@ def test_the_batch_dialog_applies_one_model_to_each_raster(treeseg_provider, qgi
         parameters, ok = panel.parametersForRow(row)
         assert ok and parameters["CLUSTER_MODEL"] == str(model)
     dialog.runAlgorithm()
+    # the dialog's progress task ends through the event loop; an unfinished task would block QGIS's exit
+    wait_until(lambda: QgsApplication.taskManager().countActiveTasks() == 0, timeout=30)
     outputs = [tmp_path / f"{raster.stem}-labels.tif" for raster in rasters]
     assert all(path.is_file() for path in outputs)
     assert legend(outputs[0]) == legend(outputs[1])
