@@ -23,6 +23,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 from qgis_process_runner import enable_plugin, qgis_process_env, run, run_algorithm
+from qt_events import wait_until
 from test_segment_trees import child
 
 FIT = "treeseg:fitclustermodel"
@@ -183,7 +184,32 @@ def test_the_batch_dialog_applies_one_model_to_each_raster(treeseg_provider, qgi
         parameters, ok = row_parameters(panel, row)
         assert ok and parameters["CLUSTER_MODEL"] == str(model)
     dialog.runAlgorithm()
+    # the dialog's progress task ends through the event loop; an unfinished task would block QGIS's exit
+    wait_until(lambda: QgsApplication.taskManager().countActiveTasks() == 0, timeout=30)
     outputs = [tmp_path / f"{raster.stem}-labels.tif" for raster in rasters]
     assert all(path.is_file() for path in outputs)
     assert legend(outputs[0]) == legend(outputs[1])
     dialog.close()
+
+
+def test_the_toolbox_dialogs_take_the_cluster_model_parameters(treeseg_provider, qgis_iface, rasters, tmp_path,
+                                                               monkeypatch):
+    """QGIS's own algorithm dialogs build a widget for every parameter and give the values back."""
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    from qgis.core import QgsApplication
+    from qgis.gui import QgsBrowserGuiModel
+
+    browser = QgsBrowserGuiModel()
+    monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)  # absent from the test iface
+    registry = QgsApplication.processingRegistry()
+    model, out = str(tmp_path / "m.tscm"), str(tmp_path / "labels.tif")
+    for algorithm_id, values in ((FIT, {"INPUT": [str(r) for r in rasters], "BANDS": "3,2,1", "OUTPUT": model}),
+                                 (SEGMENT, {"INPUT": str(rasters[0]), "CLUSTER_MODEL": model, "OUTPUT": out,
+                                            "CLUSTER_MODEL_OUTPUT": str(tmp_path / "saved.tscm")})):
+        dialog = AlgorithmDialog(registry.createAlgorithmById(algorithm_id), parent=qgis_iface.mainWindow())
+        dialog.setParameters(values)
+        parameters = dialog.createProcessingParameters()
+        for name, value in values.items():
+            given = parameters[name]
+            assert (given if isinstance(given, (str, list)) else given.sink.staticValue()) == value, name
+        dialog.close()

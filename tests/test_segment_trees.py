@@ -60,6 +60,7 @@ def test_bundled_sample_with_vits16(treeseg_provider, checkpoints, tmp_path):
                                  "OUTPUT": str(output), "STATS": str(stats)})
 
     assert set(results) == {"OUTPUT", "STATS", "OUTPUT_POLYGONS", "CLUSTER_MODEL_OUTPUT", "TREES", "CROWNS", "CHOSEN_K"}
+    assert results["CLUSTER_MODEL_OUTPUT"] is None
     assert results["OUTPUT"] == str(output)
     chosen_k = results["CHOSEN_K"]
     assert 2 <= chosen_k <= 10

@@ -2,7 +2,8 @@
 
 The parts, so that a distributed runner can place them on workers:
 
-* :func:`fit_stretch` - the 2-98 % stretch of the non-Byte bands, from the values of every input pooled;
+* :func:`fit_input_bands` - the inputs' band choice, checked alike, and the 2-98 % stretch of the non-Byte
+  bands from the values of every input pooled;
 * :func:`sample_features` - one raster read with that stretch, encoded, and a seeded uniform sample of
   its valid patch features (at most ``max_samples`` rows, float16) with its count of valid patches;
 * :func:`fit_cluster_model` - the samples' rows split in proportion to each raster's valid patches
@@ -86,10 +87,14 @@ def fit_input_bands(paths: Sequence[str], bands: Any, seed: int, progress: Progr
         first.close()
 
 
+def _reading(described: Tuple[int, Tuple[int, ...], List[int]]) -> str:
+    count, bands, stretched = described
+    return f"{count} bands, bands {list(bands)} as RGB, non-Byte bands {stretched or 'none'}"
+
+
 def _differs(a: str, ours: Tuple, b: str, theirs: Tuple) -> str:
-    what = lambda d: f"{d[0]} bands, bands {list(d[1])} as RGB, non-Byte bands {d[2] or 'none'}"  # noqa: E731
-    return (f"The rasters of one cluster model must be read alike: '{a}' has {what(ours)}; '{b}' has "
-            f"{what(theirs)}. Fit a model per kind of raster, or choose the bands to use.")
+    return (f"The rasters of one cluster model must be read alike: '{a}' has {_reading(ours)}; '{b}' has "
+            f"{_reading(theirs)}. Fit a model per kind of raster, or choose the bands to use.")
 
 
 def sample_features(path: str, config: ClusterFitConfig, backbone: Any, stretch: Dict[int, Stretch], seed: int,

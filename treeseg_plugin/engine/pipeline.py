@@ -25,7 +25,8 @@ Decisions:
   running out of memory (``MemoryError`` or PyTorch's CPU allocator), a full disk, a read error in a
   damaged input, a write error in the output folder (which may also have vanished).
 * The stats record timings, so the stats file differs between runs; the label raster does not.
-* The weights' SHA-256 (a full read of the file) is computed only when a stats file is asked for.
+* The weights' SHA-256 (a full read of the file) is computed only when a stats file or a cluster model
+  output is asked for, or a cluster model is applied (it is checked against the model's).
 """
 
 from __future__ import annotations
