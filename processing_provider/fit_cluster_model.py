@@ -25,7 +25,8 @@ from qgis.core import (
 from ..treeseg_plugin.engine.config import SegmentationConfig, validate_settings
 from ..treeseg_plugin.engine.errors import EngineError
 from .dependencies import missing_dependencies
-from .segment_trees import CLUSTER_MODEL_FILTER, SegmentTreesAlgorithm
+from .segment_trees import SegmentTreesAlgorithm
+from .segment_trees_parameters import CLUSTER_MODEL_FILTER
 
 SHARED = ("MODEL", "WEIGHTS", "DEVICE", "PRECISION", "STRIDE", "K", "K_MIN", "K_MAX", "ELBOW_THRESHOLD", "SEED",
           "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD")

@@ -8,6 +8,8 @@ rule decides: engine/tree_outputs.py), then, when asked for, "Writing polygons",
 "Writing crowns" and "Writing statistics". Cancel is checked as each stage starts, per stretch strip, per
 tile, per k-means fit step (inside ``sweep_k``), per output block, during polygonising and just before the
 outputs are moved into place.
+The input is opened and checked in engine/run_input.py; the statistics, the per-cluster log lines and
+the result are put together in engine/run_stats.py.
 A canceled or failed run removes its temporary files (``.treeseg-*`` folders) and leaves the
 destination folders as they were: an existing output is replaced only at the very end.
 
@@ -33,41 +35,36 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
-import platform
 import time
-from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
-import torch
-from osgeo import gdal
 
 from ..dinov3 import Backbone
-from ..version import plugin_version
 from . import cluster_model_run as model_run
 from . import clustering, tree_outputs
 from .cluster_model import ClusterModel
 from .cluster_model_file import load_cluster_model
 from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
-from .evidence import EvidenceAccumulator, HeightGrid, check_nir_band, read_block
+from .evidence import EvidenceAccumulator, HeightGrid, read_block
 from .features import FeatureStore, TileEncoder
 from .fitting import Fit, fit_store
 from .gdal_mode import raising_gdal_errors
-from .georef import PixelArea, Window, pixel_area, window_geotransform, working_window
+from .georef import PixelArea, Window
 from .labels import block_labels
-from .palette import default_legend
+from .palette import Legend, default_legend
 from .pixels import RasterSource
 from .polygons import polygonize
 from .progress import Progress, StageProgress, check_canceled
-from .raster_io import InputRaster
 from .report import write_stats
 from .result import SegmentationResult
+from .run_input import RunInput, open_input
+from .run_stats import LabelCounts, build_stats, log_clusters, segmentation_result
 from .runtime import load_model
 from .staging import Staging
-from .tiling import TilePlan, grid_length, plan_tiles
+from .tiling import TilePlan, plan_tiles
 from .writer import BLOCK, LabelWriter, write_qml
 
 STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
@@ -77,28 +74,13 @@ STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means",
 SIDECARS = (".aux.xml", ".ovr", ".msk")  # GDAL files beside a raster that describe it: stale ones go
 
 
-@dataclass
-class _Labels:
-    pixels: np.ndarray
-    hectares: Optional[np.ndarray]
-    evidence: EvidenceAccumulator
-
-
-def _weights_sha256(weights: Any) -> Optional[str]:
-    return weights.sha256() if weights.path and os.path.isfile(weights.path) else None
-
-
-def _absolute(path: Optional[str]) -> Optional[str]:
-    return os.path.abspath(path) if path else None
-
-
-def _finite(value: float) -> Optional[float]:
-    return float(value) if value is not None and math.isfinite(value) else None
+def _folder(path: str) -> str:
+    return os.path.dirname(os.path.abspath(path))
 
 
 def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit: Fit, area: PixelArea,
                   writer: LabelWriter, config: SegmentationConfig, heights: Optional[HeightGrid],
-                  progress: Progress) -> _Labels:
+                  progress: Progress) -> LabelCounts:
     """Predict and write the labels block by block, gathering each cluster's evidence from the same reads."""
     evidence = EvidenceAccumulator(fit.k, config.nir_band is not None, heights is not None)
     pixels = np.zeros(fit.k + 1, dtype=np.int64)
@@ -123,77 +105,7 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
         if heights is not None:
             heights.flush()
         report((top + h) / window.height)
-    return _Labels(pixels, hectares, evidence)
-
-
-def _build_stats(config: SegmentationConfig, source: RasterSource, window: Window, backbone: Any,
-                 device: str, precision: str, plan_info: Dict[str, Any], fit: Fit, labels: _Labels,
-                 area: PixelArea, timings: Dict[str, float]) -> Dict[str, Any]:
-    total = int(labels.pixels[1:].sum())
-    cluster_pixels = {str(k): int(labels.pixels[k]) for k in range(1, fit.k + 1)}
-    cluster_area = {str(k): {"map_units": float(labels.pixels[k] * area.map_units),
-                             "hectares": None if labels.hectares is None else float(labels.hectares[k])}
-                    for k in range(1, fit.k + 1)}
-    weights = backbone.weights
-    srs = source.srs
-    crs = None
-    if srs is not None:
-        authority = srs.GetAuthorityName(None)
-        crs = f"{authority}:{srs.GetAuthorityCode(None)}" if authority else srs.ExportToProj4()
-    return {
-        "chosen_k": fit.k,
-        "k_mode": "model" if config.cluster_model else "fixed" if config.k else "automatic",
-        "k_min": config.k_min,
-        "k_max": config.k_max,
-        "elbow_threshold": config.elbow_threshold,
-        "wcss": {str(k): v for k, v in fit.wcss.items()},
-        "wcss_drop_percent": {str(k): _finite(v) for k, v in fit.drop.items()},
-        "cluster_pixels": cluster_pixels,
-        "cluster_percent": {k: (100.0 * v / total if total else 0.0) for k, v in cluster_pixels.items()},
-        "cluster_area": cluster_area,
-        "area_note": area.note,
-        "valid_pixels": total,
-        "nodata_pixels": int(labels.pixels[0]),
-        "input": {"path": os.path.abspath(config.input_path), "bands": list(source.bands),
-                  "window": {"x0": window.x0, "y0": window.y0, "width": window.width, "height": window.height},
-                  "crs": crs,
-                  "stretch": {str(b): {"low": s.low, "high": s.high} for b, s in source.stretch.items()}},
-        "output": os.path.abspath(config.output_path),
-        "model": {"source": config.model, "variant": backbone.variant, "embed_dim": backbone.embed_dim,
-                  "weights_path": str(weights.path) if weights.path else None, "weights_format": weights.format,
-                  "weights_sha256": _weights_sha256(weights) if config.stats_path else None,
-                  "tensors_loaded": weights.tensors_loaded, "tensors_total": weights.tensors_total},
-        "device": device,
-        "precision": precision,
-        "stride": config.stride,
-        "tile_size": config.tile_size,
-        "overlap": config.overlap,
-        "batch_size": config.batch_size,
-        "tiles": plan_info,
-        "patches": {"valid": fit.valid_patches, "sampled": fit.samples},
-        "seed": config.seed,
-        "max_samples": config.max_samples,
-        "cluster_model": {"applied": _absolute(config.cluster_model), "saved": _absolute(config.cluster_model_output)},
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "versions": {"treeseg": plugin_version(), "torch": torch.__version__, "numpy": np.__version__,
-                     "gdal": gdal.__version__, "python": platform.python_version()},
-    }
-
-
-def _check_size(window: Window, config: SegmentationConfig) -> None:
-    """Refuse a working window with fewer patches than the clusters asked for, before loading anything."""
-    patches = grid_length(window.width, config.stride) * grid_length(window.height, config.stride)
-    needed = config.k or config.k_min
-    if patches >= needed:
-        return
-    what = "extent" if config.extent is not None else "raster"
-    if patches == 1:
-        raise EngineError(f"The {what} is too small: {window.width} x {window.height} px is a single 16 x 16 px "
-                          "patch, and k-means needs at least 2 patches. Use a raster or extent larger than "
-                          "16 x 16 px (at least 64 x 64 px for useful clusters).")
-    raise EngineError(f"The {what} is too small: {window.width} x {window.height} px holds {patches} patches at "
-                      f"stride {config.stride}, fewer than the {needed} clusters asked for. Use a larger "
-                      "extent, a smaller patch stride, or fewer clusters.")
+    return LabelCounts(pixels, hectares, evidence)
 
 
 @raising_gdal_errors
@@ -215,8 +127,7 @@ def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = 
         raise memory_error(exc) from exc
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise write_error("the temporary files", exc, os.path.dirname(os.path.abspath(config.output_path))) \
-                from exc
+            raise write_error("the temporary files", exc, _folder(config.output_path)) from exc
         raise
 
 
@@ -245,22 +156,14 @@ class _Stages:
                 "total": total}
 
 
-def _open_input(config: SegmentationConfig, model: Optional[ClusterModel], progress: Progress,
-                stack: contextlib.ExitStack) -> Tuple[RasterSource, Window]:
-    """The input raster (closed with ``stack``), its working window, checked, with the stretch fitted (or
-    the applied model's)."""
-    raster = InputRaster(config.input_path, model_run.run_bands(model, config.bands), progress)
-    stack.callback(raster.close)
-    window = working_window(raster.geotransform, raster.width, raster.height, config.extent)
-    if config.extent is not None:
-        progress.info(f"Extent snapped to pixels x {window.x0}..{window.x0 + window.width}, "
-                      f"y {window.y0}..{window.y0 + window.height} ({window.width} x {window.height} px).")
-    if model is None:
-        _check_size(window, config)
-    progress.info(raster.describe_masks())
-    check_nir_band(raster, config.nir_band)
-    stretch = model_run.model_stretch(model, config.cluster_model, raster, progress) if model is not None else None
-    return RasterSource(raster, window, progress, StageProgress(progress, 0, 3), stretch), window
+def _load_backbone(config: SegmentationConfig, model: Optional[ClusterModel],
+                   progress: Progress) -> Tuple[Backbone, str, str]:
+    """Stage "Loading model" (3-5 %): the backbone, its device and precision, checked against an applied model."""
+    backbone, device, precision = load_model(config, progress)
+    if model is not None:
+        model_run.check_backbone(model, config.cluster_model, backbone)
+    check_canceled(progress)
+    return backbone, device, precision
 
 
 def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
@@ -270,108 +173,122 @@ def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
                           "weights are not a ViT with 16 px patches. Use DINOv3 ViT weights (patch size 16).")
 
 
+def _encode(config: SegmentationConfig, backbone: Backbone, inputs: RunInput, plan: TilePlan, progress: Progress,
+            stack: contextlib.ExitStack) -> Tuple[FeatureStore, int]:
+    """Stage "Encoding tiles" (5-70 %): every tile's patch features into the store (closed with ``stack``);
+    returns the store and the number of tiles skipped for having no valid pixel."""
+    window = inputs.window
+    store = stack.enter_context(FeatureStore(_folder(config.output_path), plan.grid_rows, plan.grid_cols,
+                                             backbone.embed_dim))
+    progress.info(f"{len(plan.tiles)} tiles of {plan.tile_width} x {plan.tile_height} px "
+                  f"(overlap {config.overlap} px) over {window.width} x {window.height} px; patch grid "
+                  f"{plan.grid_cols} x {plan.grid_rows} at stride {config.stride}.")
+    encoder = TileEncoder(backbone, inputs.source, window, plan, store, config.batch_size)
+    encoder.run(progress, StageProgress(progress, 5, 70))
+    progress.info(f"Encoded {len(plan.tiles) - encoder.skipped} tiles; skipped {encoder.skipped} "
+                  "with no valid pixel.")
+    return store, encoder.skipped
+
+
+def _fit(config: SegmentationConfig, model: Optional[ClusterModel], store: FeatureStore, stage: _Stages,
+         progress: Progress) -> Fit:
+    """The applied model's fit, else stage "Fitting k-means" (70-80 %) on the store."""
+    where = "the chosen extent" if config.extent is not None else "the raster"
+    if model is not None:
+        return model_run.applied_fit(model, config.cluster_model, store, where, progress)
+    with stage(STAGES[3]):
+        return fit_store(store, config, where, progress, StageProgress(progress, 70, 80))
+
+
+def _label(config: SegmentationConfig, model: Optional[ClusterModel], inputs: RunInput, store: FeatureStore,
+           fit: Fit, staged_output: str, stack: contextlib.ExitStack,
+           progress: Progress) -> Tuple[LabelCounts, Dict[str, Any], Legend]:
+    """Stage "Writing labels" (80-97 %): the staged label raster, the tree rule's decision, the legend and the
+    .qml; returns the counts, the statistics' "trees" section and the legend."""
+    try:
+        writer = LabelWriter(staged_output, inputs.window.width, inputs.window.height, inputs.geotransform,
+                             inputs.source.srs, fit.k, model.legend if model is not None else None)
+        stack.callback(writer.close)
+        labels = _write_labels(inputs.source, inputs.window, store, fit, inputs.area, writer, config, inputs.heights,
+                               progress)
+        trees = tree_outputs.decide(labels.evidence, config, progress)
+        # An applied model keeps its colours and names (those of the run that fitted it) everywhere.
+        legend = model.legend if model is not None else default_legend(fit.k, trees["tree_labels"])
+        writer.set_legend(legend)
+        writer.finish()
+        write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k, legend)
+    except OSError as exc:  # LabelWriter's WriteError, the .qml, or the feature file gone with its folder
+        raise write_error(f"the label raster '{config.output_path}'", exc, _folder(config.output_path)) from exc
+    return labels, trees, legend
+
+
+def _write_optional_outputs(config: SegmentationConfig, staging: Staging, staged_output: str, inputs: RunInput,
+                            k: int, trees: Dict[str, Any], stage: _Stages, progress: Progress) -> None:
+    """The stages of the outputs asked for: polygons, tree mask, crowns (these two add to ``trees``)."""
+    if config.polygons_path:
+        with stage(STAGES[5]):
+            count = polygonize(staged_output, staging.path(config.polygons_path), progress, config.polygons_path)
+            progress.info(f"Wrote {count} polygons.")
+    if config.trees_path:
+        with stage(STAGES[7]):
+            trees.update(tree_outputs.write_mask(config, staging, staged_output, trees["tree_labels"], progress))
+    if config.crowns_path:
+        with stage(STAGES[8]):
+            trees.update(tree_outputs.write_crown_polygons(config, staging, staged_output, trees["tree_labels"],
+                                                           inputs.heights, inputs.area, k, progress))
+
+
+def _write_statistics(config: SegmentationConfig, staging: Staging, stats: Dict[str, Any]) -> None:
+    """The staged statistics file (inside stage "Writing statistics")."""
+    try:
+        write_stats(staging.path(config.stats_path), stats)
+    except OSError as exc:
+        raise write_error(f"the statistics file '{config.stats_path}'", exc, _folder(config.stats_path)) from exc
+
+
 def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
+    """The stages in order (STAGES), inside one exit stack that closes and removes what they opened."""
     started = time.perf_counter()
     stage = _Stages(progress)
-    output_folder = os.path.dirname(os.path.abspath(config.output_path))
     model = load_cluster_model(config.cluster_model) if config.cluster_model else None
     with contextlib.ExitStack() as stack:
         with stage(STAGES[0]):
-            source, window = _open_input(config, model, progress, stack)
-            gt = window_geotransform(source.geotransform, window)
-            area = pixel_area(gt, source.srs, window.width, window.height)
-            heights = tree_outputs.prepare(config, source, window, gt, stack)
+            inputs = open_input(config, model, progress, stack)
         progress.progress(3)
 
         with stage(STAGES[1]):
-            backbone, device, precision = load_model(config, progress)
-            if model is not None:
-                model_run.check_backbone(model, config.cluster_model, backbone)
-            check_canceled(progress)
+            backbone, device, precision = _load_backbone(config, model, progress)
         progress.progress(5)
 
         with stage(STAGES[2]):
-            plan = plan_tiles(window.height, window.width, config.tile_size, config.overlap, config.stride)
+            plan = plan_tiles(inputs.window.height, inputs.window.width, config.tile_size, config.overlap,
+                              config.stride)
             _check_grid(backbone, plan)
             staging = stack.enter_context(Staging())
             staged_output = staging.path(config.output_path)
-            store = stack.enter_context(FeatureStore(output_folder, plan.grid_rows, plan.grid_cols,
-                                                     backbone.embed_dim))
-            progress.info(f"{len(plan.tiles)} tiles of {plan.tile_width} x {plan.tile_height} px "
-                          f"(overlap {config.overlap} px) over {window.width} x {window.height} px; patch grid "
-                          f"{plan.grid_cols} x {plan.grid_rows} at stride {config.stride}.")
-            encoder = TileEncoder(backbone, source, window, plan, store, config.batch_size)
-            encoder.run(progress, StageProgress(progress, 5, 70))
-            progress.info(f"Encoded {len(plan.tiles) - encoder.skipped} tiles; skipped {encoder.skipped} "
-                          "with no valid pixel.")
+            store, skipped = _encode(config, backbone, inputs, plan, progress, stack)
 
-        where = "the chosen extent" if config.extent is not None else "the raster"
-        if model is not None:
-            fit = model_run.applied_fit(model, config.cluster_model, store, where, progress)
-        else:
-            with stage(STAGES[3]):
-                fit = fit_store(store, config, where, progress, StageProgress(progress, 70, 80))
+        fit = _fit(config, model, store, stage, progress)
 
         with stage(STAGES[4]):
-            try:
-                writer = LabelWriter(staged_output, window.width, window.height, gt, source.srs, fit.k,
-                                     model.legend if model is not None else None)
-                stack.callback(writer.close)
-                labels = _write_labels(source, window, store, fit, area, writer, config, heights, progress)
-                trees = tree_outputs.decide(labels.evidence, config, progress)
-                # An applied model keeps its colours and names (those of the run that fitted it) everywhere.
-                legend = model.legend if model is not None else default_legend(fit.k, trees["tree_labels"])
-                writer.set_legend(legend)
-                writer.finish()
-                write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k, legend)
-            except OSError as exc:  # LabelWriter's WriteError, the .qml, or the feature file gone with its folder
-                raise write_error(f"the label raster '{config.output_path}'", exc, output_folder) from exc
+            labels, trees, legend = _label(config, model, inputs, store, fit, staged_output, stack, progress)
             if config.cluster_model_output:
-                model_run.save_fitted(config, fit, backbone, source, legend, staging.path(config.cluster_model_output),
-                                      progress)
-        if config.polygons_path:
-            with stage(STAGES[5]):
-                count = polygonize(staged_output, staging.path(config.polygons_path), progress,
-                                   config.polygons_path)
-                progress.info(f"Wrote {count} polygons.")
-        if config.trees_path:
-            with stage(STAGES[7]):
-                trees.update(tree_outputs.write_mask(config, staging, staged_output, trees["tree_labels"], progress))
-        if config.crowns_path:
-            with stage(STAGES[8]):
-                trees.update(tree_outputs.write_crown_polygons(config, staging, staged_output, trees["tree_labels"],
-                                                               heights, area, fit.k, progress))
+                model_run.save_fitted(config, fit, backbone, inputs.source, legend,
+                                      staging.path(config.cluster_model_output), progress)
+        _write_optional_outputs(config, staging, staged_output, inputs, fit.k, trees, stage, progress)
         progress.progress(99)
-        plan_info = {"total": len(plan.tiles), "skipped": encoder.skipped, "tile_width": plan.tile_width,
-                     "tile_height": plan.tile_height, "grid_cols": plan.grid_cols, "grid_rows": plan.grid_rows}
-        stats = _build_stats(config, source, window, backbone, device, precision, plan_info, fit, labels,
-                             area, stage.timings(time.perf_counter() - started))
+
+        stats = build_stats(config, inputs.source, inputs.window, backbone, device, precision, plan, skipped, fit,
+                            labels, inputs.area, stage.timings(time.perf_counter() - started))
         stats["trees"] = trees
         stats["legend"] = {"colors": list(legend.colors), "names": list(legend.names)}  # as the raster has them
-        for k in range(1, fit.k + 1):
-            ha = stats["cluster_area"][str(k)]["hectares"]
-            progress.info(f"Cluster {k}: {stats['cluster_pixels'][str(k)]} px "
-                          f"({stats['cluster_percent'][str(k)]:.1f} %), "
-                          f"{stats['cluster_area'][str(k)]['map_units']:.6g} map units²"
-                          + ("" if ha is None else f", {ha:.4f} ha") + ".")
+        log_clusters(stats, fit.k, progress)
         if config.stats_path:
             with stage(STAGES[6]):
-                try:
-                    write_stats(staging.path(config.stats_path), stats)
-                except OSError as exc:
-                    raise write_error(f"the statistics file '{config.stats_path}'", exc,
-                                      os.path.dirname(os.path.abspath(config.stats_path))) from exc
+                _write_statistics(config, staging, stats)
         if not progress.may_commit():
             raise Canceled()
         name = os.path.basename(config.output_path)
         staging.commit(last=name, stale=[name + suffix for suffix in SIDECARS])
     progress.progress(100)
-    output = os.path.abspath(config.output_path)
-    return SegmentationResult(
-        output_path=output, chosen_k=fit.k, wcss=dict(fit.wcss), wcss_drop=dict(fit.drop),
-        cluster_pixels={k: int(labels.pixels[k]) for k in range(1, fit.k + 1)},
-        cluster_area={int(k): v for k, v in stats["cluster_area"].items()}, stats=stats,
-        tree_clusters=list(trees["tree_labels"]), trees_path=_absolute(config.trees_path),
-        crowns_path=_absolute(config.crowns_path), polygons_path=_absolute(config.polygons_path),
-        stats_path=_absolute(config.stats_path), cluster_model_path=_absolute(config.cluster_model_output),
-        style_path=os.path.splitext(output)[0] + ".qml")
+    return segmentation_result(config, fit, labels, stats, trees["tree_labels"])
