@@ -43,6 +43,15 @@ def rasters(tmp_path) -> list[Path]:
             make_raster(tmp_path / "south.tif", 96, 96, kind="blobs", seed=2)]
 
 
+def _dispose(dialog) -> None:
+    """Close and delete a Processing dialog now: left to QGIS's exit, its widgets crash the interpreter."""
+    from qgis.PyQt.QtCore import QCoreApplication, QEvent
+
+    dialog.close()
+    dialog.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
 def legend(path) -> tuple:
     ds = gdal.Open(str(path))
     ds.GetFileList()  # loads the .aux.xml (GDAL 3.6 reads a GeoTIFF band's PAM lazily)
@@ -189,7 +198,7 @@ def test_the_batch_dialog_applies_one_model_to_each_raster(treeseg_provider, qgi
     outputs = [tmp_path / f"{raster.stem}-labels.tif" for raster in rasters]
     assert all(path.is_file() for path in outputs)
     assert legend(outputs[0]) == legend(outputs[1])
-    dialog.close()
+    _dispose(dialog)
 
 
 def test_the_toolbox_dialogs_take_the_cluster_model_parameters(treeseg_provider, qgis_iface, rasters, tmp_path,
@@ -212,4 +221,4 @@ def test_the_toolbox_dialogs_take_the_cluster_model_parameters(treeseg_provider,
         for name, value in values.items():
             given = parameters[name]
             assert (given if isinstance(given, (str, list)) else given.sink.staticValue()) == value, name
-        dialog.close()
+        _dispose(dialog)

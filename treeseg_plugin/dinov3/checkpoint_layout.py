@@ -139,6 +139,35 @@ def hf_layer_prefix(state: Mapping[str, Tensor]) -> str:
     return "model.layer." if any(k.startswith("model.layer.") for k in state) else "layer."
 
 
+def _config_disagreements(hf_config: dict, found: Dict[str, object], dim: int) -> List[str]:
+    """Where config.json contradicts the weights (``found``) or holds an unusable head count, eps or RoPE base."""
+    wrong = [f"{k} {printable(repr(hf_config[k]), 40)} (weights: {v!r})" for k, v in found.items()
+             if k in hf_config and hf_config[k] != v]
+    heads = hf_config.get("num_attention_heads")
+    if heads is not None and (not is_count(heads) or heads == 0 or dim % heads or (dim // heads) % 4):
+        wrong.append(f"num_attention_heads {printable(repr(heads), 40)} (must split {dim} into heads of a "
+                     "multiple of 4)")
+    for name, default in (("layer_norm_eps", 1e-5), ("rope_theta", 100.0)):
+        value = hf_config.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            wrong.append(f"{name} {printable(repr(value), 40)} (must be a positive number)")
+    return wrong
+
+
+def _heads_without_config(dim: int, depth: int, ffn: str, hidden: int, path: Path) -> Tuple[int, str]:
+    """The head count of an HF file without config.json: the released ViT's with the same shape, else D/64."""
+    same = [v for v in VARIANTS.values()
+            if (v.embed_dim, v.depth, v.ffn_layer, v.ffn_hidden_dim) == (dim, depth, ffn, hidden)]
+    if same:
+        return same[0].num_heads, f"heads {same[0].num_heads} as in the released {same[0].arch_display}"
+    if dim % 64 == 0:
+        return dim // 64, f"heads = D/64 = {dim // 64} assumed (no config.json next to the file)"
+    raise CheckpointError(
+        f"{path}: cannot tell the number of attention heads (D={dim} is not a multiple of 64 and no "
+        "config.json is next to the file). Put the model's config.json in the same folder."
+    )
+
+
 def infer_hf(
     state: Dict[str, Tensor], path: Path, hf_config: dict | None, config_path: Path | None
 ) -> Tuple[ViTConfig, float, str]:
@@ -165,16 +194,8 @@ def infer_hf(
         num_channels=3,
     )
     hf_config = hf_config or {}
-    wrong = [f"{k} {printable(repr(hf_config[k]), 40)} (weights: {v!r})" for k, v in found.items()
-             if k in hf_config and hf_config[k] != v]
+    wrong = _config_disagreements(hf_config, found, dim)
     heads = hf_config.get("num_attention_heads")
-    if heads is not None and (not is_count(heads) or heads == 0 or dim % heads or (dim // heads) % 4):
-        wrong.append(f"num_attention_heads {printable(repr(heads), 40)} (must split {dim} into heads of a "
-                     "multiple of 4)")
-    for name, default in (("layer_norm_eps", 1e-5), ("rope_theta", 100.0)):
-        value = hf_config.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-            wrong.append(f"{name} {printable(repr(value), 40)} (must be a positive number)")
     if wrong:
         raise CheckpointError(
             f"{config_path} disagrees with the weights in {path}: {'; '.join(wrong)}. Use the config.json "
@@ -183,17 +204,7 @@ def infer_hf(
     if heads is not None:
         note = f"heads from {config_path}"
     else:
-        same = [v for v in VARIANTS.values()
-                if (v.embed_dim, v.depth, v.ffn_layer, v.ffn_hidden_dim) == (dim, depth, ffn, hidden)]
-        if same:
-            heads, note = same[0].num_heads, f"heads {same[0].num_heads} as in the released {same[0].arch_display}"
-        elif dim % 64 == 0:
-            heads, note = dim // 64, f"heads = D/64 = {dim // 64} assumed (no config.json next to the file)"
-        else:
-            raise CheckpointError(
-                f"{path}: cannot tell the number of attention heads (D={dim} is not a multiple of 64 and no "
-                "config.json is next to the file). Put the model's config.json in the same folder."
-            )
+        heads, note = _heads_without_config(dim, depth, ffn, hidden, path)
     config = ViTConfig(
         embed_dim=dim,
         depth=depth,
