@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from batch_panel import row_parameters
+from batch_panel import dispose, row_parameters
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from osgeo import gdal
@@ -41,15 +41,6 @@ def tiny(tmp_path_factory) -> str:
 def rasters(tmp_path) -> list[Path]:
     return [make_raster(tmp_path / "north.tif", 128, 96, kind="blobs"),
             make_raster(tmp_path / "south.tif", 96, 96, kind="blobs", seed=2)]
-
-
-def _dispose(dialog) -> None:
-    """Close and delete a Processing dialog now: left to QGIS's exit, its widgets crash the interpreter."""
-    from qgis.PyQt.QtCore import QCoreApplication, QEvent
-
-    dialog.close()
-    dialog.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def legend(path) -> tuple:
@@ -198,7 +189,7 @@ def test_the_batch_dialog_applies_one_model_to_each_raster(treeseg_provider, qgi
     outputs = [tmp_path / f"{raster.stem}-labels.tif" for raster in rasters]
     assert all(path.is_file() for path in outputs)
     assert legend(outputs[0]) == legend(outputs[1])
-    _dispose(dialog)
+    dispose(dialog)
 
 
 def test_the_toolbox_dialogs_take_the_cluster_model_parameters(treeseg_provider, qgis_iface, rasters, tmp_path,
@@ -221,4 +212,4 @@ def test_the_toolbox_dialogs_take_the_cluster_model_parameters(treeseg_provider,
         for name, value in values.items():
             given = parameters[name]
             assert (given if isinstance(given, (str, list)) else given.sink.staticValue()) == value, name
-        _dispose(dialog)
+        dispose(dialog)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from batch_panel import row_parameters
+from batch_panel import dispose, row_parameters
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from qgis.core import QgsPalettedRasterRenderer, QgsProcessingFeedback, QgsProject
@@ -108,4 +108,4 @@ def test_batch_dialog_offers_the_tree_parameters_and_outputs(treeseg_provider, q
     assert ok, dialog.messageBar().currentItem().text() if dialog.messageBar().currentItem() else ""
     results = processing.run("treeseg:segmenttrees", parameters)
     assert results["TREES"] == str(tmp_path / "trees.tif") and results["CROWNS"] == str(tmp_path / "crowns.gpkg")
-    dialog.close()
+    dispose(dialog)
