@@ -26,4 +26,5 @@ run pipeline-2-threads scripts/bench_pipeline.py --threads 2 --repeats 3
 run memory scripts/bench_memory.py --sizes 2048 8192 20000 --mosaic --precision bf16 --threads 2  # target 4
 run clustering scripts/bench_clustering.py                                    # target 5
 run qgis scripts/bench_qgis.py --desktop                                      # target 7: inside QGIS
+run batch scripts/bench_batch.py --rasters 6 --size 1024                      # many rasters: local and Dask
 echo "Reports in $out; target 6 (GPU) is scripts/gpu_check.py, on a GPU machine."
