@@ -48,12 +48,11 @@ from .pixels import RasterSource
 from .progress import Progress, StageProgress, check_canceled
 from .raster_io import InputRaster
 from .runtime import DTYPES, describe_device, resolve_device, resolve_precision
-from .staging import Staging
+from .staging import Staging, raster_sidecars
 from .tiling import PATCH, axis_tiles
 from .writer import BLOCK
 
 STAGES = ("Reading input", "Loading model", "Predicting heights", "Writing heights")
-SIDECARS = (".aux.xml", ".ovr", ".msk")
 
 
 def pixel_size_m(gt: Tuple[float, ...], srs: Optional[osr.SpatialReference], window: Window) \
@@ -254,7 +253,7 @@ def _run(config: CanopyHeightConfig, progress: Progress) -> CanopyHeightResult:
         if not progress.may_commit():
             raise Canceled()
         name = os.path.basename(config.output_path)
-        staging.commit(last=name, stale=[name + suffix for suffix in SIDECARS])
+        staging.commit(last=name, stale=raster_sidecars(name))
     progress.progress(100)
     output = os.path.abspath(config.output_path)
     model_gsd = config.resolution if resampled else input_gsd

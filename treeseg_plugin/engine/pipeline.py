@@ -63,7 +63,7 @@ from .result import SegmentationResult
 from .run_input import RunInput, open_input
 from .run_stats import LabelCounts, build_stats, log_clusters, segmentation_result
 from .runtime import load_model
-from .staging import Staging
+from .staging import Staging, raster_sidecars
 from .tiling import TilePlan, plan_tiles
 from .writer import BLOCK, LabelWriter, write_qml
 
@@ -71,7 +71,6 @@ STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means",
           "Writing polygons", "Writing statistics", "Writing tree mask", "Writing crowns")
 # the stages after "Writing labels" only when those outputs are asked for; the tree mask and the crowns
 # are written after the polygons and before the statistics (which count them)
-SIDECARS = (".aux.xml", ".ovr", ".msk")  # GDAL files beside a raster that describe it: stale ones go
 
 
 def _folder(path: str) -> str:
@@ -289,6 +288,6 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
         if not progress.may_commit():
             raise Canceled()
         name = os.path.basename(config.output_path)
-        staging.commit(last=name, stale=[name + suffix for suffix in SIDECARS])
+        staging.commit(last=name, stale=raster_sidecars(name))
     progress.progress(100)
     return segmentation_result(config, fit, labels, stats, trees["tree_labels"])

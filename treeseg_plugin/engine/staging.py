@@ -29,6 +29,14 @@ from typing import List, Sequence, Tuple
 
 from .errors import EngineError, write_error
 
+SIDECARS = (".aux.xml", ".ovr", ".msk")
+"""GDAL files beside a raster that describe it: a new raster makes old ones stale."""
+
+
+def raster_sidecars(name: str) -> List[str]:
+    """The sidecar file names of raster ``name``, to move aside when it is replaced (``commit``'s ``stale``)."""
+    return [name + suffix for suffix in SIDECARS]
+
 
 def temporary_prefix(kind: str, pid: int = 0) -> str:
     """``.treeseg-<kind>-<pid>-``: the name start of a temporary folder of process ``pid`` (0: this one)."""
