@@ -44,6 +44,9 @@ PILOT_SAMPLES = 5_000
 PILOT_MAX_ITER = 15
 """...with at most this many Lloyd iterations: enough to tell the local optima apart."""
 
+SEED_TRIALS = 4
+"""Candidates per new k-means++ centre: scikit-learn's ``2 + int(ln K)`` at K = 10, the default maximum K."""
+
 MAX_ITER = 100
 """Most Lloyd iterations of the refinement on the whole fit sample."""
 
@@ -98,7 +101,8 @@ def fit_kmeans(
         raise ValueError(f"max_iter must be >= 1 and tol >= 0, got max_iter={max_iter}, tol={tol}")
     sample = prepare_sample(x)
     _check_enough_distinct_rows(sample.points, k)
-    return _fit(sample, k, seed=seed, n_init=n_init, max_iter=max_iter, tol=tol, is_canceled=None)
+    pilot, seeds = _pilot_and_seeds(sample, k, seed, n_init, None)
+    return _fit(sample, pilot, seeds, max_iter=max_iter, tol=tol, is_canceled=None)
 
 
 def sweep_k(
@@ -121,9 +125,10 @@ def sweep_k(
         _check_settings(k, n_init)
     sample = prepare_sample(x)
     _check_enough_distinct_rows(sample.points, max(k_values))
+    pilot, seeds = _pilot_and_seeds(sample, max(k_values), seed, n_init, is_canceled)  # [B, K_max, D]
     fits = {}
     for k in k_values:
-        fit = _fit(sample, k, seed=seed, n_init=n_init, max_iter=MAX_ITER, tol=TOL, is_canceled=is_canceled)
+        fit = _fit(sample, pilot, seeds[:, :k].contiguous(), max_iter=MAX_ITER, tol=TOL, is_canceled=is_canceled)
         fits[k] = fit
         if on_fit is not None:
             on_fit(fit)
@@ -211,20 +216,28 @@ def count_distinct_rows(matrix: np.ndarray, at_least: int) -> int:
     return int(np.unique(rows_as_bytes).size)
 
 
+def _pilot_and_seeds(
+    sample: Sample, k: int, seed: int, n_init: int, is_canceled: Optional[Callable[[], bool]]
+) -> tuple[Sample, torch.Tensor]:
+    """The pilot rows and the n_init seedings [B, k, D] on them; the first K' of a seeding for k are the
+    seeding for any K' < k, so a sweep seeds once, at its largest K."""
+    pilot = random_rows(sample, PILOT_SAMPLES, np.random.default_rng(seed))
+    generators = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(n_init)]
+    return pilot, _kmeans_plusplus(pilot, k, generators, is_canceled)
+
+
 def _fit(
     sample: Sample,
-    k: int,
+    pilot: Sample,
+    seeds: torch.Tensor,
     *,
-    seed: int,
-    n_init: int,
     max_iter: int,
     tol: float,
     is_canceled: Optional[Callable[[], bool]],
 ) -> KMeansFit:
-    rng = np.random.default_rng(seed)
-    pilot = random_rows(sample, PILOT_SAMPLES, rng)
+    """The best of the seedings [B, K, D] after the pilot iterations, refined on the whole sample."""
+    k = seeds.shape[1]
     shift_tolerance = tol * sample.mean_variance
-    seeds = torch.stack([_kmeans_plusplus(pilot, k, rng, is_canceled) for _ in range(n_init)])  # [B, K, D]
     pilots = lloyd(pilot, seeds, min(max_iter, PILOT_MAX_ITER), shift_tolerance, is_canceled)
     best = int(torch.argmin(pilots.wcss))  # first of equals (exact sums), as a loop keeping strict improvements would
     result = refine(sample, pilots.centers[best], max_iter, shift_tolerance, is_canceled)
@@ -237,25 +250,31 @@ def _fit(
 
 
 def _kmeans_plusplus(
-    sample: Sample, k: int, rng: np.random.Generator, is_canceled: Optional[Callable[[], bool]]
+    sample: Sample, k: int, generators: Sequence[np.random.Generator], is_canceled: Optional[Callable[[], bool]]
 ) -> torch.Tensor:
-    """Greedy k-means++ (as scikit-learn): each new centre is the best of a few D^2-sampled candidates."""
+    """Greedy k-means++ seedings [B, k, D], one per generator, all B computed together.
+
+    As scikit-learn's, each new centre is the best of SEED_TRIALS D^2-sampled candidates (a fixed number,
+    not one that depends on k, so that a seeding's first centres do not depend on how many follow).
+    """
     points = sample.points
-    n_trials = 2 + int(math.log(k))
-    centers = torch.empty((k, points.shape[1]), dtype=points.dtype)
-    first = int(rng.integers(points.shape[0]))
-    centers[0] = points[first]
-    closest = point_to_rows(sample, points[first : first + 1])[0]
+    n_points, dim = points.shape
+    n_sets = len(generators)
+    centers = torch.empty((n_sets, k, dim), dtype=points.dtype)
+    firsts = torch.tensor([int(g.integers(n_points)) for g in generators])
+    centers[:, 0] = points[firsts]
+    closest = point_to_rows(sample, points[firsts])  # [B, N]
+    sets = torch.arange(n_sets)
     for index in range(1, k):
         raise_if_canceled(is_canceled)
-        cumulative = np.cumsum(closest.numpy(), dtype=np.float64)
-        targets = rng.random(n_trials) * cumulative[-1]
-        candidates = np.minimum(np.searchsorted(cumulative, targets), points.shape[0] - 1)
-        trial_closest = torch.minimum(point_to_rows(sample, points[candidates]), closest)
-        potentials = trial_closest.double().sum(dim=1)
-        best = int(torch.argmin(potentials))
-        closest = trial_closest[best]
-        centers[index] = points[candidates[best]]
+        n_trials = SEED_TRIALS
+        cumulative = np.cumsum(closest.numpy(), axis=1, dtype=np.float64)  # [B, N]
+        candidates = torch.from_numpy(np.stack([
+            np.minimum(np.searchsorted(c, g.random(n_trials) * c[-1]), n_points - 1)
+            for g, c in zip(generators, cumulative)]))  # [B, T]
+        trial_closest = point_to_rows(sample, points[candidates.reshape(-1)]).view(n_sets, n_trials, n_points)
+        trial_closest = torch.minimum(trial_closest, closest[:, None])  # [B, T, N]
+        best = trial_closest.double().sum(dim=2).argmin(dim=1)  # [B]
+        closest = trial_closest[sets, best]
+        centers[:, index] = points[candidates[sets, best]]
     return centers
-
-
