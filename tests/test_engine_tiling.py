@@ -30,13 +30,16 @@ def _check_axis(size: int, tile: int, overlap: int, stride: int) -> None:
     for left, right in zip(tiles, tiles[1:]):
         assert left.keep_stop == right.keep_start  # every patch kept exactly once
         assert right.origin > left.origin
-        assert right.origin - left.origin <= length - overlap  # tiles overlap at least by `overlap`
+        assert right.origin <= left.origin + left.length - overlap  # tiles overlap at least by `overlap`
+    assert all(t.length == length for t in tiles[:-1])
+    assert tiles[-1].length % 16 == 0 and tiles[-1].length <= length
+    assert len(tiles) == 1 or tiles[-1].length >= length // 2  # a short last tile keeps half a tile of context
     for t in tiles:
         assert t.origin % stride == 0  # tile patches fall on the global grid
         assert t.keep_start < t.keep_stop
-        first, last = t.origin // stride, t.origin // stride + (length - PATCH) // stride
+        first, last = t.origin // stride, t.origin // stride + (t.length - PATCH) // stride
         assert first <= t.keep_start and t.keep_stop - 1 <= last  # kept patches lie inside the tile
-    assert tiles[-1].origin + length >= (n - 1) * stride + PATCH
+    assert tiles[-1].origin + tiles[-1].length == max(length, (n - 1) * stride + PATCH)  # ends at the grid's end
 
 
 @settings(max_examples=300, deadline=None)
@@ -66,7 +69,15 @@ def test_exactly_one_tile_and_one_more_pixel():
     assert len(axis_tiles(512, 512, 64, 16)[1]) == 1
     length, tiles = axis_tiles(513, 512, 64, 16)
     assert length == 512 and len(tiles) == 2
-    assert tiles[1].origin == 16  # pulled back to end at the grid's end (528)
+    # The grid ends at 528: the second tile is half a tile long, pulled back to end there.
+    assert (tiles[1].origin, tiles[1].length) == (272, 256)
+
+
+def test_last_tile_is_only_as_long_as_the_rest_of_the_grid():
+    length, tiles = axis_tiles(2299, 384, 32, 16)  # the bench raster's width: 7 tiles, step 352
+    assert [t.origin for t in tiles] == [0, 352, 704, 1056, 1408, 1760, 2112]
+    assert [t.length for t in tiles] == [384] * 6 + [192]  # 2112 + 192 = 2304, the grid's end
+    assert sum(t.length for t in tiles) < 7 * 384  # fewer pixels encoded than 7 full tiles
 
 
 def test_overlap_is_split_in_the_middle():

@@ -49,7 +49,7 @@ from .progress import Progress, StageProgress, check_canceled
 from .raster_io import InputRaster
 from .runtime import DTYPES, describe_device, resolve_device, resolve_precision
 from .staging import Staging, raster_sidecars
-from .tiling import PATCH, axis_tiles
+from .tiling import PATCH, Tile, axis_tiles
 from .writer import BLOCK
 
 STAGES = ("Reading input", "Loading model", "Predicting heights", "Writing heights")
@@ -129,9 +129,12 @@ def _ramp(length: int, overlap: int) -> np.ndarray:
     return np.minimum(1.0, edge / overlap).astype(np.float32)
 
 
-def _batches(items: List[Tuple[int, int]], size: int) -> Iterator[List[Tuple[int, int]]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _batches(tiles: List[Tile], size: int) -> Iterator[List[Tile]]:
+    """Batches of at most ``size`` tiles of one shape each."""
+    for shape in dict.fromkeys(tile.shape for tile in tiles):
+        same = [tile for tile in tiles if tile.shape == shape]
+        for start in range(0, len(same), size):
+            yield same[start:start + size]
 
 
 def predict_heights(model: CanopyHeightModel, source: RasterSource, window: Window, config: CanopyHeightConfig,
@@ -139,27 +142,29 @@ def predict_heights(model: CanopyHeightModel, source: RasterSource, window: Wind
     """Blended heights [h, w] (float32 metres) of the model grid ``window`` of ``source``."""
     tile_h, rows = axis_tiles(window.height, config.tile_size, config.overlap, PATCH)
     tile_w, cols = axis_tiles(window.width, config.tile_size, config.overlap, PATCH)
-    origins = [(r.origin, c.origin) for r in rows for c in cols]
-    progress.info(f"{len(origins)} tiles of {tile_w} x {tile_h} model px (overlap {config.overlap} px, blended) "
-                  f"over {window.width} x {window.height} model px.")
-    weights = np.outer(_ramp(tile_h, config.overlap), _ramp(tile_w, config.overlap))
+    tiles = [Tile(r, c) for r in rows for c in cols]
+    progress.info(f"{len(tiles)} tiles of {tile_w} x {tile_h} model px (overlap {config.overlap} px, blended; "
+                  f"the last row and column as long as needed) over {window.width} x {window.height} model px.")
     total = np.zeros((window.height, window.width), dtype=np.float32)
     weight_sum = np.zeros_like(total)
     mean = np.asarray(model.mean, dtype=np.float32).reshape(3, 1, 1)
     std = np.asarray(model.std, dtype=np.float32).reshape(3, 1, 1)
     done = 0
-    for batch in _batches(origins, config.batch_size):
+    for batch in _batches(tiles, config.batch_size):
         check_canceled(progress)
-        images = [(source.read(window.x0 + left, window.y0 + top, tile_w, tile_h)[0] - mean) / std
-                  for top, left in batch]
-        heights = model(torch.from_numpy(np.stack(images))).cpu().numpy()  # [B, tile_h, tile_w]
-        for (top, left), tile in zip(batch, heights):
-            h, w = min(tile_h, window.height - top), min(tile_w, window.width - left)
-            total[top:top + h, left:left + w] += tile[:h, :w] * weights[:h, :w]
-            weight_sum[top:top + h, left:left + w] += weights[:h, :w]
+        h, w = batch[0].shape
+        images = [(source.read(window.x0 + t.col.origin, window.y0 + t.row.origin, w, h)[0] - mean) / std
+                  for t in batch]
+        heights = model(torch.from_numpy(np.stack(images))).cpu().numpy()  # [B, h, w]
+        weights = np.outer(_ramp(h, config.overlap), _ramp(w, config.overlap))
+        for t, tile in zip(batch, heights):
+            top, left = t.row.origin, t.col.origin
+            rows_in, cols_in = min(h, window.height - top), min(w, window.width - left)
+            total[top:top + rows_in, left:left + cols_in] += tile[:rows_in, :cols_in] * weights[:rows_in, :cols_in]
+            weight_sum[top:top + rows_in, left:left + cols_in] += weights[:rows_in, :cols_in]
         source.flush()
         done += len(batch)
-        report(done / len(origins))
+        report(done / len(tiles))
     return total / weight_sum
 
 

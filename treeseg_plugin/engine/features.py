@@ -27,7 +27,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -176,20 +176,22 @@ class TileEncoder:
         """Model input ``[3, th, tw]`` and kept-patch fit-validity, or None when the tile is skipped."""
         plan, border = self.plan, SUPPORT_PX
         top, left = tile.row.origin - border, tile.col.origin - border
+        height, width = tile.shape
         rgb, valid = self.source.read(self.window.x0 + left, self.window.y0 + top,
-                                      plan.tile_width + 2 * border, plan.tile_height + 2 * border)
+                                      width + 2 * border, height + 2 * border)
         r0, r1 = tile.row.support(plan.stride, plan.height)
         c0, c1 = tile.col.support(plan.stride, plan.width)
         if not valid[r0 - top:r1 - top, c0 - left:c1 - left].any():
             return None
         fraction = cell_valid_fraction(valid, top, left, plan, tile)
-        inner = (slice(border, border + plan.tile_height), slice(border, border + plan.tile_width))
+        inner = (slice(border, border + height), slice(border, border + width))
         x = (rgb[(slice(None), *inner)] - self._mean) / self._std
         x[:, ~valid[inner]] = 0.0
         np.nan_to_num(x, copy=False, nan=0.0)
         return x, fraction > VALID_FRACTION
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """Normalised patch features [B, rows, cols, D] (float16) of the tiles ``batch`` [B, 3, H, W]."""
         bb = self.backbone
         x = torch.from_numpy(batch).to(device=bb.device, dtype=bb.dtype)
         tokens = bb.forward_features(x)["x_norm_patchtokens"].float()  # forward_features: inference_mode
@@ -197,7 +199,7 @@ class TileEncoder:
             raise EngineError("The model produced non-finite features (overflow). Use precision fp32 or "
                               "bf16 instead of fp16.")
         tokens = torch.nn.functional.normalize(tokens, dim=-1)
-        rows, cols = self.plan.tile_grid
+        rows, cols = bb.grid_size(batch.shape[2], batch.shape[3])
         return tokens.reshape(len(batch), rows, cols, -1).to(torch.float16).cpu().numpy()
 
     def _encode(self, batch: np.ndarray) -> np.ndarray:
@@ -241,11 +243,21 @@ class TileEncoder:
         cc = slice(tile.col.keep_start - tile.col.origin // s, tile.col.keep_stop - tile.col.origin // s)
         self.store.write(tile.row.keep_start, tile.col.keep_start, tokens[rr, cc], valid)
 
+    def _encode_and_store(self, batch: List[Tuple[Tile, np.ndarray, np.ndarray]]) -> None:
+        tick = time.perf_counter()
+        tokens = self._encode(np.stack([x for _, x, _ in batch]))
+        self.seconds["model"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        for (tile, _, valid), tile_tokens in zip(batch, tokens):
+            self._store(tile, tile_tokens, valid)
+        self.source.flush()
+        self.seconds["store"] += time.perf_counter() - tick
+
     def run(self, progress: Progress, report: Callable[[float], None]) -> None:
-        """Encode every tile; count the skipped ones in :attr:`skipped`."""
+        """Encode every tile, in batches of tiles of one shape; count the skipped ones in :attr:`skipped`."""
         self._progress = progress
         tiles = self.plan.tiles
-        pending: List[Tuple[Tile, np.ndarray, np.ndarray]] = []
+        pending: Dict[Tuple[int, int], List[Tuple[Tile, np.ndarray, np.ndarray]]] = {}
         for done, tile in enumerate(tiles, start=1):
             check_canceled(progress)
             tick = time.perf_counter()
@@ -254,17 +266,10 @@ class TileEncoder:
             if prepared is None:
                 self.skipped += 1
             else:
-                pending.append((tile, *prepared))
-            if len(pending) == self.batch_size or (done == len(tiles) and pending):
-                tick = time.perf_counter()
-                tokens = self._encode(np.stack([p[1] for p in pending]))
-                self.seconds["model"] += time.perf_counter() - tick
-                tick = time.perf_counter()
-                for (t, _, valid), tok in zip(pending, tokens):
-                    self._store(t, tok, valid)
-                pending = []
-                self.source.flush()
-                self.seconds["store"] += time.perf_counter() - tick
+                pending.setdefault(tile.shape, []).append((tile, *prepared))
+            full = [shape for shape, batch in pending.items() if len(batch) == self.batch_size]
+            for shape in full if done < len(tiles) else list(pending):
+                self._encode_and_store(pending.pop(shape))
             report(done / len(tiles))
         encoded = len(tiles) - self.skipped
         if encoded:

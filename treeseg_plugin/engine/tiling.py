@@ -7,7 +7,9 @@ Geometry (all in pixels relative to the working window's top-left corner, ``s`` 
   ``n`` pixels, so the patches cover the whole window; anything beyond the raster is mirrored.
 * Tiles are ``tile`` pixels long (shrunk to the multiple of 16 that covers a smaller window), start
   on multiples of the stride (so tile patches fall exactly on the global grid) and step by
-  ``tile - overlap``; the last tile is pulled back to end at the grid's end.
+  ``tile - overlap``. The last tile along an axis is only as long as the rest of the grid needs (a
+  multiple of 16, at least half a tile) and ends at the grid's end, so no pixel is encoded twice
+  beyond the overlaps.
 * Each patch is *kept* from exactly one tile: consecutive tiles split their overlap in the middle,
   and the first/last tile keep everything up to the window edge. With ``overlap`` >= 16 (or stride
   16) every kept patch lies inside its tile, with at least ``overlap/2 - 8`` px of context.
@@ -48,9 +50,10 @@ def cell_of(pixels: np.ndarray, stride: int, length: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AxisTile:
-    """One tile along one axis: first pixel and the range of global patches it keeps."""
+    """One tile along one axis: first pixel, length in pixels and the range of global patches it keeps."""
 
     origin: int
+    length: int
     keep_start: int
     keep_stop: int
 
@@ -61,21 +64,26 @@ class AxisTile:
         return max(0, start), min(size, stop)
 
 
+def _multiple_of_patch(pixels: int) -> int:
+    return math.ceil(pixels / PATCH) * PATCH
+
+
 def axis_tiles(size: int, tile: int, overlap: int, stride: int) -> Tuple[int, List[AxisTile]]:
-    """Tile length and tiles along an axis of ``size`` pixels."""
+    """Tile length and tiles along an axis of ``size`` pixels (the last tile may be shorter)."""
     n = grid_length(size, stride)
     needed = (n - 1) * stride + PATCH
-    length = min(tile, math.ceil(needed / PATCH) * PATCH)
+    length = min(tile, _multiple_of_patch(needed))
     if needed <= length:
-        origins = [0]
+        spans = [(0, length)]
     else:
         step = length - overlap
         count = 1 + math.ceil((needed - length) / step)
-        origins = [i * step for i in range(count - 1)] + [needed - length]
-    bounds = [(a + b + length) // 2 for a, b in zip(origins[:-1], origins[1:])]
+        last = max(_multiple_of_patch(needed - (count - 1) * step), _multiple_of_patch(length // 2))
+        spans = [(i * step, length) for i in range(count - 1)] + [(needed - last, last)]
+    bounds = [(a + length_a + b) // 2 for (a, length_a), (b, _) in zip(spans[:-1], spans[1:])]
     firsts = [0, *(math.ceil((b - HALF_PATCH) / stride) for b in bounds)]
     stops = [*firsts[1:], n]
-    return length, [AxisTile(o, f, t) for o, f, t in zip(origins, firsts, stops)]
+    return length, [AxisTile(o, ln, f, t) for (o, ln), f, t in zip(spans, firsts, stops)]
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,15 @@ class Tile:
 
     row: AxisTile
     col: AxisTile
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        """Pixels (rows, cols)."""
+        return self.row.length, self.col.length
+
+    def grid(self, stride: int) -> Tuple[int, int]:
+        """Patches (rows, cols)."""
+        return (self.row.length - PATCH) // stride + 1, (self.col.length - PATCH) // stride + 1
 
 
 @dataclass(frozen=True)
