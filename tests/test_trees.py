@@ -36,7 +36,9 @@ def scene() -> dict:
 
 
 def segment(tmp_path: Path, tiny: str, ortho: Path, log: Log | None = None, **settings):
-    config = SegmentationConfig(input_path=str(ortho), output_path=str(tmp_path / "labels.tif"), model=tiny, k=4,
+    # K = 5, one more than the scene's parts: at K = 4 the lowest-WCSS solution merges the lawn with some
+    # soil for 3 of 5 seeds; at K = 5 every seed keeps each part's majority in a cluster of its own.
+    config = SegmentationConfig(input_path=str(ortho), output_path=str(tmp_path / "labels.tif"), model=tiny, k=5,
                                 tile_size=64, overlap=16, **settings)
     return run_segmentation(config, log or Log())
 
@@ -96,12 +98,12 @@ def test_height_branch_keeps_only_the_tall_clusters(tmp_path, tiny, scene):
 def test_tree_clusters_override_the_rule(tmp_path, tiny, scene):
     result = segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), tree_clusters=[2])
     assert result.tree_clusters == [2]
-    assert [c["basis"] for c in result.stats["trees"]["clusters"].values()] == ["user"] * 4
+    assert [c["basis"] for c in result.stats["trees"]["clusters"].values()] == ["user"] * 5
     dataset = gdal.Open(result.output_path)
     dataset.GetGeoTransform()  # GDAL 3.6's GTiff reads the .aux.xml (category names) only once asked for this
     band = dataset.GetRasterBand(1)
     assert band.GetCategoryNames() == ["NoData", "Cluster 1: not trees", "Cluster 2: trees",
-                                       "Cluster 3: not trees", "Cluster 4: not trees"]
+                                       "Cluster 3: not trees", "Cluster 4: not trees", "Cluster 5: not trees"]
     assert band.GetColorTable().GetColorEntry(2)[:3] == cluster_color(2, [2])
     green = cluster_color(2, [2])
     assert green[1] > green[0] and green[1] > green[2]
@@ -110,8 +112,8 @@ def test_tree_clusters_override_the_rule(tmp_path, tiny, scene):
 
 
 def test_tree_clusters_beyond_k_are_refused(tmp_path, tiny, scene):
-    with pytest.raises(EngineError, match="use numbers from 1 to 4"):
-        segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), tree_clusters=[5])
+    with pytest.raises(EngineError, match="use numbers from 1 to 5"):
+        segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), tree_clusters=[6])
 
 
 def test_chm_nodata_and_gaps_leave_heights_out(tmp_path, tiny, scene):
