@@ -113,10 +113,16 @@ class Verified:
 
 
 def verify_weights(source: str) -> Verified:
-    """Check ``source`` as the DINOv3 loader does (every tensor's shape, dtype and values, streamed) without
-    materialising the model, so that Verify costs no more memory than the largest tensor; raises DinoV3Error."""
+    """Check ``source`` as the loader that uses it does, without materialising the model: a backbone as the
+    DINOv3 loader (every tensor's shape, dtype and values, streamed: no more memory than the largest tensor),
+    a CHMv2 file as Canopy Height's (variant "chmv2"); raises DinoV3Error."""
     from ..dinov3 import verify_weights as verify
+    from ..dinov3.chmv2.config import WEIGHTS_NAME
+    from ..dinov3.chmv2.loading import is_chmv2_weights, verify_canopy_height_weights
 
+    if is_chmv2_weights(Path(source)):
+        head = verify_canopy_height_weights(source, log=log)
+        return Verified(head.path, WEIGHTS_NAME, "sat493m", head.tensors_loaded, head.tensors_total, head.sha256)
     checked = verify(source, log=log)
     weights = checked.weights
     return Verified(Path(weights.path), checked.variant, weights.dataset, weights.tensors_loaded,
@@ -126,15 +132,22 @@ def verify_weights(source: str) -> Verified:
 def import_destination(verified: Verified, folder: Path) -> Path:
     """Where a verified file goes in the weights folder, named so that :func:`weights_in_folder` finds it.
 
-    A Meta .pth whose SHA-256 matches the released file gets Meta's name; a .safetensors of a released
+    A Meta .pth whose SHA-256 matches the released file gets Meta's name (CHMv2's decoder too, and a CHMv2
+    .safetensors goes into dinov3-vitl16-chmv2-dpt-head/); a .safetensors of a released
     architecture with its dataset goes into the model's Hugging Face folder; any other .safetensors goes, with
     its name, into a folder of its own named after the variant, the dataset and its SHA-256 (its config.json
     belongs to it, and the dataset stays in the path for the loader); any other .pth keeps its name.
     """
+    from ..dinov3.chmv2 import config as chmv2
     from ..dinov3.variants import VARIANTS
 
-    variant = VARIANTS.get(verified.variant)
     source = verified.path
+    if verified.variant == chmv2.WEIGHTS_NAME:
+        if source.suffix == ".safetensors":
+            return folder / chmv2.HF_REPO_NAME / "model.safetensors"
+        released = verified.sha256.startswith(chmv2.DECODER_SHA8)
+        return folder / (chmv2.DECODER_FILENAME if released else source.name)
+    variant = VARIANTS.get(verified.variant)
     if variant is not None and source.suffix == ".pth" and verified.sha256.startswith(variant.meta_sha8):
         return folder / variant.meta_filename
     if source.suffix != ".safetensors":

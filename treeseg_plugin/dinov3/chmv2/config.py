@@ -35,6 +35,9 @@ BACKBONE_VARIANT = "vitl16-sat493m"
 DECODER_SHA8 = "3703d643"
 DECODER_FILENAME = f"dinov3_vitl16_chmv2_dpt_head-{DECODER_SHA8}.pth"
 HF_REPO_ID = "facebook/dinov3-vitl16-chmv2-dpt-head"
+HF_REPO_NAME = HF_REPO_ID.split("/")[1]  # also its folder's name in the weights folder
+WEIGHTS_NAME = "chmv2"  # its entry in the Weights manager (beside the backbones' variant names)
+HEAD_PARAMS_MILLIONS = 33.7  # the released DPT head's parameters (HeadConfig's defaults)
 CHMV2_DOWNLOAD_FORM = "https://ai.meta.com/resources/models-and-libraries/chmv2-downloads/"
 DISPLAY_NAME = "CHMv2 (DINOv3 ViT-L/16 SAT-493M + DPT head)"
 
