@@ -216,6 +216,9 @@ def test_offline_download_says_so_and_points_to_the_manual_route():
     message = str(error.value)
     assert "Offline" in message and "HF_HUB_OFFLINE" in message
     assert "dinov3_vits16_pretrain_lvd1689m-08c60483.pth" in message and "Add file" in message
+    with pytest.raises(weights_tasks.DownloadError) as error:  # CHMv2: its own file and Meta form
+        weights_tasks.download_weights(chmv2.HF_REPO_ID, None, lambda fraction: None, lambda: False)
+    assert chmv2.DECODER_FILENAME in str(error.value) and chmv2.CHMV2_DOWNLOAD_FORM in str(error.value)
 
 
 @pytest.fixture()

@@ -45,13 +45,15 @@ def hub_offline() -> bool:
 
 
 def manual_route(repo_id: Optional[str], meta_filename: str) -> str:
-    """How to get weights without TreeSeg downloading them."""
+    """How to get weights without TreeSeg downloading them (CHMv2's Meta file has a form of its own)."""
+    from ..dinov3.chmv2.config import CHMV2_DOWNLOAD_FORM, HF_REPO_ID
     from ..dinov3.variants import META_DOWNLOAD_FORM
 
+    form = CHMV2_DOWNLOAD_FORM if repo_id == HF_REPO_ID else META_DOWNLOAD_FORM
     hub = (f"on a machine with internet, accept the licence at https://huggingface.co/{repo_id} and run "
            f"'huggingface-cli download {repo_id}', or " if repo_id else "")
     return (f"To add the weights by hand: {hub}request {meta_filename} through Meta's form "
-            f"({META_DOWNLOAD_FORM}); then use Add file... here, or give the file as Weights file.")
+            f"({form}); then use Add file... here, or give the file as Weights file.")
 
 
 def progress_bar_class(report: Report, is_canceled: IsCanceled) -> type:
@@ -79,11 +81,13 @@ def download_weights(repo_id: str, token: Optional[str], report: Report, is_canc
     """Download the weights of ``repo_id`` into the Hugging Face cache; the snapshot folder."""
     from huggingface_hub import snapshot_download
 
+    from ..dinov3.chmv2.config import DECODER_FILENAME, HF_REPO_ID
     from ..dinov3.variants import VARIANTS
     from ..dinov3.weights import HF_DOWNLOAD_PATTERNS, download_failure
 
     if hub_offline():
-        filename = next((v.meta_filename for v in VARIANTS.values() if v.hf_repo_id == repo_id), "the .pth file")
+        files = {**{v.hf_repo_id: v.meta_filename for v in VARIANTS.values()}, HF_REPO_ID: DECODER_FILENAME}
+        filename = files.get(repo_id, "the .pth file")
         raise DownloadError(f"Offline: HF_HUB_OFFLINE is set, so {repo_id} cannot be downloaded. "
                             + manual_route(repo_id, filename))
     try:
