@@ -260,9 +260,10 @@ def is_chmv2_weights(path: Path) -> bool:
 
 def verify_canopy_height_weights(source: Source, *, verify_hash: bool = True, log: Log = None) -> VerifiedHead:
     """Check a CHMv2 file as :func:`load_canopy_height_model` does (every tensor used, shapes, values, the
-    name's SHA-256 prefix), with the model on the meta device so that no model memory is taken. Meta's
-    decoder is checked alone (its backbone is a weights entry of its own); a Hugging Face model with its
-    backbone. Never downloads; raises what the loader raises."""
+    name's SHA-256 prefix), assigning the file's tensors to the meta device, so that the weights are read
+    but never copied (the modules' initial parameters exist briefly). Meta's decoder is checked alone (its
+    backbone is a weights entry of its own); a Hugging Face model with its backbone. Never downloads;
+    raises what the loader raises."""
     resolved = resolve_weights(source, log=log)
     digest = verify_meta_hash(resolved.path, log) if verify_hash else None
     state, _ = read_state_dict(resolved.path, resolved.shards)
