@@ -4,7 +4,6 @@ back (styled in QGIS with its .qml)."""
 from __future__ import annotations
 
 import traceback
-from pathlib import Path
 from typing import Any
 
 from qgis.core import (
@@ -25,12 +24,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..treeseg_plugin import settings as treeseg_settings
-from ..treeseg_plugin.dinov3.chmv2.config import (
-    BACKBONE_VARIANT,
-    DECODER_FILENAME,
-    HF_REPO_ID,
-    TRAINING_GSD_M,
-)
+from ..treeseg_plugin.dinov3.chmv2.config import DECODER_FILENAME, HF_REPO_ID, TRAINING_GSD_M
 from ..treeseg_plugin.engine.canopy_height import MAX_RESOLUTION_M, CanopyHeightConfig, validate_canopy_config
 from ..treeseg_plugin.engine.config import DEVICES, PRECISIONS
 from ..treeseg_plugin.engine.errors import EngineError
@@ -46,8 +40,8 @@ resolution given (default {TRAINING_GSD_M:g} m; 0 runs the model on the input's 
 are resampled back onto the input's grid; the log says what was done.</p>
 <p><b>Weights</b> (gated): empty <i>Weights file</i> uses Meta's decoder
 <tt>{DECODER_FILENAME}</tt> from the weights folder (with the SAT-493M backbone), else the Hugging Face model
-<tt>{HF_REPO_ID}</tt> from the cache (downloaded when allowed). A <i>Weights file</i> is Meta's decoder .pth
-(then the backbone comes from <i>Backbone weights</i> or the weights folder) or a Hugging Face
+<tt>{HF_REPO_ID}</tt> from the weights folder or the cache (downloaded when allowed). A <i>Weights file</i> is
+Meta's decoder .pth (then the backbone comes from <i>Backbone weights</i> or the weights folder) or a Hugging Face
 model.safetensors with its config.json.</p>"""
 
 Integer = QgsProcessingParameterNumber.Type.Integer
@@ -222,13 +216,9 @@ class CanopyHeightAlgorithm(QgsProcessingAlgorithm):
 
     def _settings_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
         """The CanopyHeightConfig fields that are settings: model files, resolution, device, tiling."""
-        weights = self.parameterAsFile(parameters, self.WEIGHTS, context)
-        backbone = self.parameterAsFile(parameters, self.BACKBONE, context) or None
-        if not weights:
-            folder_decoder = Path(treeseg_settings.load_settings().weights_folder).expanduser() / DECODER_FILENAME
-            weights = str(folder_decoder) if folder_decoder.is_file() else HF_REPO_ID
-        if weights.lower().endswith(".pth") and backbone is None:
-            backbone = str(treeseg_settings.weights_in_folder(BACKBONE_VARIANT) or BACKBONE_VARIANT)
+        weights, backbone = treeseg_settings.canopy_height_sources(
+            self.parameterAsFile(parameters, self.WEIGHTS, context),
+            self.parameterAsFile(parameters, self.BACKBONE, context))
         return {
             "bands": self.parameterAsInts(parameters, self.BANDS, context) or None,
             "model": weights,

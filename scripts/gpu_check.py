@@ -7,8 +7,9 @@ from tests/checkpoint_factory). It reports, on the first CUDA device:
    rate of the model's own linear-layer GEMM shapes;
 2. ViT-S/16 and ViT-L/16 throughput at 1024x1024 in fp32, bf16 and fp16 (images/s, analytic GFLOP/s,
    fraction of the bf16 matmul rate, peak memory), with the patch-feature cosine against fp32;
-3. CHMv2 (ViT-L/16 + DPT head + mixlog, random weights) on one 1024x1024 tile in fp32, bf16 and fp16: seconds
-   per tile, peak memory, and the largest height difference against fp32 (metres);
+3. CHMv2 (one ViT-L/16 forward + DPT head + mixlog, random weights) on one tile of each size (512, Canopy
+   Height's default, and 1024) in fp32, bf16 and fp16: seconds per tile, peak memory, and the largest height
+   difference against fp32 (metres);
 4. that the engine's out-of-memory back-off works: a real Segment Trees run on the GPU whose backbone
    raises torch.cuda.OutOfMemoryError for batches above 1 must halve the batch 4 -> 2 -> 1 and finish
    with the labels of a batch-1 run.
@@ -42,8 +43,10 @@ from bench_common import (
     vit_gflop,
 )
 
-FULL = {"models": {"vits16": 16, "vitl16": 4}, "size": 1024, "iterations": 10, "matmul": 8192, "chmv2_tiny": False}
-SMOKE = {"models": {"tiny": 4}, "size": 64, "iterations": 2, "matmul": 256, "chmv2_tiny": True}
+FULL = {"models": {"vits16": 16, "vitl16": 4}, "size": 1024, "iterations": 10, "matmul": 8192, "chmv2_tiny": False,
+        "chmv2_sizes": (512, 1024)}
+SMOKE = {"models": {"tiny": 4}, "size": 64, "iterations": 2, "matmul": 256, "chmv2_tiny": True,
+         "chmv2_sizes": (32, 64)}
 
 
 def log(message: str) -> None:
@@ -127,33 +130,35 @@ def throughput(model: str, batch: int, size: int, device: torch.device, precisio
     return rows
 
 
-def chmv2_check(tiny: bool, size: int, device: torch.device, precisions: List[str], iterations: int) \
+def chmv2_check(tiny: bool, sizes: List[int], device: torch.device, precisions: List[str], iterations: int) \
         -> List[Dict[str, Any]]:
-    """CHMv2 seconds per tile, peak memory and max height difference against fp32, per precision."""
+    """CHMv2 seconds per tile, peak memory and max height difference against fp32, per tile size and precision."""
     from bench_chmv2 import build
 
-    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
-    rows, reference = [], None
+    rows: List[Dict[str, Any]] = []
+    references: Dict[int, torch.Tensor] = {}
     for precision in precisions:
         torch.manual_seed(0)  # the same random weights in every precision
         model = build(device, DTYPES[precision], tiny=tiny)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        heights = model(x)
-        sync(device)
-        started = time.perf_counter()
-        for _ in range(iterations):
-            model(x)
-        sync(device)
-        seconds = (time.perf_counter() - started) / iterations
-        reference = heights if reference is None else reference
-        row = {"precision": precision, "s_per_tile": seconds,
-               "max_abs_diff_m": float((heights - reference).abs().max()),
-               "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
-        log(f"CHMv2 {'tiny' if tiny else 'ViT-L/16'} 1 x {size}^2 {precision}: {seconds:.3f} s/tile, "
-            f"max |h - h_fp32| {row['max_abs_diff_m']:.3f} m"
-            + (f", peak {row['peak_gib']:.1f} GiB" if row["peak_gib"] is not None else ""))
-        rows.append(row)
+        for size in sizes:
+            x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size)).to(device)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            heights = model(x)
+            sync(device)
+            started = time.perf_counter()
+            for _ in range(iterations):
+                model(x)
+            sync(device)
+            seconds = (time.perf_counter() - started) / iterations
+            reference = references.setdefault(size, heights)
+            row = {"size": size, "precision": precision, "s_per_tile": seconds,
+                   "max_abs_diff_m": float((heights - reference).abs().max()),
+                   "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
+            log(f"CHMv2 {'tiny' if tiny else 'ViT-L/16'} 1 x {size}^2 {precision}: {seconds:.3f} s/tile, "
+                f"max |h - h_fp32| {row['max_abs_diff_m']:.3f} m"
+                + (f", peak {row['peak_gib']:.1f} GiB" if row["peak_gib"] is not None else ""))
+            rows.append(row)
         del model
     return rows
 
@@ -255,7 +260,7 @@ def main(argv: List[str] = sys.argv[1:]) -> int:
         report["throughput"] += throughput(model, batch, plan["size"], device, precisions, plan["iterations"],
                                            report["matmul_gflops"]["bf16"], folder)
     log("\n## CHMv2 canopy height")
-    report["chmv2"] = chmv2_check(plan["chmv2_tiny"], plan["size"], device, precisions, plan["iterations"])
+    report["chmv2"] = chmv2_check(plan["chmv2_tiny"], plan["chmv2_sizes"], device, precisions, plan["iterations"])
     log("\n## out-of-memory back-off (injected)")
     try:
         report["oom_backoff"] = oom_backoff(device, folder)

@@ -69,6 +69,8 @@ def test_a_folder_gets_one_model_its_labels_and_a_mosaic_the_same_on_dask(folder
     # with one thread each (features differ in their last bits, never enough to move a centroid or label).
     ours, theirs = (load_cluster_model(str(tmp_path / name / "cluster-model.tscm")) for name in ("local", "dask"))
     assert np.array_equal(ours.centroids, theirs.centroids)
+    assert ours.fit.encoding == theirs.fit.encoding  # the workers' device and precision, and the tiling
+    assert (ours.fit.encoding.device, ours.fit.encoding.tile_size, ours.fit.encoding.overlap) == ("cpu", 64, 16)
     assert ours.wcss.keys() == theirs.wcss.keys() == {3}
     assert theirs.wcss[3] == pytest.approx(ours.wcss[3], rel=1e-12)
     mosaic = gdal.Open(str(tmp_path / "local" / "mosaic.vrt"))

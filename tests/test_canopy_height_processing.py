@@ -3,14 +3,18 @@ checkpoints (tiny architecture) in Meta's and Hugging Face's layouts."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from batch_panel import dispose, row_parameters
+from checkpoint_factory import make_state_dict, write_meta_pth
 from osgeo import gdal
 from qgis.core import QgsProcessingException
 from qgis_process_runner import enable_plugin, qgis_process_env, run, run_algorithm
+from test_segment_trees import child
 
 from tests.chmv2_factory import write_hf_chmv2, write_meta_chmv2
 
@@ -25,7 +29,8 @@ def chm(tmp_path_factory):
     root = tmp_path_factory.mktemp("chm-weights")
     folder, model = write_hf_chmv2(root / "hf", seed=11)
     decoder, backbone = write_meta_chmv2(root / "meta", model)
-    return {"hf": folder / "model.safetensors", "decoder": decoder, "backbone": backbone}
+    segmentation = write_meta_pth(root / "dinov3_tiny_random.pth", make_state_dict("tiny", seed=0))
+    return {"hf": folder / "model.safetensors", "decoder": decoder, "backbone": backbone, "tiny": segmentation}
 
 
 def assert_heights_on_the_sample_grid(path: Path) -> None:
@@ -141,3 +146,94 @@ def test_graphical_model_chains_the_height_raster(treeseg_provider, chm, tmp_pat
     html = Path(results[destination]).read_text(encoding="utf-8")
     low, high = (float(re.search(rf"{name} value: ([0-9.eE+-]+)", html).group(1)) for name in ("Minimum", "Maximum"))
     assert 0 < low < high <= 96  # QGIS reads the NoData (-9999) as NoData
+
+
+def build_heights_and_segment_model():
+    """Canopy Height -> Segment Trees' CANOPY_HEIGHT, both on the orthophoto; the heights, labels and
+    statistics are model outputs."""
+    from qgis.core import (
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterFile,
+        QgsProcessingParameterRasterLayer,
+    )
+
+    model = QgsProcessingModelAlgorithm("Heights then trees", "TreeSeg tests")
+    for parameter in (QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
+                      QgsProcessingParameterFile("chmv2", "CHMv2 weights"),
+                      QgsProcessingParameterFile("weights", "Segmentation weights")):
+        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
+    static = QgsProcessingModelChildParameterSource.fromStaticValue
+    source = QgsProcessingModelChildParameterSource.fromModelParameter
+    steps = {
+        "heights": child(ALGORITHM, "heights", {"INPUT": source("ortho"), "WEIGHTS": source("chmv2"),
+                                                "DEVICE": static(3), "TILE_SIZE": static(32), "OVERLAP": static(0)}),
+        "segment": child("treeseg:segmenttrees", "segment", {
+            "INPUT": source("ortho"), "WEIGHTS": source("weights"), "K": static(3), "TILE_SIZE": static(64),
+            "OVERLAP": static(16),
+            "CANOPY_HEIGHT": QgsProcessingModelChildParameterSource.fromChildOutput("heights", "OUTPUT")}),
+    }
+    for child_id, outputs in (("heights", {"chm": "OUTPUT"}), ("segment", {"labels": "OUTPUT", "stats": "STATS"})):
+        declared = {}
+        for name, child_output in outputs.items():
+            declared[name] = QgsProcessingModelOutput(name, name)
+            declared[name].setChildId(child_id)
+            declared[name].setChildOutputName(child_output)
+        steps[child_id].setModelOutputs(declared)
+        model.addChildAlgorithm(steps[child_id])
+    return model
+
+
+def test_graphical_model_feeds_the_heights_to_segment_trees(treeseg_provider, chm, tmp_path):
+    """The Modeler chain: Segment Trees reads Canopy Height's raster, and its tree rule decides by height."""
+    import processing
+
+    model = build_heights_and_segment_model()
+    ok, errors = model.validate()
+    assert ok, errors
+    names = {parameter.name() for parameter in model.destinationParameterDefinitions()}
+    destination = {short: next(name for name in names if name.endswith(short)) for short in ("chm", "labels", "stats")}
+    files = {"chm": tmp_path / "chm.tif", "labels": tmp_path / "labels.tif", "stats": tmp_path / "stats.json"}
+    results = processing.run(model, {"ortho": str(SAMPLE), "chmv2": str(chm["hf"]), "weights": str(chm["tiny"]),
+                                     **{destination[short]: str(path) for short, path in files.items()}})
+    assert {results[destination[short]] for short in files} == {str(path) for path in files.values()}
+    assert_heights_on_the_sample_grid(files["chm"])
+    labels_ds = gdal.Open(str(files["labels"]))
+    assert labels_ds.GetGeoTransform() == gdal.Open(str(SAMPLE)).GetGeoTransform()
+    assert (labels_ds.RasterXSize, labels_ds.RasterYSize) == (400, 400)
+
+    trees = json.loads(files["stats"].read_text(encoding="utf-8"))["trees"]
+    assert trees["canopy_height"] == str(files["chm"])
+    heights_ds = gdal.Open(str(files["chm"]))  # kept open while its band is read
+    heights = heights_ds.GetRasterBand(1).ReadAsArray()
+    labels = labels_ds.GetRasterBand(1).ReadAsArray()
+    assert len(trees["clusters"]) == 3
+    for label, cluster in trees["clusters"].items():
+        assert cluster["basis"] == "height" and cluster["height_pixels"] > 0
+        assert cluster["height_max"] == pytest.approx(float(heights[labels == int(label)].max()), abs=1e-3)
+
+
+def test_the_batch_dialog_runs_canopy_height(treeseg_provider, qgis_iface, chm, tmp_path):
+    """QGIS's own Batch dialog takes Canopy Height's parameters; the row's parameters run (processing.run, as
+    in the cluster-model batch test)."""
+    import processing
+    from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    dialog = BatchAlgorithmDialog(QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM),
+                                  parent=qgis_iface.mainWindow())
+    panel = dialog.mainWidget()
+    panel.checkLoadLayersOnCompletion.setChecked(False)
+    context = QgsProcessingContext()
+    for name, value in {"INPUT": str(SAMPLE), "WEIGHTS": str(chm["hf"]), "DEVICE": 3, "TILE_SIZE": 32,
+                        "OVERLAP": 0}.items():
+        panel.wrappers[0][panel.parameter_to_column[name]].setParameterValue(value, context)
+    output = tmp_path / "batch-chm.tif"
+    panel.tblParameters.cellWidget(1, panel.parameter_to_column["OUTPUT"]).setValue(str(output))
+    parameters, ok = row_parameters(panel, 0)
+    assert ok and parameters["WEIGHTS"] == str(chm["hf"]) and parameters["TILE_SIZE"] == 32
+    assert processing.run(ALGORITHM, parameters) == {"OUTPUT": str(output)}
+    assert_heights_on_the_sample_grid(output)
+    dispose(dialog)

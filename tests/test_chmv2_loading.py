@@ -8,7 +8,11 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from treeseg.treeseg_plugin.dinov3.chmv2.loading import load_canopy_height_model
+from treeseg.treeseg_plugin.dinov3.chmv2.loading import (
+    is_chmv2_weights,
+    load_canopy_height_model,
+    verify_canopy_height_weights,
+)
 from treeseg.treeseg_plugin.dinov3.errors import CheckpointError, WeightsNotFoundError
 
 from tests.checkpoint_factory import FactoryConfig, make_state_dict, with_sha8_suffix, write_meta_pth
@@ -150,3 +154,18 @@ def test_hf_config_that_disagrees_with_the_weights(files, tmp_path):
 def test_missing_weights_name_the_gated_repository(tmp_path):
     with pytest.raises(WeightsNotFoundError, match="chmv2-downloads"):
         load_canopy_height_model("facebook/dinov3-vitl16-chmv2-dpt-head")
+
+
+def test_verify_checks_every_tensor_of_either_layout_and_refuses_nan(files, tmp_path):
+    """The Weights manager's Verify: the loader's checks, the tensors assigned to the meta device."""
+    folder, decoder, backbone = files
+    hf = verify_canopy_height_weights(folder)
+    assert hf.format == "hf-safetensors" and hf.tensors_loaded == hf.tensors_total == \
+        len(load_file(folder / "model.safetensors"))
+    state = torch.load(decoder, weights_only=True)
+    meta = verify_canopy_height_weights(decoder)
+    assert meta.format == "meta-pth" and meta.tensors_loaded == meta.tensors_total == len(state)
+    assert is_chmv2_weights(folder) and is_chmv2_weights(decoder) and not is_chmv2_weights(backbone)
+    state["conv_depth.head.0.weight"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match=r"NaN or Inf.*conv_depth\.head\.0\.weight \(NaN\)"):
+        verify_canopy_height_weights(write_meta_pth(tmp_path / decoder.name, state))

@@ -1,18 +1,21 @@
-"""TreeSeg > Weights: status of every released ViT, Add file (verified by the loader), Verify, Download."""
+"""TreeSeg > Weights: status of every released ViT and CHMv2, Add file (verified by the loader), Verify, Download."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import huggingface_hub
 import pytest
+import torch
 from checkpoint_factory import make_state_dict, sha256_of, write_hf_folder, write_meta_pth
 from huggingface_hub import constants
 from qgis.core import QgsApplication, QgsSettings
 from qgis.PyQt.QtWidgets import QFileDialog
 from qt_events import wait_until
 from treeseg.treeseg_plugin import settings as treeseg_settings
+from treeseg.treeseg_plugin.dinov3.chmv2 import config as chmv2
 from treeseg.treeseg_plugin.dinov3.variants import VARIANTS
 from treeseg.treeseg_plugin.gui import weights_tasks
 from treeseg.treeseg_plugin.gui.weights_dialog import STATUS_COLUMN, WeightsDialog
@@ -61,8 +64,8 @@ def add_file(dialog: WeightsDialog, monkeypatch, path: Path) -> None:
 
 def test_lists_every_released_vit_as_missing_with_its_licence(weights_folder):
     dialog = WeightsDialog()
-    assert dialog.table.rowCount() == len(VARIANTS)
-    for row, variant in enumerate(VARIANTS.values()):
+    assert dialog.table.rowCount() == len(VARIANTS) + 1  # and CHMv2
+    for row, variant in enumerate(dialog.variants):
         assert dialog.table.item(row, 0).text() == variant.display_name
         assert "Gated" in dialog.table.item(row, 2).text()
         assert dialog.table.item(row, STATUS_COLUMN).text() == "Missing"
@@ -136,12 +139,86 @@ def test_a_broken_file_is_refused_and_not_copied(weights_folder, tmp_path, monke
     assert dialog.add_button.isEnabled() and not dialog.progress.isVisibleTo(dialog)
 
 
+@pytest.fixture(scope="module")
+def chmv2_files(tmp_path_factory) -> dict[str, Path]:
+    """A random-weight tiny CHMv2 as transformers saves it, and the same weights as Meta's decoder .pth."""
+    pytest.importorskip("transformers")
+    from tests.chmv2_factory import write_hf_chmv2, write_meta_chmv2
+
+    root = tmp_path_factory.mktemp("chmv2")
+    folder, model = write_hf_chmv2(root / "hf", seed=5)
+    decoder, _ = write_meta_chmv2(root / "meta", model)
+    return {"hf": folder / "model.safetensors", "decoder": decoder}
+
+
+def tensors_in(path: Path) -> int:
+    import safetensors
+
+    with safetensors.safe_open(str(path), "pt") as file:
+        return len(list(file.keys()))
+
+
+def test_chmv2_is_listed_missing_with_its_gated_routes(weights_folder):
+    dialog = WeightsDialog()
+    row = row_of(dialog, chmv2.WEIGHTS_NAME)
+    assert dialog.table.item(row, 0).text() == chmv2.DISPLAY_NAME
+    assert dialog.table.item(row, 1).text() == "337 M"  # ViT-L/16 and the DPT head
+    assert status(dialog, chmv2.WEIGHTS_NAME) == "Missing"
+    licence = dialog.table.item(row, 2)
+    assert licence.text() == "Gated: Hugging Face or Meta's form"
+    for part in (f"https://huggingface.co/{chmv2.HF_REPO_ID}", chmv2.DECODER_FILENAME, chmv2.CHMV2_DOWNLOAD_FORM,
+                 "ViT-L/16 (SAT-493M)"):
+        assert part in licence.toolTip()
+    dialog.table.selectRow(row)
+    assert not dialog.verify_button.isEnabled()
+
+
+def test_chmv2_import_is_verified_and_found_where_canopy_height_looks(weights_folder, chmv2_files, monkeypatch):
+    dialog = WeightsDialog()
+    add_file(dialog, monkeypatch, chmv2_files["hf"])
+
+    imported = weights_folder / chmv2.HF_REPO_NAME / "model.safetensors"
+    assert imported.is_file() and (imported.parent / "config.json").is_file()
+    total = tensors_in(chmv2_files["hf"])
+    text = status(dialog, chmv2.WEIGHTS_NAME)
+    assert text == (f"Found in the weights folder: {imported}; verified: {total}/{total} tensors, "
+                    f"SHA-256 {sha256_of(chmv2_files['hf'])}")
+    assert chmv2.DISPLAY_NAME in dialog.message.text()
+    assert all(status(dialog, name) == "Missing" for name in VARIANTS)  # not taken for a backbone
+    assert treeseg_settings.canopy_height_sources("", None) == (str(imported.parent), None)
+
+
+def test_chmv2_meta_decoder_comes_first_and_verify_checks_its_name_hash(weights_folder, chmv2_files, monkeypatch):
+    add_file(WeightsDialog(), monkeypatch, chmv2_files["hf"])
+    released_name = weights_folder / chmv2.DECODER_FILENAME
+    shutil.copy(chmv2_files["decoder"], released_name)  # random weights under the released name
+    dialog = WeightsDialog()
+    assert status(dialog, chmv2.WEIGHTS_NAME) == (f"Found in the weights folder: {released_name} (not verified yet: "
+                                                  "select it and press Verify)")
+    assert treeseg_settings.canopy_height_sources("", None) == (str(released_name), "vitl16-sat493m")
+    dialog.table.selectRow(row_of(dialog, chmv2.WEIGHTS_NAME))
+    dialog.verify_button.click()
+    wait_until(lambda: dialog.task is None)
+    assert f"does not match the {chmv2.DECODER_SHA8} in its name" in dialog.message.text()
+    assert "not verified yet" in status(dialog, chmv2.WEIGHTS_NAME)
+
+    released_name.unlink()
+    add_file(dialog, monkeypatch, chmv2_files["decoder"])  # Meta's layout, under its own name: the head alone
+    total = len(torch.load(chmv2_files["decoder"], weights_only=True))
+    assert (weights_folder / chmv2_files["decoder"].name).is_file()
+    assert f"{total}/{total} tensors" in dialog.message.text()
+    assert "choose it as Weights file in Segment Trees or Canopy Height" in dialog.message.text()
+
+
 def test_offline_download_says_so_and_points_to_the_manual_route():
     with pytest.raises(weights_tasks.DownloadError) as error:
         weights_tasks.download_weights(REPO, None, lambda fraction: None, lambda: False)
     message = str(error.value)
     assert "Offline" in message and "HF_HUB_OFFLINE" in message
     assert "dinov3_vits16_pretrain_lvd1689m-08c60483.pth" in message and "Add file" in message
+    with pytest.raises(weights_tasks.DownloadError) as error:  # CHMv2: its own file and Meta form
+        weights_tasks.download_weights(chmv2.HF_REPO_ID, None, lambda fraction: None, lambda: False)
+    assert chmv2.DECODER_FILENAME in str(error.value) and chmv2.CHMV2_DOWNLOAD_FORM in str(error.value)
 
 
 @pytest.fixture()

@@ -146,4 +146,4 @@ def test_provider_registers_without_torch_and_explains(plugins_dir, tmp_path):
     assert "Install..." in done.stdout and "numpy" in done.stdout
     assert "pip install" not in done.stdout  # refused by Debian's externally managed Python
     assert "PyTorch not installed" in done.stdout
-    assert "WEIGHTS_ROWS 9" in done.stdout  # the weights manager opens too
+    assert "WEIGHTS_ROWS 10" in done.stdout  # the weights manager opens too: 9 ViTs and CHMv2

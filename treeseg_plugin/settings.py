@@ -11,7 +11,8 @@ logged, stored elsewhere nor put into messages.
 
 The weights folder holds the files that the weights manager imported, under names that
 :func:`weights_in_folder` finds again: Meta's file name (``dinov3_vits16_pretrain_lvd1689m-08c60483.pth``)
-or a Hugging Face model folder named after the repository (``dinov3-vits16-pretrain-lvd1689m/``).
+or a Hugging Face model folder named after the repository (``dinov3-vits16-pretrain-lvd1689m/``); for CHMv2
+(entry ``chmv2``) Meta's decoder ``dinov3_vitl16_chmv2_dpt_head-3703d643.pth`` or ``dinov3-vitl16-chmv2-dpt-head/``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsSettings
 
+from .dinov3.chmv2 import config as chmv2
 from .dinov3.variants import VARIANTS
 from .engine.config import DEVICES, PRECISIONS
 
@@ -146,16 +148,24 @@ def has_token_source(settings: Optional[TreeSegSettings] = None) -> bool:
 # ---------------------------------------------------------------- the weights folder
 
 
-def weights_in_folder(name: str, folder: Optional[str] = None) -> Optional[Path]:
-    """The weights of variant ``name`` in the weights folder (Meta file first), or None."""
+def _folder_names(name: str) -> Optional[Tuple[str, str]]:
+    """(Meta file name, Hugging Face folder name) of a weights entry: a variant or CHMv2."""
+    if name == chmv2.WEIGHTS_NAME:
+        return chmv2.DECODER_FILENAME, chmv2.HF_REPO_NAME
     variant = VARIANTS.get(name)
-    if variant is None:
+    return None if variant is None else (variant.meta_filename, variant.hf_repo_name)
+
+
+def weights_in_folder(name: str, folder: Optional[str] = None) -> Optional[Path]:
+    """The weights of variant ``name`` (or of CHMv2, ``chmv2``) in the weights folder (Meta file first), or None."""
+    names = _folder_names(name)
+    if names is None:
         return None
     root = Path(folder or load_settings().weights_folder).expanduser()
-    meta_file = root / variant.meta_filename
+    meta_file = root / names[0]
     if meta_file.is_file():
         return meta_file
-    hf_folder = root / variant.hf_repo_name
+    hf_folder = root / names[1]
     if any((hf_folder / file_name).is_file() for file_name in HF_WEIGHT_FILES):
         return hf_folder
     return None
@@ -212,7 +222,19 @@ def locate(variant_name: str, weights_folder: str) -> Optional[Location]:
     except ImportError:  # torch or huggingface_hub missing: only the weights folder can be searched
         return None
     try:
-        resolved = resolve_weights(variant_name)
+        resolved = resolve_weights(chmv2.HF_REPO_ID if variant_name == chmv2.WEIGHTS_NAME else variant_name)
     except (DinoV3Error, ImportError):
         return None
     return Location(resolved.path, resolved.origin)
+
+
+def canopy_height_sources(weights: str, backbone: Optional[str], folder: Optional[str] = None) \
+        -> Tuple[str, Optional[str]]:
+    """The (model, backbone) Canopy Height loads: ``weights`` if given, else CHMv2 from the weights folder
+    (Meta's decoder first), else the Hugging Face model (cache, or a download when allowed). Meta's decoder
+    gets ``backbone``, else the SAT-493M ViT-L/16 as Segment Trees finds it; the Weights manager shows the
+    same files (:func:`locate`)."""
+    model = weights or str(weights_in_folder(chmv2.WEIGHTS_NAME, folder) or chmv2.HF_REPO_ID)
+    if model.lower().endswith(".pth") and not backbone:
+        backbone = str(weights_in_folder(chmv2.BACKBONE_VARIANT, folder) or chmv2.BACKBONE_VARIANT)
+    return model, backbone or None

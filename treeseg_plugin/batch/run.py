@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from osgeo import gdal
 
@@ -71,8 +71,9 @@ def _spread(items: Sequence[str], count: int) -> List[str]:
 
 
 @raising_gdal_errors
-def _sample_task(job: Tuple[str, Any, Dict[int, Any], int, str]) -> Tuple[Any, Any]:
-    """On a worker: encode one fit raster and sample its features; with the backbone's identity."""
+def _sample_task(job: Tuple[str, Any, Dict[int, Any], int, str]) -> Tuple[Any, Any, Tuple[str, str]]:
+    """On a worker: encode one fit raster and sample its features; with the backbone's identity and the
+    device and precision used."""
     from ..engine.cluster_model import backbone_identity
     from ..engine.model_fit import sample_features
     from ..engine.runtime import keep_models_loaded, load_model
@@ -80,9 +81,9 @@ def _sample_task(job: Tuple[str, Any, Dict[int, Any], int, str]) -> Tuple[Any, A
     path, fit_config, stretch, seed, folder = job
     keep_models_loaded()
     progress = Progress()
-    backbone, _, _ = load_model(fit_config.for_raster(path), progress)
+    backbone, device, precision = load_model(fit_config.for_raster(path), progress)
     sample = sample_features(path, fit_config, backbone, stretch, seed, folder, progress, lambda _: None)
-    return sample, backbone_identity(backbone)
+    return sample, backbone_identity(backbone), (device, precision)
 
 
 def _apply_task(config: SegmentationConfig) -> str:
@@ -116,9 +117,23 @@ def _fit(settings: BatchSettings, rasters: Sequence[str], backend: Any, destinat
         if len(identities) != 1:
             raise EngineError("The workers loaded different backbones (another weights file on some machine). "
                               "Give every worker the same weights file.")
-        model = fit_cluster_model(samples, fit_config, identities.pop(), bands, log, lambda _: None)
+        model = fit_cluster_model(samples, fit_config, identities.pop(), _encoding(fit_config, results.values()),
+                                  bands, log, lambda _: None)
         save_model(model, staged, destination, log)
         staging.commit(last=os.path.basename(destination))
+
+
+def _encoding(fit_config: Any, results: Iterable[Tuple[Any, Any, Tuple[str, str]]]) -> Any:
+    """The fit's encoding from the workers' devices and precisions: one precision (another one gives other
+    features); the devices joined when they differ (the same precision agrees up to rounding)."""
+    from ..engine.cluster_model import Encoding
+
+    devices = sorted({device for _, _, (device, _) in results})
+    precisions = sorted({precision for _, _, (_, precision) in results})
+    if len(precisions) != 1:
+        raise EngineError(f"The workers computed features in different precisions ({', '.join(precisions)}), "
+                          "which gives different features. Set Precision explicitly (e.g. fp32) for every worker.")
+    return Encoding(",".join(devices), precisions[0], fit_config.tile_size, fit_config.overlap)
 
 
 def _tracked(results: Any, total: int, verb: str, name: Any) -> Any:

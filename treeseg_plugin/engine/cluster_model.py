@@ -4,8 +4,9 @@ A :class:`ClusterModel` holds the centroids, the WCSS table, the identity of the
 features, the band choice and stretch of the input, and the legend (label order, colours, names).
 :mod:`.cluster_model_file` stores it pickle-free (docs/cluster-model.md); this module also says what
 differs between a model and a run (:func:`input_differences`, :func:`backbone_differences`), so a model
-is refused before any encoding when it cannot apply. No torch here: a client that only reads or checks
-models needs numpy alone.
+is refused before any encoding when it cannot apply, and how the run's encoding differs from the fit's
+(:func:`encoding_notes`: precision and tiling change the features a little, so they are warned about).
+No torch here: a client that only reads or checks models needs numpy alone.
 """
 
 from __future__ import annotations
@@ -56,8 +57,19 @@ class FitInput:
 
 
 @dataclass(frozen=True)
+class Encoding:
+    """How the fit's features were computed besides the backbone's identity: the device, the precision and
+    the tiling (a ViT's patch features depend on the tile around each patch)."""
+
+    device: str  # as resolved: "cpu", "cuda", "cuda:1", "mps"
+    precision: str  # "fp32" | "bf16" | "fp16"
+    tile_size: int
+    overlap: int
+
+
+@dataclass(frozen=True)
 class FitRecord:
-    """How the model was fitted (kept for the report; not used to label)."""
+    """How the model was fitted (kept for the report and the run's comparison; not used to label)."""
 
     k_mode: str  # "fixed" | "automatic"
     k_min: int
@@ -67,6 +79,7 @@ class FitRecord:
     max_samples: int
     inputs: Tuple[FitInput, ...]
     treeseg_version: str
+    encoding: Optional[Encoding] = None  # None: saved before TreeSeg recorded it
 
     @property
     def samples(self) -> int:
@@ -90,6 +103,7 @@ class ClusterModel:
     input: InputBands
     legend: Legend
     fit: FitRecord
+    sha256: Optional[str] = None  # the file's checksum, when read from a file
 
     @property
     def k(self) -> int:
@@ -144,6 +158,32 @@ def backbone_differences(model: ClusterModel, run: BackboneIdentity) -> List[str
         differences.append(f"normalisation: the model's mean/std {ours.mean}/{ours.std}, this run's "
                            f"{run.mean}/{run.std}")
     return differences
+
+
+def encoding_notes(model: ClusterModel, run: Encoding) -> Tuple[List[str], List[str]]:
+    """(warnings, notes) on how this run's encoding differs from the fit's: precision and tiling change the
+    features, so labels may differ from the fit's; the device alone changes only rounding."""
+    fitted = model.fit.encoding
+    if fitted is None:
+        return [], ["The cluster model does not record the precision and tiling it was fitted with (saved by an "
+                    "older TreeSeg), so they cannot be compared with this run's."]
+    warnings, notes = [], []
+    if fitted.precision != run.precision:
+        warnings.append(
+            f"The cluster model was fitted on {fitted.precision} features, this run computes {run.precision} "
+            "features: they differ slightly, so pixels near a cluster boundary may get another label than the fit "
+            f"would give. For the same labels set Precision to {fitted.precision}, or fit the model again in "
+            f"{run.precision}.")
+    if (fitted.tile_size, fitted.overlap) != (run.tile_size, run.overlap):
+        warnings.append(
+            f"The cluster model was fitted on tiles of {fitted.tile_size} px with {fitted.overlap} px overlap, this "
+            f"run uses {run.tile_size} px with {run.overlap} px: a patch's features depend on the tile around it, so "
+            f"labels may shift, most near tile edges. For the same labels set Tile size {fitted.tile_size} and "
+            f"Overlap {fitted.overlap}, or fit the model again with this run's tiling.")
+    if fitted.device != run.device and fitted.precision == run.precision:
+        notes.append(f"The cluster model was fitted on {fitted.device}, this run runs on {run.device}: at the same "
+                     "precision the features agree up to rounding.")
+    return warnings, notes
 
 
 def _short(sha: Optional[str]) -> str:

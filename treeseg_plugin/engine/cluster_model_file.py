@@ -11,6 +11,7 @@ truncated, damaged or hand-edited file is refused, then every field's type, rang
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -22,7 +23,15 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from .cluster_model import FEATURE_NORMALISATION, BackboneIdentity, ClusterModel, FitInput, FitRecord, InputBands
+from .cluster_model import (
+    FEATURE_NORMALISATION,
+    BackboneIdentity,
+    ClusterModel,
+    Encoding,
+    FitInput,
+    FitRecord,
+    InputBands,
+)
 from .config import MAX_CLUSTERS
 from .errors import EngineError
 from .palette import Legend
@@ -53,7 +62,8 @@ def _document(model: ClusterModel) -> Dict[str, Any]:
         "fit": {"k_mode": fit.k_mode, "k_min": fit.k_min, "k_max": fit.k_max, "elbow_threshold": fit.elbow_threshold,
                 "seed": fit.seed, "max_samples": fit.max_samples, "treeseg_version": fit.treeseg_version,
                 "inputs": [{"name": i.name, "valid_patches": i.valid_patches, "sampled": i.sampled}
-                           for i in fit.inputs]},
+                           for i in fit.inputs],
+                **({} if fit.encoding is None else {"encoding": dataclasses.asdict(fit.encoding)})},
     }
 
 
@@ -165,7 +175,17 @@ def _fit(data: Dict[str, Any]) -> FitRecord:
         raise _FieldError("'fit.inputs' is empty")
     return FitRecord(_get(data, "k_mode", str, w), _int(data, "k_min", w, 2), _int(data, "k_max", w, 2),
                      _get(data, "elbow_threshold", float, w), _int(data, "seed", w, 0),
-                     _int(data, "max_samples", w, 1), tuple(inputs), _get(data, "treeseg_version", str, w))
+                     _int(data, "max_samples", w, 1), tuple(inputs), _get(data, "treeseg_version", str, w),
+                     _encoding(data["encoding"]) if "encoding" in data else None)
+
+
+def _encoding(data: Any) -> Encoding:
+    """The optional ``fit.encoding`` (absent in files of TreeSeg versions that did not record it)."""
+    w = "fit.encoding."
+    if not isinstance(data, dict):
+        raise _FieldError("'fit.encoding' is not an object")
+    return Encoding(_get(data, "device", str, w), _get(data, "precision", str, w), _int(data, "tile_size", w, 16),
+                    _int(data, "overlap", w, 0))
 
 
 def _model(doc: Dict[str, Any], centroids: np.ndarray) -> ClusterModel:
@@ -223,7 +243,7 @@ def load_cluster_model(path: str) -> ClusterModel:
             raise _FieldError("its metadata is not a TreeSeg cluster model's")
         if checksum(sealed["model"], centroids) != sealed["sha256"]:
             raise _FieldError("its checksum does not match its contents (edited by hand, or damaged)")
-        return _model(sealed["model"], centroids)
+        return dataclasses.replace(_model(sealed["model"], centroids), sha256=sealed["sha256"])
     except OSError as exc:
         raise EngineError(f"Cannot read the cluster model '{path}': {exc}. Check that the file is readable.") \
             from exc

@@ -5,10 +5,12 @@ Decisions:
 * Applying checks the model against the run twice before any encoding: the input (band count, bands,
   which bands are stretched) right after the raster is opened, the backbone (variant, embedding, weights
   SHA-256, patch size and stride, normalisation) right after the weights are loaded. Every difference is
-  named at once.
+  named at once. A precision or tiling other than the fit's is warned about (the features differ a little,
+  the labels may too), not refused.
 * An applied model's stretch replaces the run's own percentile stretch, so every raster labelled with one
   model sees its values scaled the same way; with no band choice given, the model's bands are used.
-* A saved model records the weights' SHA-256 (a full read of the weights file).
+* A saved model records the weights' SHA-256 (a full read of the weights file) and its encoding (device,
+  precision, tile size, overlap).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from ..version import plugin_version
 from .cluster_model import (
     BackboneIdentity,
     ClusterModel,
+    Encoding,
     FitInput,
     FitRecord,
     InputBands,
     backbone_differences,
     backbone_identity,
+    encoding_notes,
     input_differences,
     refuse_mismatch,
 )
@@ -58,6 +62,15 @@ def check_backbone(model: ClusterModel, path: str, backbone: Any) -> None:
     refuse_mismatch(path, backbone_differences(model, backbone_identity(backbone)))
 
 
+def compare_encoding(model: ClusterModel, run: Encoding, progress: Progress) -> None:
+    """Warn when this run's precision or tiling differs from the fit's (the features, and labels, may differ)."""
+    warnings, notes = encoding_notes(model, run)
+    for text in warnings:
+        progress.warning(text)
+    for text in notes:
+        progress.info(text)
+
+
 def applied_fit(model: ClusterModel, path: str, store: FeatureStore, where: str, progress: Progress) -> Fit:
     """The model as this run's fit: no k-means, no K sweep."""
     valid = store.count_valid()
@@ -68,11 +81,11 @@ def applied_fit(model: ClusterModel, path: str, store: FeatureStore, where: str,
     return Fit(model.k, model.centroids, dict(model.wcss), dict(model.wcss_drop), 0, valid)
 
 
-def fit_record(settings: KSettings, inputs: Sequence[FitInput]) -> FitRecord:
-    """How a model was fitted, from the run's K settings and its inputs."""
+def fit_record(settings: KSettings, inputs: Sequence[FitInput], encoding: Encoding) -> FitRecord:
+    """How a model was fitted, from the run's K settings, its inputs and its encoding."""
     return FitRecord("fixed" if settings.k else "automatic", settings.k_min, settings.k_max,
                      float(settings.elbow_threshold), settings.seed, settings.max_samples, tuple(inputs),
-                     plugin_version())
+                     plugin_version(), encoding)
 
 
 def input_bands(source: RasterSource) -> InputBands:
@@ -98,10 +111,11 @@ def save_model(model: ClusterModel, staged: str, destination: str, progress: Pro
     progress.info(f"Cluster model (K = {model.k}) saved to '{destination}'.")
 
 
-def save_fitted(config: SegmentationConfig, fit: Fit, backbone: Any, source: RasterSource, legend: Legend,
-                staged: str, progress: Progress) -> None:
+def save_fitted(config: SegmentationConfig, fit: Fit, backbone: Any, encoding: Encoding, source: RasterSource,
+                legend: Legend, staged: str, progress: Progress) -> None:
     """Save the model a Segment Trees run fitted on its one input, with the legend its labels got, to the
     staged ``cluster_model_output``."""
-    record = fit_record(config, [FitInput(os.path.basename(config.input_path), fit.valid_patches, fit.samples)])
+    record = fit_record(config, [FitInput(os.path.basename(config.input_path), fit.valid_patches, fit.samples)],
+                        encoding)
     model = model_from_fit(fit, backbone_identity(backbone), input_bands(source), record, legend)
     save_model(model, staged, config.cluster_model_output, progress)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from .cluster_model import BackboneIdentity, ClusterModel, FitInput, InputBands, backbone_identity
+from .cluster_model import BackboneIdentity, ClusterModel, Encoding, FitInput, InputBands, backbone_identity
 from .cluster_model_run import fit_record, model_from_fit, save_model
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error
 from .features import FeatureStore, TileEncoder
@@ -129,7 +129,8 @@ def split_budget(valid: Sequence[int], budget: int) -> List[int]:
 
 
 def fit_cluster_model(samples: Sequence[RasterSample], settings: KSettings, backbone: BackboneIdentity,
-                      bands: InputBands, progress: Progress, report: Callable[[float], None]) -> ClusterModel:
+                      encoding: Encoding, bands: InputBands, progress: Progress,
+                      report: Callable[[float], None]) -> ClusterModel:
     """One model from the rasters' samples: rows split by valid patches, then Segment Trees' K choice."""
     valid = [s.valid_patches for s in samples]
     if sum(valid) == 0:
@@ -143,7 +144,7 @@ def fit_cluster_model(samples: Sequence[RasterSample], settings: KSettings, back
         parts.append(rows.astype(np.float32))
     fit = fit_samples(np.concatenate(parts), sum(valid), settings, progress, report)
     inputs = [FitInput(s.name, s.valid_patches, len(rows)) for s, rows in zip(samples, parts)]
-    return model_from_fit(fit, backbone, bands, fit_record(settings, inputs))
+    return model_from_fit(fit, backbone, bands, fit_record(settings, inputs, encoding))
 
 
 @raising_gdal_errors
@@ -165,7 +166,8 @@ def _run(config: ClusterFitConfig, progress: Progress) -> ClusterFitResult:
     progress.progress(3)
     progress.stage(STAGES[1])
     check_canceled(progress)
-    backbone, _, _ = load_model(config.for_raster(paths[0]), progress)
+    backbone, device, precision = load_model(config.for_raster(paths[0]), progress)
+    encoding = Encoding(device, precision, config.tile_size, config.overlap)
     progress.progress(5)
     with Staging() as staging:
         staged = staging.path(config.output_path)  # creates the output folder, removed again on failure
@@ -177,7 +179,7 @@ def _run(config: ClusterFitConfig, progress: Progress) -> ClusterFitResult:
                                            os.path.dirname(staged), progress, report))
         progress.stage(STAGES[3])
         check_canceled(progress)
-        model = fit_cluster_model(samples, config, backbone_identity(backbone), bands, progress,
+        model = fit_cluster_model(samples, config, backbone_identity(backbone), encoding, bands, progress,
                                   StageProgress(progress, 70, 95))
         progress.stage(STAGES[4])
         save_model(model, staged, config.output_path, progress)

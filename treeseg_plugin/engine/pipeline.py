@@ -44,7 +44,7 @@ import numpy as np
 from ..dinov3 import Backbone
 from . import cluster_model_run as model_run
 from . import clustering, tree_outputs
-from .cluster_model import ClusterModel
+from .cluster_model import ClusterModel, Encoding
 from .cluster_model_file import load_cluster_model
 from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
@@ -161,8 +161,13 @@ def _load_backbone(config: SegmentationConfig, model: Optional[ClusterModel],
     backbone, device, precision = load_model(config, progress)
     if model is not None:
         model_run.check_backbone(model, config.cluster_model, backbone)
+        model_run.compare_encoding(model, _encoding(config, device, precision), progress)
     check_canceled(progress)
     return backbone, device, precision
+
+
+def _encoding(config: SegmentationConfig, device: str, precision: str) -> Encoding:
+    return Encoding(device, precision, config.tile_size, config.overlap)
 
 
 def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
@@ -272,14 +277,15 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
         with stage(STAGES[4]):
             labels, trees, legend = _label(config, model, inputs, store, fit, staged_output, stack, progress)
             if config.cluster_model_output:
-                model_run.save_fitted(config, fit, backbone, inputs.source, legend,
-                                      staging.path(config.cluster_model_output), progress)
+                model_run.save_fitted(config, fit, backbone, _encoding(config, device, precision), inputs.source,
+                                      legend, staging.path(config.cluster_model_output), progress)
         _write_optional_outputs(config, staging, staged_output, inputs, fit.k, trees, stage, progress)
         progress.progress(99)
 
         stats = build_stats(config, inputs.source, inputs.window, backbone, device, precision, plan, skipped, fit,
                             labels, inputs.area, stage.timings(time.perf_counter() - started))
         stats["trees"] = trees
+        stats["cluster_model"]["applied_sha256"] = model.sha256 if model is not None else None
         stats["legend"] = {"colors": list(legend.colors), "names": list(legend.names)}  # as the raster has them
         log_clusters(stats, fit.k, progress)
         if config.stats_path:

@@ -138,6 +138,7 @@ def html_text(stats: Mapping[str, Any]) -> str:
         ["Stride / tile / overlap", e(f"{stats['stride']} / {stats['tile_size']} / {stats['overlap']} px")],
         ["Tiles (skipped)", e(f"{stats['tiles']['total']} ({stats['tiles']['skipped']})")],
         ["Areas", e(str(stats["area_note"]))],
+        *_cluster_model_rows(stats),
     ]
     wcss = [[str(k), e(_fmt(w)), "" if d is None else e(f"{d:.2f} %"), "&#10003;" if c else ""]
             for k, w, d, c in wcss_rows(stats)]
@@ -158,6 +159,19 @@ def html_text(stats: Mapping[str, Any]) -> str:
         _table(["Label", "Name", "Pixels", "Share", "Area (map units²)", "Area (ha)"], clusters),
         *_trees_html(stats),
         "</body></html>", ""])
+
+
+def _cluster_model_rows(stats: Mapping[str, Any]) -> List[List[str]]:
+    """Summary rows for the cluster model applied (its file name and checksum prefix) and saved (its path)."""
+    model = stats.get("cluster_model") or {}
+    rows = []
+    if model.get("applied"):
+        checksum = model.get("applied_sha256")
+        rows.append(["Cluster model applied", html.escape(
+            os.path.basename(model["applied"]) + (f" (checksum {checksum[:12]}…)" if checksum else ""))])
+    if model.get("saved"):
+        rows.append(["Cluster model saved", html.escape(str(model["saved"]))])
+    return rows
 
 
 def _trees_html(stats: Mapping[str, Any]) -> List[str]:

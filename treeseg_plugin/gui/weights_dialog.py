@@ -1,7 +1,9 @@
-"""The weights manager: every released DINOv3 ViT, where its weights are, download, verify, add a file."""
+"""The weights manager: every released DINOv3 ViT and CHMv2, where their weights are, download, verify, add a
+file. Files are found as the algorithms find them (settings.locate)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
@@ -24,10 +26,23 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .. import settings as treeseg_settings
+from ..dinov3.chmv2 import config as chmv2
+from ..dinov3.variants import VARIANTS
 from .weights_tasks import WeightsTask, download_weights, hub_offline, import_weights, verify_weights
 
 COLUMNS = ("Model", "Parameters", "Licence", "Status")
 STATUS_COLUMN = 3
+
+
+@dataclass(frozen=True)
+class CanopyHeightEntry:
+    """CHMv2's row, with the attributes the table reads from a backbone variant."""
+
+    name: str = chmv2.WEIGHTS_NAME
+    display_name: str = chmv2.DISPLAY_NAME
+    params_millions: float = VARIANTS[chmv2.BACKBONE_VARIANT].params_millions + chmv2.HEAD_PARAMS_MILLIONS
+    hf_repo_id: str = chmv2.HF_REPO_ID
+    meta_filename: str = chmv2.DECODER_FILENAME
 
 
 def licence_note(variant) -> str:
@@ -38,6 +53,10 @@ def licence_note(variant) -> str:
 def licence_detail(variant) -> str:
     from ..dinov3.variants import META_DOWNLOAD_FORM
 
+    if variant.name == chmv2.WEIGHTS_NAME:
+        return (f"Accept the licence at https://huggingface.co/{variant.hf_repo_id} (the model with its backbone), "
+                f"or request {variant.meta_filename} through Meta's form ({chmv2.CHMV2_DOWNLOAD_FORM}): Meta's "
+                "decoder holds only the head and runs with the ViT-L/16 (SAT-493M) weights listed above.")
     meta = f"request {variant.meta_filename} through Meta's form ({META_DOWNLOAD_FORM})"
     if variant.hf_repo_id:
         return (f"Accept the DINOv3 licence at https://huggingface.co/{variant.hf_repo_id} before downloading, "
@@ -61,15 +80,13 @@ def status_text(location: Optional[treeseg_settings.Location]) -> str:
 
 
 class WeightsDialog(QDialog):
-    """Lists the released DINOv3 ViTs with their status; downloads, verifies and imports weights."""
+    """Lists the released DINOv3 ViTs and CHMv2 with their status; downloads, verifies and imports weights."""
 
     def __init__(self, parent: Optional[QWidget] = None, open_settings: Optional[Callable[[], None]] = None):
         super().__init__(parent)
-        from ..dinov3.variants import VARIANTS
-
         self.setWindowTitle("TreeSeg – DINOv3 weights")
         self.setObjectName("treeseg_weights_dialog")
-        self.variants = list(VARIANTS.values())
+        self.variants = [*VARIANTS.values(), CanopyHeightEntry()]
         self.locations: Dict[str, Optional[treeseg_settings.Location]] = {}
         self.task: Optional[WeightsTask] = None
         self.open_settings = open_settings
@@ -235,7 +252,8 @@ class WeightsDialog(QDialog):
                    self.remember)
 
     def add_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Add DINOv3 weights", "", "DINOv3 weights (*.pth *.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(self, "Add DINOv3 or CHMv2 weights", "",
+                                              "DINOv3 / CHMv2 weights (*.pth *.safetensors)")
         if not path:
             return
         folder = Path(self.settings.weights_folder).expanduser()
@@ -262,7 +280,7 @@ class WeightsDialog(QDialog):
         found = treeseg_settings.weights_in_folder(task.result.variant, self.settings.weights_folder)
         if found not in (path, path.parent):
             text += (" Not recognisable as a released file (name, hash or dataset), so no model name finds it: "
-                     "choose it as Weights file in Segment Trees.")
+                     "choose it as Weights file in Segment Trees or Canopy Height.")
         return text
 
     def cancel_task(self) -> None:

@@ -45,13 +45,15 @@ def hub_offline() -> bool:
 
 
 def manual_route(repo_id: Optional[str], meta_filename: str) -> str:
-    """How to get weights without TreeSeg downloading them."""
+    """How to get weights without TreeSeg downloading them (CHMv2's Meta file has a form of its own)."""
+    from ..dinov3.chmv2.config import CHMV2_DOWNLOAD_FORM, HF_REPO_ID
     from ..dinov3.variants import META_DOWNLOAD_FORM
 
+    form = CHMV2_DOWNLOAD_FORM if repo_id == HF_REPO_ID else META_DOWNLOAD_FORM
     hub = (f"on a machine with internet, accept the licence at https://huggingface.co/{repo_id} and run "
            f"'huggingface-cli download {repo_id}', or " if repo_id else "")
     return (f"To add the weights by hand: {hub}request {meta_filename} through Meta's form "
-            f"({META_DOWNLOAD_FORM}); then use Add file... here, or give the file as Weights file.")
+            f"({form}); then use Add file... here, or give the file as Weights file.")
 
 
 def progress_bar_class(report: Report, is_canceled: IsCanceled) -> type:
@@ -79,11 +81,13 @@ def download_weights(repo_id: str, token: Optional[str], report: Report, is_canc
     """Download the weights of ``repo_id`` into the Hugging Face cache; the snapshot folder."""
     from huggingface_hub import snapshot_download
 
+    from ..dinov3.chmv2.config import DECODER_FILENAME, HF_REPO_ID
     from ..dinov3.variants import VARIANTS
     from ..dinov3.weights import HF_DOWNLOAD_PATTERNS, download_failure
 
     if hub_offline():
-        filename = next((v.meta_filename for v in VARIANTS.values() if v.hf_repo_id == repo_id), "the .pth file")
+        files = {**{v.hf_repo_id: v.meta_filename for v in VARIANTS.values()}, HF_REPO_ID: DECODER_FILENAME}
+        filename = files.get(repo_id, "the .pth file")
         raise DownloadError(f"Offline: HF_HUB_OFFLINE is set, so {repo_id} cannot be downloaded. "
                             + manual_route(repo_id, filename))
     try:
@@ -113,10 +117,16 @@ class Verified:
 
 
 def verify_weights(source: str) -> Verified:
-    """Check ``source`` as the DINOv3 loader does (every tensor's shape, dtype and values, streamed) without
-    materialising the model, so that Verify costs no more memory than the largest tensor; raises DinoV3Error."""
+    """Check ``source`` as the loader that uses it does, without materialising the model: a backbone as the
+    DINOv3 loader (every tensor's shape, dtype and values, streamed: no more memory than the largest tensor),
+    a CHMv2 file as Canopy Height's (variant "chmv2"); raises DinoV3Error."""
     from ..dinov3 import verify_weights as verify
+    from ..dinov3.chmv2.config import WEIGHTS_NAME
+    from ..dinov3.chmv2.loading import is_chmv2_weights, verify_canopy_height_weights
 
+    if is_chmv2_weights(Path(source)):
+        head = verify_canopy_height_weights(source, log=log)
+        return Verified(head.path, WEIGHTS_NAME, "sat493m", head.tensors_loaded, head.tensors_total, head.sha256)
     checked = verify(source, log=log)
     weights = checked.weights
     return Verified(Path(weights.path), checked.variant, weights.dataset, weights.tensors_loaded,
@@ -126,15 +136,22 @@ def verify_weights(source: str) -> Verified:
 def import_destination(verified: Verified, folder: Path) -> Path:
     """Where a verified file goes in the weights folder, named so that :func:`weights_in_folder` finds it.
 
-    A Meta .pth whose SHA-256 matches the released file gets Meta's name; a .safetensors of a released
+    A Meta .pth whose SHA-256 matches the released file gets Meta's name (CHMv2's decoder too, and a CHMv2
+    .safetensors goes into dinov3-vitl16-chmv2-dpt-head/); a .safetensors of a released
     architecture with its dataset goes into the model's Hugging Face folder; any other .safetensors goes, with
     its name, into a folder of its own named after the variant, the dataset and its SHA-256 (its config.json
     belongs to it, and the dataset stays in the path for the loader); any other .pth keeps its name.
     """
+    from ..dinov3.chmv2 import config as chmv2
     from ..dinov3.variants import VARIANTS
 
-    variant = VARIANTS.get(verified.variant)
     source = verified.path
+    if verified.variant == chmv2.WEIGHTS_NAME:
+        if source.suffix == ".safetensors":
+            return folder / chmv2.HF_REPO_NAME / "model.safetensors"
+        released = verified.sha256.startswith(chmv2.DECODER_SHA8)
+        return folder / (chmv2.DECODER_FILENAME if released else source.name)
+    variant = VARIANTS.get(verified.variant)
     if variant is not None and source.suffix == ".pth" and verified.sha256.startswith(variant.meta_sha8):
         return folder / variant.meta_filename
     if source.suffix != ".safetensors":

@@ -28,13 +28,20 @@ MAX_HEIGHT_M = 96.0
 MIXLOG_SCALE = 8.0  # the bins span max_height / 8; heights are multiplied back by 8
 REASSEMBLE_FACTORS = (4, 2, 1, 0.5)
 TRAINING_GSD_M = 1.0
-"""Ground sampling distance of CHMv2's training data: a "meter-resolution" map trained against ALS canopy
-height models (paper abstract). Canopy Height resamples the input to it by default."""
+"""Ground sampling distance CHMv2 works at, in metres; Canopy Height resamples the input to it by default.
+Sources (README, Canopy Height > Resolution): the paper's abstract calls CHMv2 a meter-resolution map
+trained against ALS canopy height models, and the released map (facebookresearch/dinov3
+notebooks/chmv2_dataset_exploration.ipynb) is on Web Mercator zoom-17 pixels, 1.194 m at the equator and
+1.194 m x cos(latitude) on the ground (1.0 m at 33 degrees, 0.9 m at 40). Neither states the imagery's own
+pixel size in training; 1 m is the figure both agree on."""
 
 BACKBONE_VARIANT = "vitl16-sat493m"
 DECODER_SHA8 = "3703d643"
 DECODER_FILENAME = f"dinov3_vitl16_chmv2_dpt_head-{DECODER_SHA8}.pth"
 HF_REPO_ID = "facebook/dinov3-vitl16-chmv2-dpt-head"
+HF_REPO_NAME = HF_REPO_ID.split("/")[1]  # also its folder's name in the weights folder
+WEIGHTS_NAME = "chmv2"  # its entry in the Weights manager (beside the backbones' variant names)
+HEAD_PARAMS_MILLIONS = 33.7  # the released DPT head's parameters (HeadConfig's defaults)
 CHMV2_DOWNLOAD_FORM = "https://ai.meta.com/resources/models-and-libraries/chmv2-downloads/"
 DISPLAY_NAME = "CHMv2 (DINOv3 ViT-L/16 SAT-493M + DPT head)"
 

@@ -16,7 +16,8 @@ file's `k_proj.bias` is used as transformers uses it (the fused qkv bias keeps i
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
@@ -32,7 +33,7 @@ from ..errors import CheckpointError, WeightsNotFoundError, format_keys
 from ..hf_mapping import hf_to_meta
 from ..variants import DATASET_NAMES, VARIANTS
 from ..vision_transformer import DinoVisionTransformer, ViTConfig
-from ..weights import ResolvedWeights, Source, WeightsInfo, resolve_weights, verify_meta_hash
+from ..weights import ResolvedWeights, Source, WeightsInfo, resolve_weights, sha256_file, verify_meta_hash
 from .config import (
     BACKBONE_VARIANT,
     CHMV2_DOWNLOAD_FORM,
@@ -230,3 +231,50 @@ def load_canopy_height_model(
             f"{weights.tensors_loaded}/{weights.tensors_total} tensors; blocks {[i + 1 for i in model.out_layers]}")
         log(f"Normalisation: CHMv2 mean {CHMV2_MEAN}, std {CHMV2_STD}")
     return model
+
+
+@dataclass(frozen=True)
+class VerifiedHead:
+    """What :func:`verify_canopy_height_weights` checked in a CHMv2 file."""
+
+    path: Path
+    format: str  # "meta-pth" (the decoder alone) | "hf-safetensors" (backbone included)
+    tensors_loaded: int
+    tensors_total: int
+    sha256: str
+
+
+def is_chmv2_weights(path: Path) -> bool:
+    """Whether a weights file or folder is CHMv2's rather than a backbone's: "chmv2" in its name (as both
+    releases are named) or a config.json next to it whose model_type is "chmv2"."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    if "chmv2" in path.name.lower() or "chmv2" in folder.name.lower():
+        return True
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("model_type") == "chmv2"
+
+
+def verify_canopy_height_weights(source: Source, *, verify_hash: bool = True, log: Log = None) -> VerifiedHead:
+    """Check a CHMv2 file as :func:`load_canopy_height_model` does (every tensor used, shapes, values, the
+    name's SHA-256 prefix), assigning the file's tensors to the meta device, so that the weights are read
+    but never copied (the modules' initial parameters exist briefly). Meta's decoder is checked alone (its
+    backbone is a weights entry of its own); a Hugging Face model with its backbone. Never downloads;
+    raises what the loader raises."""
+    resolved = resolve_weights(source, log=log)
+    digest = verify_meta_hash(resolved.path, log) if verify_hash else None
+    state, _ = read_state_dict(resolved.path, resolved.shards)
+    verify.check_not_empty(state, resolved.path)
+    meta = torch.device("meta")
+    if is_hf_chmv2(state):
+        model = _from_hf(state, resolved, digest, meta, torch.float32)
+        used, fmt = model.head_weights.tensors_loaded + model.backbone.weights.tensors_loaded, HF_FORMAT
+    else:
+        head = DPTHead(infer_head(state, resolved.path, MIN_HEIGHT_M, MAX_HEIGHT_M))
+        used, fmt = _fill(head, state, resolved.path, meta, torch.float32), META_FORMAT
+    if log:
+        log(f"Verified {used}/{len(state)} CHMv2 tensors of {resolved.path} ({FORMAT_NAMES[fmt]})")
+    return VerifiedHead(resolved.path, fmt, used, len(state), digest or sha256_file(resolved.path))
