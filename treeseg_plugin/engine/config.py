@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .errors import EngineError
 
@@ -41,14 +41,12 @@ DEFAULT_MIN_CROWN_AREA = 1.0
 """m² (map units² without a CRS): smaller crowns are left out of CROWNS (a 1.1 m wide crown is 1 m²)."""
 
 
-@dataclass
-class SegmentationConfig:
-    """Everything one segmentation run needs; see the module docstring for the rules."""
+@dataclass(kw_only=True)
+class FitSettings:
+    """How rasters are read, encoded and clustered: the settings Segment Trees and Fit Cluster Model share
+    (keyword-only, so each job's own fields keep their positions)."""
 
-    input_path: str
-    output_path: str
     bands: Optional[Sequence[int]] = None
-    extent: Optional[Tuple[float, float, float, float]] = None
     model: str = "vits16"
     device: str = "auto"
     precision: str = "auto"
@@ -64,6 +62,15 @@ class SegmentationConfig:
     max_samples: int = DEFAULT_MAX_SAMPLES
     allow_download: bool = False
     token: Optional[str] = field(default=None, repr=False)
+
+
+@dataclass
+class SegmentationConfig(FitSettings):
+    """Everything one segmentation run needs; see the module docstring for the rules."""
+
+    input_path: str
+    output_path: str
+    extent: Optional[Tuple[float, float, float, float]] = None
     stats_path: Optional[str] = None
     polygons_path: Optional[str] = None
     cluster_model: Optional[str] = None  # apply this model: no fit, its centroids, stretch and colours
@@ -80,6 +87,11 @@ class SegmentationConfig:
         """The files this run writes (those asked for), the label raster first."""
         return [p for p in (self.output_path, self.stats_path, self.polygons_path, self.trees_path,
                             self.crowns_path, self.cluster_model_output) if p]
+
+
+def fit_settings(config: FitSettings) -> Dict[str, Any]:
+    """``config``'s :class:`FitSettings` fields by name, to build another job with the same settings."""
+    return {f.name: getattr(config, f.name) for f in fields(FitSettings)}
 
 
 def _is_int(value: object) -> bool:

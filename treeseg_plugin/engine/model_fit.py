@@ -29,10 +29,11 @@ import numpy as np
 
 from .cluster_model import BackboneIdentity, ClusterModel, FitInput, InputBands, backbone_identity
 from .cluster_model_run import fit_record, model_from_fit, save_model
+from .config import FitSettings
 from .errors import Canceled, EngineError, is_out_of_memory, memory_error
 from .features import FeatureStore, TileEncoder
 from .fit_job import ClusterFitConfig, ClusterFitResult, validate_fit_config
-from .fitting import KSettings, fit_samples, no_valid_pixels
+from .fitting import fit_samples, no_valid_pixels
 from .gdal_mode import raising_gdal_errors
 from .georef import Window
 from .pixels import SAMPLE_SIDE, RasterSource, Stretch, stretch_from_samples, stretch_samples, stretched_bands
@@ -128,7 +129,7 @@ def split_budget(valid: Sequence[int], budget: int) -> List[int]:
     return counts
 
 
-def fit_cluster_model(samples: Sequence[RasterSample], settings: KSettings, backbone: BackboneIdentity,
+def fit_cluster_model(samples: Sequence[RasterSample], settings: FitSettings, backbone: BackboneIdentity,
                       bands: InputBands, progress: Progress, report: Callable[[float], None]) -> ClusterModel:
     """One model from the rasters' samples: rows split by valid patches, then Segment Trees' K choice."""
     valid = [s.valid_patches for s in samples]
