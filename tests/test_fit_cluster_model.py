@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import numpy as np
 import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
@@ -137,4 +139,21 @@ def test_a_canceled_fit_leaves_nothing(tmp_path, tiny):
     raster = make_raster(tmp_path / "a.tif", 128, 96)
     with pytest.raises(EngineError, match="Canceled"):
         _fit([raster], tmp_path / "out" / "m.tscm", tiny, CancelWhileFitting())
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("error", "start"), [
+    (MemoryError("Unable to allocate 37.3 GiB for an array"), "Out of memory (Unable to allocate 37.3 GiB"),
+    (OSError(errno.ENOSPC, "No space left on device"), "Cannot write the temporary files: [Errno 28]"),
+])
+def test_out_of_memory_and_a_full_disk_in_a_fit_become_engine_errors(tmp_path, tiny, error, start):
+    def fail() -> None:
+        raise error
+
+    log = Log()
+    log.on_stage["Encoding tiles"] = fail
+    raster = make_raster(tmp_path / "a.tif", 128, 96)
+    with pytest.raises(EngineError) as raised:
+        _fit([raster], tmp_path / "out" / "m.tscm", tiny, log)
+    assert str(raised.value).startswith(start), raised.value
     assert not (tmp_path / "out").exists()

@@ -30,7 +30,7 @@ import numpy as np
 from .cluster_model import BackboneIdentity, ClusterModel, FitInput, InputBands, backbone_identity
 from .cluster_model_run import fit_record, model_from_fit, save_model
 from .config import FitSettings
-from .errors import Canceled, EngineError, is_out_of_memory, memory_error
+from .errors import Canceled, EngineError, resource_errors
 from .features import FeatureStore, TileEncoder
 from .fit_job import ClusterFitConfig, ClusterFitResult, validate_fit_config
 from .fitting import fit_samples, no_valid_pixels
@@ -151,12 +151,8 @@ def fit_cluster_model(samples: Sequence[RasterSample], settings: FitSettings, ba
 def run_fit_cluster_model(config: ClusterFitConfig, progress: Progress) -> ClusterFitResult:
     """Fit one model on ``config.input_paths`` and save it to ``config.output_path``; raises EngineError."""
     validate_fit_config(config)
-    try:
+    with resource_errors("the temporary files", os.path.dirname(os.path.abspath(config.output_path))):
         return _run(config, progress)
-    except (MemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        raise memory_error(exc) from exc
 
 
 def _run(config: ClusterFitConfig, progress: Progress) -> ClusterFitResult:
