@@ -119,18 +119,13 @@ def validate_config(config: SegmentationConfig) -> None:
     _require(os.path.abspath(config.output_path) != os.path.abspath(config.input_path),
              "The output path is the input raster. Choose another output file name.")
     validate_settings(config)
-    if config.stats_path:
-        _require(_extension(config.stats_path) in STATS_EXTENSIONS,
-                 f"Statistics file '{config.stats_path}' must end in .json, .csv or .html.")
-    if config.polygons_path:
-        _require(_extension(config.polygons_path) in POLYGON_DRIVERS,
-                 f"Polygon file '{config.polygons_path}' must end in .gpkg, .shp or .geojson.")
-    if config.trees_path:
-        _require(_extension(config.trees_path) in RASTER_EXTENSIONS,
-                 f"The tree canopy mask '{config.trees_path}' must be a GeoTIFF ending in .tif or .tiff.")
-    if config.crowns_path:
-        _require(_extension(config.crowns_path) in POLYGON_DRIVERS,
-                 f"Crown file '{config.crowns_path}' must end in .gpkg, .shp or .geojson.")
+    for path, extensions, message in (
+            (config.stats_path, STATS_EXTENSIONS, "Statistics file '{}' must end in .json, .csv or .html."),
+            (config.polygons_path, POLYGON_DRIVERS, "Polygon file '{}' must end in .gpkg, .shp or .geojson."),
+            (config.trees_path, RASTER_EXTENSIONS,
+             "The tree canopy mask '{}' must be a GeoTIFF ending in .tif or .tiff."),
+            (config.crowns_path, POLYGON_DRIVERS, "Crown file '{}' must end in .gpkg, .shp or .geojson.")):
+        _require(not path or _extension(path) in extensions, message.format(path))
     validate_cluster_model_paths(config.cluster_model, config.cluster_model_output)
     outputs = config.output_paths()
     _require(len({os.path.abspath(p) for p in outputs}) == len(outputs),
