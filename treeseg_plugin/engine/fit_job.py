@@ -9,7 +9,6 @@ checked in QGIS's process.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, List
@@ -23,6 +22,7 @@ from .config import (
     validate_settings,
 )
 from .errors import EngineError
+from .result import result_from_json, result_to_json
 
 
 @dataclass
@@ -70,15 +70,9 @@ class ClusterFitResult:
     inputs: List[Dict[str, Any]]  # {"path", "valid_patches", "sampled"} per input, in input order
 
     def to_json(self) -> Dict[str, Any]:
-        """A JSON-ready dict (K keys as strings; :meth:`from_json` restores them; -inf drops as None)."""
-        data = dataclasses.asdict(self)
-        data["wcss"] = {str(k): v for k, v in self.wcss.items()}
-        data["wcss_drop"] = {str(k): (None if v == float("-inf") else v) for k, v in self.wcss_drop.items()}
-        return data
+        """A JSON-ready dict (:func:`result_to_json`)."""
+        return result_to_json(self, ("wcss", "wcss_drop"))
 
     @classmethod
     def from_json(cls, data: Dict[str, Any]) -> ClusterFitResult:
-        data = dict(data)
-        data["wcss"] = {int(k): v for k, v in data["wcss"].items()}
-        data["wcss_drop"] = {int(k): (float("-inf") if v is None else v) for k, v in data["wcss_drop"].items()}
-        return cls(**data)
+        return cls(**result_from_json(data, ("wcss", "wcss_drop")))
