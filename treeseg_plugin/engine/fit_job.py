@@ -22,7 +22,7 @@ from .config import (
     validate_settings,
 )
 from .errors import EngineError
-from .result import result_from_json, result_to_json
+from .result import SweepResult
 
 
 @dataclass
@@ -60,19 +60,7 @@ def validate_fit_config(config: ClusterFitConfig) -> None:
 
 
 @dataclass
-class ClusterFitResult:
+class ClusterFitResult(SweepResult):
     """What a fit produced: the model file, the chosen K, the sweep, and what each input gave."""
 
-    output_path: str
-    chosen_k: int
-    wcss: Dict[int, float]
-    wcss_drop: Dict[int, float]
     inputs: List[Dict[str, Any]]  # {"path", "valid_patches", "sampled"} per input, in input order
-
-    def to_json(self) -> Dict[str, Any]:
-        """A JSON-ready dict (:func:`result_to_json`)."""
-        return result_to_json(self, ("wcss", "wcss_drop"))
-
-    @classmethod
-    def from_json(cls, data: Dict[str, Any]) -> ClusterFitResult:
-        return cls(**result_from_json(data, ("wcss", "wcss_drop")))
