@@ -11,6 +11,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
 from qgis_process_runner import enable_plugin, qgis_process_env, run, run_algorithm
+from recording_progress import RecordingFeedback
 
 from tests.chmv2_factory import write_hf_chmv2, write_meta_chmv2
 
@@ -141,3 +142,16 @@ def test_graphical_model_chains_the_height_raster(treeseg_provider, chm, tmp_pat
     html = Path(results[destination]).read_text(encoding="utf-8")
     low, high = (float(re.search(rf"{name} value: ([0-9.eE+-]+)", html).group(1)) for name in ("Minimum", "Maximum"))
     assert 0 < low < high <= 96  # QGIS reads the NoData (-9999) as NoData
+
+
+def test_an_unexpected_error_is_reported_as_canopy_heights(treeseg_provider, chm, tmp_path):
+    import processing
+
+    output = tmp_path / "chm.tif"
+    with pytest.raises(QgsProcessingException) as raised:
+        processing.run(ALGORITHM, {"INPUT": str(SAMPLE), "WEIGHTS": str(chm["hf"]), "DEVICE": 3, "PRECISION": 1,
+                                   "TILE_SIZE": 32, "OVERLAP": 0, "OUTPUT": str(output)},
+                       feedback=RecordingFeedback(fail_at_percent=50))
+    assert str(raised.value).startswith("Canopy Height stopped on an unexpected error (RuntimeError: injected"), \
+        raised.value
+    assert not output.exists()
