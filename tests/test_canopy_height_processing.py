@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from osgeo import gdal
+from processing_models import add_step, child, child_output, model_input, new_model, static
 from qgis.core import QgsProcessingException
 from qgis_process_runner import enable_plugin, qgis_process_env, run, run_algorithm
 from recording_progress import RecordingFeedback
@@ -96,44 +97,16 @@ def test_check_parameter_values_uses_the_engine_rules(treeseg_provider, chm):
 def test_graphical_model_chains_the_height_raster(treeseg_provider, chm, tmp_path):
     """Canopy Height feeding QGIS's raster statistics in a graphical model (as the Modeler builds it)."""
     import processing
-    from qgis.core import (
-        QgsApplication,
-        QgsProcessingDestinationParameter,
-        QgsProcessingModelAlgorithm,
-        QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource,
-        QgsProcessingModelOutput,
-        QgsProcessingModelParameter,
-        QgsProcessingParameterFile,
-        QgsProcessingParameterRasterLayer,
-    )
+    from qgis.core import QgsProcessingParameterFile, QgsProcessingParameterRasterLayer
 
-    static = QgsProcessingModelChildParameterSource.fromStaticValue
-    model = QgsProcessingModelAlgorithm("Canopy height statistics", "TreeSeg tests")
-    for parameter in (QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
-                      QgsProcessingParameterFile("weights", "Weights")):
-        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
-    heights = QgsProcessingModelChildAlgorithm(ALGORITHM)
-    heights.setChildId("heights")
-    definitions = QgsApplication.processingRegistry().algorithmById(ALGORITHM).parameterDefinitions()
-    for parameter in definitions:
-        if not isinstance(parameter, QgsProcessingDestinationParameter) and parameter.defaultValue() is not None:
-            heights.addParameterSources(parameter.name(), [static(parameter.defaultValue())])
-    heights.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromModelParameter("ortho")])
-    heights.addParameterSources("WEIGHTS", [QgsProcessingModelChildParameterSource.fromModelParameter("weights")])
-    for name, value in (("DEVICE", 3), ("TILE_SIZE", 32), ("OVERLAP", 0)):
-        heights.addParameterSources(name, [static(value)])
-    model.addChildAlgorithm(heights)
-    statistics = QgsProcessingModelChildAlgorithm("native:rasterlayerstatistics")
-    statistics.setChildId("statistics")
-    statistics.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("heights",
-                                                                                                   "OUTPUT")])
-    statistics.addParameterSources("BAND", [static(1)])
-    report = QgsProcessingModelOutput("report", "Report")
-    report.setChildId("statistics")
-    report.setChildOutputName("OUTPUT_HTML_FILE")
-    statistics.setModelOutputs({"report": report})
-    model.addChildAlgorithm(statistics)
+    model = new_model("Canopy height statistics", QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
+                      QgsProcessingParameterFile("weights", "Weights"))
+    add_step(model, child(ALGORITHM, "heights", {"INPUT": model_input("ortho"), "WEIGHTS": model_input("weights"),
+                                                 "DEVICE": static(3), "TILE_SIZE": static(32),
+                                                 "OVERLAP": static(0)}))
+    statistics = child("native:rasterlayerstatistics", "statistics",
+                       {"INPUT": child_output("heights", "OUTPUT"), "BAND": static(1)})
+    add_step(model, statistics, {"report": ("Report", "OUTPUT_HTML_FILE")})
     ok, errors = model.validate()
     assert ok, errors
     [destination] = [parameter.name() for parameter in model.destinationParameterDefinitions()]
