@@ -7,7 +7,7 @@ from qgis.core import Qgis, QgsMessageLog, QgsProcessingFeedback
 LOG_TAG = "TreeSeg"
 
 
-def unexpected_error(type_name: str, message: str, traceback_text: str, algorithm: str = "Segment Trees") -> str:
+def unexpected_error(type_name: str, message: str, traceback_text: str, algorithm: str) -> str:
     """The one-line Processing message for an error that is not the user's (a bug).
 
     The traceback goes to QGIS's message log (tab "TreeSeg" of the Log Messages panel), not into the

@@ -7,7 +7,6 @@ the two algorithms cannot drift apart, and runs the engine's "fit" job in the wo
 from __future__ import annotations
 
 import re
-import traceback
 from typing import Any
 
 from qgis.core import (
@@ -24,7 +23,6 @@ from qgis.core import (
 
 from ..treeseg_plugin.engine.config import SegmentationConfig, validate_settings
 from ..treeseg_plugin.engine.errors import EngineError
-from .dependencies import missing_dependencies
 from .segment_trees import SegmentTreesAlgorithm
 from .segment_trees_parameters import CLUSTER_MODEL_FILTER
 
@@ -116,28 +114,11 @@ class FitClusterModelAlgorithm(SegmentTreesAlgorithm):
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        problem = missing_dependencies()
-        if problem:
-            raise QgsProcessingException(problem)
         from ..treeseg_plugin.engine.fit_job import ClusterFitConfig
-        from ..treeseg_plugin.engine.job import WorkerBugError, run_job
-        from .feedback import FeedbackProgress, unexpected_error
 
-        try:
-            config = ClusterFitConfig(self._input_paths(parameters, context),
-                                      self.parameterAsFileOutput(parameters, self.OUTPUT, context),
-                                      token=self._token, **self._fit_settings(parameters, context))
-            result = run_job(config, FeedbackProgress(feedback))
-        except (EngineError, ValueError) as error:
-            raise QgsProcessingException(str(error)) from None
-        except WorkerBugError as error:
-            raise QgsProcessingException(unexpected_error(error.type_name, str(error), error.traceback_text,
-                                                          self.displayName())) from None
-        except QgsProcessingException:
-            raise
-        except Exception as error:
-            raise QgsProcessingException(unexpected_error(type(error).__name__, str(error), traceback.format_exc(),
-                                                          self.displayName())) from None
+        result = self._run_job(lambda: ClusterFitConfig(
+            self._input_paths(parameters, context), self.parameterAsFileOutput(parameters, self.OUTPUT, context),
+            token=self._token, **self._fit_settings(parameters, context)), feedback)
         return {self.OUTPUT: result.output_path, self.CHOSEN_K: result.chosen_k}
 
     def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict[str, Any]:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import traceback
 from typing import Any
 
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
 
 from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.engine.config import (
-    DEVICES,
-    PRECISIONS,
     STRIDES,
     SegmentationConfig,
     validate_cluster_model_paths,
@@ -30,7 +27,6 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
     Its parameters are declared in segment_trees_parameters.py; here: checks, the worker call, the outputs.
     """
 
-    _token: str | None = None  # read in prepareAlgorithm (main thread), only when downloads are allowed
     _outputs: dict[str, Any] | None = None
 
     def name(self) -> str:
@@ -38,12 +34,6 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
 
     def displayName(self) -> str:
         return self.tr("Segment Trees")
-
-    def group(self) -> str:
-        return self.tr("Segmentation")
-
-    def groupId(self) -> str:
-        return "segmentation"
 
     def tags(self) -> list[str]:
         return self.tr("trees,forest,canopy,dinov3,k-means,clustering,unsupervised,orthophoto").split(",")
@@ -53,13 +43,6 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
 
     def helpUrl(self) -> str:
         return HELP_URL
-
-    def createInstance(self) -> SegmentTreesAlgorithm:
-        return type(self)()
-
-    def canExecute(self) -> tuple[bool, str]:
-        problem = missing_dependencies()
-        return (not problem, problem)
 
     def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
         problem = self._input_problem(parameters, context)
@@ -96,36 +79,9 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
 
         return input_problem(value)
 
-    def prepareAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
-                         feedback: QgsProcessingFeedback) -> bool:
-        """Read the Hugging Face token here, in the main thread, where QGIS may ask for its master password."""
-        self._token = None
-        if self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context):
-            try:
-                self._token = treeseg_settings.hf_token(interactive=treeseg_settings.is_desktop())
-            except treeseg_settings.TokenError as error:
-                raise QgsProcessingException(str(error)) from None
-        return True
-
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        problem = missing_dependencies()
-        if problem:
-            raise QgsProcessingException(problem)
-        from ..treeseg_plugin.engine.job import WorkerBugError, run_job
-        from .feedback import FeedbackProgress, unexpected_error
-
-        config = SegmentationConfig(**self._engine_arguments(parameters, context))
-        try:
-            result = run_job(config, FeedbackProgress(feedback))
-        except EngineError as error:  # Canceled and WorkerDied included: their messages say what happened
-            raise QgsProcessingException(str(error)) from None
-        except WorkerBugError as error:  # a bug: one clear line here, the traceback in the TreeSeg message log
-            raise QgsProcessingException(unexpected_error(error.type_name, str(error), error.traceback_text)) \
-                from None
-        except Exception as error:
-            raise QgsProcessingException(unexpected_error(type(error).__name__, str(error),
-                                                          traceback.format_exc())) from None
+        result = self._run_job(lambda: SegmentationConfig(**self._engine_arguments(parameters, context)), feedback)
         self._outputs = {
             self.OUTPUT: result.output_path,
             self.STATS: result.stats_path,
@@ -155,16 +111,12 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
             raise QgsProcessingException(self.tr(
                 f"The input layer '{layer.name()}' is served by the '{layer.providerType()}' provider; Segment "
                 "Trees reads files through GDAL. Save it as a GeoTIFF first (Raster > Conversion > Translate)."))
-        extent = None
-        if parameters.get(self.EXTENT):
-            rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
-            extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         heights = self.parameterAsRasterLayer(parameters, self.CANOPY_HEIGHT, context)
         return {
             "input_path": layer.source(),
             "canopy_height_path": heights.source() if heights is not None else None,
             "output_path": self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
-            "extent": extent,
+            "extent": self._extent(parameters, context, layer),
             **self._settings_arguments(parameters, context),
             **self._tree_arguments(parameters, context),
             "token": self._token,
@@ -181,10 +133,8 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
         weights = self.parameterAsFile(parameters, self.WEIGHTS, context)
         name = MODELS[self.parameterAsEnum(parameters, self.MODEL, context)].name
         return {
-            "bands": self.parameterAsInts(parameters, self.BANDS, context) or None,
+            **self._device_arguments(parameters, context),
             "model": weights or str(treeseg_settings.weights_in_folder(name) or name),
-            "device": DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
-            "precision": PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
             "stride": STRIDES[self.parameterAsEnum(parameters, self.STRIDE, context)],
             "k": self.parameterAsInt(parameters, self.K, context),
             "k_min": self.parameterAsInt(parameters, self.K_MIN, context),
@@ -195,7 +145,6 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
             "overlap": self.parameterAsInt(parameters, self.OVERLAP, context),
             "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             "max_samples": self.parameterAsInt(parameters, self.MAX_SAMPLES, context),
-            "allow_download": self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context),
         }
 
     def _tree_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:

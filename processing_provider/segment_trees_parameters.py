@@ -10,13 +10,9 @@ from typing import Any
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
@@ -27,10 +23,10 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.dinov3.variants import VARIANTS
-from ..treeseg_plugin.engine.config import DEVICES, MAX_CLUSTERS, PRECISIONS, STRIDES, SegmentationConfig
+from ..treeseg_plugin.engine.config import MAX_CLUSTERS, STRIDES, SegmentationConfig
 from ..treeseg_plugin.engine.errors import EngineError
+from .worker_algorithm import WorkerAlgorithm
 
 MODELS = list(VARIANTS.values())  # enum order: ViT-S/16 (LVD-1689M) first, the default
 ENGINE_DEFAULTS = SegmentationConfig(input_path="", output_path="")
@@ -38,19 +34,13 @@ CLUSTER_MODEL_FILTER = "TreeSeg cluster model (*.tscm)"
 
 Integer = QgsProcessingParameterNumber.Type.Integer
 Double = QgsProcessingParameterNumber.Type.Double
-Advanced = QgsProcessingParameterDefinition.Flag.FlagAdvanced
 
 
-class SegmentTreesParameters(QgsProcessingAlgorithm):
+class SegmentTreesParameters(WorkerAlgorithm):
     """The parameters and the output of treeseg:segmenttrees (the algorithm itself: segment_trees.py)."""
 
-    INPUT = "INPUT"
-    BANDS = "BANDS"
-    EXTENT = "EXTENT"
     MODEL = "MODEL"
     WEIGHTS = "WEIGHTS"
-    DEVICE = "DEVICE"
-    PRECISION = "PRECISION"
     STRIDE = "STRIDE"
     K = "K"
     K_MIN = "K_MIN"
@@ -61,7 +51,6 @@ class SegmentTreesParameters(QgsProcessingAlgorithm):
     OVERLAP = "OVERLAP"
     BATCH_SIZE = "BATCH_SIZE"
     MAX_SAMPLES = "MAX_SAMPLES"
-    ALLOW_DOWNLOAD = "ALLOW_DOWNLOAD"
     CLUSTER_MODEL = "CLUSTER_MODEL"
     NIR_BAND = "NIR_BAND"
     CANOPY_HEIGHT = "CANOPY_HEIGHT"
@@ -92,16 +81,11 @@ class SegmentTreesParameters(QgsProcessingAlgorithm):
         """The orthophoto, its bands and the part of it to process."""
         self._add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Orthophoto")),
                   "The orthophoto to segment (any GDAL raster: GeoTIFF, VRT, JPEG2000...).")
-        self._add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands (red, green, blue)"), None, self.INPUT,
-                                             optional=True, allowMultiple=True),
-                  "Three bands in red, green, blue order. Empty: the first three bands, or the single band "
-                  "repeated for a one-band raster.")
-        self._add(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent"), optional=True),
-                  "Process only this part of the orthophoto, snapped outwards to the input's pixel grid.")
+        self._add_bands_and_extent("Three bands in red, green, blue order. Empty: the first three bands, or the "
+                                   "single band repeated for a one-band raster.")
 
     def _add_model_parameters(self) -> None:
         """The backbone and where and how it runs."""
-        defaults = treeseg_settings.load_settings()
         self._add(QgsProcessingParameterEnum(self.MODEL, self.tr("DINOv3 model"),
                                              [variant.display_name for variant in MODELS], defaultValue=0),
                   "Released DINOv3 backbone, found in the Hugging Face cache (or downloaded when allowed). "
@@ -110,13 +94,8 @@ class SegmentTreesParameters(QgsProcessingAlgorithm):
                                              fileFilter="DINOv3 weights (*.pth *.safetensors)", optional=True),
                   "A local DINOv3 checkpoint: Meta .pth or Hugging Face .safetensors. When given, it decides "
                   "the model.")
-        self._add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), list(DEVICES),
-                                             defaultValue=DEVICES.index(defaults.device)),
-                  "auto: CUDA, then Apple MPS, then CPU.")
-        self._add(QgsProcessingParameterEnum(self.PRECISION, self.tr("Precision"), list(PRECISIONS),
-                                             defaultValue=PRECISIONS.index(defaults.precision)),
-                  "auto: bf16 on CUDA and on CPUs with native bf16 (AMX or AVX512-BF16), else fp32. "
-                  "fp16 needs CUDA.")
+        self._add_device_parameters("auto: bf16 on CUDA and on CPUs with native bf16 (AMX or AVX512-BF16), else "
+                                    "fp32. fp16 needs CUDA.")
         self._add(QgsProcessingParameterEnum(self.STRIDE, self.tr("Patch stride (px)"),
                                              [str(stride) for stride in STRIDES], defaultValue=0),
                   "16: one feature per 16x16 patch. 8 or 4: overlapping patches, denser features, "
@@ -160,11 +139,9 @@ class SegmentTreesParameters(QgsProcessingAlgorithm):
 
     def _add_source_parameters(self) -> None:
         """What the run may take from elsewhere: weights from Hugging Face, clusters from a .tscm file."""
-        self._add(QgsProcessingParameterBoolean(self.ALLOW_DOWNLOAD, self.tr("Allow downloading weights"),
-                                                defaultValue=treeseg_settings.allow_download_default()),
-                  "Download the chosen model from Hugging Face when it is not in the local cache (needs a "
-                  "token with access to the gated repository: the authentication configuration chosen in "
-                  "TreeSeg's Settings, or HF_TOKEN).", advanced=True)
+        self._add_allow_download("Download the chosen model from Hugging Face when it is not in the local cache "
+                                 "(needs a token with access to the gated repository: the authentication "
+                                 "configuration chosen in TreeSeg's Settings, or HF_TOKEN).")
         self._add(QgsProcessingParameterFile(self.CLUSTER_MODEL, self.tr("Cluster model (apply)"),
                                              fileFilter=CLUSTER_MODEL_FILTER, optional=True),
                   "A .tscm file from Fit Cluster Model or a Segment Trees run: label with its clusters, band "
@@ -220,12 +197,6 @@ class SegmentTreesParameters(QgsProcessingAlgorithm):
             "One polygon per tree crown (watershed from the treetops of the canopy height, or of the distance to "
             "the canopy edge), with crown_id, area_m2, height_max, height_mean and cluster.")
         self.addOutput(QgsProcessingOutputNumber(self.CHOSEN_K, self.tr("Chosen number of clusters")))
-
-    def _add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
-        parameter.setHelp(self.tr(help_text))
-        if advanced:
-            parameter.setFlags(parameter.flags() | Advanced)
-        self.addParameter(parameter)
 
 
 def parse_tree_clusters(text: str) -> list[int] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -140,3 +141,20 @@ def test_extent_gives_the_snapped_window_grid(chm, tmp_path):
     assert (ds.RasterXSize, ds.RasterYSize) == (150, 180)
     assert ds.GetGeoTransform() == pytest.approx((gt[0] + 10.0, 0.1, 0.0, gt[3] - 12.0, 0.0, -0.1))
     assert heights.shape == (180, 150) and bool(np.isfinite(heights).all())
+
+
+@pytest.mark.parametrize(("error", "start"), [
+    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "Out of memory (CUDA out of memory"),
+    (OSError(errno.ENOSPC, "No space left on device"), "Cannot write the height raster: [Errno 28]"),
+])
+def test_out_of_memory_and_a_full_disk_become_engine_errors(chm, tmp_path, error, start):
+    def fail() -> None:
+        raise error
+
+    log = Log()
+    log.on_stage["Predicting heights"] = fail
+    path = make_raster(tmp_path / "in.tif", 64, 48)
+    with pytest.raises(EngineError) as raised:
+        run_canopy_height(_config(chm, tmp_path, path, resolution=0, tile_size=64, overlap=0), log)
+    assert str(raised.value).startswith(start), raised.value
+    assert not (tmp_path / "out").exists()

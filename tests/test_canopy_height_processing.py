@@ -12,9 +12,10 @@ import pytest
 from batch_panel import dispose, row_parameters
 from checkpoint_factory import make_state_dict, write_meta_pth
 from osgeo import gdal
+from processing_models import add_step, child, child_output, model_input, new_model, static
 from qgis.core import QgsProcessingException
 from qgis_process_runner import enable_plugin, qgis_process_env, run, run_algorithm
-from test_segment_trees import child
+from recording_progress import RecordingFeedback
 
 from tests.chmv2_factory import write_hf_chmv2, write_meta_chmv2
 
@@ -100,44 +101,16 @@ def test_check_parameter_values_uses_the_engine_rules(treeseg_provider, chm):
 def test_graphical_model_chains_the_height_raster(treeseg_provider, chm, tmp_path):
     """Canopy Height feeding QGIS's raster statistics in a graphical model (as the Modeler builds it)."""
     import processing
-    from qgis.core import (
-        QgsApplication,
-        QgsProcessingDestinationParameter,
-        QgsProcessingModelAlgorithm,
-        QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource,
-        QgsProcessingModelOutput,
-        QgsProcessingModelParameter,
-        QgsProcessingParameterFile,
-        QgsProcessingParameterRasterLayer,
-    )
+    from qgis.core import QgsProcessingParameterFile, QgsProcessingParameterRasterLayer
 
-    static = QgsProcessingModelChildParameterSource.fromStaticValue
-    model = QgsProcessingModelAlgorithm("Canopy height statistics", "TreeSeg tests")
-    for parameter in (QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
-                      QgsProcessingParameterFile("weights", "Weights")):
-        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
-    heights = QgsProcessingModelChildAlgorithm(ALGORITHM)
-    heights.setChildId("heights")
-    definitions = QgsApplication.processingRegistry().algorithmById(ALGORITHM).parameterDefinitions()
-    for parameter in definitions:
-        if not isinstance(parameter, QgsProcessingDestinationParameter) and parameter.defaultValue() is not None:
-            heights.addParameterSources(parameter.name(), [static(parameter.defaultValue())])
-    heights.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromModelParameter("ortho")])
-    heights.addParameterSources("WEIGHTS", [QgsProcessingModelChildParameterSource.fromModelParameter("weights")])
-    for name, value in (("DEVICE", 3), ("TILE_SIZE", 32), ("OVERLAP", 0)):
-        heights.addParameterSources(name, [static(value)])
-    model.addChildAlgorithm(heights)
-    statistics = QgsProcessingModelChildAlgorithm("native:rasterlayerstatistics")
-    statistics.setChildId("statistics")
-    statistics.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("heights",
-                                                                                                   "OUTPUT")])
-    statistics.addParameterSources("BAND", [static(1)])
-    report = QgsProcessingModelOutput("report", "Report")
-    report.setChildId("statistics")
-    report.setChildOutputName("OUTPUT_HTML_FILE")
-    statistics.setModelOutputs({"report": report})
-    model.addChildAlgorithm(statistics)
+    model = new_model("Canopy height statistics", QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
+                      QgsProcessingParameterFile("weights", "Weights"))
+    add_step(model, child(ALGORITHM, "heights", {"INPUT": model_input("ortho"), "WEIGHTS": model_input("weights"),
+                                                 "DEVICE": static(3), "TILE_SIZE": static(32),
+                                                 "OVERLAP": static(0)}))
+    statistics = child("native:rasterlayerstatistics", "statistics",
+                       {"INPUT": child_output("heights", "OUTPUT"), "BAND": static(1)})
+    add_step(model, statistics, {"report": ("Report", "OUTPUT_HTML_FILE")})
     ok, errors = model.validate()
     assert ok, errors
     [destination] = [parameter.name() for parameter in model.destinationParameterDefinitions()]
@@ -177,10 +150,10 @@ def build_heights_and_segment_model():
     }
     for child_id, outputs in (("heights", {"chm": "OUTPUT"}), ("segment", {"labels": "OUTPUT", "stats": "STATS"})):
         declared = {}
-        for name, child_output in outputs.items():
+        for name, output_name in outputs.items():
             declared[name] = QgsProcessingModelOutput(name, name)
             declared[name].setChildId(child_id)
-            declared[name].setChildOutputName(child_output)
+            declared[name].setChildOutputName(output_name)
         steps[child_id].setModelOutputs(declared)
         model.addChildAlgorithm(steps[child_id])
     return model
@@ -237,3 +210,16 @@ def test_the_batch_dialog_runs_canopy_height(treeseg_provider, qgis_iface, chm, 
     assert processing.run(ALGORITHM, parameters) == {"OUTPUT": str(output)}
     assert_heights_on_the_sample_grid(output)
     dispose(dialog)
+
+
+def test_an_unexpected_error_is_reported_as_canopy_heights(treeseg_provider, chm, tmp_path):
+    import processing
+
+    output = tmp_path / "chm.tif"
+    with pytest.raises(QgsProcessingException) as raised:
+        processing.run(ALGORITHM, {"INPUT": str(SAMPLE), "WEIGHTS": str(chm["hf"]), "DEVICE": 3, "PRECISION": 1,
+                                   "TILE_SIZE": 32, "OVERLAP": 0, "OUTPUT": str(output)},
+                       feedback=RecordingFeedback(fail_at_percent=50))
+    assert str(raised.value).startswith("Canopy Height stopped on an unexpected error (RuntimeError: injected"), \
+        raised.value
+    assert not output.exists()

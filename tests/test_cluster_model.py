@@ -13,11 +13,12 @@ import pytest
 import torch
 from checkpoint_factory import FactoryConfig, make_state_dict, write_hf_folder, write_meta_pth
 from data_factory import make_raster
+from engine_runs import band_values, segmenter
 from osgeo import gdal
 from recording_progress import Log
 from safetensors import safe_open
 from safetensors.numpy import save_file
-from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
+from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig
 from treeseg.treeseg_plugin.engine.cluster_model_file import METADATA_KEY, load_cluster_model, save_cluster_model
 from treeseg.treeseg_plugin.engine.config import validate_config
 from treeseg.treeseg_plugin.engine.palette import Legend
@@ -42,19 +43,8 @@ def fitted(tmp_path_factory, tiny):
     return folder, result
 
 
-def _run(raster, out, model, progress=None, **settings):
-    settings.setdefault("tile_size", TILE)
-    settings.setdefault("overlap", OVERLAP)
-    settings.setdefault("k_max", 5)
-    config = SegmentationConfig(input_path=str(raster), output_path=str(out), model=model, **settings)
-    return run_segmentation(config, progress or Log())
-
-
-def _read(path) -> np.ndarray:
-    ds = gdal.Open(str(path))
-    data = ds.GetRasterBand(1).ReadAsArray()
-    ds = None
-    return data
+_run = segmenter(tile_size=TILE, overlap=OVERLAP, k_max=5)
+_read = band_values
 
 
 def _crop(path: Path, x0: int, y0: int, width: int, height: int) -> Path:

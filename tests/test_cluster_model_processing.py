@@ -10,20 +10,17 @@ import pytest
 from batch_panel import dispose, row_parameters
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
-from osgeo import gdal
+from engine_runs import legend
+from processing_models import add_step, child, child_output, model_input, new_model, static
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingModelAlgorithm,
-    QgsProcessingModelChildParameterSource,
-    QgsProcessingModelOutput,
-    QgsProcessingModelParameter,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
 )
 from qgis_process_runner import enable_plugin, qgis_process_env, run, run_algorithm
-from test_segment_trees import child
 
 FIT = "treeseg:fitclustermodel"
 SEGMENT = "treeseg:segmenttrees"
@@ -40,16 +37,6 @@ def tiny(tmp_path_factory) -> str:
 def rasters(tmp_path) -> list[Path]:
     return [make_raster(tmp_path / "north.tif", 128, 96, kind="blobs"),
             make_raster(tmp_path / "south.tif", 96, 96, kind="blobs", seed=2)]
-
-
-def legend(path) -> tuple:
-    ds = gdal.Open(str(path))
-    ds.GetFileList()  # loads the .aux.xml (GDAL 3.6 reads a GeoTIFF band's PAM lazily)
-    band = ds.GetRasterBand(1)
-    table = band.GetColorTable()
-    found = band.GetCategoryNames(), [table.GetColorEntry(i) for i in range(table.GetCount())]
-    band = ds = None
-    return found
 
 
 def test_fit_cluster_model_definition(treeseg_provider, rasters):
@@ -97,25 +84,15 @@ def test_fit_on_several_rasters_then_segment_each_with_the_model(treeseg_provide
 
 def build_model() -> QgsProcessingModelAlgorithm:
     """Fit Cluster Model on the survey's rasters, then Segment Trees applies the model to one of them."""
-    model = QgsProcessingModelAlgorithm("Fit and segment", "TreeSeg tests")
-    for parameter in (QgsProcessingParameterMultipleLayers("survey", "Survey rasters",
-                                                           QgsProcessing.SourceType.TypeRaster),
+    model = new_model("Fit and segment", QgsProcessingParameterMultipleLayers("survey", "Survey rasters",
+                                                                              QgsProcessing.SourceType.TypeRaster),
                       QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
-                      QgsProcessingParameterFile("weights", "Weights")):
-        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
-    static = QgsProcessingModelChildParameterSource.fromStaticValue
-    parameter = QgsProcessingModelChildParameterSource.fromModelParameter
+                      QgsProcessingParameterFile("weights", "Weights"))
     small = {name: static(value) for name, value in SMALL.items()}
-    fit = child(FIT, "fit", {"INPUT": parameter("survey"), "WEIGHTS": parameter("weights"), **small})
-    model.addChildAlgorithm(fit)
-    segment = child(SEGMENT, "segment", {"INPUT": parameter("ortho"), "WEIGHTS": parameter("weights"), **small,
-                                         "CLUSTER_MODEL": QgsProcessingModelChildParameterSource.fromChildOutput(
-                                             "fit", "OUTPUT")})
-    labels = QgsProcessingModelOutput("labels", "Labels")
-    labels.setChildId("segment")
-    labels.setChildOutputName("OUTPUT")
-    segment.setModelOutputs({"labels": labels})
-    model.addChildAlgorithm(segment)
+    add_step(model, child(FIT, "fit", {"INPUT": model_input("survey"), "WEIGHTS": model_input("weights"), **small}))
+    add_step(model, child(SEGMENT, "segment", {"INPUT": model_input("ortho"), "WEIGHTS": model_input("weights"),
+                                               **small, "CLUSTER_MODEL": child_output("fit", "OUTPUT")}),
+             {"labels": ("Labels", "OUTPUT")})
     return model
 
 

@@ -16,15 +16,16 @@ import resource
 import signal
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster, trap_vrt
+from engine_runs import segmenter
 from osgeo import gdal, ogr, osr
 from recording_progress import Log
-from treeseg.treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig, run_segmentation
+from treeseg.treeseg_plugin.engine import Canceled, EngineError
 from treeseg.treeseg_plugin.engine import runtime as engine_runtime
 from treeseg.treeseg_plugin.engine.pipeline import STAGES
 from treeseg.treeseg_plugin.engine.raster_io import input_problem
@@ -64,12 +65,7 @@ def inputs(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("inputs")
 
 
-def _run(raster, out, model: str, progress: Optional[Progress] = None, **settings):
-    settings.setdefault("tile_size", 64)
-    settings.setdefault("overlap", 16)
-    settings.setdefault("k", 2)
-    config = SegmentationConfig(input_path=str(raster), output_path=str(out), model=model, **settings)
-    return run_segmentation(config, progress or Log())
+_run = segmenter(tile_size=64, overlap=16, k=2)
 
 
 def _snapshot(folder: Path) -> Dict[str, bytes]:

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster, pattern
+from engine_runs import segmenter
 from osgeo import gdal, osr
 from recording_progress import Log
 from scipy import integrate
-from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
+from treeseg.treeseg_plugin.engine import EngineError
 from treeseg.treeseg_plugin.engine.georef import pixel_area
 
 WGS84_A = 6378137.0
@@ -35,10 +36,7 @@ def _srs(epsg: int) -> osr.SpatialReference:
     return srs
 
 
-def _run(raster: Path, out: Path, tiny: str, log: Log | None = None, **settings):
-    config = SegmentationConfig(input_path=str(raster), output_path=str(out), model=tiny, tile_size=64,
-                                overlap=16, k=2, **settings)
-    return run_segmentation(config, log or Log())
+_run = segmenter(tile_size=64, overlap=16, k=2)
 
 
 def _drone_frame(path: Path, width: int = 96, height: int = 80) -> Path:

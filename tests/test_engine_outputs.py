@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
+from engine_runs import full_disk_on_replace
 from osgeo import gdal, ogr, osr
 from treeseg.treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig
 from treeseg.treeseg_plugin.engine.config import validate_config
@@ -311,14 +312,7 @@ def test_staging_failure_during_commit_removes_moved_files(tmp_path, monkeypatch
         temp = Path(staging.path(str(tmp_path / "out.tif")))
         temp.write_text("tif")
         (temp.parent / "out.qml").write_text("qml")
-        real_replace = os.replace
-
-        def failing_replace(src, dst):
-            if str(dst).endswith(".tif"):
-                raise OSError(28, "No space left on device")
-            real_replace(src, dst)
-
-        monkeypatch.setattr(os, "replace", failing_replace)
+        full_disk_on_replace(monkeypatch, ".tif")
         with pytest.raises(EngineError, match="No space left"):
             staging.commit(last="out.tif")
     assert os.listdir(tmp_path) == []

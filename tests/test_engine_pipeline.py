@@ -7,22 +7,18 @@ import itertools
 import json
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
+from engine_runs import band_values, full_disk_on_replace, segmenter
 from osgeo import gdal, ogr
 from recording_progress import Log
 from treeseg.treeseg_plugin.dinov3 import load_backbone
 from treeseg.treeseg_plugin.engine import (
     Canceled,
     EngineError,
-    Progress,
-    SegmentationConfig,
-    SegmentationResult,
-    run_segmentation,
 )
 from treeseg.treeseg_plugin.engine import runtime as engine_runtime
 from treeseg.treeseg_plugin.engine.features import FeatureStore, TileEncoder
@@ -56,19 +52,8 @@ def tiny(tmp_path_factory) -> str:
     return str(write_meta_pth(folder / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
-def _run(raster: Path, out: Path, model: str, progress: Optional[Progress] = None, **settings) -> SegmentationResult:
-    settings.setdefault("tile_size", 128)
-    settings.setdefault("overlap", 32)
-    settings.setdefault("k_max", 4)
-    config = SegmentationConfig(input_path=str(raster), output_path=str(out), model=model, **settings)
-    return run_segmentation(config, progress or Log())
-
-
-def _read(path) -> np.ndarray:
-    ds = gdal.Open(str(path))
-    data = ds.GetRasterBand(1).ReadAsArray()
-    ds = None
-    return data
+_run = segmenter(tile_size=128, overlap=32, k_max=4)
+_read = band_values
 
 
 def _agreement(a: np.ndarray, b: np.ndarray, k: int) -> float:
@@ -386,14 +371,7 @@ def test_write_failure_leaves_nothing(tmp_path, tiny, monkeypatch):
         _run(raster, tmp_path / "folder.tif", tiny, k=2)
     out = tmp_path / "out"
     out.mkdir()
-    real_replace = os.replace
-
-    def failing_replace(src, dst):
-        if str(dst).endswith("labels.tif"):
-            raise OSError(28, "No space left on device")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", failing_replace)
+    full_disk_on_replace(monkeypatch, "labels.tif")
     with pytest.raises(EngineError, match="No space left on device"):
         _run(raster, out / "labels.tif", tiny, k=2, stats_path=str(out / "s.csv"))
     assert os.listdir(out) == []

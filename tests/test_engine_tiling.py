@@ -74,7 +74,7 @@ def test_exactly_one_tile_and_one_more_pixel():
 
 
 def test_last_tile_is_only_as_long_as_the_rest_of_the_grid():
-    length, tiles = axis_tiles(2299, 384, 32, 16)  # the bench raster's width: 7 tiles, step 352
+    _, tiles = axis_tiles(2299, 384, 32, 16)  # the bench raster's width: 7 tiles, step 352
     assert [t.origin for t in tiles] == [0, 352, 704, 1056, 1408, 1760, 2112]
     assert [t.length for t in tiles] == [384] * 6 + [192]  # 2112 + 192 = 2304, the grid's end
     assert sum(t.length for t in tiles) < 7 * 384  # fewer pixels encoded than 7 full tiles

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+
 import numpy as np
 import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
+from engine_runs import legend
 from osgeo import gdal
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
@@ -26,16 +29,6 @@ def tiny(tmp_path_factory) -> str:
 def _fit(paths, out, model, progress=None, **settings):
     config = ClusterFitConfig([str(p) for p in paths], str(out), model=model, **{**SETTINGS, **settings})
     return run_fit_cluster_model(config, progress or Log())
-
-
-def _legend(path):
-    ds = gdal.Open(str(path))
-    ds.GetFileList()  # loads the .aux.xml (GDAL 3.6 reads a GeoTIFF band's PAM lazily)
-    band = ds.GetRasterBand(1)
-    table = band.GetColorTable()
-    legend = band.GetCategoryNames(), [table.GetColorEntry(i) for i in range(table.GetCount())]
-    band = ds = None
-    return legend
 
 
 def test_one_raster_gives_the_model_segment_trees_saves(tmp_path, tiny):
@@ -74,7 +67,7 @@ def test_several_rasters_share_one_model_sampled_by_valid_patches(tmp_path, tiny
         out = tmp_path / f"{raster.stem}-labels.tif"
         run_segmentation(SegmentationConfig(str(raster), str(out), model=tiny, cluster_model=result.output_path,
                                             **SETTINGS), Log())
-        legends.append(_legend(out))
+        legends.append(legend(out))
     assert legends[0] == legends[1] == legends[2]
 
 
@@ -137,4 +130,21 @@ def test_a_canceled_fit_leaves_nothing(tmp_path, tiny):
     raster = make_raster(tmp_path / "a.tif", 128, 96)
     with pytest.raises(EngineError, match="Canceled"):
         _fit([raster], tmp_path / "out" / "m.tscm", tiny, CancelWhileFitting())
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("error", "start"), [
+    (MemoryError("Unable to allocate 37.3 GiB for an array"), "Out of memory (Unable to allocate 37.3 GiB"),
+    (OSError(errno.ENOSPC, "No space left on device"), "Cannot write the temporary files: [Errno 28]"),
+])
+def test_out_of_memory_and_a_full_disk_in_a_fit_become_engine_errors(tmp_path, tiny, error, start):
+    def fail() -> None:
+        raise error
+
+    log = Log()
+    log.on_stage["Encoding tiles"] = fail
+    raster = make_raster(tmp_path / "a.tif", 128, 96)
+    with pytest.raises(EngineError) as raised:
+        _fit([raster], tmp_path / "out" / "m.tscm", tiny, log)
+    assert str(raised.value).startswith(start), raised.value
     assert not (tmp_path / "out").exists()

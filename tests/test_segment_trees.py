@@ -14,14 +14,11 @@ import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster, vegetation_scene, write_chm, write_scene
 from osgeo import gdal
+from processing_models import add_step, child, child_output, model_input, new_model, static
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingModelAlgorithm,
-    QgsProcessingModelChildAlgorithm,
-    QgsProcessingModelChildParameterSource,
-    QgsProcessingModelOutput,
-    QgsProcessingModelParameter,
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterLayer,
     QgsRasterLayer,
@@ -154,44 +151,16 @@ def test_missing_weights_is_a_clear_error_not_random_weights(treeseg_provider, t
     assert not (tmp_path / "labels.tif").exists()
 
 
-def child(algorithm_id: str, child_id: str, sources: dict) -> QgsProcessingModelChildAlgorithm:
-    """A model child whose other inputs hold their defaults, as the Model Designer's dialog fills them."""
-    from qgis.core import QgsApplication, QgsProcessingDestinationParameter
-
-    step = QgsProcessingModelChildAlgorithm(algorithm_id)
-    step.setChildId(child_id)
-    algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
-    for parameter in algorithm.parameterDefinitions():
-        if isinstance(parameter, QgsProcessingDestinationParameter):
-            continue
-        if parameter.name() in sources:
-            step.addParameterSources(parameter.name(), [sources[parameter.name()]])
-        elif parameter.defaultValue() is not None:
-            value = QgsProcessingModelChildParameterSource.fromStaticValue(parameter.defaultValue())
-            step.addParameterSources(parameter.name(), [value])
-    return step
-
-
 def build_model() -> QgsProcessingModelAlgorithm:
     """Segment Trees (K = 3) feeding QGIS's raster unique-values report."""
-    model = QgsProcessingModelAlgorithm("Segment and report", "TreeSeg tests")
-    for parameter in (QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
-                      QgsProcessingParameterFile("weights", "Weights")):
-        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
-
-    static = QgsProcessingModelChildParameterSource.fromStaticValue
-    model.addChildAlgorithm(child(ALGORITHM, "segment", {
-        "INPUT": QgsProcessingModelChildParameterSource.fromModelParameter("ortho"),
-        "WEIGHTS": QgsProcessingModelChildParameterSource.fromModelParameter("weights"),
+    model = new_model("Segment and report", QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
+                      QgsProcessingParameterFile("weights", "Weights"))
+    add_step(model, child(ALGORITHM, "segment", {
+        "INPUT": model_input("ortho"), "WEIGHTS": model_input("weights"),
         "K": static(3), "TILE_SIZE": static(64), "OVERLAP": static(16)}))
-
-    report = child("native:rasterlayeruniquevaluesreport", "report", {
-        "INPUT": QgsProcessingModelChildParameterSource.fromChildOutput("segment", "OUTPUT"), "BAND": static(1)})
-    table = QgsProcessingModelOutput("unique_values", "Unique values")
-    table.setChildId("report")
-    table.setChildOutputName("OUTPUT_TABLE")
-    report.setModelOutputs({"unique_values": table})
-    model.addChildAlgorithm(report)
+    add_step(model, child("native:rasterlayeruniquevaluesreport", "report", {
+        "INPUT": child_output("segment", "OUTPUT"), "BAND": static(1)}),
+        {"unique_values": ("Unique values", "OUTPUT_TABLE")})
     return model
 
 
@@ -246,30 +215,16 @@ def test_qgis_process_run_returns_declared_outputs(checkpoints, tmp_path, plugin
 
 def build_crowns_model() -> QgsProcessingModelAlgorithm:
     """Segment Trees (K = 4, a canopy height raster) -> its CROWNS -> native:buffer."""
-    model = QgsProcessingModelAlgorithm("Crowns and buffer", "TreeSeg tests")
-    for parameter in (QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
+    model = new_model("Crowns and buffer", QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
                       QgsProcessingParameterRasterLayer("chm", "Canopy heights"),
-                      QgsProcessingParameterFile("weights", "Weights")):
-        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
-    static = QgsProcessingModelChildParameterSource.fromStaticValue
-    source = QgsProcessingModelChildParameterSource.fromModelParameter
-    segment = child(ALGORITHM, "segment", {
-        "INPUT": source("ortho"), "WEIGHTS": source("weights"), "CANOPY_HEIGHT": source("chm"),
-        "K": static(4), "TILE_SIZE": static(64), "OVERLAP": static(16)})
-    segment.setModelOutputs({})
-    crowns = QgsProcessingModelOutput("crowns", "Crowns")  # an intermediate output the buffer reads
-    crowns.setChildId("segment")
-    crowns.setChildOutputName("CROWNS")
-    segment.setModelOutputs({"crowns": crowns})
-    model.addChildAlgorithm(segment)
-    buffer = child("native:buffer", "buffer", {
-        "INPUT": QgsProcessingModelChildParameterSource.fromChildOutput("segment", "CROWNS"),
-        "DISTANCE": static(1.0)})
-    buffered = QgsProcessingModelOutput("buffered", "Buffered crowns")
-    buffered.setChildId("buffer")
-    buffered.setChildOutputName("OUTPUT")
-    buffer.setModelOutputs({"buffered": buffered})
-    model.addChildAlgorithm(buffer)
+                      QgsProcessingParameterFile("weights", "Weights"))
+    add_step(model, child(ALGORITHM, "segment", {
+        "INPUT": model_input("ortho"), "WEIGHTS": model_input("weights"), "CANOPY_HEIGHT": model_input("chm"),
+        "K": static(4), "TILE_SIZE": static(64), "OVERLAP": static(16)}),
+        {"crowns": ("Crowns", "CROWNS")})  # an intermediate output the buffer reads
+    add_step(model, child("native:buffer", "buffer", {
+        "INPUT": child_output("segment", "CROWNS"), "DISTANCE": static(1.0)}),
+        {"buffered": ("Buffered crowns", "OUTPUT")})
     return model
 
 

@@ -7,6 +7,7 @@ algorithm must fail with a clear message, leave nothing behind, and work again o
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,7 +22,9 @@ from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import Canceled, EngineError, SegmentationConfig, run_segmentation
+from treeseg.treeseg_plugin.engine.fit_job import ClusterFitResult
 from treeseg.treeseg_plugin.engine.job import WorkerDiedError, death_message, run_job
+from treeseg.treeseg_plugin.engine.result import SegmentationResult
 
 ALGORITHM = "treeseg:segmenttrees"
 
@@ -144,3 +147,14 @@ def test_a_killed_worker_fails_the_algorithm_cleanly_and_the_next_run_works(
     results = processing.run(ALGORITHM, parameters)
     assert gdal.Open(results["OUTPUT"]).ReadAsArray().max() == 3
     assert leftovers(dest) == []
+
+
+def test_results_cross_the_pipe_as_strict_json():
+    """A WCSS increase (a -inf drop) and the numbered dicts survive JSON without NaN or Infinity."""
+    drop = {2: float("-inf"), 3: 12.5}
+    segmentation = SegmentationResult("labels.tif", 3, {2: 0.0, 3: 1.0}, drop, {1: 10, 2: 5},
+                                      {1: {"hectares": None}}, {"k": 3}, tree_clusters=[1])
+    fit = ClusterFitResult("forest.tscm", 3, {2: 0.0, 3: 1.0}, drop, [{"path": "a.tif"}])
+    for result in (segmentation, fit):
+        line = json.dumps(result.to_json(), allow_nan=False)
+        assert type(result).from_json(json.loads(line)) == result

@@ -97,13 +97,12 @@ def _apply_task(config: SegmentationConfig) -> str:
 
 def _fit(settings: BatchSettings, rasters: Sequence[str], backend: Any, destination: str, log: Progress) -> None:
     from ..engine.cluster_model_run import save_model
+    from ..engine.config import fit_settings
     from ..engine.fit_job import ClusterFitConfig
     from ..engine.model_fit import fit_cluster_model, fit_input_bands
     from ..engine.staging import Staging
 
-    fields = {f.name: getattr(settings.engine, f.name) for f in dataclasses.fields(ClusterFitConfig)
-              if f.name not in ("input_paths", "output_path")}
-    fit_config = ClusterFitConfig(input_paths=list(rasters), output_path=destination, **fields)
+    fit_config = ClusterFitConfig(input_paths=list(rasters), output_path=destination, **fit_settings(settings.engine))
     log.info(f"Fitting the cluster model on {len(rasters)} raster(s) ...")
     bands = fit_input_bands(rasters, fit_config.bands, fit_config.seed, log)
     with Staging() as staging:

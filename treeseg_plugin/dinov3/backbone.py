@@ -4,7 +4,7 @@ checks weights the same way without loading them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor, nn
@@ -14,7 +14,7 @@ from .checkpoints import LoadedCheckpoint, load_checkpoint, verify_checkpoint
 from .device import DeviceLike, check_dtype, resolve_device
 from .patch_embed import grid_size
 from .variants import DATASET_NAMES, NORMALISATION, VARIANTS, Variant
-from .vision_transformer import BlockSelection, DinoVisionTransformer, ViTConfig
+from .vision_transformer import DinoVisionTransformer, ViTConfig
 from .weights import ResolvedWeights, Source, WeightsInfo, choose_dataset, resolve_weights, verify_meta_hash
 
 
@@ -95,19 +95,10 @@ class Backbone(nn.Module):
     forward = forward_features
 
     @torch.inference_mode()
-    def get_intermediate_layers(
-        self,
-        x: Tensor,
-        n: BlockSelection = 1,
-        reshape: bool = False,
-        return_class_token: bool = False,
-        return_extra_tokens: bool = False,
-        norm: bool = True,
-    ) -> tuple:
-        """Official semantics; outputs in the order asked; `reshape` gives [B,D,H',W'] on the conv grid."""
-        return self.vit.get_intermediate_layers(
-            self._prepare(x), n, reshape, return_class_token, return_extra_tokens, norm
-        )
+    def get_intermediate_layers(self, x: Tensor, *args: Any, **kwargs: Any) -> tuple:
+        """:meth:`DinoVisionTransformer.get_intermediate_layers` (its arguments and defaults: one definition)
+        on images [B,3,H,W] moved to the model's device and dtype."""
+        return self.vit.get_intermediate_layers(self._prepare(x), *args, **kwargs)
 
 
 def _released_matches(config: ViTConfig) -> list[Variant]:

@@ -9,13 +9,13 @@ the input), after the tree rule has decided.
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
 from typing import Collection, Iterator, Tuple
 
 import numpy as np
 from osgeo import gdal
 
 from .progress import Progress, check_canceled
+from .qml import add_palette, style_root, style_text, write_style
 from .writer import BLOCK, CREATION_OPTIONS, WriteError
 
 CANOPY, NOT_CANOPY, MASK_NODATA = 1, 0, 255
@@ -64,20 +64,12 @@ def write_tree_mask(labels_path: str, mask_path: str, tree_labels: Collection[in
         raise WriteError(str(exc).strip() or "GDAL reported a write error") from None
     finally:
         band = source = mask = labels = None
-    with open(os.path.splitext(mask_path)[0] + ".qml", "w", encoding="utf-8") as handle:
-        handle.write(mask_qml())
+    write_style(os.path.splitext(mask_path)[0] + ".qml", mask_qml())
     return canopy
 
 
 def mask_qml() -> str:
     """A QGIS paletted style for the mask: canopy green, not-trees light grey and half transparent."""
-    root = ET.Element("qgis", {"version": "3.22.0", "styleCategories": "AllStyleCategories"})
-    pipe = ET.SubElement(root, "pipe")
-    renderer = ET.SubElement(pipe, "rasterrenderer", {"type": "paletted", "band": "1", "opacity": "1",
-                                                      "alphaBand": "-1", "nodataColor": ""})
-    ET.SubElement(renderer, "rasterTransparency")
-    palette = ET.SubElement(renderer, "colorPalette")
-    for value, color, alpha, label in _STYLE:
-        ET.SubElement(palette, "paletteEntry", {"value": str(value), "color": color, "alpha": alpha, "label": label})
-    ET.indent(root)
-    return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(root, encoding="unicode") + "\n"
+    root, pipe = style_root()
+    add_palette(pipe, _STYLE)
+    return style_text(root)

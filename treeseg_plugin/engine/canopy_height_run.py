@@ -23,7 +23,6 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
 import os
 import time
@@ -40,7 +39,7 @@ from ..dinov3.chmv2.loading import load_canopy_height_model
 from ..dinov3.chmv2.model import CanopyHeightModel
 from ..dinov3.errors import scrub_token
 from .canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult, validate_canopy_config
-from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
+from .errors import Canceled, EngineError, resource_errors, write_error
 from .gdal_mode import raising_gdal_errors
 from .georef import Window, window_geotransform, working_window
 from .height_raster import HeightWriter, write_height_qml
@@ -205,19 +204,8 @@ def run_canopy_height(config: CanopyHeightConfig, progress: Optional[Progress] =
     """Canopy heights of ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled."""
     progress = progress or Progress()
     validate_canopy_config(config)
-    try:
+    with resource_errors("the height raster", os.path.dirname(os.path.abspath(config.output_path))):
         return _run(config, progress)
-    except EngineError:
-        raise
-    except (MemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        raise memory_error(exc) from exc
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise write_error("the height raster", exc, os.path.dirname(os.path.abspath(config.output_path))) \
-                from exc
-        raise
 
 
 def _run(config: CanopyHeightConfig, progress: Progress) -> CanopyHeightResult:

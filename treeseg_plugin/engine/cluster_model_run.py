@@ -33,10 +33,10 @@ from .cluster_model import (
     refuse_mismatch,
 )
 from .cluster_model_file import save_cluster_model
-from .config import SegmentationConfig
+from .config import FitSettings, SegmentationConfig
 from .errors import write_error
 from .features import FeatureStore
-from .fitting import Fit, KSettings, no_valid_pixels
+from .fitting import Fit, no_valid_pixels
 from .palette import Legend, default_legend
 from .pixels import RasterSource, Stretch, stretched_bands
 from .progress import Progress
@@ -81,7 +81,7 @@ def applied_fit(model: ClusterModel, path: str, store: FeatureStore, where: str,
     return Fit(model.k, model.centroids, dict(model.wcss), dict(model.wcss_drop), 0, valid)
 
 
-def fit_record(settings: KSettings, inputs: Sequence[FitInput], encoding: Encoding) -> FitRecord:
+def fit_record(settings: FitSettings, inputs: Sequence[FitInput], encoding: Encoding) -> FitRecord:
     """How a model was fitted, from the run's K settings, its inputs and its encoding."""
     return FitRecord("fixed" if settings.k else "automatic", settings.k_min, settings.k_max,
                      float(settings.elbow_threshold), settings.seed, settings.max_samples, tuple(inputs),

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .errors import EngineError
 
@@ -41,14 +41,12 @@ DEFAULT_MIN_CROWN_AREA = 1.0
 """m² (map units² without a CRS): smaller crowns are left out of CROWNS (a 1.1 m wide crown is 1 m²)."""
 
 
-@dataclass
-class SegmentationConfig:
-    """Everything one segmentation run needs; see the module docstring for the rules."""
+@dataclass(kw_only=True)
+class FitSettings:
+    """How rasters are read, encoded and clustered: the settings Segment Trees and Fit Cluster Model share
+    (keyword-only, so each job's own fields keep their positions)."""
 
-    input_path: str
-    output_path: str
     bands: Optional[Sequence[int]] = None
-    extent: Optional[Tuple[float, float, float, float]] = None
     model: str = "vits16"
     device: str = "auto"
     precision: str = "auto"
@@ -64,6 +62,15 @@ class SegmentationConfig:
     max_samples: int = DEFAULT_MAX_SAMPLES
     allow_download: bool = False
     token: Optional[str] = field(default=None, repr=False)
+
+
+@dataclass
+class SegmentationConfig(FitSettings):
+    """Everything one segmentation run needs; see the module docstring for the rules."""
+
+    input_path: str
+    output_path: str
+    extent: Optional[Tuple[float, float, float, float]] = None
     stats_path: Optional[str] = None
     polygons_path: Optional[str] = None
     cluster_model: Optional[str] = None  # apply this model: no fit, its centroids, stretch and colours
@@ -80,6 +87,11 @@ class SegmentationConfig:
         """The files this run writes (those asked for), the label raster first."""
         return [p for p in (self.output_path, self.stats_path, self.polygons_path, self.trees_path,
                             self.crowns_path, self.cluster_model_output) if p]
+
+
+def fit_settings(config: FitSettings) -> Dict[str, Any]:
+    """``config``'s :class:`FitSettings` fields by name, to build another job with the same settings."""
+    return {f.name: getattr(config, f.name) for f in fields(FitSettings)}
 
 
 def _is_int(value: object) -> bool:
@@ -107,18 +119,13 @@ def validate_config(config: SegmentationConfig) -> None:
     _require(os.path.abspath(config.output_path) != os.path.abspath(config.input_path),
              "The output path is the input raster. Choose another output file name.")
     validate_settings(config)
-    if config.stats_path:
-        _require(_extension(config.stats_path) in STATS_EXTENSIONS,
-                 f"Statistics file '{config.stats_path}' must end in .json, .csv or .html.")
-    if config.polygons_path:
-        _require(_extension(config.polygons_path) in POLYGON_DRIVERS,
-                 f"Polygon file '{config.polygons_path}' must end in .gpkg, .shp or .geojson.")
-    if config.trees_path:
-        _require(_extension(config.trees_path) in RASTER_EXTENSIONS,
-                 f"The tree canopy mask '{config.trees_path}' must be a GeoTIFF ending in .tif or .tiff.")
-    if config.crowns_path:
-        _require(_extension(config.crowns_path) in POLYGON_DRIVERS,
-                 f"Crown file '{config.crowns_path}' must end in .gpkg, .shp or .geojson.")
+    for path, extensions, message in (
+            (config.stats_path, STATS_EXTENSIONS, "Statistics file '{}' must end in .json, .csv or .html."),
+            (config.polygons_path, POLYGON_DRIVERS, "Polygon file '{}' must end in .gpkg, .shp or .geojson."),
+            (config.trees_path, RASTER_EXTENSIONS,
+             "The tree canopy mask '{}' must be a GeoTIFF ending in .tif or .tiff."),
+            (config.crowns_path, POLYGON_DRIVERS, "Crown file '{}' must end in .gpkg, .shp or .geojson.")):
+        _require(not path or _extension(path) in extensions, message.format(path))
     validate_cluster_model_paths(config.cluster_model, config.cluster_model_output)
     outputs = config.output_paths()
     _require(len({os.path.abspath(p) for p in outputs}) == len(outputs),

@@ -3,15 +3,17 @@
 Messages start with a stable phrase naming the problem ("Cannot open ... as a raster", "Cannot write
 ...", "Out of memory", ...) and end with the fix; ``docs/troubleshooting-run.md`` lists them.
 :func:`write_error` turns an operating-system or GDAL write failure into such a message, choosing the
-fix from the error number (full disk, no permission, vanished folder).
+fix from the error number (full disk, no permission, vanished folder); :func:`resource_errors` does both
+translations around a whole run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
-from typing import Optional
+from typing import Iterator, Optional
 
 
 class EngineError(Exception):
@@ -76,3 +78,19 @@ def write_error(what: str, exc: BaseException, folder: Optional[str]) -> EngineE
     """``Cannot write <what>: <reason>. <fix>`` as an :class:`EngineError`."""
     reason = str(exc).strip().rstrip(".") or type(exc).__name__
     return EngineError(f"Cannot write {what}: {reason}. {write_fix(exc, folder)}")
+
+
+@contextlib.contextmanager
+def resource_errors(what: str, folder: Optional[str]) -> Iterator[None]:
+    """Around a run: an allocation failure becomes :func:`memory_error`, a full disk while writing ``what``
+    in ``folder`` becomes :func:`write_error`; anything else (a bug included) passes unchanged."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise memory_error(exc) from exc
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        raise write_error(what, exc, folder) from exc

@@ -1,50 +1,36 @@
 """The Fit Cluster Model job's settings (:class:`ClusterFitConfig`), their check, and its result.
 
 One model is fitted on patch features sampled across several rasters (engine/model_fit.py runs it).
-The settings are Segment Trees' (model, stride, K, tiling, sampling), so :meth:`ClusterFitConfig.for_raster`
-gives each input the SegmentationConfig that reads and encodes it, and the settings are checked by the
-same rules (``validate_settings``). Imports no torch: the job is built and checked in QGIS's process.
+The settings are Segment Trees' (:class:`FitSettings`: model, stride, K, tiling, sampling), so
+:meth:`ClusterFitConfig.for_raster` gives each input the SegmentationConfig that reads and encodes it, and
+the settings are checked by the same rules (``validate_settings``). Imports no torch: the job is built and
+checked in QGIS's process.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, List
 
 from .config import (
     CLUSTER_MODEL_EXTENSION,
-    DEFAULT_MAX_SAMPLES,
+    FitSettings,
     SegmentationConfig,
+    fit_settings,
     validate_cluster_model_paths,
     validate_settings,
 )
 from .errors import EngineError
+from .result import SweepResult
 
 
 @dataclass
-class ClusterFitConfig:
+class ClusterFitConfig(FitSettings):
     """Fit one cluster model on ``input_paths`` and save it to ``output_path`` (a .tscm file)."""
 
     input_paths: List[str]
     output_path: str
-    bands: Optional[Sequence[int]] = None
-    model: str = "vits16"
-    device: str = "auto"
-    precision: str = "auto"
-    stride: int = 16
-    k: int = 0
-    k_min: int = 2
-    k_max: int = 10
-    elbow_threshold: float = 5.0
-    seed: int = 0
-    tile_size: int = 384
-    overlap: int = 32
-    batch_size: int = 4
-    max_samples: int = DEFAULT_MAX_SAMPLES
-    allow_download: bool = False
-    token: Optional[str] = field(default=None, repr=False)
 
     def output_paths(self) -> List[str]:
         """The one file this job writes."""
@@ -52,10 +38,7 @@ class ClusterFitConfig:
 
     def for_raster(self, input_path: str) -> SegmentationConfig:
         """The Segment Trees settings that read and encode ``input_path`` as this fit does."""
-        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(SegmentationConfig)
-                  if hasattr(self, f.name) and f.name not in ("output_path",)}
-        shared["input_path"] = input_path
-        return SegmentationConfig(output_path="", **shared)
+        return SegmentationConfig(input_path, "", **fit_settings(self))
 
 
 def validate_fit_config(config: ClusterFitConfig) -> None:
@@ -77,25 +60,7 @@ def validate_fit_config(config: ClusterFitConfig) -> None:
 
 
 @dataclass
-class ClusterFitResult:
+class ClusterFitResult(SweepResult):
     """What a fit produced: the model file, the chosen K, the sweep, and what each input gave."""
 
-    output_path: str
-    chosen_k: int
-    wcss: Dict[int, float]
-    wcss_drop: Dict[int, float]
     inputs: List[Dict[str, Any]]  # {"path", "valid_patches", "sampled"} per input, in input order
-
-    def to_json(self) -> Dict[str, Any]:
-        """A JSON-ready dict (K keys as strings; :meth:`from_json` restores them; -inf drops as None)."""
-        data = dataclasses.asdict(self)
-        data["wcss"] = {str(k): v for k, v in self.wcss.items()}
-        data["wcss_drop"] = {str(k): (None if v == float("-inf") else v) for k, v in self.wcss_drop.items()}
-        return data
-
-    @classmethod
-    def from_json(cls, data: Dict[str, Any]) -> ClusterFitResult:
-        data = dict(data)
-        data["wcss"] = {int(k): v for k, v in data["wcss"].items()}
-        data["wcss_drop"] = {int(k): (float("-inf") if v is None else v) for k, v in data["wcss_drop"].items()}
-        return cls(**data)

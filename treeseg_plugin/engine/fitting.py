@@ -12,25 +12,15 @@ both choose K and report the sweep the same way. Decisions:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Protocol
+from typing import Callable, Dict, List
 
 import numpy as np
 
 from . import clustering
+from .config import FitSettings
 from .errors import Canceled, EngineError
 from .features import FeatureStore
 from .progress import Progress
-
-
-class KSettings(Protocol):
-    """The settings a fit reads (SegmentationConfig and ClusterFitConfig both have them)."""
-
-    k: int
-    k_min: int
-    k_max: int
-    elbow_threshold: float
-    seed: int
-    max_samples: int
 
 
 @dataclass
@@ -51,7 +41,7 @@ def no_valid_pixels(where: str) -> EngineError:
                        "Check the NoData value, the alpha band or the mask, or choose another extent or raster.")
 
 
-def fit_store(store: FeatureStore, settings: KSettings, where: str, progress: Progress,
+def fit_store(store: FeatureStore, settings: FitSettings, where: str, progress: Progress,
               report: Callable[[float], None]) -> Fit:
     """Sample ``store``'s valid patches and fit them (:func:`fit_samples`); ``where`` names the window."""
     valid = store.count_valid()
@@ -60,7 +50,7 @@ def fit_store(store: FeatureStore, settings: KSettings, where: str, progress: Pr
     return fit_samples(store.sample(settings.max_samples, settings.seed), valid, settings, progress, report)
 
 
-def _k_values(x: np.ndarray, settings: KSettings, progress: Progress) -> List[int]:
+def _k_values(x: np.ndarray, settings: FitSettings, progress: Progress) -> List[int]:
     n = clustering.count_distinct_rows(x, settings.k or settings.k_max)
     if settings.k:
         if settings.k > n:
@@ -76,7 +66,7 @@ def _k_values(x: np.ndarray, settings: KSettings, progress: Progress) -> List[in
     return list(range(settings.k_min, k_max + 1))
 
 
-def fit_samples(x: np.ndarray, valid: int, settings: KSettings, progress: Progress,
+def fit_samples(x: np.ndarray, valid: int, settings: FitSettings, progress: Progress,
                 report: Callable[[float], None]) -> Fit:
     """Fit k-means to the sample ``x`` ``[N, D]`` (drawn from ``valid`` patches) for the K of ``settings``,
     choose K, and log the WCSS table; ``report`` gets the share of the sweep done."""

@@ -14,6 +14,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .canopy_height import NODATA
+from .qml import add_renderer, style_root, style_text, write_style
 from .writer import BLOCK, WriteError
 
 CREATION_OPTIONS = ("TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "COMPRESS=DEFLATE", "PREDICTOR=3",
@@ -77,13 +78,9 @@ class HeightWriter:
 
 def height_qml() -> str:
     """A QGIS single-band pseudocolour style: interpolated ramp 0..40 m, NoData transparent."""
-    root = ET.Element("qgis", {"version": "3.22.0", "styleCategories": "AllStyleCategories"})
-    pipe = ET.SubElement(root, "pipe")
+    root, pipe = style_root()
     top = f"{RAMP_TOP_M:g}"
-    renderer = ET.SubElement(pipe, "rasterrenderer", {
-        "type": "singlebandpseudocolor", "band": "1", "opacity": "1", "alphaBand": "-1",
-        "classificationMin": "0", "classificationMax": top, "nodataColor": ""})
-    ET.SubElement(renderer, "rasterTransparency")
+    renderer = add_renderer(pipe, "singlebandpseudocolor", {"classificationMin": "0", "classificationMax": top})
     shader = ET.SubElement(ET.SubElement(renderer, "rastershader"), "colorrampshader", {
         "colorRampType": "INTERPOLATED", "classificationMode": "1", "clip": "0", "minimumValue": "0",
         "maximumValue": top})
@@ -92,10 +89,9 @@ def height_qml() -> str:
                                        "label": f"{value:g} m"})
     ET.SubElement(pipe, "brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
     ET.SubElement(pipe, "rasterresampler", {"maxOversampling": "2"})
-    ET.indent(root)
-    return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(root, encoding="unicode") + "\n"
+    return style_text(root)
 
 
 def write_height_qml(path: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(height_qml())
+    """Write the height style to ``path``."""
+    write_style(path, height_qml())

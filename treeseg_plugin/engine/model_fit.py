@@ -29,10 +29,11 @@ import numpy as np
 
 from .cluster_model import BackboneIdentity, ClusterModel, Encoding, FitInput, InputBands, backbone_identity
 from .cluster_model_run import fit_record, model_from_fit, save_model
-from .errors import Canceled, EngineError, is_out_of_memory, memory_error
+from .config import FitSettings
+from .errors import Canceled, EngineError, resource_errors
 from .features import FeatureStore, TileEncoder
 from .fit_job import ClusterFitConfig, ClusterFitResult, validate_fit_config
-from .fitting import KSettings, fit_samples, no_valid_pixels
+from .fitting import fit_samples, no_valid_pixels
 from .gdal_mode import raising_gdal_errors
 from .georef import Window
 from .pixels import SAMPLE_SIDE, RasterSource, Stretch, stretch_from_samples, stretch_samples, stretched_bands
@@ -128,7 +129,7 @@ def split_budget(valid: Sequence[int], budget: int) -> List[int]:
     return counts
 
 
-def fit_cluster_model(samples: Sequence[RasterSample], settings: KSettings, backbone: BackboneIdentity,
+def fit_cluster_model(samples: Sequence[RasterSample], settings: FitSettings, backbone: BackboneIdentity,
                       encoding: Encoding, bands: InputBands, progress: Progress,
                       report: Callable[[float], None]) -> ClusterModel:
     """One model from the rasters' samples: rows split by valid patches, then Segment Trees' K choice."""
@@ -151,12 +152,8 @@ def fit_cluster_model(samples: Sequence[RasterSample], settings: KSettings, back
 def run_fit_cluster_model(config: ClusterFitConfig, progress: Progress) -> ClusterFitResult:
     """Fit one model on ``config.input_paths`` and save it to ``config.output_path``; raises EngineError."""
     validate_fit_config(config)
-    try:
+    with resource_errors("the temporary files", os.path.dirname(os.path.abspath(config.output_path))):
         return _run(config, progress)
-    except (MemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        raise memory_error(exc) from exc
 
 
 def _run(config: ClusterFitConfig, progress: Progress) -> ClusterFitResult:

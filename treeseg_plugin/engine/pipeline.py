@@ -34,7 +34,6 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import time
 from typing import Any, Dict, Iterator, Optional, Tuple
@@ -47,7 +46,7 @@ from . import clustering, tree_outputs
 from .cluster_model import ClusterModel, Encoding
 from .cluster_model_file import load_cluster_model
 from .config import SegmentationConfig, validate_config
-from .errors import Canceled, EngineError, is_out_of_memory, memory_error, write_error
+from .errors import Canceled, EngineError, resource_errors, write_error
 from .evidence import EvidenceAccumulator, HeightGrid, read_block
 from .features import FeatureStore, TileEncoder
 from .fitting import Fit, fit_store
@@ -116,18 +115,8 @@ def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = 
     """
     progress = progress or Progress()
     validate_config(config)
-    try:
+    with resource_errors("the temporary files", _folder(config.output_path)):
         return _run(config, progress)
-    except EngineError:
-        raise
-    except (MemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        raise memory_error(exc) from exc
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise write_error("the temporary files", exc, _folder(config.output_path)) from exc
-        raise
 
 
 class _Stages:

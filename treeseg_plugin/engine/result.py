@@ -1,22 +1,50 @@
-"""What a segmentation run produced (:class:`SegmentationResult`), and its JSON form for the worker pipe."""
+"""What a segmentation run produced (:class:`SegmentationResult`); what it shares with Fit Cluster Model's
+result (:class:`SweepResult`), with the JSON form both cross the worker pipe in."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar
 
-_INT_KEYED = ("wcss", "wcss_drop", "cluster_pixels", "cluster_area")  # dicts keyed by cluster number or K
+R = TypeVar("R", bound="SweepResult")
 
 
 @dataclass
-class SegmentationResult:
-    """What a run produced (paths are the final destinations)."""
+class SweepResult:
+    """What a run that fits k-means reports first: the file written, the chosen K and the WCSS sweep;
+    with its JSON form for the worker pipe."""
 
     output_path: str
     chosen_k: int
     wcss: Dict[int, float]
     wcss_drop: Dict[int, float]
+
+    int_keyed: ClassVar[Tuple[str, ...]] = ("wcss", "wcss_drop")
+    """The fields that are dicts keyed by cluster number or K."""
+
+    def to_json(self) -> Dict[str, Any]:
+        """A strict-JSON dict: the :attr:`int_keyed` dicts keyed by strings (JSON object keys are strings),
+        a -inf WCSS drop (an increase) as None; :meth:`from_json` restores both."""
+        data = dataclasses.asdict(self)
+        for name in self.int_keyed:
+            data[name] = {str(key): value for key, value in data[name].items()}
+        data["wcss_drop"] = {k: (None if v == float("-inf") else v) for k, v in data["wcss_drop"].items()}
+        return data
+
+    @classmethod
+    def from_json(cls: Type[R], data: Dict[str, Any]) -> R:
+        data = dict(data)
+        for name in cls.int_keyed:
+            data[name] = {int(key): value for key, value in data[name].items()}
+        data["wcss_drop"] = {k: (float("-inf") if v is None else v) for k, v in data["wcss_drop"].items()}
+        return cls(**data)
+
+
+@dataclass
+class SegmentationResult(SweepResult):
+    """What a run produced (paths are the final destinations)."""
+
     cluster_pixels: Dict[int, int]
     cluster_area: Dict[int, Dict[str, Optional[float]]]
     stats: Dict[str, Any]
@@ -28,16 +56,4 @@ class SegmentationResult:
     trees_path: Optional[str] = None
     crowns_path: Optional[str] = None
 
-    def to_json(self) -> Dict[str, Any]:
-        """A JSON-ready dict (JSON object keys are strings; :meth:`from_json` restores the numbers)."""
-        data = dataclasses.asdict(self)
-        for name in _INT_KEYED:
-            data[name] = {str(key): value for key, value in data[name].items()}
-        return data
-
-    @classmethod
-    def from_json(cls, data: Dict[str, Any]) -> SegmentationResult:
-        data = dict(data)
-        for name in _INT_KEYED:
-            data[name] = {int(key): value for key, value in data[name].items()}
-        return cls(**data)
+    int_keyed: ClassVar[Tuple[str, ...]] = ("wcss", "wcss_drop", "cluster_pixels", "cluster_area")

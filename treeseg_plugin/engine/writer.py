@@ -26,6 +26,7 @@ from osgeo import gdal, osr
 
 from .gdal_mode import gdal_exceptions
 from .palette import Legend, default_legend
+from .qml import add_palette, style_root, style_text, write_style
 
 T = TypeVar("T")
 BLOCK = 256
@@ -148,15 +149,8 @@ class LabelWriter:
 def qml_text(k: int, legend: Optional[Legend] = None) -> str:
     """A QGIS paletted-renderer style for labels 1..k (0 stays transparent), the fixed palette by default."""
     legend = legend or default_legend(k)
-    root = ET.Element("qgis", {"version": "3.22.0", "styleCategories": "AllStyleCategories"})
-    pipe = ET.SubElement(root, "pipe")
-    renderer = ET.SubElement(pipe, "rasterrenderer", {"type": "paletted", "band": "1", "opacity": "1",
-                                                      "alphaBand": "-1", "nodataColor": ""})
-    ET.SubElement(renderer, "rasterTransparency")
-    palette = ET.SubElement(renderer, "colorPalette")
-    for label in range(1, k + 1):
-        ET.SubElement(palette, "paletteEntry", {"value": str(label), "color": legend.colors[label - 1],
-                                                "alpha": "255", "label": legend.names[label]})
+    root, pipe = style_root()
+    add_palette(pipe, [(label, legend.colors[label - 1], "255", legend.names[label]) for label in range(1, k + 1)])
     ET.SubElement(pipe, "brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
     ET.SubElement(pipe, "huesaturation", {"saturation": "0", "grayscaleMode": "0", "invertColors": "0",
                                           "colorizeOn": "0", "colorizeRed": "255", "colorizeGreen": "128",
@@ -164,12 +158,9 @@ def qml_text(k: int, legend: Optional[Legend] = None) -> str:
     ET.SubElement(pipe, "rasterresampler", {"maxOversampling": "2"})
     blend = ET.SubElement(root, "blendMode")
     blend.text = "0"
-    ET.indent(root)
-    body = ET.tostring(root, encoding="unicode")
-    return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + body + "\n"
+    return style_text(root)
 
 
 def write_qml(path: str, k: int, legend: Optional[Legend] = None) -> None:
     """Write the paletted style for labels 1..k to ``path``."""
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(qml_text(k, legend))
+    write_style(path, qml_text(k, legend))

@@ -1,0 +1,132 @@
+"""What Segment Trees, Fit Cluster Model and Canopy Height share: the group, the dependency check, parameters
+with help, the parameters they declare alike (bands, extent, device, precision, downloads), the token read
+in the main thread, and the engine job in the worker process with its errors as Processing messages."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+)
+
+from ..treeseg_plugin import settings as treeseg_settings
+from ..treeseg_plugin.engine.config import DEVICES, PRECISIONS
+from ..treeseg_plugin.engine.errors import EngineError
+from .dependencies import missing_dependencies
+
+Advanced = QgsProcessingParameterDefinition.Flag.FlagAdvanced
+
+
+class WorkerAlgorithm(QgsProcessingAlgorithm):
+    """A TreeSeg algorithm that runs an engine job in the worker process (subclasses: the parameters, the job)."""
+
+    INPUT = "INPUT"
+    BANDS = "BANDS"
+    EXTENT = "EXTENT"
+    DEVICE = "DEVICE"
+    PRECISION = "PRECISION"
+    ALLOW_DOWNLOAD = "ALLOW_DOWNLOAD"
+
+    _token: str | None = None  # read in prepareAlgorithm (main thread), only when downloads are allowed
+
+    def group(self) -> str:
+        return self.tr("Segmentation")
+
+    def groupId(self) -> str:
+        return "segmentation"
+
+    def createInstance(self) -> WorkerAlgorithm:
+        return type(self)()
+
+    def canExecute(self) -> tuple[bool, str]:
+        problem = missing_dependencies()
+        return (not problem, problem)
+
+    def _add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
+        parameter.setHelp(self.tr(help_text))
+        if advanced:
+            parameter.setFlags(parameter.flags() | Advanced)
+        self.addParameter(parameter)
+
+    def _add_bands_and_extent(self, bands_help: str) -> None:
+        """BANDS (of INPUT, red, green, blue) and EXTENT."""
+        self._add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands (red, green, blue)"), None, self.INPUT,
+                                             optional=True, allowMultiple=True), bands_help)
+        self._add(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent"), optional=True),
+                  "Process only this part of the orthophoto, snapped outwards to the input's pixel grid.")
+
+    def _add_device_parameters(self, precision_help: str) -> None:
+        """DEVICE and PRECISION, their defaults from TreeSeg's Settings."""
+        defaults = treeseg_settings.load_settings()
+        self._add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), list(DEVICES),
+                                             defaultValue=DEVICES.index(defaults.device)),
+                  "auto: CUDA, then Apple MPS, then CPU.")
+        self._add(QgsProcessingParameterEnum(self.PRECISION, self.tr("Precision"), list(PRECISIONS),
+                                             defaultValue=PRECISIONS.index(defaults.precision)), precision_help)
+
+    def _add_allow_download(self, help_text: str) -> None:
+        """ALLOW_DOWNLOAD (advanced), its default from TreeSeg's Settings."""
+        self._add(QgsProcessingParameterBoolean(self.ALLOW_DOWNLOAD, self.tr("Allow downloading weights"),
+                                                defaultValue=treeseg_settings.allow_download_default()),
+                  help_text, advanced=True)
+
+    def _device_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """The config fields of DEVICE, PRECISION, BANDS and ALLOW_DOWNLOAD."""
+        return {
+            "bands": self.parameterAsInts(parameters, self.BANDS, context) or None,
+            "device": DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            "precision": PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
+            "allow_download": self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context),
+        }
+
+    def _extent(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                layer: Any) -> tuple[float, float, float, float] | None:
+        """EXTENT in ``layer``'s CRS as (xmin, ymin, xmax, ymax); None when not given."""
+        if not parameters.get(self.EXTENT):
+            return None
+        rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
+        return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+
+    def prepareAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> bool:
+        """Read the Hugging Face token here, in the main thread, where QGIS may ask for its master password."""
+        self._token = None
+        if self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context):
+            try:
+                self._token = treeseg_settings.hf_token(interactive=treeseg_settings.is_desktop())
+            except treeseg_settings.TokenError as error:
+                raise QgsProcessingException(str(error)) from None
+        return True
+
+    def _run_job(self, make_config: Callable[[], Any], feedback: QgsProcessingFeedback) -> Any:
+        """The job of ``make_config()`` in the worker process; every failure as a QgsProcessingException."""
+        problem = missing_dependencies()
+        if problem:
+            raise QgsProcessingException(problem)
+        from ..treeseg_plugin.engine.job import WorkerBugError, run_job
+        from .feedback import FeedbackProgress, unexpected_error
+
+        try:
+            config = make_config()
+        except (EngineError, ValueError) as error:  # a setting the engine or a parser refuses
+            raise QgsProcessingException(str(error)) from None
+        try:
+            return run_job(config, FeedbackProgress(feedback))
+        except EngineError as error:  # Canceled and WorkerDied included: their messages say what happened
+            raise QgsProcessingException(str(error)) from None
+        except WorkerBugError as error:  # a bug: one clear line here, the traceback in the TreeSeg message log
+            raise QgsProcessingException(unexpected_error(error.type_name, str(error), error.traceback_text,
+                                                          self.displayName())) from None
+        except Exception as error:
+            raise QgsProcessingException(unexpected_error(type(error).__name__, str(error), traceback.format_exc(),
+                                                          self.displayName())) from None

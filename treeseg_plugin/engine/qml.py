@@ -1,0 +1,46 @@
+"""QGIS layer styles (``.qml``) for the rasters TreeSeg writes: labels, tree mask, canopy heights.
+
+One skeleton for all three: a ``<qgis>`` root with a ``<pipe>`` holding the renderer, and the QGIS DOCTYPE
+line. The formats are QGIS 3.22's (read by every later version).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Dict, Iterable, Tuple
+
+PaletteEntry = Tuple[int, str, str, str]
+"""(value, colour "#rrggbb", alpha "0".."255", label) of one paletted-renderer entry."""
+
+
+def style_root() -> Tuple[ET.Element, ET.Element]:
+    """A new style document: (the ``<qgis>`` root, its ``<pipe>``)."""
+    root = ET.Element("qgis", {"version": "3.22.0", "styleCategories": "AllStyleCategories"})
+    return root, ET.SubElement(root, "pipe")
+
+
+def add_renderer(pipe: ET.Element, kind: str, attributes: Dict[str, str]) -> ET.Element:
+    """A band-1 ``<rasterrenderer>`` of ``kind`` (opaque, no alpha band, NoData not drawn) in ``pipe``."""
+    renderer = ET.SubElement(pipe, "rasterrenderer", {"type": kind, "band": "1", "opacity": "1",
+                                                      "alphaBand": "-1", **attributes, "nodataColor": ""})
+    ET.SubElement(renderer, "rasterTransparency")
+    return renderer
+
+
+def add_palette(pipe: ET.Element, entries: Iterable[PaletteEntry]) -> None:
+    """A paletted renderer with ``entries``; values without an entry are drawn transparent."""
+    palette = ET.SubElement(add_renderer(pipe, "paletted", {}), "colorPalette")
+    for value, color, alpha, label in entries:
+        ET.SubElement(palette, "paletteEntry", {"value": str(value), "color": color, "alpha": alpha, "label": label})
+
+
+def style_text(root: ET.Element) -> str:
+    """The document as QGIS writes a ``.qml``: DOCTYPE line, indented XML, final newline."""
+    ET.indent(root)
+    return "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_style(path: str, text: str) -> None:
+    """Write the style ``text`` to ``path`` (UTF-8)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
