@@ -1,16 +1,15 @@
-"""Checks that the engine's Python dependencies import, before the engine itself is imported."""
+"""Checks that the engine's Python packages are installed, without importing them into QGIS's process.
+
+Importing torch in QGIS would cost seconds and bind its BLAS there for nothing: the engine runs in the
+worker process (:mod:`..treeseg_plugin.engine.job`). This check reads the installed distributions'
+metadata as the worker will see them (the installer's :func:`~..treeseg_plugin.installer.find_problems`,
+the message bar's check too); a package that is installed but broken is named by the worker when it
+cannot import it.
+"""
 
 from __future__ import annotations
 
-import importlib
-
-# What the engine imports at run time (numpy and GDAL come with QGIS). scikit-learn is not among them:
-# the engine has its own k-means, and scikit-learn is only a test-time reference (requirements/dev.txt).
-REQUIRED_MODULES = {
-    "torch": "torch",
-    "safetensors": "safetensors",
-    "huggingface_hub": "huggingface_hub",
-}
+from ..treeseg_plugin import installer
 
 INSTALL_HINT = (
     "Install them with TreeSeg's own installer: restart the QGIS desktop and click 'Install...' in the "
@@ -21,13 +20,10 @@ INSTALL_HINT = (
 
 
 def missing_dependencies() -> str:
-    """Empty when every dependency imports; otherwise a message naming each failure and the fix."""
-    problems = []
-    for module, package in REQUIRED_MODULES.items():
-        try:
-            importlib.import_module(module)
-        except Exception as error:  # a broken install raises OSError or RuntimeError, not only ImportError
-            problems.append(f"{package} ({type(error).__name__}: {error})")
+    """Empty when every package the engine needs is installed and recent enough; otherwise a message
+    naming each problem and the fix."""
+    problems = installer.find_problems()
     if not problems:
         return ""
-    return f"TreeSeg cannot run: these Python packages do not import: {'; '.join(problems)}. {INSTALL_HINT}"
+    listed = "; ".join(str(problem) for problem in problems)
+    return f"TreeSeg cannot run: these Python packages are missing or too old: {listed}. {INSTALL_HINT}"

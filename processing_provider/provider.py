@@ -7,6 +7,7 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from ..treeseg_plugin import installer
 from ..treeseg_plugin.version import plugin_version
 from .canopy_height import CanopyHeightAlgorithm
 from .diagnostics import DiagnosticsAlgorithm
@@ -14,6 +15,7 @@ from .fit_cluster_model import FitClusterModelAlgorithm
 from .segment_trees import SegmentTreesAlgorithm
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
+
 
 class TreeSegProvider(QgsProcessingProvider):
     """Provides Segment Trees, Fit Cluster Model, Canopy Height and Diagnostics; registers even when PyTorch is
@@ -37,14 +39,13 @@ class TreeSegProvider(QgsProcessingProvider):
         return str(PLUGIN_DIR / "icon.svg")
 
     def versionInfo(self) -> str:
-        """Plugin version plus the torch build and CUDA runtime, as users are asked to report them."""
+        """Plugin version plus the torch build the worker will import ("2.13.0+cpu", "2.6.0+cu128"), read from
+        its metadata: importing torch here would cost QGIS seconds (the run log names the device)."""
         info = f"TreeSeg {plugin_version()}"
-        try:
-            import torch
-        except ImportError:
+        torch_version = installer.installed_version("torch")
+        if torch_version is None:
             return f"{info}; PyTorch not installed"
-        cuda = torch.version.cuda or "none"
-        return f"{info}; torch {torch.__version__} (CUDA {cuda})"
+        return f"{info}; torch {torch_version}"
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:
         """The label raster is always a GeoTIFF: QGIS offers only .tif and names temporary outputs .tif."""

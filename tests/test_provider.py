@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from qgis.core import QgsProcessingContext, QgsProcessingParameterDefinition
@@ -100,19 +102,40 @@ def test_check_parameter_values_accepts_defaults(algorithm):
     assert (ok, message) == (True, "")
 
 
+ENGINE_PACKAGES = ("torch", "safetensors", "huggingface_hub")
+
+
+def _folders_of(distributions: tuple[str, ...]) -> set[str]:
+    """The ``sys.path`` folders that hold any of ``distributions``."""
+    folders = set()
+    for name in distributions:
+        for found in importlib.metadata.distributions(name=name):
+            folders.add(str(Path(str(found.locate_file(""))).resolve()))
+    return folders
+
+
+def _engine_package_folders() -> set[str]:
+    """The ``sys.path`` folders that hold the engine's packages: without them, this Python is one without those
+    packages. Skips the test where they share a folder with QGIS's Python modules (Debian's python3-torch)."""
+    folders = _folders_of(ENGINE_PACKAGES)
+    if any((Path(folder) / "qgis").is_dir() for folder in folders):
+        pytest.skip("the engine's packages lie beside QGIS's Python modules (Debian's python3-torch)")
+    return folders
+
+
 def test_can_execute_refuses_without_torch(algorithm, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)  # what Python does for a package that is not installed
+    folders = _engine_package_folders()
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if str(Path(entry).resolve()) not in folders])
     ok, message = algorithm.canExecute()
     assert not ok
-    assert "torch" in message
+    assert "torch is not installed" in message and "safetensors is not installed" in message
     assert "TreeSeg message bar" in message and "Installing the dependencies" in message
     assert "pip install" not in message and "below 2" not in message
 
 
 WITHOUT_TORCH = """
-import sys
-for name in ("torch", "safetensors", "huggingface_hub"):
-    sys.modules[name] = None  # what Python does for a package that is not installed
+import os, sys
+sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry) not in sys.argv[1:]]  # no engine packages
 from qgis.core import QgsApplication
 app = QgsApplication([], False)
 app.initQgis()
@@ -136,12 +159,12 @@ print("WEIGHTS_ROWS", dialog.table.rowCount())
 
 def test_provider_registers_without_torch_and_explains(plugins_dir, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(plugins_dir), "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
-    done = subprocess.run([sys.executable, "-c", WITHOUT_TORCH], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, *_engine_package_folders()], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "MODELS 9" in done.stdout
     assert "CAN_EXECUTE False" in done.stdout
-    assert "torch (ModuleNotFoundError" in done.stdout and "safetensors (ModuleNotFoundError" in done.stdout
+    assert "torch is not installed" in done.stdout and "safetensors is not installed" in done.stdout
     assert "scikit-learn" not in done.stdout  # not a runtime dependency
     assert "Install..." in done.stdout and "numpy" in done.stdout
     assert "pip install" not in done.stdout  # refused by Debian's externally managed Python

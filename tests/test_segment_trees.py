@@ -7,6 +7,8 @@ the tests write in Meta's format.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +213,39 @@ def test_qgis_process_run_returns_declared_outputs(checkpoints, tmp_path, plugin
     assert labels_ds.GetGeoTransform() == gdal.Open(str(SAMPLE)).GetGeoTransform()
     assert labels.max() == results["CHOSEN_K"]
     assert (output.parent / "labels.qml").exists()
+
+
+RUN_IN_FRESH_QGIS = """
+import json, sys
+from qgis.core import QgsApplication
+app = QgsApplication([], False)
+app.initQgis()
+sys.path.insert(0, "/usr/share/qgis/python/plugins")
+from processing.core.Processing import Processing
+Processing.initialize()
+import processing, treeseg
+plugin = treeseg.classFactory(None)
+plugin.initProcessing()
+print("VERSION", plugin.provider.versionInfo())
+results = processing.run("treeseg:segmenttrees", json.loads(sys.argv[1]))
+print("CHOSEN_K", results["CHOSEN_K"])
+print("IMPORTED", sorted({"torch", "safetensors", "huggingface_hub", "sklearn"} & set(sys.modules)))
+"""
+
+
+def test_qgis_never_imports_the_engine_packages_itself(checkpoints, tmp_path, plugins_dir):
+    """Checking, describing and running Segment Trees leave torch to the worker: importing it in QGIS costs
+    seconds and binds its BLAS there (issue 11)."""
+    parameters = {"INPUT": str(SAMPLE), "WEIGHTS": str(checkpoints["tiny"]), "K": 3,
+                  "OUTPUT": str(tmp_path / "labels.tif")}
+    env = {**qgis_process_env(tmp_path / "home", plugins_dir), "PYTHONPATH": str(plugins_dir)}
+    done = subprocess.run([sys.executable, "-c", RUN_IN_FRESH_QGIS, json.dumps(parameters)], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "VERSION TreeSeg" in done.stdout and "; torch 2." in done.stdout
+    assert "CHOSEN_K 3" in done.stdout
+    assert "IMPORTED []" in done.stdout
+    assert (tmp_path / "labels.tif").exists()
 
 
 def build_crowns_model() -> QgsProcessingModelAlgorithm:
