@@ -5,9 +5,10 @@ next to the same engine in a plain Python process and the backbone alone, in one
 Every way runs the same job (the bench raster, random-weight ViT-S/16 from tests/checkpoint_factory,
 the config's default tiling) in turn, `--repeats` times, with the backbone timed in this process before
 and after each round on batches of random 512 x 512 tiles, so machine noise hits all alike. Reported per
-way: the engine's own time from the statistics file (start-up, i.e. loading the model, excluded, as in
-scripts/bench_pipeline.py) and the whole wall time of the command, both against the backbone's time for
-the same pixel count as non-overlapping 512 px tiles, and the engine time against plain Python's.
+way: the engine's own wall and process CPU time from the statistics file (start-up, i.e. loading the
+model, excluded, as in scripts/bench_pipeline.py) and the whole wall time of the command, against the
+backbone's time for the same pixel count as non-overlapping 512 px tiles timed around that round, and
+the engine's against plain Python's in the same round (medians over the rounds; `summarise`).
 
     .venv/bin/python scripts/bench_qgis.py                       # qgis_process and plain Python
     .venv/bin/python scripts/bench_qgis.py --desktop             # and the QGIS desktop (needs xvfb-run)
@@ -54,14 +55,15 @@ DESKTOP_SCRIPT = textwrap.dedent("""
 """)
 
 
-def engine_seconds(stats_path: Path) -> float:
-    """The engine's time of one run without start-up (loading the model), from its statistics file."""
-    timings = json.loads(stats_path.read_text())["timings_s"]
-    return timings["total"] - timings["load_model"]
+def engine_seconds(stats_path: Path) -> tuple:
+    """The engine's wall and process CPU seconds of one run without start-up (loading the model), from its
+    statistics file."""
+    stats = json.loads(stats_path.read_text())
+    return tuple(stats[key]["total"] - stats[key]["load_model"] for key in ("timings_s", "cpu_s"))
 
 
 class Ways:
-    """The ways of running one Segment Trees job; each returns (engine s, whole wall s)."""
+    """The ways of running one Segment Trees job; each returns (engine wall s, engine CPU s, whole wall s)."""
 
     def __init__(self, folder: Path, parameters: Dict[str, str], precision: str) -> None:
         self.folder = folder
@@ -90,7 +92,7 @@ class Ways:
         """)
         tick = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True)
-        return engine_seconds(Path(outputs["STATS"])), time.perf_counter() - tick
+        return (*engine_seconds(Path(outputs["STATS"])), time.perf_counter() - tick)
 
     def qgis_process(self) -> tuple:
         """qgis_process.bin --json run treeseg:segmenttrees (the worker process inside)."""
@@ -100,7 +102,7 @@ class Ways:
         wall = time.perf_counter() - tick
         if done.returncode != 0 or payload is None:
             raise SystemExit(f"qgis_process failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        return engine_seconds(Path(outputs["STATS"])), wall
+        return (*engine_seconds(Path(outputs["STATS"])), wall)
 
     def desktop(self) -> tuple:
         """`xvfb-run qgis --code`: processing.run in the QGIS desktop, the plugin loaded at start-up."""
@@ -119,7 +121,40 @@ class Ways:
         outcome_path.unlink(missing_ok=True)
         if "error" in outcome:
             raise SystemExit(f"QGIS desktop run failed: {outcome['error']}")
-        return engine_seconds(Path(outputs["STATS"])), wall
+        return (*engine_seconds(Path(outputs["STATS"])), wall)
+
+
+def _median_ratio(runs: List[tuple], field: int, others: List[tuple], other_field: int) -> float:
+    """Median over rounds of ``run[field] / other[other_field]``, round by round."""
+    return statistics.median(run[field] / other[other_field] for run, other in zip(runs, others))
+
+
+def summarise(samples: Dict[str, List[tuple]], backbone: List[tuple]) -> Dict[str, Dict[str, float]]:
+    """Print the table: each way's medians and its ratios. A round's ratio is its time against the backbone's
+    (same pixels) timed right before and after it, and against plain Python's run of the same round: the
+    machine's drift over minutes then cancels out. Wall is what users wait; process CPU (all threads) is
+    robust to other load on the machine. Ratios are medians over the rounds."""
+    around = [((b[0] + a[0]) / 2, (b[1] + a[1]) / 2) for b, a in zip(backbone, backbone[1:])]
+    plain = samples["plain Python"]
+    wall, cpu = (statistics.median(b[i] for b in backbone) for i in (0, 1))
+    print(f"\nBackbone alone, same pixels as non-overlapping 512 px tiles: **{wall:.1f} s** wall, {cpu:.1f} CPU s "
+          f"(medians of {len(backbone)} timings around the rounds).\n")
+    print("| way | engine wall s, start-up excluded | ÷ backbone | ÷ plain Python | engine CPU s | ÷ backbone "
+          "| ÷ plain Python | whole command wall s | ÷ backbone | every engine wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    report = {}
+    for name, runs in samples.items():
+        row = {"engine_s": statistics.median(r[0] for r in runs), "engine_cpu_s": statistics.median(r[1] for r in runs),
+               "wall_s": statistics.median(r[2] for r in runs),
+               "to_backbone": _median_ratio(runs, 0, around, 0), "to_plain": _median_ratio(runs, 0, plain, 0),
+               "cpu_to_backbone": _median_ratio(runs, 1, around, 1), "cpu_to_plain": _median_ratio(runs, 1, plain, 1),
+               "wall_to_backbone": _median_ratio(runs, 2, around, 0)}
+        report[name] = row
+        print(f"| {name} | {row['engine_s']:.1f} | **{row['to_backbone']:.2f}x** | **{row['to_plain']:.2f}x** "
+              f"| {row['engine_cpu_s']:.1f} | **{row['cpu_to_backbone']:.2f}x** | **{row['cpu_to_plain']:.2f}x** "
+              f"| {row['wall_s']:.1f} | {row['wall_to_backbone']:.2f}x | {' '.join(f'{r[0]:.1f}' for r in runs)} |",
+              flush=True)
+    return report
 
 
 def main(argv: List[str] = sys.argv[1:]) -> Dict[str, Dict[str, float]]:
@@ -160,26 +195,14 @@ def main(argv: List[str] = sys.argv[1:]) -> Dict[str, Dict[str, float]]:
     print(f"- input: {args.width} x {args.height} px RGB Byte GeoTIFF, synthetic 'blobs'; model {args.model}, "
           f"random weights; {args.precision}; default tiling; batch {batch}; {args.repeats} rounds")
     backbone = load_backbone(weights, dtype=DTYPES[args.precision])
-    baseline = [tile_time(backbone, 512, batch, args.rounds)[0]]
+    baseline = [tile_time(backbone, 512, batch, args.rounds)]  # (wall, CPU) s per tile
     samples: Dict[str, List[tuple]] = {name: [] for name in chosen}
     for _ in range(args.repeats):
         for name, way in chosen.items():
             samples[name].append(way())
-        baseline.append(tile_time(backbone, 512, batch, args.rounds)[0])
-    backbone_s = args.width * args.height / 512**2 * statistics.median(baseline)
-    plain_engine = statistics.median(s[0] for s in samples["plain Python"])
-    print(f"\nBackbone alone, same pixels as non-overlapping 512 px tiles: **{backbone_s:.1f} s** "
-          f"(median of {len(baseline)} timings around the runs).\n")
-    print("| way | engine s, start-up excluded (median) | ÷ backbone | ÷ plain Python | whole command wall s "
-          "(median) | ÷ backbone | every engine s |")
-    print("|---|---|---|---|---|---|---|")
-    report = {}
-    for name, runs in samples.items():
-        engine = statistics.median(r[0] for r in runs)
-        wall = statistics.median(r[1] for r in runs)
-        report[name] = {"engine_s": engine, "wall_s": wall, "backbone_s": backbone_s}
-        print(f"| {name} | {engine:.1f} | **{engine / backbone_s:.2f}x** | **{engine / plain_engine:.2f}x** "
-              f"| {wall:.1f} | {wall / backbone_s:.2f}x | {' '.join(f'{r[0]:.1f}' for r in runs)} |", flush=True)
+        baseline.append(tile_time(backbone, 512, batch, args.rounds))
+    report = summarise(samples, [(args.width * args.height / 512**2 * wall, args.width * args.height / 512**2 * cpu)
+                                 for wall, cpu in baseline])
     shutil.rmtree(folder, ignore_errors=True)
     return report
 

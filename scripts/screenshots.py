@@ -80,7 +80,7 @@ def dialog_screenshots(output_dir: Path, sample_layer) -> list[Path]:
     dialog = AlgorithmDialog(algorithm)
     dialog.mainWidget().setParameters({"INPUT": sample_layer})
     return [grab(dialog, output_dir / "segment-trees-dialog.png", 980, 640),
-            grab(WeightsDialog(), output_dir / "weights-manager.png", 1000, 500),
+            grab(WeightsDialog(), output_dir / "weights-manager.png", 1000, 540),
             grab(SettingsDialog(), output_dir / "settings.png", 640, 330)]
 
 

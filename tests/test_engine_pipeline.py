@@ -282,7 +282,10 @@ def test_stats_files_and_polygons(tmp_path, tiny):
         assert key in stats, key
     assert stats["model"]["weights_path"] == tiny
     assert stats["model"]["weights_sha256"] == hashlib.sha256(Path(tiny).read_bytes()).hexdigest()
-    assert set(stats["timings_s"]) == {"load_model", "read_encode", "fit", "predict_write", "total"}
+    assert set(stats["timings_s"]) == set(stats["cpu_s"]) == {"load_model", "read_encode", "fit", "predict_write",
+                                                              "total"}
+    cpu_stages = [seconds for stage, seconds in stats["cpu_s"].items() if stage != "total"]
+    assert 0 < sum(cpu_stages) <= stats["cpu_s"]["total"] + 0.01  # process CPU: the stages lie within the run
     assert stats["tiles"]["total"] == 2 and stats["tiles"]["skipped"] == 0
     assert stats["versions"]["torch"]
     assert TOKEN not in (out / "stats.json").read_text() and TOKEN not in log.text

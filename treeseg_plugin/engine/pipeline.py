@@ -120,28 +120,39 @@ def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = 
 
 
 class _Stages:
-    """Enters the run's stages (STAGES): names each to the progress, checks for cancel, and times it."""
+    """Enters the run's stages (STAGES): names each to the progress, checks for cancel, and times it in wall
+    and in process CPU seconds (all threads; robust to other load on the machine)."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
+        self.started = (time.perf_counter(), time.process_time())
         self.seconds: Dict[str, float] = {}
+        self.cpu_seconds: Dict[str, float] = {}
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         self.progress.stage(name)
         check_canceled(self.progress)
-        tick = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         yield
-        self.seconds[name] = time.perf_counter() - tick
+        self.seconds[name] = time.perf_counter() - wall
+        self.cpu_seconds[name] = time.process_time() - cpu
 
-    def timings(self, total: float) -> Dict[str, float]:
-        """The statistics' timings_s: reading counts with encoding, polygons, mask and crowns with the labels."""
-        seconds = self.seconds.get
-        return {"load_model": seconds(STAGES[1], 0.0),
-                "read_encode": seconds(STAGES[0], 0.0) + seconds(STAGES[2], 0.0),
-                "fit": seconds(STAGES[3], 0.0),
-                "predict_write": sum(seconds(name, 0.0) for name in (STAGES[4], STAGES[5], STAGES[7], STAGES[8])),
-                "total": total}
+    def timings(self) -> Tuple[Dict[str, float], Dict[str, float]]:
+        """The statistics' timings_s and cpu_s, since this object was made."""
+        return (_grouped(self.seconds, time.perf_counter() - self.started[0]),
+                _grouped(self.cpu_seconds, time.process_time() - self.started[1]))
+
+
+def _grouped(seconds: Dict[str, float], total: float) -> Dict[str, float]:
+    """Stage times as the statistics group them: reading counts with encoding, polygons, mask and crowns with
+    the labels."""
+    of = seconds.get
+    return {"load_model": of(STAGES[1], 0.0),
+            "read_encode": of(STAGES[0], 0.0) + of(STAGES[2], 0.0),
+            "fit": of(STAGES[3], 0.0),
+            "predict_write": sum(of(name, 0.0) for name in (STAGES[4], STAGES[5], STAGES[7], STAGES[8])),
+            "total": total}
 
 
 def _load_backbone(config: SegmentationConfig, model: Optional[ClusterModel],
@@ -241,7 +252,6 @@ def _write_statistics(config: SegmentationConfig, staging: Staging, stats: Dict[
 
 def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
     """The stages in order (STAGES), inside one exit stack that closes and removes what they opened."""
-    started = time.perf_counter()
     stage = _Stages(progress)
     model = load_cluster_model(config.cluster_model) if config.cluster_model else None
     with contextlib.ExitStack() as stack:
@@ -272,7 +282,7 @@ def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
         progress.progress(99)
 
         stats = build_stats(config, inputs.source, inputs.window, backbone, device, precision, plan, skipped, fit,
-                            labels, inputs.area, stage.timings(time.perf_counter() - started))
+                            labels, inputs.area, *stage.timings())
         stats["trees"] = trees
         stats["cluster_model"]["applied_sha256"] = model.sha256 if model is not None else None
         stats["legend"] = {"colors": list(legend.colors), "names": list(legend.names)}  # as the raster has them

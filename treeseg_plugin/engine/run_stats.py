@@ -55,7 +55,7 @@ def _crs(source: RasterSource) -> Optional[str]:
 
 def build_stats(config: SegmentationConfig, source: RasterSource, window: Window, backbone: Any,
                 device: str, precision: str, plan: TilePlan, skipped: int, fit: Fit, labels: LabelCounts,
-                area: PixelArea, timings: Dict[str, float]) -> Dict[str, Any]:
+                area: PixelArea, timings: Dict[str, float], cpu_timings: Dict[str, float]) -> Dict[str, Any]:
     """The statistics of a run, in the stats file's key order (the caller adds "trees" and "legend")."""
     total = int(labels.pixels[1:].sum())
     cluster_pixels = {str(k): int(labels.pixels[k]) for k in range(1, fit.k + 1)}
@@ -99,6 +99,7 @@ def build_stats(config: SegmentationConfig, source: RasterSource, window: Window
         "max_samples": config.max_samples,
         "cluster_model": {"applied": absolute(config.cluster_model), "saved": absolute(config.cluster_model_output)},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "cpu_s": {k: round(v, 3) for k, v in cpu_timings.items()},
         "versions": {"treeseg": plugin_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "gdal": gdal.__version__, "python": platform.python_version()},
     }
