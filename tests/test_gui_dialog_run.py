@@ -1,0 +1,122 @@
+"""Segment Trees run from QGIS's own algorithm dialog, as an analyst clicks Run and Cancel: the algorithm runs
+in a QgsProcessingAlgRunnerTask (a QGIS thread), the engine in the worker process under it; progress, the
+log and cancel reach the dialog."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+from batch_panel import dispose
+from checkpoint_factory import make_state_dict, write_meta_pth
+from data_factory import make_raster
+from qgis.core import QgsApplication, QgsProject
+from qt_events import wait_until
+
+ALGORITHM = "treeseg:segmenttrees"
+
+
+@pytest.fixture()
+def dialog_run(treeseg_provider, qgis_iface, monkeypatch):
+    """Opens Segment Trees' algorithm dialog with the given parameters and clicks Run; gives the dialog and a
+    record of the run: whether it succeeded once it ended, every value the progress bar showed, and the log."""
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    from qgis.core import QgsLayerTreeModel
+    from qgis.gui import QgsBrowserGuiModel, QgsLayerTreeView
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtWidgets import QProgressBar
+
+    browser = QgsBrowserGuiModel()
+    monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)  # absent from the test iface
+    view = QgsLayerTreeView()  # QGIS >= 3.34 adds result layers through the desktop's layer tree view
+    view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view))
+    monkeypatch.setattr(qgis_iface, "layerTreeView", lambda: view, raising=False)
+    dialogs = []
+
+    def run(parameters: dict):
+        dialog = AlgorithmDialog(QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM),
+                                 parent=qgis_iface.mainWindow())
+        dialogs.append(dialog)
+        dialog.setParameters(parameters)
+        record = {"finished": None, "progress": [], "log": ""}
+        dialog.findChild(QProgressBar, "progressBar").valueChanged.connect(record["progress"].append)
+        finish = dialog.finish
+
+        def finished(successful, *args, **kwargs):
+            finish(successful, *args, **kwargs)  # after a success QGIS closes (and deletes) the dialog
+            record["log"] = log_text(dialog)
+            record["finished"] = successful
+
+        dialog.finish = finished  # on_complete calls self.finish when the task ends
+        dialog.runAlgorithm()
+        return dialog, record
+
+    yield run
+    for dialog in dialogs:
+        if not sip.isdeleted(dialog):
+            dispose(dialog)
+    QgsProject.instance().removeAllMapLayers()
+
+
+def worker_processes() -> list[str]:
+    """Command lines of this process's children that are TreeSeg workers (Linux /proc)."""
+    children = []
+    for listing in Path("/proc/self/task").glob("*/children"):
+        children += listing.read_text().split()
+    commands = []
+    for pid in children:
+        with contextlib.suppress(OSError):  # ended meanwhile
+            commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return [command for command in commands if "treeseg_plugin.engine.worker" in command]
+
+
+def log_text(dialog) -> str:
+    from qgis.PyQt.QtWidgets import QTextEdit
+
+    return dialog.findChild(QTextEdit, "txtLog").toPlainText()
+
+
+def test_run_shows_progress_stages_and_the_log(dialog_run, tmp_path):
+    weights = write_meta_pth(tmp_path / "dinov3_tiny_random.pth", make_state_dict("tiny", seed=0))
+    raster = make_raster(tmp_path / "ortho.tif", 96, 96)
+    output = tmp_path / "labels.tif"
+    _, record = dialog_run({"INPUT": str(raster), "WEIGHTS": str(weights), "TILE_SIZE": 64, "OVERLAP": 16,
+                            "K_MAX": 4, "OUTPUT": str(output)})
+    wait_until(lambda: record["finished"] is not None)
+
+    log = record["log"]
+    assert record["finished"] is True, log
+    assert output.is_file()
+    for stage in ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels"):
+        assert stage in log, stage
+    assert "WCSS" in log and "Chosen K = " in log and "Cluster 1:" in log
+    assert record["progress"] and max(record["progress"]) == 100
+    shown = [value for value in record["progress"] if value > 0]
+    assert shown == sorted(shown)  # the bar only moves forward
+
+
+def test_cancel_stops_the_worker_and_the_next_run_works(dialog_run, tmp_path):
+    weights = write_meta_pth(tmp_path / "dinov3_vits16_random.pth", make_state_dict("vits16", seed=0))
+    raster = make_raster(tmp_path / "ortho.tif", 1024, 1024)
+    output = tmp_path / "out" / "labels.tif"  # a folder the run creates
+    parameters = {"INPUT": str(raster), "WEIGHTS": str(weights), "TILE_SIZE": 128, "OVERLAP": 16, "K": 3,
+                  "OUTPUT": str(output)}
+    dialog, record = dialog_run(parameters)
+    wait_until(lambda: any(value > 5 for value in record["progress"]))  # encoding tiles (5-80 %)
+    assert len(worker_processes()) == 1
+    assert dialog.cancelButton().isEnabled()
+    dialog.cancelButton().click()
+    wait_until(lambda: record["finished"] is not None, timeout=60)
+
+    log = record["log"]
+    assert record["finished"] is False, log
+    assert "Canceled by the user; no output was written." in log
+    assert "Encoding tiles" in log and "Fitting k-means" not in log  # stopped within the stage it was in
+    assert not output.parent.exists()  # nothing written, the folder it made removed
+    assert worker_processes() == []
+
+    _, record = dialog_run({**parameters, "TILE_SIZE": 512, "OVERLAP": 32})
+    wait_until(lambda: record["finished"] is not None, timeout=300)
+    assert record["finished"] is True, record["log"]
+    assert output.is_file()
