@@ -14,7 +14,6 @@ from ..treeseg_plugin.engine.config import (
     validate_settings,
 )
 from ..treeseg_plugin.engine.errors import EngineError
-from .dependencies import missing_dependencies
 from .help_text import SHORT_HELP
 from .segment_trees_parameters import MODELS, SegmentTreesParameters, parse_tree_clusters
 
@@ -72,7 +71,7 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
     def _input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
         """Why an INPUT path that QGIS cannot load is not a raster (QGIS alone says only "not found")."""
         value = parameters.get(self.INPUT)
-        if not isinstance(value, str) or not value or missing_dependencies() or \
+        if not isinstance(value, str) or not value or \
                 self.parameterAsRasterLayer(parameters, self.INPUT, context) is not None:
             return ""
         from ..treeseg_plugin.engine.raster_io import input_problem
