@@ -33,6 +33,7 @@ def start_qgis(scratch: Path) -> tuple:
     os.environ.update(QT_QPA_PLATFORM="offscreen", HOME=str(scratch / "home"), HF_HOME=str(scratch / "hf"),
                       HF_HUB_OFFLINE="1")
     os.environ.pop("HF_TOKEN", None)
+    os.environ.pop("QGIS_CUSTOM_CONFIG_PATH", None)  # a caller's profile (pytest-qgis sets one) keeps dialog sizes
     (scratch / "home").mkdir()
     plugins = scratch / "plugins"
     plugins.mkdir()
