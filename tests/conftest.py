@@ -88,6 +88,21 @@ def treeseg_provider(qgis_processing):
 
 
 @pytest.fixture()
+def processing_iface(qgis_iface, monkeypatch):
+    """pytest-qgis's iface with what Processing's dialogs call and it lacks: the browser model (file widgets)
+    and the layer tree view (QGIS >= 3.34 adds result layers through it)."""
+    from qgis.core import QgsLayerTreeModel, QgsProject
+    from qgis.gui import QgsBrowserGuiModel, QgsLayerTreeView
+
+    browser = QgsBrowserGuiModel()
+    view = QgsLayerTreeView()
+    view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view))
+    monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)
+    monkeypatch.setattr(qgis_iface, "layerTreeView", lambda: view, raising=False)
+    return qgis_iface
+
+
+@pytest.fixture()
 def raster_menu_iface(qgis_iface, monkeypatch):
     """pytest-qgis's iface with QGIS's Raster-menu and raster-toolbar calls backed by real Qt widgets."""
     from qgis.PyQt.QtWidgets import QToolBar

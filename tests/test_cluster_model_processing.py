@@ -168,21 +168,17 @@ def test_the_batch_dialog_applies_one_model_to_each_raster(treeseg_provider, qgi
     dispose(dialog)
 
 
-def test_the_toolbox_dialogs_take_the_cluster_model_parameters(treeseg_provider, qgis_iface, rasters, tmp_path,
-                                                               monkeypatch):
+def test_the_toolbox_dialogs_take_the_cluster_model_parameters(treeseg_provider, processing_iface, rasters, tmp_path):
     """QGIS's own algorithm dialogs build a widget for every parameter and give the values back."""
     from processing.gui.AlgorithmDialog import AlgorithmDialog
     from qgis.core import QgsApplication
-    from qgis.gui import QgsBrowserGuiModel
 
-    browser = QgsBrowserGuiModel()
-    monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)  # absent from the test iface
     registry = QgsApplication.processingRegistry()
     model, out = str(tmp_path / "m.tscm"), str(tmp_path / "labels.tif")
     for algorithm_id, values in ((FIT, {"INPUT": [str(r) for r in rasters], "BANDS": "3,2,1", "OUTPUT": model}),
                                  (SEGMENT, {"INPUT": str(rasters[0]), "CLUSTER_MODEL": model, "OUTPUT": out,
                                             "CLUSTER_MODEL_OUTPUT": str(tmp_path / "saved.tscm")})):
-        dialog = AlgorithmDialog(registry.createAlgorithmById(algorithm_id), parent=qgis_iface.mainWindow())
+        dialog = AlgorithmDialog(registry.createAlgorithmById(algorithm_id), parent=processing_iface.mainWindow())
         dialog.setParameters(values)
         parameters = dialog.createProcessingParameters()
         for name, value in values.items():

@@ -18,25 +18,18 @@ ALGORITHM = "treeseg:segmenttrees"
 
 
 @pytest.fixture()
-def dialog_run(treeseg_provider, qgis_iface, monkeypatch):
+def dialog_run(treeseg_provider, processing_iface):
     """Opens Segment Trees' algorithm dialog with the given parameters and clicks Run; gives the dialog and a
     record of the run: whether it succeeded once it ended, every value the progress bar showed, and the log."""
     from processing.gui.AlgorithmDialog import AlgorithmDialog
-    from qgis.core import QgsLayerTreeModel
-    from qgis.gui import QgsBrowserGuiModel, QgsLayerTreeView
     from qgis.PyQt import sip
     from qgis.PyQt.QtWidgets import QProgressBar
 
-    browser = QgsBrowserGuiModel()
-    monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)  # absent from the test iface
-    view = QgsLayerTreeView()  # QGIS >= 3.34 adds result layers through the desktop's layer tree view
-    view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view))
-    monkeypatch.setattr(qgis_iface, "layerTreeView", lambda: view, raising=False)
     dialogs = []
 
     def run(parameters: dict):
         dialog = AlgorithmDialog(QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM),
-                                 parent=qgis_iface.mainWindow())
+                                 parent=processing_iface.mainWindow())
         dialogs.append(dialog)
         dialog.setParameters(parameters)
         record = {"finished": None, "progress": [], "log": ""}

@@ -17,16 +17,9 @@ def segment_trees():
 
 
 @pytest.fixture()
-def run_in_qgis(qgis_processing, qgis_iface, tmp_path, monkeypatch):
+def run_in_qgis(qgis_processing, processing_iface, tmp_path):
     """Runs Segment Trees the way the algorithm dialog does: outputs loaded into the project on completion."""
     import processing
-    from qgis.core import QgsLayerTreeModel
-    from qgis.gui import QgsLayerTreeView
-
-    # QGIS >= 3.34 adds result layers through the desktop's layer tree view, which pytest-qgis's iface lacks
-    view = QgsLayerTreeView()
-    view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view))
-    monkeypatch.setattr(qgis_iface, "layerTreeView", lambda: view, raising=False)
 
     weights = write_meta_pth(tmp_path / "dinov3_tiny_random.pth", make_state_dict("tiny", seed=0))
     raster = make_raster(tmp_path / "ortho.tif", 96, 96)
