@@ -18,8 +18,8 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.dinov3.chmv2.config import DECODER_FILENAME, HF_REPO_ID, TRAINING_GSD_M
-from ..treeseg_plugin.engine.canopy_height import MAX_RESOLUTION_M, CanopyHeightConfig, validate_canopy_config
 from ..treeseg_plugin.engine.errors import EngineError
+from ..treeseg_plugin.engine.jobs.canopy_height import MAX_RESOLUTION_M, CanopyHeightConfig, validate_canopy_config
 from .worker_algorithm import WorkerAlgorithm
 
 ENGINE_DEFAULTS = CanopyHeightConfig(input_path="", output_path="")

@@ -1,7 +1,7 @@
 """Checks that the engine's Python packages are installed, without importing them into QGIS's process.
 
 Importing torch in QGIS would cost seconds and bind its BLAS there for nothing: the engine runs in the
-worker process (:mod:`..treeseg_plugin.engine.job`). This check reads the installed distributions'
+worker process (:mod:`..treeseg_plugin.worker.client`). This check reads the installed distributions'
 metadata as the worker will see them (the installer's :func:`~..treeseg_plugin.installer.find_problems`,
 the message bar's check too); a package that is installed but broken is named by the worker when it
 cannot import it.

@@ -21,8 +21,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..treeseg_plugin.engine.config import SegmentationConfig, validate_settings
 from ..treeseg_plugin.engine.errors import EngineError
+from ..treeseg_plugin.engine.jobs.segmentation import SegmentationConfig, validate_settings
 from .segment_trees import SegmentTreesAlgorithm
 from .segment_trees_parameters import CLUSTER_MODEL_FILTER
 
@@ -114,7 +114,7 @@ class FitClusterModelAlgorithm(SegmentTreesAlgorithm):
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        from ..treeseg_plugin.engine.fit_job import ClusterFitConfig
+        from ..treeseg_plugin.engine.jobs.fit import ClusterFitConfig
 
         result = self._run_job(lambda: ClusterFitConfig(
             self._input_paths(parameters, context), self.parameterAsFileOutput(parameters, self.OUTPUT, context),

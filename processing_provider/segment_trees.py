@@ -7,13 +7,13 @@ from typing import Any
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
 
 from ..treeseg_plugin import settings as treeseg_settings
-from ..treeseg_plugin.engine.config import (
+from ..treeseg_plugin.engine.errors import EngineError
+from ..treeseg_plugin.engine.jobs.segmentation import (
     STRIDES,
     SegmentationConfig,
     validate_cluster_model_paths,
     validate_settings,
 )
-from ..treeseg_plugin.engine.errors import EngineError
 from .help_text import SHORT_HELP
 from .segment_trees_parameters import MODELS, SegmentTreesParameters, parse_tree_clusters
 
@@ -74,7 +74,7 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
         if not isinstance(value, str) or not value or \
                 self.parameterAsRasterLayer(parameters, self.INPUT, context) is not None:
             return ""
-        from ..treeseg_plugin.engine.raster_io import input_problem
+        from ..treeseg_plugin.engine.raster.input import input_problem
 
         return input_problem(value)
 

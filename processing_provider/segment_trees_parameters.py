@@ -24,8 +24,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..treeseg_plugin.dinov3.variants import VARIANTS
-from ..treeseg_plugin.engine.config import MAX_CLUSTERS, STRIDES, SegmentationConfig
 from ..treeseg_plugin.engine.errors import EngineError
+from ..treeseg_plugin.engine.jobs.segmentation import MAX_CLUSTERS, STRIDES, SegmentationConfig
 from .worker_algorithm import WorkerAlgorithm
 
 MODELS = list(VARIANTS.values())  # enum order: ViT-S/16 (LVD-1689M) first, the default

@@ -20,8 +20,8 @@ from qgis.core import (
 )
 
 from ..treeseg_plugin import settings as treeseg_settings
-from ..treeseg_plugin.engine.config import DEVICES, PRECISIONS
 from ..treeseg_plugin.engine.errors import EngineError
+from ..treeseg_plugin.engine.jobs.segmentation import DEVICES, PRECISIONS
 from .dependencies import missing_dependencies
 
 Advanced = QgsProcessingParameterDefinition.Flag.FlagAdvanced
@@ -113,7 +113,7 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
         problem = missing_dependencies()
         if problem:
             raise QgsProcessingException(problem)
-        from ..treeseg_plugin.engine.job import WorkerBugError, run_job
+        from ..treeseg_plugin.worker.client import WorkerBugError, run_job
         from .feedback import FeedbackProgress, unexpected_error
 
         try:

@@ -33,8 +33,8 @@ from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from treeseg_plugin.engine import clustering
-from treeseg_plugin.engine.config import DEFAULT_MAX_SAMPLES
+from treeseg_plugin.engine.cluster import kmeans as clustering
+from treeseg_plugin.engine.jobs.segmentation import DEFAULT_MAX_SAMPLES
 
 N_POINTS = 200_000
 DIM = 384

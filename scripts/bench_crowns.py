@@ -19,10 +19,10 @@ import numpy as np
 from osgeo import gdal, osr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from treeseg_plugin.engine.crowns import write_crowns
-from treeseg_plugin.engine.evidence import HeightGrid
-from treeseg_plugin.engine.georef import Window, pixel_area
 from treeseg_plugin.engine.progress import Progress
+from treeseg_plugin.engine.raster.georef import Window, pixel_area
+from treeseg_plugin.engine.trees.crowns import write_crowns
+from treeseg_plugin.engine.trees.evidence import HeightGrid
 
 PIXEL_M, SPACING_PX = 0.1, 60
 

@@ -12,7 +12,7 @@ noise hits both alike; the ratio is also given in process CPU time.
     .venv/bin/python scripts/bench_pipeline.py --sweep                   # tile sizes: model time per tile
 
 `--sweep` times the backbone alone on tiles of 256..768 px and predicts, for each tile size and overlap,
-the encoding cost of the raster from the real tile plan (engine/tiling.py): the measured basis for the
+the encoding cost of the raster from the real tile plan (engine/encode/tiling.py): the measured basis for the
 TILE_SIZE / OVERLAP defaults.
 """
 
@@ -39,7 +39,7 @@ def tile_time(backbone, size: int, batch: int, rounds: int) -> Tuple[float, floa
 
 
 def sweep(backbone, width: int, height: int, batch: int, rounds: int, sizes: List[int]) -> None:
-    from treeseg_plugin.engine.tiling import plan_tiles
+    from treeseg_plugin.engine.encode.tiling import plan_tiles
 
     times = {size: tile_time(backbone, size, batch, rounds) for size in sizes}
     base_cpu = width * height / 512**2 * times[512][1]
@@ -66,8 +66,7 @@ class Recorder:
     STEPS = ("load_model", "prepare", "model", "fit", "write")
 
     def __init__(self) -> None:
-        from treeseg_plugin.engine import pipeline
-
+        from treeseg_plugin.engine.runs import segmentation as pipeline
         self.cpu: Dict[str, float] = dict.fromkeys(self.STEPS, 0.0)
 
         def timing(step: str, function):

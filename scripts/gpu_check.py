@@ -168,8 +168,8 @@ def oom_backoff(device: torch.device, folder: Path) -> Dict[str, Any]:
     from data_factory import make_raster
     from osgeo import gdal
 
-    from treeseg_plugin.engine import Progress, SegmentationConfig, pipeline, run_segmentation
-
+    from treeseg_plugin.engine import Progress, SegmentationConfig, run_segmentation
+    from treeseg_plugin.engine.runs import segmentation as pipeline
     class Log(Progress):
         def __init__(self) -> None:
             self.warnings: List[str] = []

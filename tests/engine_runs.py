@@ -12,7 +12,7 @@ import numpy as np
 from osgeo import gdal
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import Progress, SegmentationConfig, run_segmentation
-from treeseg.treeseg_plugin.engine.result import SegmentationResult
+from treeseg.treeseg_plugin.engine.jobs.results import SegmentationResult
 
 Run = Callable[..., SegmentationResult]
 

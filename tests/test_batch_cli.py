@@ -21,7 +21,7 @@ from osgeo import gdal
 from treeseg.treeseg_plugin.batch import run as batch_run
 from treeseg.treeseg_plugin.batch.backends import DaskBackend
 from treeseg.treeseg_plugin.engine import SegmentationConfig
-from treeseg.treeseg_plugin.engine.cluster_model_file import load_cluster_model
+from treeseg.treeseg_plugin.engine.cluster.model_file import load_cluster_model
 
 pytest.importorskip("distributed", reason="the Dask tests need dask[distributed] (requirements/dev.txt)")
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from osgeo import gdal
 from treeseg.treeseg_plugin.dinov3.chmv2.loading import load_canopy_height_model
-from treeseg.treeseg_plugin.engine.canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult
-from treeseg.treeseg_plugin.engine.canopy_height_run import run_canopy_height
 from treeseg.treeseg_plugin.engine.errors import Canceled, EngineError
+from treeseg.treeseg_plugin.engine.jobs.canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult
+from treeseg.treeseg_plugin.engine.runs.canopy_height import run_canopy_height
 
 from tests.chmv2_factory import write_hf_chmv2, write_meta_chmv2
 from tests.data_factory import make_raster

@@ -19,13 +19,13 @@ from recording_progress import Log
 from safetensors import safe_open
 from safetensors.numpy import save_file
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig
-from treeseg.treeseg_plugin.engine.cluster_model_file import METADATA_KEY, load_cluster_model, save_cluster_model
-from treeseg.treeseg_plugin.engine.config import validate_config
-from treeseg.treeseg_plugin.engine.palette import Legend
+from treeseg.treeseg_plugin.engine.cluster.model_file import METADATA_KEY, load_cluster_model, save_cluster_model
+from treeseg.treeseg_plugin.engine.jobs.segmentation import validate_config
+from treeseg.treeseg_plugin.engine.raster.palette import Legend
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
 TILE, OVERLAP = 64, 16
-STEP = TILE - OVERLAP  # neighbouring tiles share the overlap (engine/tiling.py): crops offset by a multiple of
+STEP = TILE - OVERLAP  # neighbouring tiles share the overlap (engine/encode/tiling.py): crops offset by a multiple of
 # the step (and of the stride) see the same tiles as the whole raster
 
 

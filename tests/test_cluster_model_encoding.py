@@ -12,8 +12,8 @@ from recording_progress import Log
 from safetensors import safe_open
 from safetensors.numpy import save_file
 from treeseg.treeseg_plugin.engine import SegmentationConfig, run_segmentation
-from treeseg.treeseg_plugin.engine.cluster_model import Encoding
-from treeseg.treeseg_plugin.engine.cluster_model_file import METADATA_KEY, checksum, load_cluster_model
+from treeseg.treeseg_plugin.engine.cluster.model import Encoding
+from treeseg.treeseg_plugin.engine.cluster.model_file import METADATA_KEY, checksum, load_cluster_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
 TILE, OVERLAP = 64, 16

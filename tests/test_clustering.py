@@ -1,4 +1,4 @@
-"""Tests for the k-means module and the elbow rule (treeseg_plugin.engine.clustering)."""
+"""Tests for the k-means module and the elbow rule (treeseg_plugin.engine.cluster.kmeans)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
-from treeseg.treeseg_plugin.engine import clustering, kmeans_lloyd
-from treeseg.treeseg_plugin.engine.clustering import (
+from treeseg.treeseg_plugin.engine.cluster import kmeans as clustering
+from treeseg.treeseg_plugin.engine.cluster import lloyd as kmeans_lloyd
+from treeseg.treeseg_plugin.engine.cluster.kmeans import (
     ClusteringCanceled,
     KMeansFit,
     assign,
@@ -25,7 +26,7 @@ from treeseg.treeseg_plugin.engine.clustering import (
     sweep_k,
     wcss_drop_percent,
 )
-from treeseg.treeseg_plugin.engine.config import DEFAULT_MAX_SAMPLES
+from treeseg.treeseg_plugin.engine.jobs.segmentation import DEFAULT_MAX_SAMPLES
 
 
 def realistic_features(n: int, dim: int = 64, n_blobs: int = 12, seed: int = 0) -> np.ndarray:

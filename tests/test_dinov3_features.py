@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from treeseg.treeseg_plugin.dinov3 import VARIANTS, load_backbone, rope
+from treeseg.treeseg_plugin.dinov3 import VARIANTS, load_backbone
+from treeseg.treeseg_plugin.dinov3.layers import rope
 from treeseg.treeseg_plugin.dinov3.variants import swiglu_hidden_dim
 from treeseg.treeseg_plugin.dinov3.vision_transformer import DinoVisionTransformer, ViTConfig
 

@@ -26,10 +26,10 @@ from engine_runs import segmenter
 from osgeo import gdal, ogr, osr
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import Canceled, EngineError
-from treeseg.treeseg_plugin.engine import runtime as engine_runtime
-from treeseg.treeseg_plugin.engine.pipeline import STAGES
-from treeseg.treeseg_plugin.engine.raster_io import input_problem
-from treeseg.treeseg_plugin.engine.staging import Staging
+from treeseg.treeseg_plugin.engine.encode import runtime as engine_runtime
+from treeseg.treeseg_plugin.engine.raster.input import input_problem
+from treeseg.treeseg_plugin.engine.raster.staging import Staging
+from treeseg.treeseg_plugin.engine.runs.segmentation import STAGES
 
 BIG = 20000  # side of the "huge" raster, in pixels
 

@@ -18,7 +18,7 @@ from osgeo import gdal, osr
 from recording_progress import Log
 from scipy import integrate
 from treeseg.treeseg_plugin.engine import EngineError
-from treeseg.treeseg_plugin.engine.georef import pixel_area
+from treeseg.treeseg_plugin.engine.raster.georef import pixel_area
 
 WGS84_A = 6378137.0
 WGS84_E2 = (1 / 298.257223563) * (2 - 1 / 298.257223563)

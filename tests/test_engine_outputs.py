@@ -19,12 +19,12 @@ from data_factory import make_raster
 from engine_runs import full_disk_on_replace
 from osgeo import gdal, ogr, osr
 from treeseg.treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig
-from treeseg.treeseg_plugin.engine.config import validate_config
-from treeseg.treeseg_plugin.engine.palette import category_names, cluster_color, cluster_hex
-from treeseg.treeseg_plugin.engine.polygons import polygonize
-from treeseg.treeseg_plugin.engine.report import csv_text, html_text, write_stats
-from treeseg.treeseg_plugin.engine.staging import Staging
-from treeseg.treeseg_plugin.engine.writer import LabelWriter, qml_text, write_qml
+from treeseg.treeseg_plugin.engine.jobs.segmentation import validate_config
+from treeseg.treeseg_plugin.engine.raster.label_raster import LabelWriter, qml_text, write_qml
+from treeseg.treeseg_plugin.engine.raster.palette import category_names, cluster_color, cluster_hex
+from treeseg.treeseg_plugin.engine.raster.polygons import polygonize
+from treeseg.treeseg_plugin.engine.raster.staging import Staging
+from treeseg.treeseg_plugin.engine.runs.report import csv_text, html_text, write_stats
 
 REPO = Path(__file__).resolve().parent.parent
 GT = (500000.0, 0.5, 0.0, 3300000.0, 0.0, -0.5)
@@ -59,7 +59,7 @@ def _stats(k: int = 3) -> dict:
 
 
 def test_engine_never_imports_qgis():
-    code = ("import sys, treeseg_plugin.engine, treeseg_plugin.engine.pipeline; "
+    code = ("import sys, treeseg_plugin.engine, treeseg_plugin.engine.runs.segmentation; "
             "bad = [m for m in sys.modules if m == 'qgis' or m.startswith(('qgis.', 'PyQt'))]; "
             "assert not bad, bad")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -75,7 +75,11 @@ def test_the_engine_keeps_the_callers_gdal_error_mode(tmp_path):
     code = f"""
 from osgeo import gdal
 assert not gdal.GetUseExceptions()
-from treeseg_plugin.engine import SegmentationConfig, pipeline, pixels, polygons, raster_io, writer
+from treeseg_plugin.engine import SegmentationConfig
+from treeseg_plugin.engine.raster import input as raster_io
+from treeseg_plugin.engine.raster import label_raster as writer
+from treeseg_plugin.engine.raster import pixels, polygons
+from treeseg_plugin.engine.runs import segmentation as pipeline
 assert not gdal.GetUseExceptions(), "importing the engine switched GDAL's mode"
 for mode in (False, True):
     (gdal.UseExceptions if mode else gdal.DontUseExceptions)()
@@ -133,8 +137,8 @@ def test_valid_defaults_pass_and_token_is_not_in_repr():
 
 def test_device_and_precision_choice(monkeypatch):
     import torch
-    from treeseg.treeseg_plugin.engine import runtime
-    from treeseg.treeseg_plugin.engine.runtime import resolve_device, resolve_precision
+    from treeseg.treeseg_plugin.engine.encode import runtime
+    from treeseg.treeseg_plugin.engine.encode.runtime import resolve_device, resolve_precision
 
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)  # auto on CPU: see test_performance_paths
     assert resolve_precision("auto", "cpu") == "fp32"

@@ -20,12 +20,12 @@ from treeseg.treeseg_plugin.engine import (
     Canceled,
     EngineError,
 )
-from treeseg.treeseg_plugin.engine import runtime as engine_runtime
-from treeseg.treeseg_plugin.engine.features import FeatureStore, TileEncoder
-from treeseg.treeseg_plugin.engine.georef import Window
-from treeseg.treeseg_plugin.engine.pixels import RasterSource
-from treeseg.treeseg_plugin.engine.raster_io import InputRaster
-from treeseg.treeseg_plugin.engine.tiling import plan_tiles
+from treeseg.treeseg_plugin.engine.encode import runtime as engine_runtime
+from treeseg.treeseg_plugin.engine.encode.features import FeatureStore, TileEncoder
+from treeseg.treeseg_plugin.engine.encode.tiling import plan_tiles
+from treeseg.treeseg_plugin.engine.raster.georef import Window
+from treeseg.treeseg_plugin.engine.raster.input import InputRaster
+from treeseg.treeseg_plugin.engine.raster.pixels import RasterSource
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
 TOKEN = "hf_NeverWriteMe123"  # noqa: S105 - a fake token that must never be written

@@ -8,9 +8,9 @@ from data_factory import ORIGIN, make_raster
 from osgeo import gdal
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError
-from treeseg.treeseg_plugin.engine.georef import Window, window_geotransform, working_window
-from treeseg.treeseg_plugin.engine.pixels import RasterSource
-from treeseg.treeseg_plugin.engine.raster_io import InputRaster
+from treeseg.treeseg_plugin.engine.raster.georef import Window, window_geotransform, working_window
+from treeseg.treeseg_plugin.engine.raster.input import InputRaster
+from treeseg.treeseg_plugin.engine.raster.pixels import RasterSource
 
 
 def _source(path, bands=None, log=None) -> RasterSource:

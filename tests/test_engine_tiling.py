@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from treeseg.treeseg_plugin.engine.clustering import squared_distances
-from treeseg.treeseg_plugin.engine.features import FeatureStore
-from treeseg.treeseg_plugin.engine.labels import axis_weights, block_labels
-from treeseg.treeseg_plugin.engine.pixels import reflect_indices
-from treeseg.treeseg_plugin.engine.tiling import (
+from treeseg.treeseg_plugin.engine.cluster.kmeans import squared_distances
+from treeseg.treeseg_plugin.engine.cluster.labels import axis_weights, block_labels
+from treeseg.treeseg_plugin.engine.encode.features import FeatureStore
+from treeseg.treeseg_plugin.engine.encode.tiling import (
     PATCH,
     axis_tiles,
     cell_of,
@@ -19,6 +18,7 @@ from treeseg.treeseg_plugin.engine.tiling import (
     patch_centre,
     plan_tiles,
 )
+from treeseg.treeseg_plugin.engine.raster.pixels import reflect_indices
 
 
 def _check_axis(size: int, tile: int, overlap: int, stride: int) -> None:

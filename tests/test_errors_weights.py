@@ -332,7 +332,7 @@ def scan(text: str, name: str) -> List[str]:
 def test_plugin_code_never_evaluates_code_nor_loads_unsafe_pickles():
     sources = _python_sources()
     names = {p.relative_to(REPO_ROOT).as_posix() for p in sources}
-    assert {"__init__.py", "treeseg_plugin/dinov3/checkpoint_files.py", "treeseg_plugin/dinov3/checkpoints.py",
+    assert {"__init__.py", "treeseg_plugin/dinov3/checkpoint/files.py", "treeseg_plugin/dinov3/checkpoint/loading.py",
             "processing_provider/segment_trees.py"} <= names
     problems = [problem for source in sources
                 for problem in scan(source.read_text(encoding="utf-8"), source.relative_to(REPO_ROOT).as_posix())]

@@ -12,10 +12,10 @@ from engine_runs import legend
 from osgeo import gdal
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
-from treeseg.treeseg_plugin.engine.cluster_model_file import load_cluster_model
-from treeseg.treeseg_plugin.engine.fit_job import ClusterFitConfig, ClusterFitResult, validate_fit_config
-from treeseg.treeseg_plugin.engine.job import run_job
-from treeseg.treeseg_plugin.engine.model_fit import run_fit_cluster_model, split_budget
+from treeseg.treeseg_plugin.engine.cluster.model_file import load_cluster_model
+from treeseg.treeseg_plugin.engine.jobs.fit import ClusterFitConfig, ClusterFitResult, validate_fit_config
+from treeseg.treeseg_plugin.engine.runs.fit import run_fit_cluster_model, split_budget
+from treeseg.treeseg_plugin.worker.client import run_job
 
 SETTINGS = {"tile_size": 64, "overlap": 16, "k_max": 4}
 

@@ -61,7 +61,7 @@ def worker_processes() -> list[str]:
     for pid in children:
         with contextlib.suppress(OSError):  # ended meanwhile
             commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-    return [command for command in commands if "treeseg_plugin.engine.worker" in command]
+    return [command for command in commands if "treeseg_plugin.worker.process" in command]
 
 
 def log_text(dialog) -> str:

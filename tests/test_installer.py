@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy
 import pytest
 from treeseg.treeseg_plugin import dependency_folder, installer, interpreter
-from treeseg.treeseg_plugin.engine import SegmentationConfig, job
+from treeseg.treeseg_plugin.engine import SegmentationConfig
+from treeseg.treeseg_plugin.worker import client as job
 
 
 def write_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
@@ -230,7 +231,7 @@ def test_the_private_folder_shadows_nothing_in_qgis_and_comes_first_in_the_worke
     assert installer.packages_to_install(folder, (dummy,)) == ("treeseg-dummy>=1.5",)
     sent = json.loads(job._job_line(SegmentationConfig("in.tif", "out.tif")))["sys_path"]
     assert sent[0] == str(folder) and sent[1:] == [entry for entry in sys.path if entry and entry != str(folder)]
-    code = ("import json, sys; from treeseg_plugin.engine.worker import extend_sys_path; "
+    code = ("import json, sys; from treeseg_plugin.worker.process import extend_sys_path; "
             "extend_sys_path(json.loads(sys.stdin.read())); import treeseg_dummy; print(treeseg_dummy.VERSION)")
     done = subprocess.run([sys.executable, "-c", code], input=json.dumps(sent), env=job.worker_environment(),
                           capture_output=True, text=True, timeout=120, check=False)

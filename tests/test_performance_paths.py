@@ -18,11 +18,12 @@ from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from osgeo import gdal
 from recording_progress import Log
-from treeseg.treeseg_plugin.dinov3 import load_backbone, rope
+from treeseg.treeseg_plugin.dinov3 import load_backbone
+from treeseg.treeseg_plugin.dinov3.layers import rope
 from treeseg.treeseg_plugin.engine import EngineError, Progress, SegmentationConfig, run_segmentation
-from treeseg.treeseg_plugin.engine import pipeline as engine_pipeline
-from treeseg.treeseg_plugin.engine import runtime as engine_runtime
+from treeseg.treeseg_plugin.engine.encode import runtime as engine_runtime
 from treeseg.treeseg_plugin.engine.errors import is_out_of_memory
+from treeseg.treeseg_plugin.engine.runs import segmentation as engine_pipeline
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO_ROOT / "scripts"

@@ -71,7 +71,7 @@ def test_parameter_and_output_definitions(algorithm):
 @pytest.mark.parametrize("name", ["K", "K_MIN", "K_MAX", "ELBOW_THRESHOLD", "SEED", "TILE_SIZE", "OVERLAP",
                                   "BATCH_SIZE", "MAX_SAMPLES", "MIN_TREE_HEIGHT", "MIN_CROWN_AREA"])
 def test_numeric_defaults_are_the_engine_defaults(algorithm, name):
-    from treeseg.treeseg_plugin.engine.config import SegmentationConfig
+    from treeseg.treeseg_plugin.engine.jobs.segmentation import SegmentationConfig
 
     engine_default = getattr(SegmentationConfig("in.tif", "out.tif"), name.lower())
     assert algorithm.parameterDefinition(name).defaultValue() == engine_default

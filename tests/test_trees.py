@@ -17,9 +17,9 @@ from data_factory import make_raster, vegetation_scene, write_chm, write_scene
 from osgeo import gdal
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
-from treeseg.treeseg_plugin.engine.config import validate_config
-from treeseg.treeseg_plugin.engine.evidence import EvidenceAccumulator, EvidenceBlock
-from treeseg.treeseg_plugin.engine.palette import cluster_color
+from treeseg.treeseg_plugin.engine.jobs.segmentation import validate_config
+from treeseg.treeseg_plugin.engine.raster.palette import cluster_color
+from treeseg.treeseg_plugin.engine.trees.evidence import EvidenceAccumulator, EvidenceBlock
 
 PARTS = ("trees", "grass", "court", "soil")
 
@@ -243,8 +243,7 @@ def test_crowns_without_heights_and_min_area(tmp_path, tiny, scene):
 
 def test_crowns_cross_block_cores_whole(monkeypatch, tmp_path, tiny, scene):
     """With 64 px cores the crowns are the same as with one block: ids follow the treetops, not the blocks."""
-    from treeseg.treeseg_plugin.engine import crowns as crowns_module
-
+    from treeseg.treeseg_plugin.engine.trees import crowns as crowns_module
     chm = write_chm(tmp_path / "chm.tif", scene["height"], epsg=32617, pixel_size=0.5)
     ortho = write_scene(tmp_path / "rgb.tif", scene)
     whole = _crowns(segment(tmp_path, tiny, ortho, canopy_height_path=str(chm),
@@ -322,7 +321,7 @@ def test_a_canopy_height_raster_without_heights_there_is_said(tmp_path, tiny, sc
 
 def test_the_labelling_pass_reads_each_input_band_once_per_block(tmp_path, tiny, scene, monkeypatch):
     """The evidence (RGB, NIR) comes from the reads that label the pixels: no second read of the input."""
-    from treeseg.treeseg_plugin.engine.raster_io import InputRaster
+    from treeseg.treeseg_plugin.engine.raster.input import InputRaster
 
     log = Log()
     reads: list[tuple] = []

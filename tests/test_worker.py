@@ -1,4 +1,4 @@
-"""The worker process that runs the engine for QGIS (treeseg_plugin.engine.job / .worker).
+"""The worker process that runs the engine for QGIS (treeseg_plugin.worker.client / .worker).
 
 Real worker processes started with this Python; real QGIS Processing for the crash tests: the worker is
 killed mid-run (SIGKILL, as the out-of-memory killer does; SIGSEGV, as a native crash) and the
@@ -22,9 +22,9 @@ from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import Canceled, EngineError, SegmentationConfig, run_segmentation
-from treeseg.treeseg_plugin.engine.fit_job import ClusterFitResult
-from treeseg.treeseg_plugin.engine.job import WorkerDiedError, death_message, run_job
-from treeseg.treeseg_plugin.engine.result import SegmentationResult
+from treeseg.treeseg_plugin.engine.jobs.fit import ClusterFitResult
+from treeseg.treeseg_plugin.engine.jobs.results import SegmentationResult
+from treeseg.treeseg_plugin.worker.client import WorkerDiedError, death_message, run_job
 
 ALGORITHM = "treeseg:segmenttrees"
 

@@ -4,7 +4,7 @@
 :func:`platform_key`). At plugin load, :func:`add_to_sys_path` puts a complete folder at the end of
 ``sys.path``: in QGIS's process the copies of QGIS and of other plugins (typing_extensions, filelock,
 fsspec, sympy...) come first, so TreeSeg changes nothing they import. The worker process that runs the
-engine (``engine/job.py``) runs only TreeSeg and gets the folder first (:func:`worker_sys_path`), so there a
+engine (``worker/client.py``) runs only TreeSeg and gets the folder first (:func:`worker_sys_path`), so there a
 too-old package elsewhere is superseded; ``installer.installed_version`` reports that view. When the swap
 of a new install could not happen during the session (Windows keeps loaded DLLs locked), it is finished at
 load, before anything is imported from the folder.

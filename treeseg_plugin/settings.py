@@ -27,7 +27,7 @@ from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsSettings
 
 from .dinov3.chmv2 import config as chmv2
 from .dinov3.variants import VARIANTS
-from .engine.config import DEVICES, PRECISIONS
+from .engine.jobs.segmentation import DEVICES, PRECISIONS
 
 GROUP = "treeseg"
 AUTH_METHOD = "Basic"

@@ -5,7 +5,7 @@ A task is a plain function applied to one item (a raster or a window of one); bo
 is refused with the command that installs it. With Dask, a worker that dies (killed, out of memory)
 has its tasks run again on another worker by Dask's scheduler; a task that keeps killing workers ends
 the run with Dask's ``KilledWorker`` error, reported as such. Outputs are all-or-nothing
-(engine/staging.py), so a killed task never leaves a half-written output, only its temporary folder,
+(engine/raster/staging.py), so a killed task never leaves a half-written output, only its temporary folder,
 which :meth:`DaskBackend.close` removes for the workers of a local cluster.
 """
 
@@ -15,7 +15,7 @@ import os
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..engine.errors import EngineError
-from ..engine.staging import remove_leftovers
+from ..engine.raster.staging import remove_leftovers
 
 DASK_MISSING = ("Running on Dask needs the 'distributed' package, which is not installed for this Python. "
                 "Install it with: {python} -m pip install 'dask[distributed]' (in a virtual environment), "

@@ -3,7 +3,7 @@
 Fits one cluster model on the inputs (or applies ``--cluster-model``), writes ``<name>_labels.tif`` per
 input and ``mosaic.vrt``; ``--workers N`` runs on a local Dask cluster of N processes, ``--scheduler
 tcp://host:8786`` on an existing one. The Segment Trees options take the engine's defaults
-(engine/config.py). Exit status: 0 done, 1 an error (printed, with its fix), 130 interrupted.
+(engine/jobs/segmentation.py). Exit status: 0 done, 1 an error (printed, with its fix), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import dataclasses
 import sys
 from typing import List, Optional, Sequence
 
-from ..engine.config import DEVICES, PRECISIONS, STRIDES, SegmentationConfig
 from ..engine.errors import Canceled, EngineError
+from ..engine.jobs.segmentation import DEVICES, PRECISIONS, STRIDES, SegmentationConfig
 
 _DEFAULTS = SegmentationConfig("", "")
 

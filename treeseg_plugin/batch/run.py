@@ -6,7 +6,7 @@ Steps (:func:`run_batch`):
    earlier run of the same command): the stretch of non-Byte bands is pooled over the fit rasters in this
    process (a pixel sample, no model); each fit raster is encoded and sampled by a task (on the workers
    with Dask); the samples come back here and Segment Trees' K choice fits the model
-   (engine/model_fit.py). The fit rasters are all inputs, or ``fit_rasters`` of them spread evenly.
+   (engine/runs/fit.py). The fit rasters are all inputs, or ``fit_rasters`` of them spread evenly.
 2. **Apply**: one task per raster (or per window of a raster larger than ``window`` px, stitched into
    one output afterwards) runs Segment Trees with the model. Resumable: an output that exists is kept
    and skipped, unless the model was fitted in this run (then its labels would come from another model).
@@ -28,10 +28,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from osgeo import gdal
 
-from ..engine.config import CLUSTER_MODEL_EXTENSION, SegmentationConfig, validate_settings
 from ..engine.errors import EngineError
-from ..engine.gdal_mode import raising_gdal_errors
+from ..engine.jobs.segmentation import CLUSTER_MODEL_EXTENSION, SegmentationConfig, validate_settings
 from ..engine.progress import Progress
+from ..engine.raster.gdal_mode import raising_gdal_errors
 from .backends import make_backend
 from .inputs import expand_inputs, label_paths
 from .windows import Part, plan_parts, stitch
@@ -74,9 +74,9 @@ def _spread(items: Sequence[str], count: int) -> List[str]:
 def _sample_task(job: Tuple[str, Any, Dict[int, Any], int, str]) -> Tuple[Any, Any, Tuple[str, str]]:
     """On a worker: encode one fit raster and sample its features; with the backbone's identity and the
     device and precision used."""
-    from ..engine.cluster_model import backbone_identity
-    from ..engine.model_fit import sample_features
-    from ..engine.runtime import keep_models_loaded, load_model
+    from ..engine.cluster.model import backbone_identity
+    from ..engine.encode.runtime import keep_models_loaded, load_model
+    from ..engine.runs.fit import sample_features
 
     path, fit_config, stretch, seed, folder = job
     keep_models_loaded()
@@ -88,19 +88,19 @@ def _sample_task(job: Tuple[str, Any, Dict[int, Any], int, str]) -> Tuple[Any, A
 
 def _apply_task(config: SegmentationConfig) -> str:
     """On a worker: Segment Trees with the cluster model on one raster or window; returns the output."""
-    from ..engine.pipeline import run_segmentation
-    from ..engine.runtime import keep_models_loaded
+    from ..engine.encode.runtime import keep_models_loaded
+    from ..engine.runs.segmentation import run_segmentation
 
     keep_models_loaded()
     return run_segmentation(config).output_path
 
 
 def _fit(settings: BatchSettings, rasters: Sequence[str], backend: Any, destination: str, log: Progress) -> None:
-    from ..engine.cluster_model_run import save_model
-    from ..engine.config import fit_settings
-    from ..engine.fit_job import ClusterFitConfig
-    from ..engine.model_fit import fit_cluster_model, fit_input_bands
-    from ..engine.staging import Staging
+    from ..engine.jobs.fit import ClusterFitConfig
+    from ..engine.jobs.segmentation import fit_settings
+    from ..engine.raster.staging import Staging
+    from ..engine.runs.cluster_model import save_model
+    from ..engine.runs.fit import fit_cluster_model, fit_input_bands
 
     fit_config = ClusterFitConfig(input_paths=list(rasters), output_path=destination, **fit_settings(settings.engine))
     log.info(f"Fitting the cluster model on {len(rasters)} raster(s) ...")
@@ -125,7 +125,7 @@ def _fit(settings: BatchSettings, rasters: Sequence[str], backend: Any, destinat
 def _encoding(fit_config: Any, results: Iterable[Tuple[Any, Any, Tuple[str, str]]]) -> Any:
     """The fit's encoding from the workers' devices and precisions: one precision (another one gives other
     features); the devices joined when they differ (the same precision agrees up to rounding)."""
-    from ..engine.cluster_model import Encoding
+    from ..engine.cluster.model import Encoding
 
     devices = sorted({device for _, _, (device, _) in results})
     precisions = sorted({precision for _, _, (_, precision) in results})

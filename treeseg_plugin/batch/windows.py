@@ -4,7 +4,7 @@ A raster wider or taller than ``window`` px is cut into a grid of windows ("core
 multiples of the tiling step (tile size minus twice the overlap). Each task labels its core plus a halo
 of one step on every side (clipped at the raster's edge), so the part's tiles fall where the whole
 raster's tiles would and pixels near a core's edge still see their neighbours. The stitched output takes
-each core from its part and is written through engine/staging.py (all-or-nothing), with the style of the
+each core from its part and is written through engine/raster/staging.py (all-or-nothing), with the style of the
 first part. Windows need a north-up georeferenced raster (the tasks take map-coordinate extents).
 """
 
@@ -18,9 +18,9 @@ from typing import List, Optional, Sequence, Tuple
 
 from osgeo import gdal
 
-from ..engine.config import SegmentationConfig
 from ..engine.errors import EngineError
-from ..engine.staging import Staging
+from ..engine.jobs.segmentation import SegmentationConfig
+from ..engine.raster.staging import Staging
 
 PARTS_FOLDER = ".treeseg-parts"
 

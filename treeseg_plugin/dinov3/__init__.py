@@ -13,14 +13,10 @@ on a QGIS without torch; the torch-backed names are imported on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 from .errors import CheckpointError, DinoV3Error, WeightsNotFoundError
 from .variants import VARIANTS, Variant
-
-_TORCH_BACKED = {"Backbone": ".backbone", "load_backbone": ".backbone", "verify_weights": ".backbone",
-                 "WeightsInfo": ".weights"}
 
 __all__ = [
     "VARIANTS",
@@ -36,7 +32,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Import the torch-backed names lazily (PEP 562)."""
-    if name in _TORCH_BACKED:
-        return getattr(import_module(_TORCH_BACKED[name], __name__), name)
+    """Import the torch-backed names on first use (PEP 562)."""
+    if name in ("Backbone", "load_backbone", "verify_weights"):
+        from . import backbone
+
+        return getattr(backbone, name)
+    if name == "WeightsInfo":
+        from .weights import WeightsInfo
+
+        return WeightsInfo
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,10 +9,10 @@ from typing import Any, Callable, Optional
 import torch
 from torch import Tensor, nn
 
-from .checkpoint_layout import FORMAT_NAMES, META_FORMAT
-from .checkpoints import LoadedCheckpoint, load_checkpoint, verify_checkpoint
+from .checkpoint.layout import FORMAT_NAMES, META_FORMAT
+from .checkpoint.loading import LoadedCheckpoint, load_checkpoint, verify_checkpoint
 from .device import DeviceLike, check_dtype, resolve_device
-from .patch_embed import grid_size
+from .layers.patch_embed import grid_size
 from .variants import DATASET_NAMES, NORMALISATION, VARIANTS, Variant
 from .vision_transformer import DinoVisionTransformer, ViTConfig
 from .weights import ResolvedWeights, Source, WeightsInfo, choose_dataset, resolve_weights, verify_meta_hash

@@ -9,9 +9,9 @@ from typing import Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from .block import Block
-from .patch_embed import PatchEmbed
-from .rope import RopePositionEmbedding
+from .layers.block import Block
+from .layers.patch_embed import PatchEmbed
+from .layers.rope import RopePositionEmbedding
 
 BlockSelection = Union[int, Sequence[int]]
 

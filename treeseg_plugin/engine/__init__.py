@@ -10,7 +10,7 @@ One cluster model for many rasters (docs/cluster-model.md)::
     run_fit_cluster_model(ClusterFitConfig(["a.tif", "b.tif"], "forest.tscm"))
     run_segmentation(SegmentationConfig("c.tif", "c-labels.tif", cluster_model="forest.tscm"))
 
-Inside QGIS the engine runs in a worker process (:mod:`.job`, :mod:`.worker`). The settings, the
+Inside QGIS the engine runs in a worker process (:mod:`treeseg_plugin.worker`). The settings, the
 errors, the progress interface, the results and the job interface import without torch; the pipeline
 (torch, GDAL) is imported on first use of ``run_segmentation`` or ``run_fit_cluster_model``, the cluster
 model file functions (GDAL, safetensors) on first use of ``load_cluster_model``/``save_cluster_model``.
@@ -18,17 +18,13 @@ model file functions (GDAL, safetensors) on first use of ``load_cluster_model``/
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
-from .config import SegmentationConfig, validate_config
 from .errors import Canceled, EngineError
-from .fit_job import ClusterFitConfig, ClusterFitResult
+from .jobs.fit import ClusterFitConfig, ClusterFitResult
+from .jobs.results import SegmentationResult
+from .jobs.segmentation import SegmentationConfig, validate_config
 from .progress import Progress
-from .result import SegmentationResult
-
-_TORCH_BACKED = {"run_segmentation": ".pipeline", "run_fit_cluster_model": ".model_fit",
-                 "load_cluster_model": ".cluster_model_file", "save_cluster_model": ".cluster_model_file"}
 
 __all__ = ["Canceled", "ClusterFitConfig", "ClusterFitResult", "EngineError", "Progress", "SegmentationConfig",
            "SegmentationResult", "load_cluster_model", "run_fit_cluster_model", "run_segmentation",
@@ -36,7 +32,17 @@ __all__ = ["Canceled", "ClusterFitConfig", "ClusterFitResult", "EngineError", "P
 
 
 def __getattr__(name: str) -> Any:
-    """Import the torch-backed names lazily (PEP 562)."""
-    if name in _TORCH_BACKED:
-        return getattr(import_module(_TORCH_BACKED[name], __name__), name)
+    """Import the torch-backed names on first use (PEP 562)."""
+    if name == "run_segmentation":
+        from .runs.segmentation import run_segmentation
+
+        return run_segmentation
+    if name == "run_fit_cluster_model":
+        from .runs.fit import run_fit_cluster_model
+
+        return run_fit_cluster_model
+    if name in ("load_cluster_model", "save_cluster_model"):
+        from .cluster import model_file
+
+        return getattr(model_file, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,13 +24,13 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .. import checkpoint_verify as verify
 from ..backbone import Backbone, load_backbone
-from ..checkpoint_files import load_hf_config, read_state_dict
-from ..checkpoint_layout import FORMAT_NAMES, HF_FORMAT, META_FORMAT, hf_layer_prefix, infer_hf
+from ..checkpoint import verify
+from ..checkpoint.files import load_hf_config, read_state_dict
+from ..checkpoint.hf_mapping import hf_to_meta
+from ..checkpoint.layout import FORMAT_NAMES, HF_FORMAT, META_FORMAT, hf_layer_prefix, infer_hf
 from ..device import DeviceLike, check_dtype, resolve_device
 from ..errors import CheckpointError, WeightsNotFoundError, format_keys
-from ..hf_mapping import hf_to_meta
 from ..variants import DATASET_NAMES, VARIANTS
 from ..vision_transformer import DinoVisionTransformer, ViTConfig
 from ..weights import ResolvedWeights, Source, WeightsInfo, resolve_weights, sha256_file, verify_meta_hash

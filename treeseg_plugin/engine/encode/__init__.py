@@ -1,0 +1,1 @@
+"""Encoding: the tile grid, device and precision, the backbone in a run and the patch features it writes."""

@@ -1,0 +1,254 @@
+"""Canopy Height's run: read -> resample to the model's grid -> CHMv2 on overlapping tiles, blended -> back
+onto the input's grid -> Float32 GeoTIFF of metres (NoData where the input is invalid) and its style.
+
+Stages (:data:`STAGES`): "Reading input" 0-3 % (opening, the stretch sample of non-Byte bands), "Loading
+model" 3-8 %, "Predicting heights" 8-90 % (cancel checked per batch of tiles), "Writing heights" 90-99 %
+(per output block). Outputs are staged (engine/raster/staging.py): a failed or canceled run leaves nothing.
+
+Decisions:
+
+* The model grid: the working window resampled with GDAL to ``config.resolution`` metres per pixel (see
+  canopy_height.py), or the window itself when the resolution is 0 or already that of the input (within
+  half a pixel over the window). The input's pixel size in metres comes from its CRS: projected linear
+  units, or degrees at the window's centre latitude (spherical Earth) for a geographic CRS; without a CRS
+  it is unknown and only resolution 0 runs.
+* Tiles of ``tile_size`` model pixels (multiples of 16, engine/encode/tiling.py's placement) overlap by
+  ``overlap``; their heights are blended with weights that ramp linearly over the overlap at every tile
+  edge, so no seam can appear. Beyond the raster, pixels are mirrored (RasterSource).
+* Back onto the input's grid: bilinear between model-pixel centres (clamped at the edges), block by block;
+  pixels that are invalid in the input are NoData. The model-grid heights are held in memory (8 bytes per
+  model pixel).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+import uuid
+from typing import Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+from osgeo import gdal, osr
+
+from ...dinov3 import CheckpointError, DinoV3Error, WeightsNotFoundError
+from ...dinov3.chmv2.config import TRAINING_GSD_M
+from ...dinov3.chmv2.loading import load_canopy_height_model
+from ...dinov3.chmv2.model import CanopyHeightModel
+from ...dinov3.errors import scrub_token
+from ..encode.runtime import DTYPES, describe_device, resolve_device, resolve_precision
+from ..encode.tiling import PATCH, Tile, axis_tiles
+from ..errors import Canceled, EngineError, resource_errors, write_error
+from ..jobs.canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult, validate_canopy_config
+from ..progress import Progress, StageProgress, check_canceled
+from ..raster.gdal_mode import raising_gdal_errors
+from ..raster.georef import Window, window_geotransform, working_window
+from ..raster.height_raster import HeightWriter, write_height_qml
+from ..raster.input import InputRaster
+from ..raster.label_raster import BLOCK
+from ..raster.pixels import RasterSource
+from ..raster.staging import Staging, raster_sidecars
+
+STAGES = ("Reading input", "Loading model", "Predicting heights", "Writing heights")
+
+
+def pixel_size_m(gt: Tuple[float, ...], srs: Optional[osr.SpatialReference], window: Window) \
+        -> Optional[Tuple[float, float]]:
+    """(column, row) pixel size in metres, or None when the CRS does not tell."""
+    if srs is None:
+        return None
+    x_size, y_size = math.hypot(gt[1], gt[4]), math.hypot(gt[2], gt[5])
+    if srs.IsProjected():
+        metres = srs.GetLinearUnits()
+        return x_size * metres, y_size * metres
+    if srs.IsGeographic():
+        radians = srs.GetAngularUnits()
+        latitude = (gt[3] + (window.y0 + window.height / 2) * gt[5]) * radians
+        radius = srs.GetSemiMajor()  # metres; the model resolution needs no finer figure
+        return (x_size * radians * radius * math.cos(latitude), y_size * radians * radius)
+    return None
+
+
+def _model_grid(source: InputRaster, window: Window, config: CanopyHeightConfig, progress: Progress,
+                stack: contextlib.ExitStack) -> Tuple[InputRaster, Window, Optional[float], bool]:
+    """The raster the model reads, its window, the input's pixel size (m) and whether it was resampled."""
+    size = pixel_size_m(source.geotransform, source.srs, window)
+    gsd = None if size is None else math.sqrt(size[0] * size[1])
+    if config.resolution == 0:
+        progress.info("Resolution 0: the model runs on the input's own pixels"
+                      + (f" ({gsd:.3g} m)." if gsd else "."))
+        return source, window, gsd, False
+    if size is None:
+        raise EngineError(f"The input's pixel size in metres is unknown (no CRS, or one in other units), so it "
+                          f"cannot be resampled to {config.resolution:g} m. Assign the raster's CRS, or set the "
+                          "resolution to 0 to run the model on the input's own pixels.")
+    width = max(1, round(window.width * size[0] / config.resolution))
+    height = max(1, round(window.height * size[1] / config.resolution))
+    trained = " (CHMv2's training resolution)" if config.resolution == TRAINING_GSD_M else ""
+    if (width, height) == (window.width, window.height):
+        progress.info(f"The input's pixels ({gsd:.3g} m) match the model resolution {config.resolution:g} m"
+                      f"{trained}: no resampling.")
+        return source, window, gsd, False
+    coarser = width < window.width
+    path = f"/vsimem/treeseg-chm-{os.getpid()}-{uuid.uuid4().hex}.vrt"
+    gdal.Translate(path, source.ds, format="VRT", srcWin=[window.x0, window.y0, window.width, window.height],
+                   width=width, height=height, resampleAlg="average" if coarser else "bilinear")
+    stack.callback(gdal.Unlink, path)
+    progress.info(f"Resampled the input from {gsd:.3g} m ({window.width} x {window.height} px) to "
+                  f"{config.resolution:g} m{trained} ({width} x {height} px, GDAL "
+                  f"{'average' if coarser else 'bilinear'}) for the model; the heights are resampled back "
+                  "onto the input's grid (bilinear).")
+    model_source = InputRaster(path, source.bands, Progress())
+    stack.callback(model_source.close)
+    return model_source, Window(0, 0, width, height), gsd, True
+
+
+def load_chmv2(config: CanopyHeightConfig, progress: Progress) -> Tuple[CanopyHeightModel, str, str]:
+    """The CHMv2 model for ``config``, with the device and precision used; loading errors as EngineErrors."""
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    progress.info(describe_device(device))
+    try:
+        model = load_canopy_height_model(config.model, config.backbone, device, DTYPES[precision],
+                                         allow_download=config.allow_download, token=config.token,
+                                         log=progress.info)
+    except (WeightsNotFoundError, CheckpointError, DinoV3Error, ValueError) as exc:
+        raise EngineError(scrub_token(str(exc), config.token)) from exc
+    progress.info(f"Model: CHMv2 on {model.backbone.variant}, precision {precision}.")
+    return model, device, precision
+
+
+def _ramp(length: int, overlap: int) -> np.ndarray:
+    """Blending weights along a tile: rising over ``overlap`` pixels at both ends, 1 inside, never 0."""
+    if overlap <= 0:
+        return np.ones(length, dtype=np.float32)
+    edge = np.minimum(np.arange(length) + 0.5, length - np.arange(length) - 0.5)
+    return np.minimum(1.0, edge / overlap).astype(np.float32)
+
+
+def _batches(tiles: List[Tile], size: int) -> Iterator[List[Tile]]:
+    """Batches of at most ``size`` tiles of one shape each."""
+    for shape in dict.fromkeys(tile.shape for tile in tiles):
+        same = [tile for tile in tiles if tile.shape == shape]
+        for start in range(0, len(same), size):
+            yield same[start:start + size]
+
+
+def predict_heights(model: CanopyHeightModel, source: RasterSource, window: Window, config: CanopyHeightConfig,
+                    progress: Progress, report: StageProgress) -> np.ndarray:
+    """Blended heights [h, w] (float32 metres) of the model grid ``window`` of ``source``."""
+    tile_h, rows = axis_tiles(window.height, config.tile_size, config.overlap, PATCH)
+    tile_w, cols = axis_tiles(window.width, config.tile_size, config.overlap, PATCH)
+    tiles = [Tile(r, c) for r in rows for c in cols]
+    progress.info(f"{len(tiles)} tiles of {tile_w} x {tile_h} model px (overlap {config.overlap} px, blended; "
+                  f"the last row and column as long as needed) over {window.width} x {window.height} model px.")
+    total = np.zeros((window.height, window.width), dtype=np.float32)
+    weight_sum = np.zeros_like(total)
+    mean = np.asarray(model.mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(model.std, dtype=np.float32).reshape(3, 1, 1)
+    done = 0
+    for batch in _batches(tiles, config.batch_size):
+        check_canceled(progress)
+        h, w = batch[0].shape
+        images = [(source.read(window.x0 + t.col.origin, window.y0 + t.row.origin, w, h)[0] - mean) / std
+                  for t in batch]
+        heights = model(torch.from_numpy(np.stack(images))).cpu().numpy()  # [B, h, w]
+        weights = np.outer(_ramp(h, config.overlap), _ramp(w, config.overlap))
+        for t, tile in zip(batch, heights):
+            top, left = t.row.origin, t.col.origin
+            rows_in, cols_in = min(h, window.height - top), min(w, window.width - left)
+            total[top:top + rows_in, left:left + cols_in] += tile[:rows_in, :cols_in] * weights[:rows_in, :cols_in]
+            weight_sum[top:top + rows_in, left:left + cols_in] += weights[:rows_in, :cols_in]
+        source.flush()
+        done += len(batch)
+        report(done / len(tiles))
+    return total / weight_sum
+
+
+def _axis(start: int, count: int, size: int, model_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For output pixels start..start+count of an axis of ``size``: the two model pixels around each centre
+    and the weight of the second (bilinear between model-pixel centres, clamped at the edges)."""
+    position = np.clip((np.arange(start, start + count) + 0.5) * model_size / size - 0.5, 0, model_size - 1)
+    low = np.floor(position).astype(np.int64)
+    return low, np.minimum(low + 1, model_size - 1), (position - low).astype(np.float32)
+
+
+def write_heights(source: InputRaster, window: Window, heights: np.ndarray, writer: HeightWriter,
+                  progress: Progress, report: StageProgress) -> np.ndarray:
+    """Write ``heights`` (model grid) onto the window's grid; returns the valid heights' count, sum, min, max."""
+    summary = np.array([0.0, 0.0, np.inf, -np.inf])
+    for top in range(0, window.height, BLOCK):
+        h = min(BLOCK, window.height - top)
+        r0, r1, rf = _axis(top, h, window.height, heights.shape[0])
+        rows = heights[r0] * (1 - rf)[:, None] + heights[r1] * rf[:, None]
+        for left in range(0, window.width, BLOCK):
+            check_canceled(progress)
+            w = min(BLOCK, window.width - left)
+            c0, c1, cf = _axis(left, w, window.width, heights.shape[1])
+            block = rows[:, c0] * (1 - cf) + rows[:, c1] * cf
+            valid = source.read_valid(window.x0 + left, window.y0 + top, w, h)
+            writer.write(top, left, np.where(valid, block, np.float32(NODATA)))
+            if valid.any():
+                values = block[valid]
+                summary += [values.size, float(values.sum(dtype=np.float64)), 0, 0]
+                summary[2], summary[3] = min(summary[2], float(values.min())), max(summary[3], float(values.max()))
+        source.flush()
+        report((top + h) / window.height)
+    return summary
+
+
+@raising_gdal_errors
+def run_canopy_height(config: CanopyHeightConfig, progress: Optional[Progress] = None) -> CanopyHeightResult:
+    """Canopy heights of ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled."""
+    progress = progress or Progress()
+    validate_canopy_config(config)
+    with resource_errors("the height raster", os.path.dirname(os.path.abspath(config.output_path))):
+        return _run(config, progress)
+
+
+def _run(config: CanopyHeightConfig, progress: Progress) -> CanopyHeightResult:
+    started = time.perf_counter()
+    output_folder = os.path.dirname(os.path.abspath(config.output_path))
+    with contextlib.ExitStack() as stack:
+        progress.stage(STAGES[0])
+        source = InputRaster(config.input_path, config.bands, progress)
+        stack.callback(source.close)
+        window = working_window(source.geotransform, source.width, source.height, config.extent)
+        progress.info(source.describe_masks())
+        model_raster, model_window, input_gsd, resampled = _model_grid(source, window, config, progress, stack)
+        model_source = RasterSource(model_raster, model_window, progress, StageProgress(progress, 0, 3))
+        progress.stage(STAGES[1])
+        check_canceled(progress)
+        model, device, precision = load_chmv2(config, progress)
+        progress.progress(8)
+        progress.stage(STAGES[2])
+        heights = predict_heights(model, model_source, model_window, config, progress,
+                                  StageProgress(progress, 8, 90))
+        progress.stage(STAGES[3])
+        staging = stack.enter_context(Staging())
+        staged = staging.path(config.output_path)
+        try:
+            writer = HeightWriter(staged, window.width, window.height,
+                                  window_geotransform(source.geotransform, window), source.srs)
+            stack.callback(writer.close)
+            count, total, low, high = write_heights(source, window, heights, writer, progress,
+                                                    StageProgress(progress, 90, 99))
+            writer.finish()
+            write_height_qml(os.path.splitext(staged)[0] + ".qml")
+        except OSError as exc:
+            raise write_error(f"the height raster '{config.output_path}'", exc, output_folder) from exc
+        stats = (low, total / count, high) if count else (None, None, None)
+        progress.info(f"Heights of {int(count)} valid pixels: " + (
+            "none." if not count else f"min {low:.2f} m, mean {total / count:.2f} m, max {high:.2f} m.")
+            + f" ({time.perf_counter() - started:.1f} s)")
+        if not progress.may_commit():
+            raise Canceled()
+        name = os.path.basename(config.output_path)
+        staging.commit(last=name, stale=raster_sidecars(name))
+    progress.progress(100)
+    output = os.path.abspath(config.output_path)
+    model_gsd = config.resolution if resampled else input_gsd
+    return CanopyHeightResult(output, os.path.splitext(output)[0] + ".qml", input_gsd, model_gsd, resampled,
+                              int(count), *(None if v is None else float(v) for v in stats), device, precision)

@@ -1,0 +1,190 @@
+"""Fit Cluster Model: one model from patch features sampled across several rasters.
+
+The parts, so that a distributed runner can place them on workers:
+
+* :func:`fit_input_bands` - the inputs' band choice, checked alike, and the 2-98 % stretch of the non-Byte
+  bands from the values of every input pooled;
+* :func:`sample_features` - one raster read with that stretch, encoded, and a seeded uniform sample of
+  its valid patch features (at most ``max_samples`` rows, float16) with its count of valid patches;
+* :func:`fit_cluster_model` - the samples' rows split in proportion to each raster's valid patches
+  (``max_samples`` in all, largest remainders, seeded), then Segment Trees' fit (engine/cluster/choice_of_k.py: the
+  same K choice and WCSS table);
+* :func:`run_fit_cluster_model` - all of it in one process, the model saved through engine/raster/staging.py.
+
+With one input the fit sample is exactly Segment Trees' (same seed, same rows), so Fit Cluster Model on
+one raster fits the clusters Segment Trees saves for it (Segment Trees' file also names the tree
+clusters, which only a labelling pass can tell). Every input must have the band count, band
+choice and band types of the first, so the model applies to each of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from ..cluster.choice_of_k import fit_samples, no_valid_pixels
+from ..cluster.model import BackboneIdentity, ClusterModel, Encoding, FitInput, InputBands, backbone_identity
+from ..encode.features import FeatureStore, TileEncoder
+from ..encode.runtime import load_model
+from ..encode.tiling import plan_tiles
+from ..errors import Canceled, EngineError, resource_errors
+from ..jobs.fit import ClusterFitConfig, ClusterFitResult, validate_fit_config
+from ..jobs.segmentation import FitSettings
+from ..progress import Progress, StageProgress, check_canceled
+from ..raster.gdal_mode import raising_gdal_errors
+from ..raster.georef import Window
+from ..raster.input import InputRaster
+from ..raster.pixels import SAMPLE_SIDE, RasterSource, Stretch, stretch_from_samples, stretch_samples, stretched_bands
+from ..raster.staging import Staging
+from .cluster_model import fit_record, model_from_fit, save_model
+
+STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing cluster model")
+
+
+@dataclass
+class RasterSample:
+    """What one raster gives to the fit: a uniform sample of its valid patch features."""
+
+    name: str  # the raster's file name
+    features: np.ndarray  # [m, D] float16, m = min(count asked, valid_patches)
+    valid_patches: int
+
+
+def _describe(raster: InputRaster) -> Tuple[int, Tuple[int, ...], List[int]]:
+    return raster.ds.RasterCount, tuple(raster.bands), stretched_bands(raster)
+
+
+def fit_input_bands(paths: Sequence[str], bands: Any, seed: int, progress: Progress) -> InputBands:
+    """The inputs' band choice, with the stretch of the non-Byte bands fitted on the values of all ``paths``
+    pooled (each raster gives at most its share of SAMPLE_SIDE² values); refuses inputs read otherwise than
+    the first."""
+    pooled: Dict[int, List[np.ndarray]] = {}
+    share = math.ceil(SAMPLE_SIDE * SAMPLE_SIDE / len(paths))
+    first = InputRaster(paths[0], bands, progress)
+    try:
+        for index, path in enumerate(paths):
+            raster = first if index == 0 else InputRaster(path, bands, progress)
+            try:
+                if _describe(raster) != _describe(first):
+                    raise EngineError(_differs(paths[0], _describe(first), path, _describe(raster)))
+                report = StageProgress(progress, 3 * index / len(paths), 3 * (index + 1) / len(paths))
+                whole = Window(0, 0, raster.width, raster.height)
+                for band, values in stretch_samples(raster, whole, progress, report).items():
+                    if values.size > share:
+                        values = np.random.default_rng(seed + index).choice(values, share, replace=False)
+                    pooled.setdefault(band, []).append(values)
+            finally:
+                if raster is not first:
+                    raster.close()
+        stretch = stretch_from_samples(first, {b: np.concatenate(v) for b, v in pooled.items()},
+                                       "any of the rasters", progress)
+        return InputBands(tuple(first.bands), first.ds.RasterCount, stretch)
+    finally:
+        first.close()
+
+
+def _reading(described: Tuple[int, Tuple[int, ...], List[int]]) -> str:
+    count, bands, stretched = described
+    return f"{count} bands, bands {list(bands)} as RGB, non-Byte bands {stretched or 'none'}"
+
+
+def _differs(a: str, ours: Tuple, b: str, theirs: Tuple) -> str:
+    return (f"The rasters of one cluster model must be read alike: '{a}' has {_reading(ours)}; '{b}' has "
+            f"{_reading(theirs)}. Fit a model per kind of raster, or choose the bands to use.")
+
+
+def sample_features(path: str, config: ClusterFitConfig, backbone: Any, stretch: Dict[int, Stretch], seed: int,
+                    folder: str, progress: Progress, report: Callable[[float], None]) -> RasterSample:
+    """Encode the raster at ``path`` (read with ``stretch``) and sample at most ``config.max_samples`` of its
+    valid patch features with ``seed``; the features live in a temporary folder in ``folder`` meanwhile."""
+    with contextlib.ExitStack() as stack:
+        raster = InputRaster(path, config.bands, progress)
+        stack.callback(raster.close)
+        window = Window(0, 0, raster.width, raster.height)
+        source = RasterSource(raster, window, progress, report, stretch)
+        plan = plan_tiles(window.height, window.width, config.tile_size, config.overlap, config.stride)
+        store = stack.enter_context(FeatureStore(folder, plan.grid_rows, plan.grid_cols, backbone.embed_dim))
+        TileEncoder(backbone, source, window, plan, store, config.batch_size).run(progress, report)
+        valid = store.count_valid()
+        features = store.sample(config.max_samples, seed).astype(np.float16) if valid else \
+            np.zeros((0, backbone.embed_dim), np.float16)
+    progress.info(f"'{os.path.basename(path)}': {valid} valid patches, {len(features)} sampled.")
+    return RasterSample(os.path.basename(path), features, valid)
+
+
+def split_budget(valid: Sequence[int], budget: int) -> List[int]:
+    """Rows per raster: ``min(budget, sum(valid))`` in all, in proportion to ``valid`` (largest remainders,
+    ties to the earlier raster)."""
+    total = sum(valid)
+    budget = min(budget, total)
+    counts = [budget * v // total for v in valid]
+    remainders = sorted(range(len(valid)), key=lambda i: (-(budget * valid[i] % total), i))
+    for i in remainders[:budget - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def fit_cluster_model(samples: Sequence[RasterSample], settings: FitSettings, backbone: BackboneIdentity,
+                      encoding: Encoding, bands: InputBands, progress: Progress,
+                      report: Callable[[float], None]) -> ClusterModel:
+    """One model from the rasters' samples: rows split by valid patches, then Segment Trees' K choice."""
+    valid = [s.valid_patches for s in samples]
+    if sum(valid) == 0:
+        raise no_valid_pixels("any of the rasters")
+    counts = split_budget(valid, settings.max_samples)
+    parts = []
+    for index, (sample, count) in enumerate(zip(samples, counts)):
+        rows = sample.features
+        if count < len(rows):
+            rows = rows[np.sort(np.random.default_rng(settings.seed + index).choice(len(rows), count, replace=False))]
+        parts.append(rows.astype(np.float32))
+    fit = fit_samples(np.concatenate(parts), sum(valid), settings, progress, report)
+    inputs = [FitInput(s.name, s.valid_patches, len(rows)) for s, rows in zip(samples, parts)]
+    return model_from_fit(fit, backbone, bands, fit_record(settings, inputs, encoding))
+
+
+@raising_gdal_errors
+def run_fit_cluster_model(config: ClusterFitConfig, progress: Progress) -> ClusterFitResult:
+    """Fit one model on ``config.input_paths`` and save it to ``config.output_path``; raises EngineError."""
+    validate_fit_config(config)
+    with resource_errors("the temporary files", os.path.dirname(os.path.abspath(config.output_path))):
+        return _run(config, progress)
+
+
+def _run(config: ClusterFitConfig, progress: Progress) -> ClusterFitResult:
+    paths = config.input_paths
+    progress.stage(STAGES[0])
+    bands = fit_input_bands(paths, config.bands, config.seed, progress)
+    progress.progress(3)
+    progress.stage(STAGES[1])
+    check_canceled(progress)
+    backbone, device, precision = load_model(config.for_raster(paths[0]), progress)
+    encoding = Encoding(device, precision, config.tile_size, config.overlap)
+    progress.progress(5)
+    with Staging() as staging:
+        staged = staging.path(config.output_path)  # creates the output folder, removed again on failure
+        progress.stage(STAGES[2])
+        samples = []
+        for index, path in enumerate(paths):
+            report = StageProgress(progress, 5 + 65 * index / len(paths), 5 + 65 * (index + 1) / len(paths))
+            samples.append(sample_features(path, config, backbone, bands.stretch, config.seed + index,
+                                           os.path.dirname(staged), progress, report))
+        progress.stage(STAGES[3])
+        check_canceled(progress)
+        model = fit_cluster_model(samples, config, backbone_identity(backbone), encoding, bands, progress,
+                                  StageProgress(progress, 70, 95))
+        progress.stage(STAGES[4])
+        save_model(model, staged, config.output_path, progress)
+        if not progress.may_commit():
+            raise Canceled()
+        staging.commit(last=os.path.basename(config.output_path))
+    progress.progress(100)
+    inputs = [{"path": os.path.abspath(p), "valid_patches": i.valid_patches, "sampled": i.sampled}
+              for p, i in zip(paths, model.fit.inputs)]
+    return ClusterFitResult(os.path.abspath(config.output_path), model.k, dict(model.wcss), dict(model.wcss_drop),
+                            inputs)

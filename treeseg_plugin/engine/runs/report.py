@@ -1,0 +1,199 @@
+"""The statistics file: JSON (the full stats dict), CSV (WCSS and cluster tables) or HTML (the tables
+and an inline-SVG elbow chart), chosen by the file extension.
+
+The CSV holds tables separated by one empty line: ``k,wcss,drop_percent,chosen``, then
+``label,name,color,pixels,percent,area_map_units,area_hectares``, then (when the tree rule ran) the
+evidence per cluster, ``label,``:data:`EVIDENCE_COLUMNS` (the rule's decision, its branch and reason, and
+the evidence of engine/trees/evidence.py; empty where not available). The HTML is self-contained (no
+scripts, no external resources); every text is escaped. The stats never contain the access token.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import os
+from typing import Any, Dict, List, Mapping
+
+
+def _fmt(value: Any, digits: int = 6) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+EVIDENCE_COLUMNS = ("is_tree", "basis", "reason", "mean_r", "mean_g", "mean_b", "exg", "vari", "ndvi",
+                    "height_mean", "height_median", "height_p90", "height_max")
+
+
+def evidence_rows(stats: Mapping[str, Any]) -> List[List[Any]]:
+    """Rows ``[label, *EVIDENCE_COLUMNS]`` (none when the statistics have no tree section)."""
+    clusters = stats.get("trees", {}).get("clusters", {})
+    return [[int(key), *(clusters[key].get(column) for column in EVIDENCE_COLUMNS)]
+            for key in sorted(clusters, key=int)]
+
+
+def wcss_rows(stats: Mapping[str, Any]) -> List[List[Any]]:
+    """Rows ``[k, wcss, drop_percent, chosen]`` sorted by K."""
+    drops = stats["wcss_drop_percent"]
+    return [[int(k), float(w), drops.get(k), int(k) == stats["chosen_k"]]
+            for k, w in sorted(stats["wcss"].items(), key=lambda kv: int(kv[0]))]
+
+
+def cluster_rows(stats: Mapping[str, Any]) -> List[List[Any]]:
+    """Rows ``[label, name, color, pixels, percent, area_map_units, area_hectares]``."""
+    pixels = stats["cluster_pixels"]
+    total = sum(pixels.values()) or 1
+    legend = stats["legend"]
+    rows = []
+    for key, count in sorted(pixels.items(), key=lambda kv: int(kv[0])):
+        label = int(key)
+        area = stats["cluster_area"][key]
+        rows.append([label, legend["names"][label], legend["colors"][label - 1], count, 100.0 * count / total,
+                     area["map_units"], area["hectares"]])
+    return rows
+
+
+def csv_text(stats: Mapping[str, Any]) -> str:
+    """The WCSS table and the cluster table as CSV."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["k", "wcss", "drop_percent", "chosen"])
+    for k, w, drop, chosen in wcss_rows(stats):
+        writer.writerow([k, repr(w), "" if drop is None else f"{drop:.4f}", "yes" if chosen else "no"])
+    writer.writerow([])
+    writer.writerow(["label", "name", "color", "pixels", "percent", "area_map_units", "area_hectares"])
+    for label, name, color, count, pct, map_units, hectares in cluster_rows(stats):
+        writer.writerow([label, name, color, count, f"{pct:.4f}", repr(map_units),
+                         "" if hectares is None else repr(hectares)])
+    evidence = evidence_rows(stats)
+    if evidence:
+        writer.writerow([])
+        writer.writerow(["label", *EVIDENCE_COLUMNS])
+        for row in evidence:
+            writer.writerow(["" if v is None else ("yes" if v else "no") if isinstance(v, bool) else
+                             repr(v) if isinstance(v, float) else v for v in row])
+    return out.getvalue()
+
+
+def elbow_svg(stats: Mapping[str, Any], width: int = 480, height: int = 280) -> str:
+    """An SVG line chart of WCSS against K, the chosen K marked."""
+    rows = wcss_rows(stats)
+    left, right, top, bottom = 70, 20, 20, 45
+    ks = [r[0] for r in rows]
+    ws = [r[1] for r in rows]
+    k_lo, k_hi = min(ks), max(ks)
+    w_lo, w_hi = min(0.0, min(ws)), max(ws) or 1.0
+
+    def x(k: float) -> float:
+        return left + (width - left - right) * ((k - k_lo) / (k_hi - k_lo) if k_hi > k_lo else 0.5)
+
+    def y(w: float) -> float:
+        return top + (height - top - bottom) * (1 - (w - w_lo) / ((w_hi - w_lo) or 1.0))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="Elbow chart: WCSS against K">',
+             f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#444"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#444"/>']
+    for k in ks:
+        parts.append(f'<text x="{x(k):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+                     f'font-size="11">{k}</text>')
+    for w in (w_lo, (w_lo + w_hi) / 2, w_hi):
+        parts.append(f'<text x="{left - 6}" y="{y(w) + 4:.1f}" text-anchor="end" font-size="11">'
+                     f'{html.escape(_fmt(w, 4))}</text>')
+    parts.append(f'<text x="{(left + width - right) / 2:.1f}" y="{height - 8}" text-anchor="middle" '
+                 'font-size="12">K (clusters)</text>')
+    parts.append(f'<text x="14" y="{(top + height - bottom) / 2:.1f}" text-anchor="middle" font-size="12" '
+                 f'transform="rotate(-90 14 {(top + height - bottom) / 2:.1f})">WCSS</text>')
+    points = " ".join(f"{x(k):.1f},{y(w):.1f}" for k, w in zip(ks, ws))
+    parts.append(f'<polyline points="{points}" fill="none" stroke="#0072B2" stroke-width="2"/>')
+    for k, w, _, chosen in rows:
+        fill = "#D55E00" if chosen else "#0072B2"
+        radius = 6 if chosen else 3.5
+        parts.append(f'<circle cx="{x(k):.1f}" cy="{y(w):.1f}" r="{radius}" fill="{fill}">'
+                     f'<title>K={k}: WCSS {html.escape(_fmt(w))}</title></circle>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _table(header: List[str], rows: List[List[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_text(stats: Mapping[str, Any]) -> str:
+    """A self-contained HTML report."""
+    e = html.escape
+    summary = [
+        ["Input", e(str(stats["input"]["path"]))],
+        ["Output", e(str(stats["output"]))],
+        ["Chosen K", e(f"{stats['chosen_k']} ({stats['k_mode']})")],
+        ["Model", e(f"{stats['model']['variant']} ({stats['model']['weights_path']})")],
+        ["Device / precision", e(f"{stats['device']} / {stats['precision']}")],
+        ["Stride / tile / overlap", e(f"{stats['stride']} / {stats['tile_size']} / {stats['overlap']} px")],
+        ["Tiles (skipped)", e(f"{stats['tiles']['total']} ({stats['tiles']['skipped']})")],
+        ["Areas", e(str(stats["area_note"]))],
+        *_cluster_model_rows(stats),
+    ]
+    wcss = [[str(k), e(_fmt(w)), "" if d is None else e(f"{d:.2f} %"), "&#10003;" if c else ""]
+            for k, w, d, c in wcss_rows(stats)]
+    clusters = [[str(label), f'<span class="sw" style="background:{color}"></span> {e(name)}', str(count),
+                 e(f"{pct:.2f} %"), e(_fmt(mu)), "" if ha is None else e(f"{ha:.4f}")]
+                for label, name, color, count, pct, mu, ha in cluster_rows(stats)]
+    style = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}th{background:#eee}"
+             "td:first-child{text-align:left}.sw{display:inline-block;width:1em;height:1em;"
+             "vertical-align:middle;border:1px solid #555}")
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<title>TreeSeg segmentation report</title>", f"<style>{style}</style></head><body>",
+        "<h1>TreeSeg segmentation report</h1>", _table(["", ""], summary),
+        "<h2>Elbow (within-cluster sum of squares)</h2>", elbow_svg(stats),
+        _table(["K", "WCSS", "Drop to K+1", "Chosen"], wcss),
+        "<h2>Clusters</h2>",
+        _table(["Label", "Name", "Pixels", "Share", "Area (map units²)", "Area (ha)"], clusters),
+        *_trees_html(stats),
+        "</body></html>", ""])
+
+
+def _cluster_model_rows(stats: Mapping[str, Any]) -> List[List[str]]:
+    """Summary rows for the cluster model applied (its file name and checksum prefix) and saved (its path)."""
+    model = stats.get("cluster_model") or {}
+    rows = []
+    if model.get("applied"):
+        checksum = model.get("applied_sha256")
+        rows.append(["Cluster model applied", html.escape(
+            os.path.basename(model["applied"]) + (f" (checksum {checksum[:12]}…)" if checksum else ""))])
+    if model.get("saved"):
+        rows.append(["Cluster model saved", html.escape(str(model["saved"]))])
+    return rows
+
+
+def _trees_html(stats: Mapping[str, Any]) -> List[str]:
+    """The evidence table and the tree decisions (nothing when the statistics have no tree section)."""
+    rows = evidence_rows(stats)
+    if not rows:
+        return []
+    cells = [[str(row[0]), "trees" if row[1] else "not trees", *(html.escape(_fmt(v, 4)) for v in row[2:])]
+             for row in rows]
+    header = ["Label", "Decision", "Branch", "Why", "R", "G", "B", "ExG", "VARI", "NDVI", "Height mean (m)",
+              "Median (m)", "P90 (m)", "Max (m)"]
+    return ["<h2>Which clusters are trees</h2>", _table(header, cells)]
+
+
+def write_stats(path: str, stats: Dict[str, Any]) -> None:
+    """Write ``stats`` to ``path`` as JSON, CSV or HTML, by extension."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".json":
+        text = json.dumps(stats, indent=2, allow_nan=False) + "\n"
+    elif ext == ".csv":
+        text = csv_text(stats)
+    else:
+        text = html_text(stats)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)

@@ -1,0 +1,89 @@
+"""The pipeline's tree steps: the canopy heights on the label grid, the tree rule with its log, and the
+TREES and CROWNS outputs (staged like every output), each returning what the statistics' ``trees``
+section says about it. engine/runs/segmentation.py calls them in its stages."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Dict, List, Optional
+
+from ..errors import Canceled, EngineError, write_error
+from ..jobs.segmentation import SegmentationConfig
+from ..progress import Progress
+from ..raster.georef import PixelArea, Window
+from ..raster.pixels import RasterSource
+from ..raster.staging import Staging
+from ..trees.evidence import EvidenceAccumulator, HeightGrid
+from ..trees.mask import write_tree_mask
+from ..trees.rule import decide_trees, evidence_line
+
+
+def prepare(config: SegmentationConfig, source: RasterSource, window: Window, gt: Any,
+            stack: contextlib.ExitStack) -> Optional[HeightGrid]:
+    """Before the model loads: CROWNS' scipy is there when CROWNS is asked for; the canopy height raster
+    on the label grid (closed with ``stack``), when one is given."""
+    if config.crowns_path:
+        try:
+            import scipy.ndimage  # noqa: F401  (engine/trees/crowns.py's watershed)
+        except ImportError as exc:
+            raise EngineError(f"Tree crowns need scipy, which this Python cannot import ({exc}). Install QGIS's "
+                              "scipy package (Debian: python3-scipy; OSGeo4W: python3-scipy), or leave the crowns "
+                              "output empty.") from exc
+    if not config.canopy_height_path:
+        return None
+    heights = HeightGrid(config.canopy_height_path, window, gt, source.srs)
+    stack.callback(heights.close)
+    return heights
+
+
+def decide(evidence: EvidenceAccumulator, config: SegmentationConfig, progress: Progress) -> Dict[str, Any]:
+    """The tree rule on the evidence, logged with its numbers; the statistics' "trees" section."""
+    clusters = evidence.clusters()
+    if config.canopy_height_path and not any(c.height_pixels for c in clusters):
+        progress.warning(f"The canopy height raster '{config.canopy_height_path}' has no height under any valid "
+                         "pixel (all NoData there): the clusters are decided without heights.")
+    decisions = decide_trees(clusters, config.min_tree_height, config.tree_clusters)
+    lines = []
+    for cluster, decision in zip(clusters, decisions):
+        verdict = "trees" if decision.is_tree else "not trees"
+        lines.append(f"Cluster {cluster.label}: {verdict} ({decision.basis}: {decision.reason}). "
+                     f"Evidence: {evidence_line(cluster)}.")
+    progress.info("Which clusters are trees:\n" + "\n".join(lines))
+    tree_labels = [d.label for d in decisions if d.is_tree]
+    progress.info(f"Tree clusters: {', '.join(map(str, tree_labels)) or 'none'}.")
+    heights = os.path.abspath(config.canopy_height_path) if config.canopy_height_path else None
+    return {"tree_labels": tree_labels, "min_tree_height_m": config.min_tree_height, "nir_band": config.nir_band,
+            "canopy_height": heights,
+            "clusters": {str(c.label): {**c.to_json(), "is_tree": d.is_tree, "basis": d.basis, "reason": d.reason}
+                         for c, d in zip(clusters, decisions)}}
+
+
+def write_mask(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: List[int],
+               progress: Progress) -> Dict[str, Any]:
+    """TREES, staged: the canopy mask of the finished labels."""
+    try:
+        canopy = write_tree_mask(labels_path, staging.path(config.trees_path), tree_labels, progress)
+    except OSError as exc:
+        raise write_error(f"the tree canopy mask '{config.trees_path}'", exc,
+                          os.path.dirname(os.path.abspath(config.trees_path))) from exc
+    progress.info(f"Tree canopy: {canopy} px.")
+    return {"canopy_pixels": canopy}
+
+
+def write_crown_polygons(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: List[int],
+                         heights: Optional[HeightGrid], area: PixelArea, k: int, progress: Progress) -> Dict[str, Any]:
+    """CROWNS, staged: the watershed crowns of the tree clusters."""
+    from ..trees.crowns import write_crowns  # scipy: imported only when crowns are asked for (checked in prepare)
+
+    try:
+        count = write_crowns(labels_path, staging.path(config.crowns_path), tree_labels, heights, area,
+                             config.min_tree_height, config.min_crown_area, k, progress)
+    except (OSError, RuntimeError) as exc:
+        if progress.is_canceled():
+            raise Canceled() from exc
+        raise write_error(f"the crowns '{config.crowns_path}'", exc,
+                          os.path.dirname(os.path.abspath(config.crowns_path))) from exc
+    how = "canopy height" if heights is not None else "distance to the canopy edge"
+    progress.info(f"Wrote {count} crowns (watershed on the {how}; at least {config.min_crown_area:g} m² each).")
+    return {"crowns": count}
