@@ -14,7 +14,8 @@ Decisions:
   it is unknown and only resolution 0 runs.
 * Tiles of ``tile_size`` model pixels (multiples of 16, engine/tiling.py's placement) overlap by
   ``overlap``; their heights are blended with weights that ramp linearly over the overlap at every tile
-  edge, so no seam can appear. Beyond the raster, pixels are mirrored (RasterSource).
+  edge, so no seam can appear. Beyond the raster, pixels are mirrored (RasterSource). The model input is
+  prepared as the segmentation's (features.model_input): invalid pixels at the normalisation mean.
 * Back onto the input's grid: bilinear between model-pixel centres (clamped at the edges), block by block;
   pixels that are invalid in the input are NoData. The model-grid heights are held in memory (8 bytes per
   model pixel).
@@ -40,6 +41,7 @@ from ..dinov3.chmv2.model import CanopyHeightModel
 from ..dinov3.errors import scrub_token
 from .canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult, validate_canopy_config
 from .errors import Canceled, EngineError, resource_errors, write_error
+from .features import model_input
 from .gdal_mode import raising_gdal_errors
 from .georef import Window, window_geotransform, working_window
 from .height_raster import HeightWriter, write_height_qml
@@ -152,7 +154,7 @@ def predict_heights(model: CanopyHeightModel, source: RasterSource, window: Wind
     for batch in _batches(tiles, config.batch_size):
         check_canceled(progress)
         h, w = batch[0].shape
-        images = [(source.read(window.x0 + t.col.origin, window.y0 + t.row.origin, w, h)[0] - mean) / std
+        images = [model_input(*source.read(window.x0 + t.col.origin, window.y0 + t.row.origin, w, h), mean, std)
                   for t in batch]
         heights = model(torch.from_numpy(np.stack(images))).cpu().numpy()  # [B, h, w]
         weights = np.outer(_ramp(h, config.overlap), _ramp(w, config.overlap))

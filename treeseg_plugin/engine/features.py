@@ -41,6 +41,16 @@ from .tiling import SUPPORT_PX, Tile, TilePlan, cell_valid_fraction
 
 VALID_FRACTION = 0.5
 _CHUNK_BYTES = 16 * 1024 * 1024  # rows mapped at once when counting or sampling: bounds the RSS bump
+
+
+def model_input(rgb: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """A model's input [3, h, w] from RGB in 0..1 [3, h, w] and validity [h, w]: normalised by ``mean`` and
+    ``std`` ([3, 1, 1]), with invalid pixels (and any NaN) at the mean, i.e. 0."""
+    x = (rgb - mean) / std
+    x[:, ~valid] = 0.0
+    return np.nan_to_num(x, copy=False, nan=0.0)
+
+
 def release_cached_memory(device: torch.device) -> None:
     """Give the allocator's cached blocks back, so that a retry with a smaller batch can use them."""
     if device.type == "cuda":
@@ -185,9 +195,7 @@ class TileEncoder:
             return None
         fraction = cell_valid_fraction(valid, top, left, plan, tile)
         inner = (slice(border, border + height), slice(border, border + width))
-        x = (rgb[(slice(None), *inner)] - self._mean) / self._std
-        x[:, ~valid[inner]] = 0.0
-        np.nan_to_num(x, copy=False, nan=0.0)
+        x = model_input(rgb[(slice(None), *inner)], valid[inner], self._mean, self._std)
         return x, fraction > VALID_FRACTION
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
