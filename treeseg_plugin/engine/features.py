@@ -261,6 +261,19 @@ class TileEncoder:
         self.source.flush()
         self.seconds["store"] += time.perf_counter() - tick
 
+    def _flush(self, pending: Dict[Tuple[int, int], List[Tuple[Tile, np.ndarray, np.ndarray]]],
+                everything: bool) -> None:
+        """Encode batches of :attr:`batch_size` pending tiles of one shape while a shape has that many (every
+        pending tile when ``everything``). The sizes are checked again after each batch: an out-of-memory
+        retry may have halved the batch size, and no shape may keep more tiles than that waiting."""
+        while True:
+            ready = [batch for batch in pending.values() if len(batch) >= self.batch_size or (everything and batch)]
+            if not ready:
+                return
+            chunk = ready[0][:self.batch_size]
+            del ready[0][:len(chunk)]
+            self._encode_and_store(chunk)
+
     def run(self, progress: Progress, report: Callable[[float], None]) -> None:
         """Encode every tile, in batches of tiles of one shape; count the skipped ones in :attr:`skipped`."""
         self._progress = progress
@@ -275,9 +288,7 @@ class TileEncoder:
                 self.skipped += 1
             else:
                 pending.setdefault(tile.shape, []).append((tile, *prepared))
-            full = [shape for shape, batch in pending.items() if len(batch) == self.batch_size]
-            for shape in full if done < len(tiles) else list(pending):
-                self._encode_and_store(pending.pop(shape))
+            self._flush(pending, everything=done == len(tiles))
             report(done / len(tiles))
         encoded = len(tiles) - self.skipped
         if encoded:
