@@ -1,0 +1,38 @@
+"""Windows of a large raster in a batch run (batch/windows.py): where their tiles fall, and the stitch.
+
+Real GDAL rasters; the expected tile origins are worked out by hand from the tiling rule (engine/tiling.py:
+tiles step by tile size minus overlap; the last one ends where the patch grid ends).
+"""
+
+from __future__ import annotations
+
+import pytest
+from data_factory import make_raster
+from osgeo import gdal
+from treeseg.treeseg_plugin.batch.windows import plan_parts
+from treeseg.treeseg_plugin.engine import SegmentationConfig
+from treeseg.treeseg_plugin.engine.tiling import axis_tiles
+
+PIXEL = 0.1  # make_raster's pixel size
+
+# 64 px tiles, overlap 16: step 48. Columns of 320 px (a 320 px patch grid): 0, 48, ..., 240, then the last
+# 32 px tile at 288. Rows of 256 px: 0, 48, 96, 144, then the last 64 px tile at 192.
+WHOLE_COLUMNS = {0, 48, 96, 144, 192, 240, 288}
+WHOLE_ROWS = {0, 48, 96, 144, 192}
+
+
+@pytest.mark.parametrize("stride", [16, 8])
+def test_the_tiles_of_every_window_are_tiles_of_the_whole_raster(tmp_path, stride):
+    raster = make_raster(tmp_path / "big.tif", 320, 256)
+    engine = SegmentationConfig("", "", tile_size=64, overlap=16, stride=stride)
+    parts = plan_parts(str(raster), str(tmp_path / "big_labels.tif"), 128, engine)
+    assert len(parts) > 4
+    origin_x, origin_y = gdal.Open(str(raster)).GetGeoTransform()[::3]
+    for part in parts:
+        x0, y0 = round((part.extent[0] - origin_x) / PIXEL), round((origin_y - part.extent[3]) / PIXEL)
+        width, height = round((part.extent[2] - part.extent[0]) / PIXEL), \
+            round((part.extent[3] - part.extent[1]) / PIXEL)
+        assert (x0 + part.offset[0], y0 + part.offset[1]) == part.core[:2]
+        columns = {x0 + tile.origin for tile in axis_tiles(width, 64, 16, stride)[1]}
+        rows = {y0 + tile.origin for tile in axis_tiles(height, 64, 16, stride)[1]}
+        assert columns <= WHOLE_COLUMNS and rows <= WHOLE_ROWS, (part.core, sorted(columns), sorted(rows))
