@@ -6,10 +6,13 @@ tiles step by tile size minus overlap; the last one ends where the patch grid en
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 from data_factory import make_raster
 from osgeo import gdal
-from treeseg.treeseg_plugin.batch.windows import plan_parts
+from treeseg.treeseg_plugin.batch.windows import plan_parts, stitch
 from treeseg.treeseg_plugin.engine import SegmentationConfig
 from treeseg.treeseg_plugin.engine.tiling import axis_tiles
 
@@ -36,3 +39,30 @@ def test_the_tiles_of_every_window_are_tiles_of_the_whole_raster(tmp_path, strid
         columns = {x0 + tile.origin for tile in axis_tiles(width, 64, 16, stride)[1]}
         rows = {y0 + tile.origin for tile in axis_tiles(height, 64, 16, stride)[1]}
         assert columns <= WHOLE_COLUMNS and rows <= WHOLE_ROWS, (part.core, sorted(columns), sorted(rows))
+
+
+def test_a_restitched_output_leaves_no_sidecar_of_the_old_one(tmp_path):
+    """``--redo`` over an earlier output with overviews and statistics: the new raster has the parts' labels
+    and no stale ``.ovr`` / ``.aux.xml`` of the old one beside it (they would show the old result)."""
+    raster = make_raster(tmp_path / "big.tif", 320, 256)
+    output = tmp_path / "big_labels.tif"
+    labels = np.random.default_rng(0).integers(0, 5, (256, 320), dtype=np.uint8)
+    parts = plan_parts(str(raster), str(output), 128, SegmentationConfig("", "", tile_size=64, overlap=16))
+    origin_x, origin_y = gdal.Open(str(raster)).GetGeoTransform()[::3]
+    for part in parts:
+        x0, y0 = round((part.extent[0] - origin_x) / PIXEL), round((origin_y - part.extent[3]) / PIXEL)
+        x1, y1 = round((part.extent[2] - origin_x) / PIXEL), round((origin_y - part.extent[1]) / PIXEL)
+        Path(part.path).parent.mkdir(parents=True, exist_ok=True)
+        ds = gdal.GetDriverByName("GTiff").Create(part.path, x1 - x0, y1 - y0, 1, gdal.GDT_Byte)
+        ds.SetGeoTransform((part.extent[0], PIXEL, 0.0, part.extent[3], 0.0, -PIXEL))
+        ds.GetRasterBand(1).WriteArray(labels[y0:y1, x0:x1])
+        ds = None
+        Path(part.path).with_suffix(".qml").write_text("<qgis/>")
+    gdal.GetDriverByName("GTiff").Create(str(output), 320, 256, 1, gdal.GDT_Byte).FlushCache()
+    gdal.Open(str(output)).BuildOverviews("NEAREST", [2])  # opened read-only: external overviews (.ovr)
+    (tmp_path / "big_labels.tif.aux.xml").write_text("<PAMDataset><Metadata><MDI key='old'>1</MDI></Metadata>"
+                                                     "</PAMDataset>")
+    assert (tmp_path / "big_labels.tif.ovr").is_file()
+    stitch(parts, str(output))
+    assert np.array_equal(gdal.Open(str(output)).ReadAsArray(), labels)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "big_labels.qml", "big_labels.tif"]

@@ -6,8 +6,9 @@ a halo (:func:`_span`): from one step before the core (a tile origin of the whol
 the part would be shorter than a tile) to one tile after it, clipped at the raster's edge. So the part's tiles
 fall where the whole raster's tiles would, every patch that a core pixel's label depends on comes from the
 same tile as in the whole raster, and the core's labels are those of a run on the whole raster. The stitched
-output takes each core from its part and is written through engine/staging.py (all-or-nothing), with the
-style of the first part. Windows need a north-up georeferenced raster (the tasks take map-coordinate extents).
+output takes each core from its part and is written through engine/staging.py (all-or-nothing; the old
+output's sidecars go with it), with the style of the first part. Windows need a north-up georeferenced raster
+(the tasks take map-coordinate extents).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from osgeo import gdal
 
 from ..engine.config import SegmentationConfig
 from ..engine.errors import EngineError
-from ..engine.staging import Staging
+from ..engine.staging import Staging, raster_sidecars
 
 PARTS_FOLDER = ".treeseg-parts"
 
@@ -101,7 +102,7 @@ def stitch(parts: Sequence[Part], output: str) -> None:
         written.SetGeoTransform(_size_and_geotransform(parts[0].raster)[2])  # exact: the VRT's is recomputed
         written = None
         shutil.copyfile(os.path.splitext(parts[0].path)[0] + ".qml", os.path.splitext(staged)[0] + ".qml")
-        staging.commit(last=os.path.basename(output))
+        staging.commit(last=os.path.basename(output), stale=raster_sidecars(os.path.basename(output)))
     shutil.rmtree(folder, ignore_errors=True)
     with_parts = os.path.dirname(folder)
     if os.path.isdir(with_parts) and not os.listdir(with_parts):
