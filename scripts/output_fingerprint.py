@@ -85,6 +85,7 @@ def run_all(work: Path) -> list[tuple[str, Path]]:
     """Run every job; the outputs to fingerprint, by name."""
     from checkpoint_factory import make_state_dict, write_meta_pth
     from chmv2_factory import write_hf_chmv2, write_meta_chmv2
+
     from treeseg_plugin.engine import Progress, SegmentationConfig, run_segmentation
     from treeseg_plugin.engine.jobs.canopy_height import CanopyHeightConfig
     from treeseg_plugin.engine.runs.canopy_height import run_canopy_height

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import sys
 from collections import defaultdict
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 JOB_CONFIGS = {"SegmentationConfig", "ClusterFitConfig", "CanopyHeightConfig"}
@@ -65,7 +65,7 @@ def main(repo: Path) -> None:
     # a package's __init__ re-exports: an arrow to it is not a level of its own
     arrows = {name: targets - {t for t in targets if name.startswith(t + ".")} for name, targets in arrows.items()}
 
-    @lru_cache(maxsize=None)
+    @cache
     def level(name: str, seen: tuple = ()) -> int:
         if name in seen:
             return 0  # a cycle: reported below

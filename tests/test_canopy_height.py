@@ -158,3 +158,33 @@ def test_out_of_memory_and_a_full_disk_become_engine_errors(chm, tmp_path, error
         run_canopy_height(_config(chm, tmp_path, path, resolution=0, tile_size=64, overlap=0), log)
     assert str(raised.value).startswith(start), raised.value
     assert not (tmp_path / "out").exists()
+
+
+def test_a_nan_nodata_hole_is_the_normalisation_mean_for_the_model(chm, tmp_path):
+    """A Float32 orthophoto with a NaN NoData hole: the model sees the hole as the normalisation mean (0 after
+    normalising), as the segmentation's backbone does, so the valid pixels around it get finite heights, those
+    the model gives for that image, and the summary is that of the written heights."""
+    invalid = np.zeros((48, 64), dtype=bool)
+    invalid[12:30, 20:44] = True
+    path = make_raster(tmp_path / "in.tif", 64, 48, dtype="Float32", nodata=float("nan"), invalid=invalid)
+    result = run_canopy_height(_config(chm, tmp_path, path, resolution=0, tile_size=64, overlap=0), Log())
+    _, _, heights = _read(result.output_path)
+    assert bool((heights[invalid] == NODATA).all()) and bool(np.isfinite(heights).all())
+    # By hand: each band stretched between the 2nd and 98th percentiles of its valid values, then clipped.
+    raw = gdal.Open(str(path)).ReadAsArray().astype(np.float64)
+    rgb = np.empty(raw.shape, dtype=np.float32)
+    for band, values in enumerate(raw):
+        low, high = np.percentile(values[~invalid], (2, 98))
+        rgb[band] = np.clip((values - low) / (high - low), 0, 1)
+    _, decoder, backbone = chm
+    model = load_canopy_height_model(decoder, backbone=backbone)
+    mean, std = (np.asarray(v, dtype=np.float32).reshape(3, 1, 1) for v in (model.mean, model.std))
+    image = (rgb - mean) / std
+    image[:, invalid] = 0.0
+    expected = model(torch.from_numpy(image)[None])[0].numpy()
+    assert np.abs(heights[~invalid] - expected[~invalid]).max() <= 1e-4
+    valid_heights = heights[~invalid].astype(np.float64)
+    assert result.valid_pixels == int((~invalid).sum())
+    assert result.height_min == pytest.approx(valid_heights.min(), abs=1e-6)
+    assert result.height_mean == pytest.approx(valid_heights.mean(), rel=1e-5)
+    assert result.height_max == pytest.approx(valid_heights.max(), abs=1e-6)

@@ -22,7 +22,12 @@ from treeseg.treeseg_plugin.dinov3 import load_backbone
 from treeseg.treeseg_plugin.dinov3.layers import rope
 from treeseg.treeseg_plugin.engine import EngineError, Progress, SegmentationConfig, run_segmentation
 from treeseg.treeseg_plugin.engine.encode import runtime as engine_runtime
+from treeseg.treeseg_plugin.engine.encode.features import FeatureStore, TileEncoder
+from treeseg.treeseg_plugin.engine.encode.tiling import plan_tiles
 from treeseg.treeseg_plugin.engine.errors import is_out_of_memory
+from treeseg.treeseg_plugin.engine.raster.georef import Window
+from treeseg.treeseg_plugin.engine.raster.input import InputRaster
+from treeseg.treeseg_plugin.engine.raster.pixels import RasterSource
 from treeseg.treeseg_plugin.engine.runs import segmentation as engine_pipeline
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +134,60 @@ def test_out_of_memory_detection():
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1"))
     assert not is_out_of_memory(RuntimeError("expected scalar type Float but found BFloat16"))
     assert not is_out_of_memory(ValueError("out of memory"))
+
+
+class OomOnCall(OomAbove):
+    """The real backbone, except that forward number ``fail_at`` (0-based) raises CUDA's OOM error; records
+    ("forward", (h, w), batch) for every forward that succeeded into ``events``."""
+
+    def __init__(self, backbone, fail_at: int, events: list) -> None:
+        super().__init__(backbone, limit=0)
+        self.fail_at, self.events = fail_at, events
+
+    def forward_features(self, x: torch.Tensor):
+        self.calls.append(x.shape[0])
+        if len(self.calls) - 1 == self.fail_at:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.events.append(("forward", tuple(x.shape[2:]), x.shape[0]))
+        return self._backbone.forward_features(x)
+
+
+def test_after_an_oom_no_shape_keeps_more_tiles_pending_than_the_smaller_batch(tmp_path, tiny):
+    """Tiles of 64 px, overlap 16 over 140 x 304 px: per row two 64 x 64 tiles, then one 64 x 48 (the last
+    column: the 144 px patch grid needs 48 more px after 96), six rows. Batch 4: the second forward (the second
+    four 64 x 64 tiles, after the eleventh tile) runs out of memory while three 64 x 48 tiles wait; from then
+    on the batch is 2, so after every tile fewer than 2 tiles of each shape may wait unencoded (before: 4)."""
+    path = make_raster(tmp_path / "in.tif", 140, 304, kind="blobs")
+    raster = InputRaster(str(path), (1, 2, 3), Progress())
+    window = Window(0, 0, 140, 304)
+    source = RasterSource(raster, window, Progress(), lambda fraction: None)
+    plan = plan_tiles(304, 140, 64, 16, 16)
+    wide, narrow = (64, 64), (64, 48)
+    assert [tile.shape for tile in plan.tiles] == [wide, wide, narrow] * 6
+    events: list = []
+    backbone = OomOnCall(load_backbone(tiny), fail_at=1, events=events)
+    log = Log()
+    with FeatureStore(str(tmp_path), plan.grid_rows, plan.grid_cols, backbone.embed_dim) as store:
+        encoder = TileEncoder(backbone, source, window, plan, store, batch_size=4)
+        encoder.run(log, lambda fraction: events.append(("tile", round(fraction * len(plan.tiles)))))
+    raster.close()
+    assert log.warnings == ["Out of memory on cpu with 4 tiles per batch; retrying with 2."]
+    waiting = {wide: 0, narrow: 0}
+    batch, done = 4, 0
+    for event in events:
+        if event[0] == "forward":
+            _, shape, size = event
+            assert size <= batch
+            waiting[shape] -= size
+        else:
+            shape = plan.tiles[done].shape
+            done = event[1]
+            waiting[shape] += 1
+            if done >= 11:
+                batch = 2  # the out-of-memory forward came after the eleventh tile
+            if done < len(plan.tiles):
+                assert max(waiting.values()) < batch, (done, waiting)
+    assert waiting == {wide: 0, narrow: 0}  # every tile encoded once
 
 
 # ---------------------------------------------------------------- precision choice

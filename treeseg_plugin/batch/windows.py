@@ -1,11 +1,14 @@
 """Windows of one raster too large for one task, and stitching their labels into one output.
 
 A raster wider or taller than ``window`` px is cut into a grid of windows ("cores") whose sides are
-multiples of the tiling step (tile size minus twice the overlap). Each task labels its core plus a halo
-of one step on every side (clipped at the raster's edge), so the part's tiles fall where the whole
-raster's tiles would and pixels near a core's edge still see their neighbours. The stitched output takes
-each core from its part and is written through engine/raster/staging.py (all-or-nothing), with the style of the
-first part. Windows need a north-up georeferenced raster (the tasks take map-coordinate extents).
+multiples of the tiling step (tile size minus the overlap, engine/encode/tiling.py). Each task labels its core plus
+a halo (:func:`_span`): from one step before the core (a tile origin of the whole raster; further back where
+the part would be shorter than a tile) to one tile after it, clipped at the raster's edge. So the part's tiles
+fall where the whole raster's tiles would, every patch that a core pixel's label depends on comes from the
+same tile as in the whole raster, and the core's labels are those of a run on the whole raster. The stitched
+output takes each core from its part and is written through engine/raster/staging.py (all-or-nothing; the old
+output's sidecars go with it), with the style of the first part. Windows need a north-up georeferenced raster
+(the tasks take map-coordinate extents).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from osgeo import gdal
 
 from ..engine.errors import EngineError
 from ..engine.jobs.segmentation import SegmentationConfig
-from ..engine.raster.staging import Staging
+from ..engine.raster.staging import Staging, raster_sidecars
 
 PARTS_FOLDER = ".treeseg-parts"
 
@@ -49,6 +52,12 @@ def _starts(size: int, core: int) -> List[int]:
     return list(range(0, size, core))
 
 
+def _span(start: int, length: int, size: int, tile: int, step: int) -> Tuple[int, int]:
+    """Pixels ``[first, stop)`` of the part of a core ``[start, start + length)`` along an axis of ``size``."""
+    stop = min(size, start + length + tile)
+    return max(0, min(start - step, stop - tile) // step * step), stop
+
+
 def plan_parts(raster: str, output: str, window: int, engine: SegmentationConfig) -> List[Part]:
     """The tasks for ``raster``: itself when it fits in ``window`` px (or windows are off), else its windows."""
     width, height, gt = _size_and_geotransform(raster)
@@ -57,7 +66,7 @@ def plan_parts(raster: str, output: str, window: int, engine: SegmentationConfig
     if len(gt) != 6 or gt[2] != 0 or gt[4] != 0:
         raise EngineError(f"'{raster}' is not a north-up georeferenced raster, so it cannot be split into "
                           "windows. Run it whole (leave out --window) or warp it north-up first.")
-    step = engine.tile_size - 2 * engine.overlap
+    step = engine.tile_size - engine.overlap  # the whole raster's tile step (engine/encode/tiling.py)
     core = max(step, math.ceil(window / step) * step)
     stem = os.path.splitext(os.path.basename(output))[0]
     folder = os.path.join(os.path.dirname(output), PARTS_FOLDER, stem)
@@ -65,8 +74,8 @@ def plan_parts(raster: str, output: str, window: int, engine: SegmentationConfig
     for y0 in _starts(height, core):
         for x0 in _starts(width, core):
             w, h = min(core, width - x0), min(core, height - y0)
-            px0, py0 = max(0, x0 - step), max(0, y0 - step)
-            px1, py1 = min(width, x0 + w + step), min(height, y0 + h + step)
+            (px0, px1), (py0, py1) = (_span(x0, w, width, engine.tile_size, step),
+                                      _span(y0, h, height, engine.tile_size, step))
             extent = (gt[0] + px0 * gt[1], gt[3] + py1 * gt[5], gt[0] + px1 * gt[1], gt[3] + py0 * gt[5])
             path = os.path.join(folder, f"{stem}_{y0}_{x0}.tif")
             parts.append(Part(raster, output, path, extent, (x0, y0, w, h), (x0 - px0, y0 - py0)))
@@ -93,7 +102,7 @@ def stitch(parts: Sequence[Part], output: str) -> None:
         written.SetGeoTransform(_size_and_geotransform(parts[0].raster)[2])  # exact: the VRT's is recomputed
         written = None
         shutil.copyfile(os.path.splitext(parts[0].path)[0] + ".qml", os.path.splitext(staged)[0] + ".qml")
-        staging.commit(last=os.path.basename(output))
+        staging.commit(last=os.path.basename(output), stale=raster_sidecars(os.path.basename(output)))
     shutil.rmtree(folder, ignore_errors=True)
     with_parts = os.path.dirname(folder)
     if os.path.isdir(with_parts) and not os.listdir(with_parts):

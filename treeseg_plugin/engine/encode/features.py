@@ -41,6 +41,16 @@ from .tiling import SUPPORT_PX, Tile, TilePlan, cell_valid_fraction
 
 VALID_FRACTION = 0.5
 _CHUNK_BYTES = 16 * 1024 * 1024  # rows mapped at once when counting or sampling: bounds the RSS bump
+
+
+def model_input(rgb: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """A model's input [3, h, w] from RGB in 0..1 [3, h, w] and validity [h, w]: normalised by ``mean`` and
+    ``std`` ([3, 1, 1]), with invalid pixels (and any NaN) at the mean, i.e. 0."""
+    x = (rgb - mean) / std
+    x[:, ~valid] = 0.0
+    return np.nan_to_num(x, copy=False, nan=0.0)
+
+
 def release_cached_memory(device: torch.device) -> None:
     """Give the allocator's cached blocks back, so that a retry with a smaller batch can use them."""
     if device.type == "cuda":
@@ -185,9 +195,7 @@ class TileEncoder:
             return None
         fraction = cell_valid_fraction(valid, top, left, plan, tile)
         inner = (slice(border, border + height), slice(border, border + width))
-        x = (rgb[(slice(None), *inner)] - self._mean) / self._std
-        x[:, ~valid[inner]] = 0.0
-        np.nan_to_num(x, copy=False, nan=0.0)
+        x = model_input(rgb[(slice(None), *inner)], valid[inner], self._mean, self._std)
         return x, fraction > VALID_FRACTION
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
@@ -253,6 +261,19 @@ class TileEncoder:
         self.source.flush()
         self.seconds["store"] += time.perf_counter() - tick
 
+    def _flush(self, pending: Dict[Tuple[int, int], List[Tuple[Tile, np.ndarray, np.ndarray]]],
+                everything: bool) -> None:
+        """Encode batches of :attr:`batch_size` pending tiles of one shape while a shape has that many (every
+        pending tile when ``everything``). The sizes are checked again after each batch: an out-of-memory
+        retry may have halved the batch size, and no shape may keep more tiles than that waiting."""
+        while True:
+            ready = [batch for batch in pending.values() if len(batch) >= self.batch_size or (everything and batch)]
+            if not ready:
+                return
+            chunk = ready[0][:self.batch_size]
+            del ready[0][:len(chunk)]
+            self._encode_and_store(chunk)
+
     def run(self, progress: Progress, report: Callable[[float], None]) -> None:
         """Encode every tile, in batches of tiles of one shape; count the skipped ones in :attr:`skipped`."""
         self._progress = progress
@@ -267,9 +288,7 @@ class TileEncoder:
                 self.skipped += 1
             else:
                 pending.setdefault(tile.shape, []).append((tile, *prepared))
-            full = [shape for shape, batch in pending.items() if len(batch) == self.batch_size]
-            for shape in full if done < len(tiles) else list(pending):
-                self._encode_and_store(pending.pop(shape))
+            self._flush(pending, everything=done == len(tiles))
             report(done / len(tiles))
         encoded = len(tiles) - self.skipped
         if encoded:

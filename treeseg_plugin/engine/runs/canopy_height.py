@@ -14,7 +14,8 @@ Decisions:
   it is unknown and only resolution 0 runs.
 * Tiles of ``tile_size`` model pixels (multiples of 16, engine/encode/tiling.py's placement) overlap by
   ``overlap``; their heights are blended with weights that ramp linearly over the overlap at every tile
-  edge, so no seam can appear. Beyond the raster, pixels are mirrored (RasterSource).
+  edge, so no seam can appear. Beyond the raster, pixels are mirrored (RasterSource). The model input is
+  prepared as the segmentation's (features.model_input): invalid pixels at the normalisation mean.
 * Back onto the input's grid: bilinear between model-pixel centres (clamped at the edges), block by block;
   pixels that are invalid in the input are NoData. The model-grid heights are held in memory (8 bytes per
   model pixel).
@@ -38,6 +39,7 @@ from ...dinov3.chmv2.config import TRAINING_GSD_M
 from ...dinov3.chmv2.loading import load_canopy_height_model
 from ...dinov3.chmv2.model import CanopyHeightModel
 from ...dinov3.errors import scrub_token
+from ..encode.features import model_input
 from ..encode.runtime import DTYPES, describe_device, resolve_device, resolve_precision
 from ..encode.tiling import PATCH, Tile, axis_tiles
 from ..errors import Canceled, EngineError, resource_errors, write_error
@@ -152,7 +154,7 @@ def predict_heights(model: CanopyHeightModel, source: RasterSource, window: Wind
     for batch in _batches(tiles, config.batch_size):
         check_canceled(progress)
         h, w = batch[0].shape
-        images = [(source.read(window.x0 + t.col.origin, window.y0 + t.row.origin, w, h)[0] - mean) / std
+        images = [model_input(*source.read(window.x0 + t.col.origin, window.y0 + t.row.origin, w, h), mean, std)
                   for t in batch]
         heights = model(torch.from_numpy(np.stack(images))).cpu().numpy()  # [B, h, w]
         weights = np.outer(_ramp(h, config.overlap), _ramp(w, config.overlap))
