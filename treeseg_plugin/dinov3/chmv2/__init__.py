@@ -6,3 +6,20 @@
 
 The constants (config.py) import without torch; the model code on first use.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_TORCH_BACKED = {"CanopyHeightModel": ".model", "load_canopy_height_model": ".loading",
+                 "verify_canopy_height_weights": ".loading"}
+
+__all__ = ["CanopyHeightModel", "load_canopy_height_model", "verify_canopy_height_weights"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the torch-backed names lazily (PEP 562)."""
+    if name in _TORCH_BACKED:
+        return getattr(import_module(_TORCH_BACKED[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
