@@ -89,7 +89,8 @@ class CanopyHeightAlgorithm(WorkerAlgorithm):
                                                Double, engine.resolution, minValue=0.0, maxValue=MAX_RESOLUTION_M),
                   f"The input is resampled to this resolution for the model (CHMv2 was trained at "
                   f"{TRAINING_GSD_M:g} m) and the heights back onto the input's grid. 0: no resampling.")
-        self._add_device_parameters("auto: bf16 on CUDA and on CPUs with native bf16, else fp32. fp16 needs CUDA.")
+        self._add_device_parameters("auto: bf16 on CUDA GPUs from Ampere on (fp16 on older ones) and on CPUs "
+                                    "with native bf16, else fp32. fp16 needs CUDA.")
         self._add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (model px)"), Integer,
                                                engine.tile_size, minValue=32, maxValue=4096),
                   "Side of the tiles fed to the model, in model pixels; a multiple of 16.", advanced=True)

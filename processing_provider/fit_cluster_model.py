@@ -6,7 +6,6 @@ the two algorithms cannot drift apart, and runs the engine's "fit" job in the wo
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from qgis.core import (
@@ -18,7 +17,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterString,
 )
 
 from ..treeseg_plugin.engine.errors import EngineError
@@ -37,14 +35,6 @@ HELP = ("<p>Fits one cluster model on patch features sampled across several orth
         "split across the rasters in proportion to their valid patches; 16-bit and float bands are stretched "
         "between the 2nd and 98th percentiles of all rasters together. K is chosen as in Segment Trees (the "
         "elbow of the WCSS curve, logged per K). See docs/cluster-model.md.</p>")
-
-
-def parse_bands(text: str) -> list[int] | None:
-    """Band numbers from "3,2,1" (commas, semicolons or spaces); None when empty; ValueError when not numbers."""
-    words = [word for word in re.split(r"[,;\s]+", text.strip()) if word]
-    if not all(word.isdigit() for word in words):
-        raise ValueError(f"Bands '{text}': give band numbers such as 3,2,1 (or one band), or leave it empty.")
-    return [int(word) for word in words] or None
 
 
 class FitClusterModelAlgorithm(SegmentTreesAlgorithm):
@@ -76,19 +66,13 @@ class FitClusterModelAlgorithm(SegmentTreesAlgorithm):
         self._add(QgsProcessingParameterMultipleLayers(self.INPUT, self.tr("Orthophotos"),
                                                        QgsProcessing.SourceType.TypeRaster),
                   "The rasters to fit on (any GDAL rasters with the same bands).")
-        self._add(QgsProcessingParameterString(self.BANDS, self.tr("Bands (red, green, blue)"), optional=True),
-                  "Three band numbers in red, green, blue order, e.g. 3,2,1, or one band (repeated to RGB). Empty: "
-                  "the first three bands, or the single band of a one-band raster.")
+        self._add_bands("Three band numbers in red, green, blue order, e.g. 3,2,1, or one band (repeated to RGB). "
+                        "Empty: the first three bands, or the single band of a one-band raster.", one_raster=False)
         for name in SHARED:
             self.addParameter(segment.parameterDefinition(name).clone())
         self._add(QgsProcessingParameterFileDestination(self.OUTPUT, self.tr("Cluster model"), CLUSTER_MODEL_FILTER),
                   "The .tscm file to apply with Segment Trees' Cluster model input.")
         self.addOutput(QgsProcessingOutputNumber(self.CHOSEN_K, self.tr("Chosen number of clusters")))
-
-    def _fit_settings(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
-        settings = self._settings_arguments(parameters, context)
-        settings["bands"] = parse_bands(self.parameterAsString(parameters, self.BANDS, context))
-        return settings
 
     def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
         ok, message = QgsProcessingAlgorithm.checkParameterValues(self, parameters, context)
@@ -96,7 +80,7 @@ class FitClusterModelAlgorithm(SegmentTreesAlgorithm):
             return ok, message
         try:
             validate_settings(SegmentationConfig(input_path="", output_path="",
-                                                 **self._fit_settings(parameters, context)))
+                                                 **self._settings_arguments(parameters, context)))
         except (EngineError, ValueError) as error:
             return False, str(error)
         return True, ""
@@ -118,7 +102,7 @@ class FitClusterModelAlgorithm(SegmentTreesAlgorithm):
 
         result = self._run_job(lambda: ClusterFitConfig(
             self._input_paths(parameters, context), self.parameterAsFileOutput(parameters, self.OUTPUT, context),
-            token=self._token, **self._fit_settings(parameters, context)), feedback)
+            token=self._token, **self._settings_arguments(parameters, context)), feedback)
         return {self.OUTPUT: result.output_path, self.CHOSEN_K: result.chosen_k}
 
     def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict[str, Any]:

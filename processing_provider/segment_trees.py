@@ -59,7 +59,7 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
         except EngineError as error:
             return False, str(error)
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        bands = self.parameterAsInts(parameters, self.BANDS, context)
+        bands = self._bands(parameters, context)
         if layer is not None and bands:
             count = layer.bandCount()
             wrong = [band for band in bands if not 1 <= band <= count]

@@ -94,8 +94,8 @@ class SegmentTreesParameters(WorkerAlgorithm):
                                              fileFilter="DINOv3 weights (*.pth *.safetensors)", optional=True),
                   "A local DINOv3 checkpoint: Meta .pth or Hugging Face .safetensors. When given, it decides "
                   "the model.")
-        self._add_device_parameters("auto: bf16 on CUDA and on CPUs with native bf16 (AMX or AVX512-BF16), else "
-                                    "fp32. fp16 needs CUDA.")
+        self._add_device_parameters("auto: bf16 on CUDA GPUs from Ampere on (fp16 on older ones) and on CPUs "
+                                    "with native bf16 (AMX or AVX512-BF16), else fp32. fp16 needs CUDA.")
         self._add(QgsProcessingParameterEnum(self.STRIDE, self.tr("Patch stride (px)"),
                                              [str(stride) for stride in STRIDES], defaultValue=0),
                   "16: one feature per 16x16 patch. 8 or 4: overlapping patches, denser features, "

@@ -4,6 +4,7 @@ in the main thread, and the engine job in the worker process with its errors as 
 
 from __future__ import annotations
 
+import re
 import traceback
 from typing import Any, Callable
 
@@ -17,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterString,
 )
 
 from ..treeseg_plugin import settings as treeseg_settings
@@ -25,6 +27,17 @@ from ..treeseg_plugin.engine.jobs.segmentation import DEVICES, PRECISIONS
 from .dependencies import missing_dependencies
 
 Advanced = QgsProcessingParameterDefinition.Flag.FlagAdvanced
+BANDS_HELP = (" Headless (qgis_process) and in text inputs: BANDS=3,2,1, or the parameter repeated: BANDS=3 BANDS=2 "
+              "BANDS=1.")
+
+
+def parse_bands(text: str) -> list[int] | None:
+    """Band numbers from "3,2,1" (commas, semicolons or spaces); None when empty; EngineError quoting ``text``
+    when they are not numbers."""
+    words = [word for word in re.split(r"[,;\s]+", text.strip()) if word]
+    if not all(word.isdigit() for word in words):
+        raise EngineError(f"Bands '{text}': give band numbers such as 3,2,1 (or one band), or leave it empty.")
+    return [int(word) for word in words] or None
 
 
 class WorkerAlgorithm(QgsProcessingAlgorithm):
@@ -58,10 +71,28 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
             parameter.setFlags(parameter.flags() | Advanced)
         self.addParameter(parameter)
 
+    def _add_bands(self, help_text: str, one_raster: bool = True) -> None:
+        """BANDS (red, green, blue), the one definition all algorithms use: QGIS's band picker on the bands of
+        INPUT when it is one raster, text such as 3,2,1 when INPUT is several; :meth:`_bands` reads both."""
+        label = self.tr("Bands (red, green, blue)")
+        parameter = (QgsProcessingParameterBand(self.BANDS, label, None, self.INPUT, optional=True,
+                                                allowMultiple=True) if one_raster
+                     else QgsProcessingParameterString(self.BANDS, label, optional=True))
+        self._add(parameter, help_text + BANDS_HELP)
+
+    def _bands(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[int] | None:
+        """BANDS as band numbers, None when empty: a list from the band picker or a saved model, text such as
+        "3,2,1" (qgis_process, a text input) or a list of such texts (the parameter repeated)."""
+        value = parameters.get(self.BANDS)
+        if isinstance(value, (list, tuple)):
+            value = ",".join(f"{item:g}" if isinstance(item, (int, float)) else str(item) for item in value)
+        if not isinstance(value, str):  # None, or an expression (QgsProperty) Processing evaluates
+            value = self.parameterAsString(parameters, self.BANDS, context)
+        return parse_bands(value)
+
     def _add_bands_and_extent(self, bands_help: str) -> None:
         """BANDS (of INPUT, red, green, blue) and EXTENT."""
-        self._add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands (red, green, blue)"), None, self.INPUT,
-                                             optional=True, allowMultiple=True), bands_help)
+        self._add_bands(bands_help)
         self._add(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent"), optional=True),
                   "Process only this part of the orthophoto, snapped outwards to the input's pixel grid.")
 
@@ -83,7 +114,7 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
     def _device_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
         """The config fields of DEVICE, PRECISION, BANDS and ALLOW_DOWNLOAD."""
         return {
-            "bands": self.parameterAsInts(parameters, self.BANDS, context) or None,
+            "bands": self._bands(parameters, context),
             "device": DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
             "precision": PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
             "allow_download": self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context),

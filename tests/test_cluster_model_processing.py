@@ -185,3 +185,45 @@ def test_the_toolbox_dialogs_take_the_cluster_model_parameters(treeseg_provider,
             given = parameters[name]
             assert (given if isinstance(given, (str, list)) else given.sink.staticValue()) == value, name
         dispose(dialog)
+
+
+@pytest.mark.slow
+def test_qgis_process_takes_bands_as_3_2_1_in_every_algorithm(tiny, rasters, tmp_path, plugins_dir):
+    """BANDS=3,2,1 through the real qgis_process.bin: Fit Cluster Model fits on bands 3,2,1 and Segment Trees
+    applies that model, which it refuses unless it reads the same three bands in the same order."""
+    env = qgis_process_env(tmp_path / "home", plugins_dir)
+    enable_plugin("treeseg", env)
+    model = tmp_path / "m.tscm"
+    done, _ = run_algorithm(FIT, {"INPUT": rasters[0], "BANDS": "3,2,1", "WEIGHTS": tiny, **SMALL, "OUTPUT": model},
+                            env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done, payload = run_algorithm(SEGMENT, {"INPUT": rasters[1], "BANDS": "3,2,1", "WEIGHTS": tiny,
+                                            "CLUSTER_MODEL": model, **SMALL, "OUTPUT": tmp_path / "labels.tif"}, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert payload["results"]["OUTPUT"] == str(tmp_path / "labels.tif")
+    done, _ = run_algorithm(SEGMENT, {"INPUT": rasters[1], "BANDS": "1,2,3", "WEIGHTS": tiny,
+                                      "CLUSTER_MODEL": model, **SMALL, "OUTPUT": tmp_path / "other.tif"}, env)
+    assert done.returncode != 0 and "the model uses bands [3, 2, 1] as RGB, this run [1, 2, 3]" in done.stdout + \
+        done.stderr
+    for algorithm, output in ((SEGMENT, "bad.tif"), (FIT, "bad.tscm")):
+        done, _ = run_algorithm(algorithm, {"INPUT": rasters[0], "BANDS": "3,x", "WEIGHTS": tiny,
+                                            "OUTPUT": tmp_path / output}, env)
+        output_text = done.stdout + done.stderr
+        assert done.returncode != 0 and "Bands '3,x': give band numbers such as 3,2,1" in output_text, output_text
+        assert "Traceback" not in output_text and not (tmp_path / output).exists()
+
+
+def test_every_algorithm_reads_bands_in_both_forms(treeseg_provider, rasters):
+    """The picker's list, text with commas (what qgis_process and String inputs give) and repeated values;
+    a bad value is refused with what was given."""
+    from qgis.core import QgsApplication
+
+    context = QgsProcessingContext()
+    for algorithm_id in (SEGMENT, FIT, "treeseg:canopyheight"):
+        algorithm = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
+        raster = [str(rasters[0])] if algorithm_id == FIT else str(rasters[0])
+        for bands in ([3, 2, 1], "3,2,1", ["3", "2", "1"]):
+            ok, message = algorithm.checkParameterValues({"INPUT": raster, "BANDS": bands, "OUTPUT": "out"}, context)
+            assert ok, (algorithm_id, bands, message)
+        ok, message = algorithm.checkParameterValues({"INPUT": raster, "BANDS": "3,x", "OUTPUT": "out"}, context)
+        assert not ok and "Bands '3,x'" in message, (algorithm_id, message)

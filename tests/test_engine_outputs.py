@@ -146,16 +146,57 @@ def test_device_and_precision_choice(monkeypatch):
     with pytest.raises(EngineError, match="fp16 is not supported on the CPU"):
         resolve_precision("fp16", "cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
-    assert resolve_precision("auto", "cuda") == "bf16" and resolve_precision("fp16", "cuda") == "fp16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert resolve_precision("auto", "cuda") == "fp16"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(EngineError, match="sees no CUDA GPU"):
         resolve_device("cuda")
     with pytest.raises(EngineError, match="unknown"):
         resolve_device("tpu")
+
+
+# Compute capabilities of real cards (NVIDIA's CUDA GPU table): bf16 runs natively from Ampere (8.0) on;
+# Volta and Turing emulate it, where fp16 is the fast low precision.
+CARDS = {"Tesla V100": (7, 0), "Tesla T4": (7, 5), "GeForce RTX 2080": (7, 5), "A100": (8, 0),
+         "GeForce RTX 3090": (8, 6), "L4": (8, 9), "H100": (9, 0)}
+NATIVE_BF16 = {"Tesla V100": False, "Tesla T4": False, "GeForce RTX 2080": False, "A100": True,
+               "GeForce RTX 3090": True, "L4": True, "H100": True}
+
+
+@pytest.mark.parametrize("card", sorted(CARDS))
+def test_auto_precision_on_cuda_follows_the_cards_compute_capability(card):
+    from treeseg.treeseg_plugin.engine.encode.runtime import resolve_precision
+
+    expected = "bf16" if NATIVE_BF16[card] else "fp16"
+    assert resolve_precision("auto", "cuda", capability_of=lambda _device: CARDS[card]) == expected
+    assert resolve_precision("fp32", "cuda", capability_of=lambda _device: CARDS[card]) == "fp32"  # kept
+
+
+def test_auto_precision_asks_the_chosen_cuda_device():
+    """Two GPUs (a T4 as cuda:0, an A100 as cuda:1): the precision is the one of the device asked for."""
+    from treeseg.treeseg_plugin.engine.encode.runtime import resolve_precision
+
+    machine = {"cuda:0": CARDS["Tesla T4"], "cuda:1": CARDS["A100"]}
+    asked: list[str] = []
+
+    def capability_of(device: str) -> tuple[int, int]:
+        asked.append(device)
+        return machine[device]
+
+    assert resolve_precision("auto", "cuda:1", capability_of=capability_of) == "bf16"
+    assert resolve_precision("auto", "cuda:0", capability_of=capability_of) == "fp16"
+    assert asked == ["cuda:1", "cuda:0"]
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
+def test_cuda_capability_is_the_named_devices():
+    import torch
+    from treeseg.treeseg_plugin.dinov3.device import cuda_capability
+    from treeseg.treeseg_plugin.engine.encode.runtime import resolve_precision
+
+    for index in range(torch.cuda.device_count()):
+        properties = torch.cuda.get_device_properties(index)
+        assert cuda_capability(f"cuda:{index}") == (properties.major, properties.minor)
+        assert resolve_precision("auto", f"cuda:{index}") == ("bf16" if properties.major >= 8 else "fp16")
 
 
 # -- label raster, colour table, .qml ------------------------------------------------------

@@ -158,3 +158,68 @@ def test_results_cross_the_pipe_as_strict_json():
     for result in (segmentation, fit):
         line = json.dumps(result.to_json(), allow_nan=False)
         assert type(result).from_json(json.loads(line)) == result
+
+
+# -- a worker whose stdout closes before it exits ------------------------------------------------------
+
+_SLOW_EXIT_WORKER = '''#!{python}
+"""Stands in for the worker (its arguments, -m treeseg_plugin.worker.process, are ignored): answers, closes
+its stdout, then goes on for a moment before it exits, as an interpreter tearing down torch does."""
+import json, os, sys, time
+sys.stdin.readline()
+print(json.dumps({{"event": "started", "pid": os.getpid(), "python": sys.executable}}), flush=True)
+answer = {answer!r}
+if answer:
+    print(answer, flush=True)
+sys.stdout.close()
+os.close(1)
+open({closed!r}, "w").close()
+time.sleep({sleep})
+open({finished!r}, "w").close()
+sys.exit({code})
+'''
+
+
+def slow_exit_worker(folder: Path, answer: str, code: int, sleep: float) -> Path:
+    """An executable Python script for ``run_job(python=...)``; it writes ``stdout-closed`` after closing its
+    stdout and ``finished`` just before it exits with ``code``."""
+    script = folder / "slow-exit-worker"
+    script.write_text(_SLOW_EXIT_WORKER.format(python=sys.executable, answer=answer, code=code, sleep=sleep,
+                                               closed=str(folder / "stdout-closed"),
+                                               finished=str(folder / "finished")))
+    script.chmod(0o755)
+    return script
+
+
+def test_a_worker_that_answered_is_left_to_exit(raster, tmp_path):
+    expected = SegmentationResult(str(tmp_path / "labels.tif"), 3, {3: 1.0}, {3: 0.5}, {1: 10}, {1: {}}, {"k": 3})
+    answer = json.dumps({"event": "result", "result": expected.to_json()})
+    worker = slow_exit_worker(tmp_path, answer, code=0, sleep=1.0)
+    result = run_job(SegmentationConfig(raster, str(tmp_path / "labels.tif")), Log(), python=str(worker))
+    assert result == expected
+    assert (tmp_path / "finished").exists()  # not killed while it was still exiting
+
+
+def test_a_worker_that_closed_stdout_without_an_answer_is_judged_by_its_exit_code(raster, tmp_path):
+    worker = slow_exit_worker(tmp_path, "", code=3, sleep=1.0)
+    with pytest.raises(WorkerDiedError, match="exited with code 3 before finishing"):
+        run_job(SegmentationConfig(raster, str(tmp_path / "labels.tif")), Log(), python=str(worker))
+    assert (tmp_path / "finished").exists()
+
+
+def test_a_cancel_while_waiting_for_the_worker_to_exit_stops_it(raster, tmp_path):
+    class CancelOnceStdoutClosed(Log):
+        def is_canceled(self) -> bool:
+            return (tmp_path / "stdout-closed").exists()
+
+    worker = slow_exit_worker(tmp_path, "", code=0, sleep=600)
+    progress = CancelOnceStdoutClosed()
+    try:
+        with pytest.raises(Canceled):
+            run_job(SegmentationConfig(raster, str(tmp_path / "labels.tif")), progress, python=str(worker))
+    finally:
+        pid = int(re.search(r"pid (\d+)", progress.text).group(1))
+        alive = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
+        if alive.strip():
+            os.kill(pid, signal.SIGKILL)
+    assert not alive.strip() and not (tmp_path / "finished").exists()

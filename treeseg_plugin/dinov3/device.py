@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from typing import Callable, Tuple, Union
 
 import torch
 
 DeviceLike = Union[str, torch.device]
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+NATIVE_BF16_CAPABILITY = (8, 0)  # Ampere; Volta (7.0) and Turing (7.5) emulate bf16, slower than fp16
 
 
 def mps_available() -> bool:
@@ -36,6 +37,18 @@ def resolve_device(device: DeviceLike, log: Callable[[str], None] | None = None)
     if chosen.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"Device '{name}' is unknown. Use auto, cpu, cuda or mps.")
     return chosen
+
+
+def cuda_capability(device: DeviceLike) -> Tuple[int, int]:
+    """The compute capability (major, minor) of the CUDA device ``device`` names ("cuda": the current one)."""
+    major, minor = torch.cuda.get_device_capability(torch.device(device))
+    return int(major), int(minor)
+
+
+def native_bf16(capability: Tuple[int, int]) -> bool:
+    """Whether a CUDA GPU of compute ``capability`` runs bf16 in hardware. ``torch.cuda.is_bf16_supported()``
+    also counts emulated bf16 (Volta, Turing), and looks at the current device only."""
+    return tuple(capability) >= NATIVE_BF16_CAPABILITY
 
 
 def check_dtype(dtype: torch.dtype, device: torch.device) -> None:

@@ -65,6 +65,7 @@ PROTOCOL = 1
 WORKER_MODULE = "treeseg_plugin.worker.process"
 PLUGIN_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the treeseg_plugin package
 CANCEL_GRACE_S = 30.0  # after a cancel, the worker gets this long to stop at its next check before it is killed
+EXIT_WAIT_S = 30.0  # after its stdout closed, the worker gets this long to exit (teardown) before it is killed
 POLL_S = 0.1
 STDERR_TAIL = 2000  # characters of the worker's stderr quoted when it dies
 
@@ -239,6 +240,7 @@ def run_job(config: Any, progress: Optional[Progress] = None, python: Optional[s
         try:
             outcome = _converse(process, events, config, kind, progress)
             answered = True
+            _await_exit(process, progress)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -251,10 +253,22 @@ def run_job(config: Any, progress: Optional[Progress] = None, python: Optional[s
                 remove_leftovers(folders, process.pid)
                 _remove_empty(missing)
         if outcome is None:
+            if progress.is_canceled():
+                raise Canceled()
             raise WorkerDiedError(death_message(returncode, _tail(stderr)))
     if isinstance(outcome, BaseException):
         raise outcome
     return outcome
+
+
+def _await_exit(process: subprocess.Popen, progress: Progress) -> None:
+    """Give a worker whose stdout has closed up to :data:`EXIT_WAIT_S` to exit by itself (its interpreter may
+    still be tearing down), so that its own exit code tells how it ended; a cancel ends the wait."""
+    deadline = time.monotonic() + EXIT_WAIT_S
+    while not progress.is_canceled() and time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=POLL_S)
+            return
 
 
 def _remove_empty(folders: List[str]) -> None:

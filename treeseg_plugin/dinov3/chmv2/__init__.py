@@ -6,3 +6,22 @@
 
 The constants (config.py) import without torch; the model code on first use.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CanopyHeightModel", "load_canopy_height_model", "verify_canopy_height_weights"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the torch-backed names on first use (PEP 562)."""
+    if name == "CanopyHeightModel":
+        from .model import CanopyHeightModel
+
+        return CanopyHeightModel
+    if name in ("load_canopy_height_model", "verify_canopy_height_weights"):
+        from . import loading
+
+        return getattr(loading, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,8 @@
 """Device and precision choice, and loading the backbone with its errors turned into EngineErrors.
 
 Decisions: ``device="auto"`` picks CUDA, then Apple MPS, then the CPU. ``precision="auto"`` is bf16
-on CUDA (fp16 on GPUs without bf16), bf16 on CPUs that run bf16 matmuls natively (x86 AMX or
+on CUDA GPUs with native bf16 (compute capability 8.0 or more; fp16 on older ones, which
+emulate bf16), bf16 on CPUs that run bf16 matmuls natively (x86 AMX or
 AVX512-BF16: measured 2.7-3.0x faster than fp32 on a ViT-S/16 at 512 px, patch-feature cosine
 0.9999 or more against fp32; docs/benchmarks.md), and fp32 elsewhere (CPUs without bf16 dot
 products, where bf16 is expected to be slower than fp32; MPS). fp16 on the CPU is refused (PyTorch's
@@ -11,11 +12,12 @@ CPU fp16 kernels are slow or missing).
 from __future__ import annotations
 
 import sys
-from typing import Dict, Tuple
+from typing import Callable, Dict, Tuple
 
 import torch
 
 from ...dinov3 import Backbone, CheckpointError, DinoV3Error, WeightsNotFoundError, load_backbone
+from ...dinov3.device import cuda_capability, native_bf16
 from ...dinov3.device import resolve_device as device_for
 from ...dinov3.errors import scrub_token
 from ..errors import EngineError
@@ -54,11 +56,13 @@ def cpu_has_native_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def resolve_precision(precision: str, device: str) -> str:
-    """The precision to run at ("fp32", "bf16" or "fp16") on ``device``."""
+def resolve_precision(precision: str, device: str,
+                      capability_of: Callable[[str], Tuple[int, int]] = cuda_capability) -> str:
+    """The precision to run at ("fp32", "bf16" or "fp16") on ``device``; ``capability_of`` gives a CUDA
+    device's compute capability (the one ``device`` names, e.g. "cuda:1")."""
     if precision == "auto":
         if device.startswith("cuda"):
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            return "bf16" if native_bf16(capability_of(device)) else "fp16"
         if device == "cpu" and cpu_has_native_bf16():
             return "bf16"
         return "fp32"

@@ -30,6 +30,7 @@ import itertools
 import math
 import os
 import shutil
+import traceback
 from dataclasses import dataclass, field
 from typing import Collection, Dict, List, Optional, Tuple
 
@@ -236,8 +237,9 @@ def write_crowns(labels_path: str, crowns_path: str, tree_labels: Collection[int
     Raises RuntimeError/OSError from GDAL/OGR (the caller names the file), Canceled on a cancel."""
     scratch = os.path.join(os.path.dirname(os.path.abspath(crowns_path)), ".crowns")
     os.makedirs(scratch, exist_ok=True)
-    labels = gdal.Open(labels_path)
+    labels = ids = band = parts = parts_layer = vector = layer = None
     try:
+        labels = gdal.Open(labels_path)
         srs = labels.GetSpatialRef()
         ids_path = os.path.join(scratch, "crown_ids.tif")
         tally = _crown_raster(labels, ids_path, tree_labels, heights, area, min_tree_height, progress, k)
@@ -255,9 +257,11 @@ def write_crowns(labels_path: str, crowns_path: str, tree_labels: Collection[int
         vector, layer = _new_layer(crowns_path, srs)
         count = _copy_crowns(parts, layer, tally, min_crown_area, progress)
         layer.SyncToDisk()
-        del layer, vector, parts_layer, parts, band, ids  # closes the files before the scratch folder goes
-    finally:
-        labels = None
+    except BaseException as error:
+        traceback.clear_frames(error.__traceback__)  # the failed steps' frames hold datasets too
+        raise
+    finally:  # every file closed (layers and bands before their datasets) before the scratch folder goes
+        del layer, vector, parts_layer, parts, band, ids, labels
         shutil.rmtree(scratch, ignore_errors=True)
     return count
 
@@ -268,18 +272,20 @@ def _copy_crowns(parts: ogr.DataSource, layer: ogr.Layer, tally: _Tally, min_cro
     ordered = parts.ExecuteSQL("SELECT crown, geom FROM parts ORDER BY crown")
     defn = layer.GetLayerDefn()
     count, current, geometry = 0, None, None
-    for feature in itertools.chain(ordered, [None]):
-        crown = feature.GetField("crown") if feature is not None else None
-        if crown != current and geometry is not None and tally.area[current] >= min_crown_area:
-            check_canceled(progress)
-            count += 1
-            _write_crown(layer, defn, count, current, geometry, tally)
-        if feature is None:
-            break
-        if crown != current:
-            current, geometry = crown, ogr.Geometry(ogr.wkbMultiPolygon)
-        geometry.AddGeometry(feature.GetGeometryRef())
-    parts.ReleaseResultSet(ordered)
+    try:
+        for feature in itertools.chain(ordered, [None]):
+            crown = feature.GetField("crown") if feature is not None else None
+            if crown != current and geometry is not None and tally.area[current] >= min_crown_area:
+                check_canceled(progress)
+                count += 1
+                _write_crown(layer, defn, count, current, geometry, tally)
+            if feature is None:
+                break
+            if crown != current:
+                current, geometry = crown, ogr.Geometry(ogr.wkbMultiPolygon)
+            geometry.AddGeometry(feature.GetGeometryRef())
+    finally:
+        parts.ReleaseResultSet(ordered)
     return count
 
 
