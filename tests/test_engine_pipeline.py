@@ -152,6 +152,18 @@ def test_invalid_pixels_are_written_0_and_left_out_of_the_fit(tmp_path, tiny, ho
     assert result.stats["nodata_pixels"] == int(invalid.sum())
 
 
+def test_a_patch_cell_is_fitted_only_when_more_than_half_valid(tmp_path, tiny):
+    """The fit-validity boundary on both sides: a 16 x 16 cell (stride 16) with exactly 128 of 256 pixels valid
+    is left out of the fit, one with 129 valid is fitted."""
+    invalid = np.zeros((128, 128), bool)
+    invalid[0:8, :] = True  # cell row 0: 8 of 16 pixel rows NoData, exactly half valid
+    invalid[16:23, :] = True  # cell row 1: 7 full pixel rows ...
+    invalid[23, :] = np.arange(128) % 16 < 15  # ... and 15 pixels of each cell's 8th: 127 NoData, 129 valid
+    raster = make_raster(tmp_path / "in.tif", 128, 128, nodata=255, invalid=invalid)
+    result = _run(raster, tmp_path / "labels.tif", tiny, k=2)
+    assert result.stats["patches"]["valid"] == 8 * 8 - 8  # all but cell row 0
+
+
 @pytest.mark.parametrize("dtype", ["UInt16", "Int16", "Float32"])
 def test_non_byte_rasters_are_stretched(tmp_path, tiny, dtype):
     invalid = np.zeros((128, 128), bool)
