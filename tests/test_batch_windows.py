@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_factory import make_raster
+from data_factory import ORIGIN, make_raster
 from osgeo import gdal
 from treeseg.treeseg_plugin.batch.windows import plan_parts, stitch
 from treeseg.treeseg_plugin.engine import SegmentationConfig
@@ -66,3 +66,37 @@ def test_a_restitched_output_leaves_no_sidecar_of_the_old_one(tmp_path):
     stitch(parts, str(output))
     assert np.array_equal(gdal.Open(str(output)).ReadAsArray(), labels)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "big_labels.qml", "big_labels.tif"]
+
+
+def test_each_core_gets_a_halo_of_one_tiling_step_clipped_at_the_raster_edge(tmp_path):
+    """Tile 64 px, overlap 16: the tiling step (tile size minus the overlap) is 48 px; a 128 px window rounds up
+    to 3 steps, 144 px, so the cores of a 320 x 256 raster start at x 0, 144, 288 and y 0, 144. A part starts one
+    step before its core (a whole-raster tile origin; earlier where the part would be shorter than a tile) and
+    ends one tile after it, clipped at the raster's edge: core x 0..144 -> part 0..208, core x 144..288 -> 96..320
+    (clipped), core x 288..320 -> 240..320."""
+    raster = make_raster(tmp_path / "big.tif", 320, 256)
+    engine = SegmentationConfig("", "", tile_size=64, overlap=16)
+    parts = plan_parts(str(raster), str(tmp_path / "out" / "big_labels.tif"), 128, engine)
+    # (core x0, y0, width, height), (part's pixel columns x0..x1, rows y0..y1)
+    expected = [
+        ((0, 0, 144, 144), (0, 208, 0, 208)),
+        ((144, 0, 144, 144), (96, 320, 0, 208)),
+        ((288, 0, 32, 144), (240, 320, 0, 208)),
+        ((0, 144, 144, 112), (0, 208, 96, 256)),
+        ((144, 144, 144, 112), (96, 320, 96, 256)),
+        ((288, 144, 32, 112), (240, 320, 96, 256)),
+    ]
+    assert [part.core for part in parts] == [core for core, _ in expected]
+    for part, (core, (x0, x1, y0, y1)) in zip(parts, expected):
+        assert part.offset == (core[0] - x0, core[1] - y0)
+        left, top = ORIGIN[0] + x0 * PIXEL, ORIGIN[1] - y0 * PIXEL
+        right, bottom = ORIGIN[0] + x1 * PIXEL, ORIGIN[1] - y1 * PIXEL
+        assert part.extent == pytest.approx((left, bottom, right, top), abs=PIXEL / 100), core
+
+
+def test_a_raster_within_the_window_is_one_task(tmp_path):
+    raster = make_raster(tmp_path / "small.tif", 128, 96)
+    parts = plan_parts(str(raster), str(tmp_path / "labels.tif"), 128, SegmentationConfig("", "", tile_size=64,
+                                                                                          overlap=16))
+    assert [(part.path, part.extent, part.core, part.offset) for part in parts] == \
+        [(str(tmp_path / "labels.tif"), None, (0, 0, 128, 96), (0, 0))]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from osgeo import gdal
+from treeseg.treeseg_plugin.dinov3.chmv2.config import CHMV2_MEAN, CHMV2_STD
 from treeseg.treeseg_plugin.dinov3.chmv2.loading import load_canopy_height_model
 from treeseg.treeseg_plugin.engine.errors import Canceled, EngineError
 from treeseg.treeseg_plugin.engine.jobs.canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult
@@ -24,11 +25,23 @@ SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
 
 
 @pytest.fixture(scope="module")
-def chm(tmp_path_factory):
-    """(HF folder, Meta decoder, Meta backbone) of one random tiny CHMv2."""
+def chm_and_reference(tmp_path_factory):
+    """(HF folder, Meta decoder, Meta backbone) of one random tiny CHMv2, and transformers' model of it (K bias
+    zero and LayerNorm eps 1e-5, as Meta's layout has them, so that both layouts are the same model)."""
     root = tmp_path_factory.mktemp("chm")
-    folder, model = write_hf_chmv2(root / "hf", seed=7)
-    return (folder, *write_meta_chmv2(root / "meta", model))
+    folder, model = write_hf_chmv2(root / "hf", seed=7, k_bias=False, layer_norm_eps=1e-5)
+    return (folder, *write_meta_chmv2(root / "meta", model)), model
+
+
+@pytest.fixture(scope="module")
+def chm(chm_and_reference):
+    return chm_and_reference[0]
+
+
+@pytest.fixture(scope="module")
+def reference(chm_and_reference):
+    """transformers' CHMv2ForDepthEstimation: the expected heights come from it, not from the loader under test."""
+    return chm_and_reference[1]
 
 
 def _config(chm, tmp_path, input_path, **settings) -> CanopyHeightConfig:
@@ -63,32 +76,31 @@ def test_resampled_to_the_training_resolution_and_back_onto_the_input_grid(chm, 
     assert CanopyHeightResult.from_json(result.to_json()) == result
 
 
-def _model_heights(chm, rgb: np.ndarray) -> np.ndarray:
-    """What the model predicts for one RGB image [3, H, W] in 0..1."""
-    _, decoder, backbone = chm
-    model = load_canopy_height_model(decoder, backbone=backbone)
-    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (model.mean, model.std))
-    return model((torch.from_numpy(rgb)[None] - mean) / std)[0].numpy()
+def _model_heights(reference, rgb: np.ndarray) -> np.ndarray:
+    """What transformers' CHMv2 predicts for one RGB image [3, H, W] in 0..1 (with CHMv2's normalisation)."""
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (CHMV2_MEAN, CHMV2_STD))
+    with torch.inference_mode():
+        return reference(pixel_values=(torch.from_numpy(rgb)[None] - mean) / std).predicted_depth[0].numpy()
 
 
-def test_native_resolution_single_tile_equals_the_model(chm, tmp_path):
+def test_native_resolution_single_tile_equals_the_model(chm, reference, tmp_path):
     """Resolution 0 and one tile: the raster holds exactly what the model predicts for the image."""
-    path = make_raster(tmp_path / "in.tif", 64, 48)
-    result = run_canopy_height(_config(chm, tmp_path, path, resolution=0, tile_size=64, overlap=0), Log())
+    path = make_raster(tmp_path / "in.tif", 96, 64)  # transformers' CHMv2 keeps this size (not 64 x 48)
+    result = run_canopy_height(_config(chm, tmp_path, path, resolution=0, tile_size=96, overlap=0), Log())
     _, _, heights = _read(result.output_path)
     rgb = gdal.Open(str(path)).ReadAsArray().astype(np.float32) / 255
     assert not result.resampled
-    assert np.abs(heights - _model_heights(chm, rgb)).max() <= 1e-4
+    assert np.abs(heights - _model_heights(reference, rgb)).max() <= 1e-4
 
 
-def test_overlapping_tiles_cross_fade(chm, tmp_path):
+def test_overlapping_tiles_cross_fade(chm, reference, tmp_path):
     """Two 64 px tiles over 112 px (columns 0-63 and 48-111): each alone where it alone covers the raster,
     and in the 16 px overlap a linear cross-fade between them, so no seam: the tiles disagree there."""
     path = make_raster(tmp_path / "in.tif", 112, 64)
     result = run_canopy_height(_config(chm, tmp_path, path, resolution=0, tile_size=64, overlap=16), Log())
     _, _, heights = _read(result.output_path)
     rgb = gdal.Open(str(path)).ReadAsArray().astype(np.float32) / 255
-    first, second = _model_heights(chm, rgb[:, :, :64]), _model_heights(chm, rgb[:, :, 48:])
+    first, second = _model_heights(reference, rgb[:, :, :64]), _model_heights(reference, rgb[:, :, 48:])
     rising = (np.arange(16) + 0.5) / 16  # the second tile's weight over the overlap
     expected = np.concatenate([first[:, :48], first[:, 48:] * (1 - rising) + second[:, :16] * rising,
                                second[:, 16:]], axis=1)

@@ -241,3 +241,45 @@ def test_swiglu_hidden_dim_rule():
     assert swiglu_hidden_dim(4096, 3.0, 64) == 8192
     assert swiglu_hidden_dim(100, 1.0, 8) == 72  # int(100 * 2/3) = 66, rounded up to 72
     assert swiglu_hidden_dim(64, 3.0, 64) == PRESETS["tiny-swiglu-nobias"].ffn_hidden_dim == 128
+
+
+# ---------------------------------------------------------------- LayerScale, against expectations not from the loader
+
+
+def _zero_layer_scale(sd: dict) -> dict:
+    return {name: torch.zeros_like(value) if name.endswith(("ls1.gamma", "ls2.gamma")) else value
+            for name, value in sd.items()}
+
+
+def test_blocks_with_zero_layer_scale_leave_the_tokens_as_embedded(tmp_path):
+    """With every LayerScale gamma 0 the blocks add nothing: the tokens are the checkpoint's CLS and storage
+    tokens and its patch convolution of the image, and the patch features their final LayerNorm, all computed
+    here from the state dict's tensors with plain torch ops."""
+    sd = _zero_layer_scale(make_state_dict("tiny", seed=2))
+    bb = load_backbone(write_meta_pth(tmp_path / "tiny-ls0.pth", sd))
+    x = _images(48, 64)
+    patches = torch.nn.functional.conv2d(x, sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"], stride=16)
+    patches = patches.flatten(2).transpose(1, 2)  # [B, 3 * 4, D], row-major
+    tokens = torch.cat([sd["cls_token"].expand(2, -1, -1), sd["storage_tokens"].expand(2, -1, -1), patches], dim=1)
+    normed = torch.nn.functional.layer_norm(patches, (64,), sd["norm.weight"], sd["norm.bias"], eps=1e-5)
+    out = bb.forward_features(x)
+    torch.testing.assert_close(out["x_prenorm"], tokens, rtol=0, atol=1e-5)
+    torch.testing.assert_close(out["x_norm_patchtokens"], normed, rtol=0, atol=1e-5)
+
+
+def test_a_block_scales_each_residual_branch_by_its_gamma(tiny_pth):
+    """x1 = x + gamma1 * attn(norm1(x)), then x1 + gamma2 * mlp(norm2(x1)), with the block's own branches and
+    gammas of known, distinct values per channel."""
+    vit = load_backbone(tiny_pth).vit  # its own copy: the gammas are overwritten
+    block = vit.blocks[0]
+    tokens, (rows, cols) = vit.prepare_tokens(_images(32, 48))
+    rope = vit.rope_embed(rows, cols, vit.patch_stride)
+    gamma1 = torch.linspace(-2.0, 3.0, 64)
+    gamma2 = torch.linspace(4.0, -1.0, 64)
+    with torch.inference_mode():
+        block.ls1.gamma.copy_(gamma1)
+        block.ls2.gamma.copy_(gamma2)
+        after = block(tokens, rope)
+        x1 = tokens + gamma1 * block.attn(block.norm1(tokens), rope)
+        expected = x1 + gamma2 * block.mlp(block.norm2(x1))
+    torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-5)

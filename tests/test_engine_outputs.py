@@ -343,6 +343,27 @@ def test_staging_commits_all_files_main_last(tmp_path):
     assert sorted(os.listdir(dest.parent)) == ["out.qml", "out.tif"]
 
 
+def test_staging_moves_the_main_output_after_every_companion(tmp_path, monkeypatch):
+    """The commit order the staging promises: the main output appears only when its companions (in its folder,
+    named before or after it, and in other folders staged after it) are in place."""
+    moved = []
+    real_replace = os.replace
+
+    def recording_replace(src, dst) -> None:
+        real_replace(src, dst)
+        moved.append(os.path.basename(dst))
+
+    with Staging() as staging:
+        main = Path(staging.path(str(tmp_path / "labels.tif")))
+        for name in ("labels.tif", "labels.tif.aux.xml", "labels.qml", "z.txt"):
+            (main.parent / name).write_text(name)
+        Path(staging.path(str(tmp_path / "stats" / "a.json"))).write_text("{}")
+        monkeypatch.setattr(os, "replace", recording_replace)
+        staging.commit(last="labels.tif")
+    assert sorted(moved[:-1]) == ["a.json", "labels.qml", "labels.tif.aux.xml", "z.txt"]
+    assert moved[-1] == "labels.tif"
+
+
 def test_staging_discard_leaves_nothing_and_keeps_existing_files(tmp_path):
     (tmp_path / "out.tif").write_text("old")
     new_folder = tmp_path / "made" / "here"

@@ -152,6 +152,48 @@ def test_invalid_pixels_are_written_0_and_left_out_of_the_fit(tmp_path, tiny, ho
     assert result.stats["nodata_pixels"] == int(invalid.sum())
 
 
+@pytest.mark.parametrize("how", ["nodata", "alpha", "mask"])
+def test_values_under_invalid_pixels_do_not_change_any_label(tmp_path, tiny, how):
+    """Two rasters that differ only under NoData (one band at the NoData value), under alpha 0 or under a mask
+    band give identical labels: invalid pixels reach the model as zeros whatever their values."""
+    rng = np.random.default_rng(7)
+    invalid = rng.random((160, 192)) < 0.15
+    invalid[40:90, 60:130] = True
+    first = make_raster(tmp_path / "first.tif", 192, 160, kind="blobs")
+    data = gdal.Open(str(first)).ReadAsArray()
+    other = data.copy()
+    other[:, invalid] = rng.integers(0, 255, (3, int(invalid.sum())))
+    rasters = []
+    for name, values in (("a", data), ("b", other)):
+        values = values.copy()
+        if how == "nodata":
+            values[0][invalid] = 255
+            values[0][~invalid] = np.minimum(values[0][~invalid], 254)
+            rasters.append(make_raster(tmp_path / f"{name}.tif", 192, 160, nodata=255, data=values))
+        elif how == "alpha":
+            alpha = np.where(invalid, 0, 255).astype(np.uint8)
+            rasters.append(make_raster(tmp_path / f"{name}.tif", 192, 160, alpha=alpha, data=values))
+        else:
+            rasters.append(make_raster(tmp_path / f"{name}.tif", 192, 160, mask=~invalid, data=values))
+    for name, raster in zip("ab", rasters):
+        _run(raster, tmp_path / f"{name}_labels.tif", tiny, k=3)
+    a, b = _read(tmp_path / "a_labels.tif"), _read(tmp_path / "b_labels.tif")
+    assert np.array_equal(a == 0, invalid)
+    assert np.array_equal(a, b)
+
+
+def test_a_patch_cell_is_fitted_only_when_more_than_half_valid(tmp_path, tiny):
+    """The fit-validity boundary on both sides: a 16 x 16 cell (stride 16) with exactly 128 of 256 pixels valid
+    is left out of the fit, one with 129 valid is fitted."""
+    invalid = np.zeros((128, 128), bool)
+    invalid[0:8, :] = True  # cell row 0: 8 of 16 pixel rows NoData, exactly half valid
+    invalid[16:23, :] = True  # cell row 1: 7 full pixel rows ...
+    invalid[23, :] = np.arange(128) % 16 < 15  # ... and 15 pixels of each cell's 8th: 127 NoData, 129 valid
+    raster = make_raster(tmp_path / "in.tif", 128, 128, nodata=255, invalid=invalid)
+    result = _run(raster, tmp_path / "labels.tif", tiny, k=2)
+    assert result.stats["patches"]["valid"] == 8 * 8 - 8  # all but cell row 0
+
+
 @pytest.mark.parametrize("dtype", ["UInt16", "Int16", "Float32"])
 def test_non_byte_rasters_are_stretched(tmp_path, tiny, dtype):
     invalid = np.zeros((128, 128), bool)

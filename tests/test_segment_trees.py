@@ -53,6 +53,17 @@ def read_labels(path: str | Path) -> tuple[gdal.Dataset, np.ndarray]:
     return dataset, dataset.GetRasterBand(1).ReadAsArray()
 
 
+def elbow_by_hand(wcss: dict[str, float], threshold_percent: float) -> int:
+    """The README's elbow rule on a stats file's WCSS table: the smallest K whose step to K+1 lowers the WCSS by
+    less than ``threshold_percent`` percent; the largest K when no step is that small."""
+    ks = sorted(int(k) for k in wcss)
+    for k in ks[:-1]:
+        now, following = wcss[str(k)], wcss[str(k + 1)]
+        if 100.0 * (now - following) / now < threshold_percent:
+            return k
+    return ks[-1]
+
+
 def test_bundled_sample_with_vits16(treeseg_provider, checkpoints, tmp_path):
     output, stats = tmp_path / "labels.tif", tmp_path / "stats.json"
     results = run_segment_trees({"INPUT": str(SAMPLE), "WEIGHTS": str(checkpoints["vits16"]),
@@ -85,6 +96,7 @@ def test_bundled_sample_with_vits16(treeseg_provider, checkpoints, tmp_path):
     report = json.loads(stats.read_text())
     assert report["chosen_k"] == chosen_k
     assert sorted(int(k) for k in report["wcss"]) == list(range(2, 11))
+    assert chosen_k == elbow_by_hand(report["wcss"], 5.0)  # the documented default threshold, 5 %
     assert sum(report["cluster_pixels"].values()) == int((labels > 0).sum())
 
     layer = QgsRasterLayer(str(output), "labels")
@@ -109,6 +121,29 @@ def test_synthetic_raster_fixed_k_with_polygons(treeseg_provider, checkpoints, t
     features = list(layer.getFeatures())
     assert {feature["cluster"] for feature in features} == {1, 2, 3}
     assert sum(feature["area"] for feature in features) == pytest.approx(160 * 96 * 0.1 * 0.1, rel=1e-6)
+
+
+def test_fit_settings_travel_from_processing_to_the_engine(treeseg_provider, checkpoints, tmp_path):
+    """Non-default ELBOW_THRESHOLD, SEED, MAX_SAMPLES, STRIDE, BATCH_SIZE and K_MIN arrive in the engine: the stats
+    file records each, the WCSS table starts at K_MIN, the fit sample has MAX_SAMPLES rows, the patch grid has the
+    stride's size, and K is the elbow of the run's own WCSS table at that threshold."""
+    raster = make_raster(tmp_path / "ortho.tif", 128, 96, kind="blobs", seed=2)
+    stats = tmp_path / "stats.json"
+    feedback = QgsProcessingFeedback()
+    log: list[str] = []
+    feedback.pushInfo = log.append
+    results = run_segment_trees({"INPUT": str(raster), "WEIGHTS": str(checkpoints["tiny"]), "TILE_SIZE": 64,
+                                 "OVERLAP": 16, "ELBOW_THRESHOLD": 12.5, "SEED": 7, "MAX_SAMPLES": 150,
+                                 "STRIDE": 1, "BATCH_SIZE": 3, "K_MIN": 3, "K_MAX": 8,
+                                 "OUTPUT": str(tmp_path / "labels.tif"), "STATS": str(stats)}, feedback)
+    report = json.loads(stats.read_text())
+    assert (report["elbow_threshold"], report["seed"], report["max_samples"], report["stride"],
+            report["batch_size"], report["k_min"], report["k_max"]) == (12.5, 7, 150, 8, 3, 3, 8)
+    assert sorted(int(k) for k in report["wcss"]) == list(range(3, 9))
+    # stride 8 on 128 x 96 px: (128 - 16) / 8 + 1 = 15 by (96 - 16) / 8 + 1 = 11 patches, all valid
+    assert report["patches"] == {"valid": 15 * 11, "sampled": 150}
+    assert any("Fitting on 150 of 165 valid patches (seed 7)." in line for line in log)
+    assert results["CHOSEN_K"] == report["chosen_k"] == elbow_by_hand(report["wcss"], 12.5)
 
 
 @pytest.mark.parametrize("mode", [False, True])

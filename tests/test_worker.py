@@ -24,6 +24,7 @@ from recording_progress import Log
 from treeseg.treeseg_plugin.engine import Canceled, EngineError, SegmentationConfig, run_segmentation
 from treeseg.treeseg_plugin.engine.jobs.fit import ClusterFitResult
 from treeseg.treeseg_plugin.engine.jobs.results import SegmentationResult
+from treeseg.treeseg_plugin.engine.raster.staging import Staging
 from treeseg.treeseg_plugin.worker.client import WorkerDiedError, death_message, run_job
 
 ALGORITHM = "treeseg:segmenttrees"
@@ -147,6 +148,43 @@ def test_a_killed_worker_fails_the_algorithm_cleanly_and_the_next_run_works(
     results = processing.run(ALGORITHM, parameters)
     assert gdal.Open(results["OUTPUT"]).ReadAsArray().max() == 3
     assert leftovers(dest) == []
+
+
+class KillingBesideOtherRuns(KillingFeedback):
+    """Kills the worker (SIGKILL) while other runs have temporary folders in the same output folder: one of this
+    process, and folders named for the pids next to the worker's (its pid with a digit more, and less)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(signal.SIGKILL)
+        self.folder = folder
+        self.others: list[Path] = []
+
+    def setProgressText(self, text: str) -> None:
+        if text == "Encoding tiles" and self.pid:
+            for name in (f".treeseg-tmp-{self.pid}0-x", f".treeseg-features-{str(self.pid)[:-1]}-x"):
+                (self.folder / name).mkdir()
+                (self.folder / name / "part.tif").write_bytes(b"another run's file")
+                self.others.append(self.folder / name)
+        super().setProgressText(text)
+
+
+def test_a_killed_workers_leftovers_are_removed_but_not_other_runs_in_the_same_folder(
+        treeseg_provider, raster, tiny, dest):
+    import processing
+
+    with Staging() as staging:  # another run in this process, writing into the same folder
+        other = Path(staging.path(str(dest / "other.tif")))
+        other.write_bytes(b"other labels")
+        feedback = KillingBesideOtherRuns(dest)
+        parameters = {"INPUT": raster, "WEIGHTS": tiny, "TILE_SIZE": 64, "OVERLAP": 16, "K": 3,
+                      "OUTPUT": str(dest / "labels.tif")}
+        with pytest.raises(QgsProcessingException, match=r"was killed \(SIGKILL\)"):
+            processing.run(ALGORITHM, parameters, feedback=feedback)
+        assert len(feedback.others) == 2
+        assert sorted(leftovers(dest)) == sorted(map(str, [other.parent, *feedback.others]))
+        assert all((path / "part.tif").is_file() for path in feedback.others)
+        staging.commit(last="other.tif")
+    assert (dest / "other.tif").read_bytes() == b"other labels"
 
 
 def test_results_cross_the_pipe_as_strict_json():
