@@ -81,7 +81,8 @@ def blocks(width: int, height: int, side: int = BLOCK) -> Iterator[Block]:
 
 
 def _gdal_write(method: Callable[..., T]) -> Callable[..., T]:
-    """Turn GDAL's RuntimeError in ``method`` into :class:`WriteError`, raised outside the handler.
+    """Run ``method`` with GDAL's exceptions on (whatever the caller's mode) and turn GDAL's RuntimeError into
+    :class:`WriteError`, raised outside the handler.
 
     So GDAL's exception and its traceback (whose frames hold the dataset open) are freed at once, and a
     later close really closes the dataset, quietly, instead of whenever the garbage collector runs.
@@ -89,7 +90,8 @@ def _gdal_write(method: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
-            return method(*args, **kwargs)
+            with gdal_exceptions():
+                return method(*args, **kwargs)
         except RuntimeError as exc:
             message = str(exc).strip() or gdal.GetLastErrorMsg() or "GDAL reported a write error"
         raise WriteError(message)

@@ -5,7 +5,8 @@
 read back or update what they write), then a caller's copy function writes the output features (driver from
 the extension: .gpkg, .shp, .geojson), streaming, so memory stays flat. The scratch folder
 (:func:`scratch_folder`) lives next to the output and is always removed, after every dataset is released
-(also on an error, whose traceback would otherwise hold them open). Its users: :func:`polygonize` (fields
+(also on an error: the locals of the frames in its traceback, the copy function's included, are cleared,
+as they would hold the files open). Its users: :func:`polygonize` (fields
 ``cluster``, the integer label, and ``area``, the polygon area in map units²) and the crowns
 (engine/trees/crowns.py). OGR's global exception mode is left as QGIS set it: OGR results are checked
 explicitly.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import traceback
 from typing import Callable, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 from osgeo import gdal, ogr
@@ -91,6 +93,9 @@ def polygonize_then_copy(raster_path: str, scratch: str, value_field: str, vecto
         count = copy(parts, parts_layer, vector, layer)
         _check(layer.SyncToDisk() == ogr.OGRERR_NONE, "Writing the polygons to disk")
         return count
+    except BaseException as exc:
+        traceback.clear_frames(exc.__traceback__)  # the frames of ``copy`` & co. would hold the files open
+        raise
     finally:
         layer = vector = parts_layer = parts = band = raster = None  # closes the files before the scratch goes
 
