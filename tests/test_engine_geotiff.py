@@ -94,10 +94,10 @@ def test_a_float_file_with_predictor_and_description(tmp_path):
 def test_a_full_disk_gives_one_write_error_and_leaves_no_file(tmp_path):
     path = tmp_path / "full.tif"
     noise = np.random.default_rng(0).integers(0, 255, (512, 512), dtype=np.uint8)  # does not compress
-    with pytest.raises(WriteError) as raised:
-        with _full_disk(), GeoTiffWriter(str(path), _grid(512, 512), gdal.GDT_Byte, 0) as writer:
-            writer.write(0, 0, noise)
-            writer.finish()
+    with pytest.raises(WriteError) as raised, _full_disk(), \
+            GeoTiffWriter(str(path), _grid(512, 512), gdal.GDT_Byte, 0) as writer:
+        writer.write(0, 0, noise)
+        writer.finish()
     assert isinstance(raised.value, OSError) and "write error" in str(raised.value).lower()  # GDAL's reason
     assert list(tmp_path.iterdir()) == []
     message = str(write_error("the label raster 'x.tif'", raised.value, str(tmp_path)))
@@ -142,10 +142,9 @@ def test_a_read_only_folder_gives_one_write_error_and_leaves_no_file(tmp_path):
 
 def test_an_exception_while_writing_deletes_the_unfinished_file(tmp_path):
     path = tmp_path / "half.tif"
-    with pytest.raises(ValueError, match="a bug"):
-        with GeoTiffWriter(str(path), _grid(), gdal.GDT_UInt32, 0) as writer:
-            writer.write(0, 0, np.ones((10, 10), np.uint32))
-            raise ValueError("a bug")
+    with pytest.raises(ValueError, match="a bug"), GeoTiffWriter(str(path), _grid(), gdal.GDT_UInt32, 0) as writer:
+        writer.write(0, 0, np.ones((10, 10), np.uint32))
+        raise ValueError("a bug")
     assert list(tmp_path.iterdir()) == []
 
 
