@@ -20,7 +20,8 @@ from engine_runs import full_disk_on_replace
 from osgeo import gdal, ogr, osr
 from treeseg.treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig
 from treeseg.treeseg_plugin.engine.jobs.segmentation import validate_config
-from treeseg.treeseg_plugin.engine.raster.label_raster import LabelWriter, qml_text, write_qml
+from treeseg.treeseg_plugin.engine.raster.geotiff import Grid
+from treeseg.treeseg_plugin.engine.raster.label_raster import label_writer, qml_text, write_qml
 from treeseg.treeseg_plugin.engine.raster.palette import category_names, cluster_color, cluster_hex
 from treeseg.treeseg_plugin.engine.raster.polygons import polygonize
 from treeseg.treeseg_plugin.engine.raster.staging import Staging
@@ -37,9 +38,9 @@ def _utm() -> osr.SpatialReference:
 
 
 def _write_labels(path: Path, labels: np.ndarray, k: int) -> None:
-    writer = LabelWriter(str(path), labels.shape[1], labels.shape[0], GT, _utm(), k)
-    writer.write(0, 0, labels)
-    writer.finish()
+    with label_writer(str(path), Grid(labels.shape[1], labels.shape[0], GT, _utm()), k) as writer:
+        writer.write(0, 0, labels)
+        writer.finish()
 
 
 def _stats(k: int = 3) -> dict:

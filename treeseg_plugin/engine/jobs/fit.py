@@ -19,6 +19,7 @@ from .segmentation import (
     CLUSTER_MODEL_EXTENSION,
     FitSettings,
     SegmentationConfig,
+    check_output_path,
     fit_settings,
     validate_cluster_model_paths,
     validate_settings,
@@ -51,11 +52,7 @@ def validate_fit_config(config: ClusterFitConfig) -> None:
     if not config.output_path:
         raise EngineError("No output path given. Choose where to save the cluster model (.tscm).")
     validate_cluster_model_paths(None, config.output_path)
-    if os.path.isdir(config.output_path):
-        raise EngineError(f"The output path '{config.output_path}' is a folder. Give a file name ending in "
-                          f"{CLUSTER_MODEL_EXTENSION}.")
-    if os.path.abspath(config.output_path) in {os.path.abspath(p) for p in inputs}:
-        raise EngineError("The output path is one of the input rasters. Choose another output file name.")
+    check_output_path(config.output_path, CLUSTER_MODEL_EXTENSION, inputs, "one of the input rasters")
     validate_settings(config.for_raster(""))
 
 

@@ -114,10 +114,7 @@ def validate_config(config: SegmentationConfig) -> None:
     _require(_extension(config.output_path) in RASTER_EXTENSIONS,
              f"The output must be a GeoTIFF; '{config.output_path}' does not end in .tif or .tiff. "
              "Change the output file name.")
-    _require(not os.path.isdir(config.output_path),
-             f"The output path '{config.output_path}' is a folder. Give a file name ending in .tif.")
-    _require(os.path.abspath(config.output_path) != os.path.abspath(config.input_path),
-             "The output path is the input raster. Choose another output file name.")
+    check_output_path(config.output_path, ".tif", [config.input_path], "the input raster")
     validate_settings(config)
     for path, extensions, message in (
             (config.stats_path, STATS_EXTENSIONS, "Statistics file '{}' must end in .json, .csv or .html."),
@@ -134,6 +131,14 @@ def validate_config(config: SegmentationConfig) -> None:
     if config.canopy_height_path:
         _require(os.path.abspath(config.canopy_height_path) not in {os.path.abspath(p) for p in outputs},
                  "The canopy height raster is one of the outputs. Choose another output file name.")
+
+
+def check_output_path(path: str, extension: str, inputs: Sequence[str], inputs_named: str) -> None:
+    """The output ``path`` is no folder (a file name ending in ``extension`` is asked for) and none of
+    ``inputs`` (called ``inputs_named`` in the message)."""
+    _require(not os.path.isdir(path), f"The output path '{path}' is a folder. Give a file name ending in {extension}.")
+    _require(os.path.abspath(path) not in {os.path.abspath(p) for p in inputs},
+             f"The output path is {inputs_named}. Choose another output file name.")
 
 
 def validate_cluster_model_paths(model: Optional[str], output: Optional[str]) -> None:

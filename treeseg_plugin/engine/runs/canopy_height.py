@@ -47,9 +47,9 @@ from ..jobs.canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult,
 from ..progress import Progress, StageProgress, check_canceled
 from ..raster.gdal_mode import raising_gdal_errors
 from ..raster.georef import Window, window_geotransform, working_window
-from ..raster.height_raster import HeightWriter, write_height_qml
+from ..raster.geotiff import GeoTiffWriter, Grid, blocks
+from ..raster.height_raster import height_writer, write_height_qml
 from ..raster.input import InputRaster
-from ..raster.label_raster import BLOCK
 from ..raster.pixels import RasterSource
 from ..raster.staging import Staging, raster_sidecars
 
@@ -177,27 +177,26 @@ def _axis(start: int, count: int, size: int, model_size: int) -> Tuple[np.ndarra
     return low, np.minimum(low + 1, model_size - 1), (position - low).astype(np.float32)
 
 
-def write_heights(source: InputRaster, window: Window, heights: np.ndarray, writer: HeightWriter,
+def write_heights(source: InputRaster, window: Window, heights: np.ndarray, writer: GeoTiffWriter,
                   progress: Progress, report: StageProgress) -> np.ndarray:
     """Write ``heights`` (model grid) onto the window's grid; returns the valid heights' count, sum, min, max."""
     summary = np.array([0.0, 0.0, np.inf, -np.inf])
-    for top in range(0, window.height, BLOCK):
-        h = min(BLOCK, window.height - top)
-        r0, r1, rf = _axis(top, h, window.height, heights.shape[0])
-        rows = heights[r0] * (1 - rf)[:, None] + heights[r1] * rf[:, None]
-        for left in range(0, window.width, BLOCK):
-            check_canceled(progress)
-            w = min(BLOCK, window.width - left)
-            c0, c1, cf = _axis(left, w, window.width, heights.shape[1])
-            block = rows[:, c0] * (1 - cf) + rows[:, c1] * cf
-            valid = source.read_valid(window.x0 + left, window.y0 + top, w, h)
-            writer.write(top, left, np.where(valid, block, np.float32(NODATA)))
-            if valid.any():
-                values = block[valid]
-                summary += [values.size, float(values.sum(dtype=np.float64)), 0, 0]
-                summary[2], summary[3] = min(summary[2], float(values.min())), max(summary[3], float(values.max()))
-        source.flush()
-        report((top + h) / window.height)
+    for left, top, w, h, ends_row in blocks(window.width, window.height):
+        if left == 0:
+            r0, r1, rf = _axis(top, h, window.height, heights.shape[0])
+            rows = heights[r0] * (1 - rf)[:, None] + heights[r1] * rf[:, None]
+        check_canceled(progress)
+        c0, c1, cf = _axis(left, w, window.width, heights.shape[1])
+        block = rows[:, c0] * (1 - cf) + rows[:, c1] * cf
+        valid = source.read_valid(window.x0 + left, window.y0 + top, w, h)
+        writer.write(top, left, np.where(valid, block, np.float32(NODATA)))
+        if valid.any():
+            values = block[valid]
+            summary += [values.size, float(values.sum(dtype=np.float64)), 0, 0]
+            summary[2], summary[3] = min(summary[2], float(values.min())), max(summary[3], float(values.max()))
+        if ends_row:
+            source.flush()
+            report((top + h) / window.height)
     return summary
 
 
@@ -232,9 +231,8 @@ def _run(config: CanopyHeightConfig, progress: Progress) -> CanopyHeightResult:
         staging = stack.enter_context(Staging())
         staged = staging.path(config.output_path)
         try:
-            writer = HeightWriter(staged, window.width, window.height,
-                                  window_geotransform(source.geotransform, window), source.srs)
-            stack.callback(writer.close)
+            grid = Grid(window.width, window.height, window_geotransform(source.geotransform, window), source.srs)
+            writer = stack.enter_context(height_writer(staged, grid))
             count, total, low, high = write_heights(source, window, heights, writer, progress,
                                                     StageProgress(progress, 90, 99))
             writer.finish()

@@ -55,7 +55,8 @@ from ..jobs.segmentation import SegmentationConfig, validate_config
 from ..progress import Progress, StageProgress, check_canceled
 from ..raster.gdal_mode import raising_gdal_errors
 from ..raster.georef import PixelArea, Window
-from ..raster.label_raster import BLOCK, LabelWriter, write_qml
+from ..raster.geotiff import GeoTiffWriter, Grid, blocks
+from ..raster.label_raster import label_classes, label_writer, write_qml
 from ..raster.palette import Legend, default_legend
 from ..raster.pixels import RasterSource
 from ..raster.polygons import polygonize
@@ -78,32 +79,30 @@ def _folder(path: str) -> str:
 
 
 def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit: Fit, area: PixelArea,
-                  writer: LabelWriter, config: SegmentationConfig, heights: Optional[HeightGrid],
+                  writer: GeoTiffWriter, config: SegmentationConfig, heights: Optional[HeightGrid],
                   progress: Progress) -> LabelCounts:
     """Predict and write the labels block by block, gathering each cluster's evidence from the same reads."""
     evidence = EvidenceAccumulator(fit.k, config.nir_band is not None, heights is not None)
     pixels = np.zeros(fit.k + 1, dtype=np.int64)
     hectares = np.zeros(fit.k + 1) if area.has_hectares else None
     report = StageProgress(progress, 80, 97)
-    for top in range(0, window.height, BLOCK):
-        h = min(BLOCK, window.height - top)
-        for left in range(0, window.width, BLOCK):
-            check_canceled(progress)
-            w = min(BLOCK, window.width - left)
-            block = read_block(source, window.x0 + left, window.y0 + top, w, h, config.nir_band, heights, left, top)
-            labels = block_labels(store, fit.centroids, kmeans.squared_distances, config.stride, top, left,
-                                  block.valid)
-            writer.write(top, left, labels)
-            evidence.add(labels, block)
-            pixels += np.bincount(labels.ravel(), minlength=fit.k + 1)
-            if hectares is not None:
-                weights = area.block_hectares(top, left, h, w).ravel()
-                hectares += np.bincount(labels.ravel(), weights=weights, minlength=fit.k + 1)
-        writer.flush()
-        source.flush()
-        if heights is not None:
-            heights.flush()
-        report((top + h) / window.height)
+    for left, top, w, h, ends_row in blocks(window.width, window.height):
+        check_canceled(progress)
+        block = read_block(source, window.x0 + left, window.y0 + top, w, h, config.nir_band, heights, left, top)
+        labels = block_labels(store, fit.centroids, kmeans.squared_distances, config.stride, top, left,
+                              block.valid)
+        writer.write(top, left, labels)
+        evidence.add(labels, block)
+        pixels += np.bincount(labels.ravel(), minlength=fit.k + 1)
+        if hectares is not None:
+            weights = area.block_hectares(top, left, h, w).ravel()
+            hectares += np.bincount(labels.ravel(), weights=weights, minlength=fit.k + 1)
+        if ends_row:
+            writer.flush()
+            source.flush()
+            if heights is not None:
+                heights.flush()
+            report((top + h) / window.height)
     return LabelCounts(pixels, hectares, evidence)
 
 
@@ -211,18 +210,18 @@ def _label(config: SegmentationConfig, model: Optional[ClusterModel], inputs: Ru
     """Stage "Writing labels" (80-97 %): the staged label raster, the tree rule's decision, the legend and the
     .qml; returns the counts, the statistics' "trees" section and the legend."""
     try:
-        writer = LabelWriter(staged_output, inputs.window.width, inputs.window.height, inputs.geotransform,
-                             inputs.source.srs, fit.k, model.legend if model is not None else None)
-        stack.callback(writer.close)
+        grid = Grid(inputs.window.width, inputs.window.height, inputs.geotransform, inputs.source.srs)
+        writer = stack.enter_context(label_writer(staged_output, grid, fit.k,
+                                                  model.legend if model is not None else None))
         labels = _write_labels(inputs.source, inputs.window, store, fit, inputs.area, writer, config, inputs.heights,
                                progress)
         trees = tree_steps.decide(labels.evidence, config, progress)
         # An applied model keeps its colours and names (those of the run that fitted it) everywhere.
         legend = model.legend if model is not None else default_legend(fit.k, trees["tree_labels"])
-        writer.set_legend(legend)
+        writer.set_classes(label_classes(legend))
         writer.finish()
         write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k, legend)
-    except OSError as exc:  # LabelWriter's WriteError, the .qml, or the feature file gone with its folder
+    except OSError as exc:  # the writer's WriteError, the .qml, or the feature file gone with its folder
         raise write_error(f"the label raster '{config.output_path}'", exc, _folder(config.output_path)) from exc
     return labels, trees, legend
 

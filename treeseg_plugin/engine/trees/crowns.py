@@ -29,8 +29,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import shutil
-import traceback
 from dataclasses import dataclass, field
 from typing import Collection, Dict, List, Optional, Tuple
 
@@ -38,10 +36,10 @@ import numpy as np
 from osgeo import gdal, ogr
 from scipy import ndimage
 
-from ..errors import Canceled
-from ..jobs.segmentation import polygon_driver
 from ..progress import Progress, check_canceled
 from ..raster.georef import PixelArea
+from ..raster.geotiff import GeoTiffWriter, Grid, blocks
+from ..raster.polygons import Layout, polygonize_then_copy, scratch_folder
 from .evidence import HeightGrid, group_max
 from .mask import tree_lookup
 
@@ -52,6 +50,7 @@ WINDOW_BASE_M, WINDOW_PER_M = 3.0, 0.1
 _WINDOW_STEP = 1.15
 FIELDS = (("crown_id", ogr.OFTInteger), ("area_m2", ogr.OFTReal), ("height_max", ogr.OFTReal),
           ("height_mean", ogr.OFTReal), ("cluster", ogr.OFTInteger))
+_LAYOUT = Layout(ogr.wkbMultiPolygon, FIELDS, "crowns")
 
 
 @dataclass
@@ -149,43 +148,49 @@ def _seed_positions(markers: np.ndarray) -> Dict[int, Tuple[int, int]]:
     return {int(n): divmod(int(i), markers.shape[1]) for n, i in zip(numbers, first) if n}
 
 
-def _crown_raster(labels: gdal.Dataset, path: str, tree_labels: Collection[int], heights: Optional[HeightGrid],
+def _crown_raster(labels_path: str, path: str, tree_labels: Collection[int], heights: Optional[HeightGrid],
                   area: PixelArea, min_tree_height: float, progress: Progress, k: int) -> _Tally:
-    """Write the crown ids (UInt32, 0 = none) on the label grid to ``path``; returns the tally."""
-    width, height = labels.RasterXSize, labels.RasterYSize
-    gt = labels.GetGeoTransform()
-    metres = pixel_metres(area, gt)
+    """Write the crown ids (UInt32, 0 = none) on the grid of ``labels_path`` to ``path``; returns the tally."""
+    labels = gdal.Open(labels_path)
+    source = labels.GetRasterBand(1)
+    try:
+        grid = Grid.of(labels)
+        with GeoTiffWriter(path, grid, gdal.GDT_UInt32, 0) as out:
+            tally = _crowns_by_core(source, grid, out, tree_labels, heights, area, min_tree_height, progress, k)
+            out.finish()
+    finally:
+        source = labels = None
+    return tally
+
+
+def _crowns_by_core(source: gdal.Band, grid: Grid, out: GeoTiffWriter, tree_labels: Collection[int],
+                    heights: Optional[HeightGrid], area: PixelArea, min_tree_height: float, progress: Progress,
+                    k: int) -> _Tally:
+    """The watershed of each core with its halo, the core's crown ids written to ``out``; returns the tally."""
+    width, height = grid.width, grid.height
+    metres = pixel_metres(area, grid.geotransform)
     halo = min(MAX_HALO, math.ceil(HALO_M / metres))
     lookup = tree_lookup(tree_labels) == 1
     tally = _Tally(k)
-    out = gdal.GetDriverByName("GTiff").Create(path, width, height, 1, gdal.GDT_UInt32,
-                                               options=["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"])
-    out.SetGeoTransform(gt)
-    if labels.GetSpatialRef() is not None:
-        out.SetSpatialRef(labels.GetSpatialRef())
-    band = out.GetRasterBand(1)
-    band.SetNoDataValue(0)
-    source = labels.GetRasterBand(1)
-    for top in range(0, height, CORE):
-        for left in range(0, width, CORE):
-            check_canceled(progress)
-            x0, y0 = max(0, left - halo), max(0, top - halo)
-            x1, y1 = min(width, left + CORE + halo), min(height, top + CORE + halo)
-            window_labels = source.ReadAsArray(x0, y0, x1 - x0, y1 - y0)
-            window_heights = heights.read(x0, y0, x1 - x0, y1 - y0) if heights is not None else None
-            crowns, markers = crown_block(lookup[window_labels], window_heights, metres, min_tree_height,
-                                 _edge_distance((x0, y0, x1, y1), width, height))
-            seeds = _seed_positions(markers)
-            ids = np.zeros(int(crowns.max()) + 1, np.uint32)
-            for number, (row, col) in seeds.items():
-                ids[number] = tally.crown_id((y0 + row, x0 + col))
-            core = (slice(top - y0, min(height, top + CORE) - y0), slice(left - x0, min(width, left + CORE) - x0))
-            core_ids = ids[crowns[core]]
-            band.WriteArray(core_ids, xoff=left, yoff=top)
-            _count(tally, core_ids, window_labels[core], None if window_heights is None else window_heights[core],
-                   area, top, left)
-        out.FlushCache()
-    band = source = out = None
+    for left, top, w, h, ends_row in blocks(width, height, CORE):
+        check_canceled(progress)
+        x0, y0 = max(0, left - halo), max(0, top - halo)
+        x1, y1 = min(width, left + CORE + halo), min(height, top + CORE + halo)
+        window_labels = source.ReadAsArray(x0, y0, x1 - x0, y1 - y0)
+        window_heights = heights.read(x0, y0, x1 - x0, y1 - y0) if heights is not None else None
+        crowns, markers = crown_block(lookup[window_labels], window_heights, metres, min_tree_height,
+                                      _edge_distance((x0, y0, x1, y1), width, height))
+        seeds = _seed_positions(markers)
+        ids = np.zeros(int(crowns.max()) + 1, np.uint32)
+        for number, (row, col) in seeds.items():
+            ids[number] = tally.crown_id((y0 + row, x0 + col))
+        core = (slice(top - y0, top + h - y0), slice(left - x0, left + w - x0))
+        core_ids = ids[crowns[core]]
+        out.write(top, left, core_ids)
+        _count(tally, core_ids, window_labels[core], None if window_heights is None else window_heights[core],
+               area, top, left)
+        if ends_row:
+            out.flush()
     return tally
 
 
@@ -219,51 +224,19 @@ def _count(tally: _Tally, ids: np.ndarray, labels: np.ndarray, heights: Optional
             tally.height_max[crown] = max(tally.height_max[crown], float(h_max[i]))
 
 
-def _new_layer(path: str, srs: object) -> Tuple[ogr.DataSource, ogr.Layer]:
-    vector = ogr.GetDriverByName(polygon_driver(path)).CreateDataSource(path)
-    if vector is None:
-        raise RuntimeError(f"Creating {path} failed: {gdal.GetLastErrorMsg()}")
-    layer = vector.CreateLayer(os.path.splitext(os.path.basename(path))[0] or "crowns", srs=srs,
-                               geom_type=ogr.wkbMultiPolygon)
-    for name, kind in FIELDS:
-        layer.CreateField(ogr.FieldDefn(name, kind))
-    return vector, layer
-
-
 def write_crowns(labels_path: str, crowns_path: str, tree_labels: Collection[int], heights: Optional[HeightGrid],
                  area: PixelArea, min_tree_height: float, min_crown_area: float, k: int, progress: Progress) -> int:
     """Write the crowns of the tree clusters of ``labels_path`` to ``crowns_path``; returns their number.
 
     Raises RuntimeError/OSError from GDAL/OGR (the caller names the file), Canceled on a cancel."""
-    scratch = os.path.join(os.path.dirname(os.path.abspath(crowns_path)), ".crowns")
-    os.makedirs(scratch, exist_ok=True)
-    labels = ids = band = parts = parts_layer = vector = layer = None
-    try:
-        labels = gdal.Open(labels_path)
-        srs = labels.GetSpatialRef()
+    with scratch_folder(crowns_path, ".crowns") as scratch:
         ids_path = os.path.join(scratch, "crown_ids.tif")
-        tally = _crown_raster(labels, ids_path, tree_labels, heights, area, min_tree_height, progress, k)
-        ids = gdal.Open(ids_path)
-        parts = ogr.GetDriverByName("GPKG").CreateDataSource(os.path.join(scratch, "parts.gpkg"))
-        parts_layer = parts.CreateLayer("parts", srs=srs, geom_type=ogr.wkbPolygon)
-        parts_layer.CreateField(ogr.FieldDefn("crown", ogr.OFTInteger))
-        parts.StartTransaction()
-        band = ids.GetRasterBand(1)
-        gdal.Polygonize(band, band.GetMaskBand(), parts_layer, 0, [],
-                        callback=lambda *_: 0 if progress.is_canceled() else 1)
-        parts.CommitTransaction()
-        if progress.is_canceled():
-            raise Canceled()
-        vector, layer = _new_layer(crowns_path, srs)
-        count = _copy_crowns(parts, layer, tally, min_crown_area, progress)
-        layer.SyncToDisk()
-    except BaseException as error:
-        traceback.clear_frames(error.__traceback__)  # the failed steps' frames hold datasets too
-        raise
-    finally:  # every file closed (layers and bands before their datasets) before the scratch folder goes
-        del layer, vector, parts_layer, parts, band, ids, labels
-        shutil.rmtree(scratch, ignore_errors=True)
-    return count
+        tally = _crown_raster(labels_path, ids_path, tree_labels, heights, area, min_tree_height, progress, k)
+
+        def copy(parts: ogr.DataSource, _source: ogr.Layer, _vector: ogr.DataSource, layer: ogr.Layer) -> int:
+            return _copy_crowns(parts, layer, tally, min_crown_area, progress)
+
+        return polygonize_then_copy(ids_path, scratch, "crown", crowns_path, _LAYOUT, copy, progress)
 
 
 def _copy_crowns(parts: ogr.DataSource, layer: ogr.Layer, tally: _Tally, min_crown_area: float,

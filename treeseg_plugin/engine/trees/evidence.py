@@ -29,7 +29,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import EngineError
-from ..raster.georef import Window
+from ..raster.georef import Window, raster_bounds
 from ..raster.input import open_dataset
 
 HEIGHT_BIN_M = 0.1
@@ -85,7 +85,7 @@ class HeightGrid:
         if gt[2] or gt[4] or gt[5] >= 0:
             raise EngineError("Canopy heights need a north-up orthophoto (no rotation, rows going south); this "
                               "one's geotransform is rotated or flipped. Warp it north-up first (gdalwarp).")
-        bounds = (gt[0], gt[3] + window.height * gt[5], gt[0] + window.width * gt[1], gt[3])
+        bounds = raster_bounds(gt, window.width, window.height)
         _check_overlap(path, source, source_srs, srs, bounds)
         options = gdal.WarpOptions(format="VRT", outputBounds=bounds, width=window.width, height=window.height,
                                    dstSRS=srs.ExportToWkt() if srs is not None else None,
@@ -122,10 +122,7 @@ class HeightGrid:
 def _check_overlap(path: str, source: gdal.Dataset, source_srs: Optional[osr.SpatialReference],
                    srs: Optional[osr.SpatialReference], bounds: Tuple[float, float, float, float]) -> None:
     """Refuse a canopy height raster that lies wholly outside the label grid (a wrong CRS or file)."""
-    sgt, width, height = source.GetGeoTransform(), source.RasterXSize, source.RasterYSize
-    xs = [sgt[0] + c * sgt[1] + r * sgt[2] for c in (0, width) for r in (0, height)]
-    ys = [sgt[3] + c * sgt[4] + r * sgt[5] for c in (0, width) for r in (0, height)]
-    box = (min(xs), min(ys), max(xs), max(ys))
+    box = raster_bounds(source.GetGeoTransform(), source.RasterXSize, source.RasterYSize)
     if source_srs is not None and srs is not None and not source_srs.IsSame(srs):
         pair = (source_srs.Clone(), srs.Clone())  # x, y order without touching the run's own CRS objects
         for crs in pair:

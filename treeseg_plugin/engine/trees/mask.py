@@ -9,13 +9,13 @@ the input), after the tree rule has decided.
 from __future__ import annotations
 
 import os
-from typing import Collection, Iterator, Tuple
+from typing import Collection
 
 import numpy as np
 from osgeo import gdal
 
 from ..progress import Progress, check_canceled
-from ..raster.label_raster import BLOCK, CREATION_OPTIONS, WriteError
+from ..raster.geotiff import GeoTiffWriter, Grid, blocks
 from ..raster.styles import add_palette, style_root, style_text, write_style
 
 CANOPY, NOT_CANOPY, MASK_NODATA = 1, 0, 255
@@ -30,40 +30,23 @@ def tree_lookup(tree_labels: Collection[int]) -> np.ndarray:
     return lookup
 
 
-def blocks(width: int, height: int, side: int = BLOCK) -> Iterator[Tuple[int, int, int, int]]:
-    """(left, top, w, h) of the blocks covering a width x height grid, row by row."""
-    for top in range(0, height, side):
-        for left in range(0, width, side):
-            yield left, top, min(side, width - left), min(side, height - top)
-
-
 def write_tree_mask(labels_path: str, mask_path: str, tree_labels: Collection[int], progress: Progress) -> int:
     """Write the canopy mask of ``labels_path`` to ``mask_path``; returns its canopy pixel count.
 
-    Raises :class:`WriteError` (an OSError) when GDAL cannot write it."""
+    Raises :class:`~..raster.geotiff.WriteError` (an OSError) when GDAL cannot write it."""
     lookup = tree_lookup(tree_labels)
     labels = gdal.Open(labels_path)
-    mask = None
-    canopy = 0
+    source, canopy = labels.GetRasterBand(1), 0
     try:
-        mask = gdal.GetDriverByName("GTiff").Create(mask_path, labels.RasterXSize, labels.RasterYSize, 1,
-                                                    gdal.GDT_Byte, options=list(CREATION_OPTIONS))
-        mask.SetGeoTransform(labels.GetGeoTransform())
-        if labels.GetSpatialRef() is not None:
-            mask.SetSpatialRef(labels.GetSpatialRef())
-        band = mask.GetRasterBand(1)
-        band.SetNoDataValue(MASK_NODATA)
-        source = labels.GetRasterBand(1)
-        for left, top, w, h in blocks(labels.RasterXSize, labels.RasterYSize):
-            check_canceled(progress)
-            values = lookup[source.ReadAsArray(left, top, w, h)]
-            band.WriteArray(values, xoff=left, yoff=top)
-            canopy += int((values == CANOPY).sum())
-        mask.FlushCache()
-    except RuntimeError as exc:
-        raise WriteError(str(exc).strip() or "GDAL reported a write error") from None
+        with GeoTiffWriter(mask_path, Grid.of(labels), gdal.GDT_Byte, MASK_NODATA) as mask:
+            for block in blocks(labels.RasterXSize, labels.RasterYSize):
+                check_canceled(progress)
+                values = lookup[source.ReadAsArray(block.left, block.top, block.width, block.height)]
+                mask.write(block.top, block.left, values)
+                canopy += int((values == CANOPY).sum())
+            mask.finish()
     finally:
-        band = source = mask = labels = None
+        source = labels = None
     write_style(os.path.splitext(mask_path)[0] + ".qml", mask_qml())
     return canopy
 
