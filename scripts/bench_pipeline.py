@@ -66,6 +66,7 @@ class Recorder:
     STEPS = ("load_model", "prepare", "model", "fit", "write")
 
     def __init__(self) -> None:
+        from treeseg_plugin.engine.encode.batcher import TileBatcher
         from treeseg_plugin.engine.runs import segmentation as pipeline
         self.cpu: Dict[str, float] = dict.fromkeys(self.STEPS, 0.0)
 
@@ -82,12 +83,8 @@ class Recorder:
         pipeline.load_model = timing("load_model", pipeline.load_model)
         pipeline._fit = timing("fit", pipeline._fit)
         pipeline._write_labels = timing("write", pipeline._write_labels)
-
-        class Recording(pipeline.TileEncoder):  # type: ignore[misc, valid-type, name-defined]
-            _prepare = timing("prepare", pipeline.TileEncoder._prepare)
-            _encode = timing("model", pipeline.TileEncoder._encode)
-
-        pipeline.TileEncoder = Recording
+        TileBatcher._prepare = timing("prepare", TileBatcher._prepare)
+        TileBatcher._encode = timing("model", TileBatcher._encode)
 
     def reset(self) -> None:
         self.cpu = dict.fromkeys(self.STEPS, 0.0)

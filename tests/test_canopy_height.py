@@ -200,3 +200,62 @@ def test_a_nan_nodata_hole_is_the_normalisation_mean_for_the_model(chm, tmp_path
     assert result.height_min == pytest.approx(valid_heights.min(), abs=1e-6)
     assert result.height_mean == pytest.approx(valid_heights.mean(), rel=1e-5)
     assert result.height_max == pytest.approx(valid_heights.max(), abs=1e-6)
+
+
+class OomAbove:
+    """The real CHMv2 model, except that calls on more than ``limit`` images raise CUDA's OOM error (limit 0:
+    every call does). Records the batch sizes it was called with."""
+
+    def __init__(self, model, limit: int) -> None:
+        self._model, self.limit, self.calls = model, limit, []
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls.append(images.shape[0])
+        if images.shape[0] > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self._model(images)
+
+
+def _oom_above(monkeypatch, limit: int) -> list:
+    from treeseg.treeseg_plugin.engine.runs import canopy_height as run
+    made: list = []
+    real = run.load_chmv2
+
+    def load(config, progress):
+        model, device, precision = real(config, progress)
+        made.append(OomAbove(model, limit))
+        return made[-1], device, precision
+
+    monkeypatch.setattr(run, "load_chmv2", load)
+    return made
+
+
+def test_out_of_memory_halves_the_batch_and_retries(chm, tmp_path, monkeypatch):
+    """Six 32 x 32 tiles, batch 4, a model that fits one image only: 4 and 2 run out of memory, then every
+    tile runs alone, giving the heights of a run at batch 1."""
+    path = make_raster(tmp_path / "in.tif", 96, 64, kind="blobs")
+    settings = {"resolution": 0, "tile_size": 32, "overlap": 0}
+    expected = run_canopy_height(_config(chm, tmp_path / "one", path, batch_size=1, **settings), Log())
+    made = _oom_above(monkeypatch, limit=1)
+    log = Log()
+    result = run_canopy_height(_config(chm, tmp_path / "oom", path, batch_size=4, **settings), log)
+    assert made[0].calls == [4, 2, 1, 1, 1, 1, 1, 1]
+    assert [w for w in log.warnings if w.startswith("Out of memory")] == [
+        "Out of memory on cpu with 4 tiles per batch; retrying with 2.",
+        "Out of memory on cpu with 2 tiles per batch; retrying with 1."]
+    assert np.array_equal(_read(result.output_path)[2], _read(expected.output_path)[2])
+
+
+def test_out_of_memory_with_one_tile_stops_with_advice(chm, tmp_path, monkeypatch):
+    made = _oom_above(monkeypatch, limit=0)
+    path = make_raster(tmp_path / "in.tif", 96, 64, kind="blobs")
+    with pytest.raises(EngineError) as raised:
+        run_canopy_height(_config(chm, tmp_path, path, resolution=0, tile_size=32, overlap=0, batch_size=2), Log())
+    message = str(raised.value)
+    assert message.startswith("The model ran out of memory on cpu even with one 32 x 32 px tile per batch (fp32; ")
+    assert "smaller TILE_SIZE or a lower PRECISION" in message and "smaller model" not in message
+    assert made[0].calls == [2, 1]
+    assert not (tmp_path / "out").exists()

@@ -1,4 +1,5 @@
-"""Device and precision choice, and loading the backbone with its errors turned into EngineErrors.
+"""Device and precision choice, and loading the models (the DINOv3 backbone, CHMv2) with their errors
+turned into EngineErrors, the same for both.
 
 Decisions: ``device="auto"`` picks CUDA, then Apple MPS, then the CPU. ``precision="auto"`` is bf16
 on CUDA GPUs with native bf16 (compute capability 8.0 or more; fp16 on older ones, which
@@ -11,16 +12,20 @@ CPU fp16 kernels are slow or missing).
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import torch
 
 from ...dinov3 import Backbone, CheckpointError, DinoV3Error, WeightsNotFoundError, load_backbone
+from ...dinov3.chmv2.loading import load_canopy_height_model
+from ...dinov3.chmv2.model import CanopyHeightModel
 from ...dinov3.device import cuda_capability, native_bf16
 from ...dinov3.device import resolve_device as device_for
 from ...dinov3.errors import scrub_token
 from ..errors import EngineError
+from ..jobs.canopy_height import CanopyHeightConfig
 from ..jobs.segmentation import SegmentationConfig
 from ..progress import Progress
 
@@ -93,21 +98,34 @@ def keep_models_loaded() -> None:
     _keep = True
 
 
+def _placement(device_name: str, precision_name: str, progress: Progress) -> Tuple[str, str]:
+    """The device and precision a model is loaded at (the device logged)."""
+    device = resolve_device(device_name)
+    precision = resolve_precision(precision_name, device)
+    progress.info(describe_device(device))
+    return device, precision
+
+
+@contextlib.contextmanager
+def _loading_errors(token: Optional[str]) -> Iterator[None]:
+    """A model's missing, invalid or mismatched weights as an EngineError (``token`` never shown)."""
+    try:
+        yield
+    except (WeightsNotFoundError, CheckpointError, DinoV3Error, ValueError) as exc:
+        raise EngineError(scrub_token(str(exc), token)) from exc
+
+
 def load_model(config: SegmentationConfig, progress: Progress) -> Tuple[Backbone, str, str]:
     """Load the backbone for ``config``; returns it with the device and precision used."""
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    progress.info(describe_device(device))
+    device, precision = _placement(config.device, config.precision, progress)
     key = (config.model, device, precision, config.stride)
     if key in _KEPT:
         progress.info(f"Model: {_KEPT[key][0].variant}, kept loaded from an earlier run in this process.")
         return _KEPT[key]
-    try:
+    with _loading_errors(config.token):
         backbone = load_backbone(config.model, device=device, dtype=DTYPES[precision],
                                  patch_stride=config.stride, allow_download=config.allow_download,
                                  token=config.token, log=progress.info)
-    except (WeightsNotFoundError, CheckpointError, DinoV3Error) as exc:
-        raise EngineError(scrub_token(str(exc), config.token)) from exc
     weights = backbone.weights
     progress.info(f"Model: {backbone.variant} (embedding {backbone.embed_dim}, patch {backbone.patch_size}, "
                   f"stride {backbone.patch_stride}), precision {precision}; weights {weights.path} "
@@ -115,3 +133,14 @@ def load_model(config: SegmentationConfig, progress: Progress) -> Tuple[Backbone
     if _keep:
         _KEPT[key] = (backbone, device, precision)
     return backbone, device, precision
+
+
+def load_chmv2(config: CanopyHeightConfig, progress: Progress) -> Tuple[CanopyHeightModel, str, str]:
+    """The CHMv2 model for ``config``, with the device and precision used."""
+    device, precision = _placement(config.device, config.precision, progress)
+    with _loading_errors(config.token):
+        model = load_canopy_height_model(config.model, config.backbone, device, DTYPES[precision],
+                                         allow_download=config.allow_download, token=config.token,
+                                         log=progress.info)
+    progress.info(f"Model: CHMv2 on {model.backbone.variant}, precision {precision}.")
+    return model, device, precision

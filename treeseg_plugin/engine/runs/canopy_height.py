@@ -15,7 +15,8 @@ Decisions:
 * Tiles of ``tile_size`` model pixels (multiples of 16, engine/encode/tiling.py's placement) overlap by
   ``overlap``; their heights are blended with weights that ramp linearly over the overlap at every tile
   edge, so no seam can appear. Beyond the raster, pixels are mirrored (RasterSource). The model input is
-  prepared as the segmentation's (features.model_input): invalid pixels at the normalisation mean.
+  prepared, and the tiles batched, as the segmentation's (encode/batcher.py): invalid pixels at the
+  normalisation mean; out of memory halves the batch.
 * Back onto the input's grid: bilinear between model-pixel centres (clamped at the edges), block by block;
   pixels that are invalid in the input are NoData. The model-grid heights are held in memory (8 bytes per
   model pixel).
@@ -28,19 +29,16 @@ import math
 import os
 import time
 import uuid
-from typing import Iterator, List, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 from osgeo import gdal, osr
 
-from ...dinov3 import CheckpointError, DinoV3Error, WeightsNotFoundError
 from ...dinov3.chmv2.config import TRAINING_GSD_M
-from ...dinov3.chmv2.loading import load_canopy_height_model
 from ...dinov3.chmv2.model import CanopyHeightModel
-from ...dinov3.errors import scrub_token
-from ..encode.features import model_input
-from ..encode.runtime import DTYPES, describe_device, resolve_device, resolve_precision
+from ..encode.batcher import TileBatcher
+from ..encode.runtime import load_chmv2
 from ..encode.tiling import PATCH, Tile, axis_tiles
 from ..errors import Canceled, EngineError, resource_errors, write_error
 from ..jobs.canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult, validate_canopy_config
@@ -107,35 +105,12 @@ def _model_grid(source: InputRaster, window: Window, config: CanopyHeightConfig,
     return model_source, Window(0, 0, width, height), gsd, True
 
 
-def load_chmv2(config: CanopyHeightConfig, progress: Progress) -> Tuple[CanopyHeightModel, str, str]:
-    """The CHMv2 model for ``config``, with the device and precision used; loading errors as EngineErrors."""
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    progress.info(describe_device(device))
-    try:
-        model = load_canopy_height_model(config.model, config.backbone, device, DTYPES[precision],
-                                         allow_download=config.allow_download, token=config.token,
-                                         log=progress.info)
-    except (WeightsNotFoundError, CheckpointError, DinoV3Error, ValueError) as exc:
-        raise EngineError(scrub_token(str(exc), config.token)) from exc
-    progress.info(f"Model: CHMv2 on {model.backbone.variant}, precision {precision}.")
-    return model, device, precision
-
-
 def _ramp(length: int, overlap: int) -> np.ndarray:
     """Blending weights along a tile: rising over ``overlap`` pixels at both ends, 1 inside, never 0."""
     if overlap <= 0:
         return np.ones(length, dtype=np.float32)
     edge = np.minimum(np.arange(length) + 0.5, length - np.arange(length) - 0.5)
     return np.minimum(1.0, edge / overlap).astype(np.float32)
-
-
-def _batches(tiles: List[Tile], size: int) -> Iterator[List[Tile]]:
-    """Batches of at most ``size`` tiles of one shape each."""
-    for shape in dict.fromkeys(tile.shape for tile in tiles):
-        same = [tile for tile in tiles if tile.shape == shape]
-        for start in range(0, len(same), size):
-            yield same[start:start + size]
 
 
 def predict_heights(model: CanopyHeightModel, source: RasterSource, window: Window, config: CanopyHeightConfig,
@@ -148,24 +123,22 @@ def predict_heights(model: CanopyHeightModel, source: RasterSource, window: Wind
                   f"the last row and column as long as needed) over {window.width} x {window.height} model px.")
     total = np.zeros((window.height, window.width), dtype=np.float32)
     weight_sum = np.zeros_like(total)
-    mean = np.asarray(model.mean, dtype=np.float32).reshape(3, 1, 1)
-    std = np.asarray(model.std, dtype=np.float32).reshape(3, 1, 1)
-    done = 0
-    for batch in _batches(tiles, config.batch_size):
-        check_canceled(progress)
-        h, w = batch[0].shape
-        images = [model_input(*source.read(window.x0 + t.col.origin, window.y0 + t.row.origin, w, h), mean, std)
-                  for t in batch]
-        heights = model(torch.from_numpy(np.stack(images))).cpu().numpy()  # [B, h, w]
+
+    def blend(tile: Tile, _: object, heights: np.ndarray) -> None:
+        h, w = tile.shape
         weights = np.outer(_ramp(h, config.overlap), _ramp(w, config.overlap))
-        for t, tile in zip(batch, heights):
-            top, left = t.row.origin, t.col.origin
-            rows_in, cols_in = min(h, window.height - top), min(w, window.width - left)
-            total[top:top + rows_in, left:left + cols_in] += tile[:rows_in, :cols_in] * weights[:rows_in, :cols_in]
-            weight_sum[top:top + rows_in, left:left + cols_in] += weights[:rows_in, :cols_in]
-        source.flush()
-        done += len(batch)
-        report(done / len(tiles))
+        top, left = tile.row.origin, tile.col.origin
+        rows_in, cols_in = min(h, window.height - top), min(w, window.width - left)
+        total[top:top + rows_in, left:left + cols_in] += heights[:rows_in, :cols_in] * weights[:rows_in, :cols_in]
+        weight_sum[top:top + rows_in, left:left + cols_in] += weights[:rows_in, :cols_in]
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(batch)).cpu().numpy()  # [B, h, w]
+
+    shapes = list(dict.fromkeys(tile.shape for tile in tiles))
+    by_shape = sorted(tiles, key=lambda tile: shapes.index(tile.shape))  # the order the sums were always taken in
+    batcher = TileBatcher(model, forward, source, window, config.batch_size, (tile_w, tile_h), other_models=False)
+    batcher.run(by_shape, blend, progress, report)
     return total / weight_sum
 
 
