@@ -98,13 +98,14 @@ def _apply_task(config: SegmentationConfig) -> str:
 def _fit(settings: BatchSettings, rasters: Sequence[str], backend: Any, destination: str, log: Progress) -> None:
     from ..engine.jobs.fit import ClusterFitConfig
     from ..engine.jobs.segmentation import fit_settings
+    from ..engine.progress import StageProgress
     from ..engine.raster.staging import Staging
     from ..engine.runs.cluster_model import save_model
     from ..engine.runs.fit import fit_cluster_model, fit_input_bands
 
     fit_config = ClusterFitConfig(input_paths=list(rasters), output_path=destination, **fit_settings(settings.engine))
     log.info(f"Fitting the cluster model on {len(rasters)} raster(s) ...")
-    bands = fit_input_bands(rasters, fit_config.bands, fit_config.seed, log)
+    bands = fit_input_bands(rasters, fit_config.bands, fit_config.seed, log, StageProgress(log, 0, 3))
     with Staging() as staging:
         staged = staging.path(destination)
         jobs = [(path, fit_config, bands.stretch, fit_config.seed + i, os.path.dirname(staged))

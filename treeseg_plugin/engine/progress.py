@@ -50,3 +50,8 @@ class StageProgress:
     def __call__(self, fraction: float) -> None:
         fraction = min(max(fraction, 0.0), 1.0)
         self._progress.progress(self._start + (self._end - self._start) * fraction)
+
+    def part(self, index: int, count: int) -> StageProgress:
+        """The slice of part ``index`` of ``count`` equal parts of this one (e.g. one input of several)."""
+        width = (self._end - self._start) / count
+        return StageProgress(self._progress, self._start + width * index, self._start + width * (index + 1))

@@ -2,9 +2,9 @@
 
 GDAL's Python bindings raise ``RuntimeError`` on errors only after ``gdal.UseExceptions()``, a switch for
 the whole process (``gdal.ExceptionMgr``, from GDAL 3.7, is the same switch, restored on exit; GDAL 3.6 has
-none). The engine needs exceptions, QGIS and other plugins may not: the engine's entry points
-(:func:`.pipeline.run_segmentation`, :func:`.raster_io.input_problem`) run with them and restore the
-previous mode when they return.
+none). The engine needs exceptions, QGIS and other plugins may not: the engine's entry points (every run,
+through engine/runs/skeleton.py; :func:`.input.input_problem`) run with them and restore the previous mode
+when they return.
 """
 
 from __future__ import annotations

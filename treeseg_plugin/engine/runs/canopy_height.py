@@ -1,9 +1,10 @@
 """Canopy Height's run: read -> resample to the model's grid -> CHMv2 on overlapping tiles, blended -> back
 onto the input's grid -> Float32 GeoTIFF of metres (NoData where the input is invalid) and its style.
 
-Stages (:data:`STAGES`): "Reading input" 0-3 % (opening, the stretch sample of non-Byte bands), "Loading
-model" 3-8 %, "Predicting heights" 8-90 % (cancel checked per batch of tiles), "Writing heights" 90-99 %
-(per output block). Outputs are staged (engine/raster/staging.py): a failed or canceled run leaves nothing.
+Stages (:data:`TABLE`, run by engine/runs/skeleton.py): "Reading input" 0-3 % (opening, the stretch sample of
+non-Byte bands), "Loading model" 3-8 %, "Predicting heights" 8-90 % (cancel checked per batch of tiles),
+"Writing heights" 90-99 % (per output block). Outputs are staged (engine/raster/staging.py): a failed or
+canceled run leaves nothing.
 
 Decisions:
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import time
 import uuid
 from typing import Optional, Tuple
 
@@ -40,18 +40,19 @@ from ...dinov3.chmv2.model import CanopyHeightModel
 from ..encode.batcher import TileBatcher
 from ..encode.runtime import load_chmv2
 from ..encode.tiling import PATCH, Tile, axis_tiles
-from ..errors import Canceled, EngineError, resource_errors, write_error
+from ..errors import EngineError, write_error
 from ..jobs.canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult, validate_canopy_config
 from ..progress import Progress, StageProgress, check_canceled
-from ..raster.gdal_mode import raising_gdal_errors
 from ..raster.georef import Window, window_geotransform, working_window
 from ..raster.geotiff import GeoTiffWriter, Grid, blocks
 from ..raster.height_raster import height_writer, write_height_qml
 from ..raster.input import InputRaster
 from ..raster.pixels import RasterSource
-from ..raster.staging import Staging, raster_sidecars
+from .skeleton import Run, Stage, perform, stage_names
 
-STAGES = ("Reading input", "Loading model", "Predicting heights", "Writing heights")
+TABLE = (Stage("Reading input", 3), Stage("Loading model", 5), Stage("Predicting heights", 82),
+         Stage("Writing heights", 9))  # 100 % when the outputs are in place
+STAGES = stage_names(TABLE)
 
 
 def pixel_size_m(gt: Tuple[float, ...], srs: Optional[osr.SpatialReference], window: Window) \
@@ -173,55 +174,49 @@ def write_heights(source: InputRaster, window: Window, heights: np.ndarray, writ
     return summary
 
 
-@raising_gdal_errors
 def run_canopy_height(config: CanopyHeightConfig, progress: Optional[Progress] = None) -> CanopyHeightResult:
     """Canopy heights of ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled."""
-    progress = progress or Progress()
-    validate_canopy_config(config)
-    with resource_errors("the height raster", os.path.dirname(os.path.abspath(config.output_path))):
-        return _run(config, progress)
+    return perform(TABLE, validate_canopy_config, config, progress, "the height raster", _run)
 
 
-def _run(config: CanopyHeightConfig, progress: Progress) -> CanopyHeightResult:
-    started = time.perf_counter()
-    output_folder = os.path.dirname(os.path.abspath(config.output_path))
-    with contextlib.ExitStack() as stack:
-        progress.stage(STAGES[0])
+def _run(config: CanopyHeightConfig, run: Run) -> CanopyHeightResult:
+    """The stages in order (TABLE)."""
+    progress, stack = run.progress, run.stack
+    with run.stage("Reading input") as report:
         source = InputRaster(config.input_path, config.bands, progress)
         stack.callback(source.close)
         window = working_window(source.geotransform, source.width, source.height, config.extent)
         progress.info(source.describe_masks())
         model_raster, model_window, input_gsd, resampled = _model_grid(source, window, config, progress, stack)
-        model_source = RasterSource(model_raster, model_window, progress, StageProgress(progress, 0, 3))
-        progress.stage(STAGES[1])
-        check_canceled(progress)
+        model_source = RasterSource(model_raster, model_window, progress, report)
+    with run.stage("Loading model"):
         model, device, precision = load_chmv2(config, progress)
-        progress.progress(8)
-        progress.stage(STAGES[2])
-        heights = predict_heights(model, model_source, model_window, config, progress,
-                                  StageProgress(progress, 8, 90))
-        progress.stage(STAGES[3])
-        staging = stack.enter_context(Staging())
-        staged = staging.path(config.output_path)
-        try:
-            grid = Grid(window.width, window.height, window_geotransform(source.geotransform, window), source.srs)
-            writer = stack.enter_context(height_writer(staged, grid))
-            count, total, low, high = write_heights(source, window, heights, writer, progress,
-                                                    StageProgress(progress, 90, 99))
-            writer.finish()
-            write_height_qml(os.path.splitext(staged)[0] + ".qml")
-        except OSError as exc:
-            raise write_error(f"the height raster '{config.output_path}'", exc, output_folder) from exc
-        stats = (low, total / count, high) if count else (None, None, None)
-        progress.info(f"Heights of {int(count)} valid pixels: " + (
-            "none." if not count else f"min {low:.2f} m, mean {total / count:.2f} m, max {high:.2f} m.")
-            + f" ({time.perf_counter() - started:.1f} s)")
-        if not progress.may_commit():
-            raise Canceled()
-        name = os.path.basename(config.output_path)
-        staging.commit(last=name, stale=raster_sidecars(name))
-    progress.progress(100)
+    with run.stage("Predicting heights") as report:
+        heights = predict_heights(model, model_source, model_window, config, progress, report)
+    with run.stage("Writing heights") as report:
+        count, total, low, high = _write(config, source, window, heights, run, report)
+    stats = (low, total / count, high) if count else (None, None, None)
+    progress.info(f"Heights of {int(count)} valid pixels: " + (
+        "none." if not count else f"min {low:.2f} m, mean {total / count:.2f} m, max {high:.2f} m.")
+        + f" ({run.elapsed():.1f} s)")
+    run.commit(config.output_path)
     output = os.path.abspath(config.output_path)
     model_gsd = config.resolution if resampled else input_gsd
     return CanopyHeightResult(output, os.path.splitext(output)[0] + ".qml", input_gsd, model_gsd, resampled,
                               int(count), *(None if v is None else float(v) for v in stats), device, precision)
+
+
+def _write(config: CanopyHeightConfig, source: InputRaster, window: Window, heights: np.ndarray, run: Run,
+           report: StageProgress) -> np.ndarray:
+    """Stage "Writing heights": the staged height raster and its style; returns write_heights' summary."""
+    staged = run.staging.path(config.output_path)
+    try:
+        grid = Grid(window.width, window.height, window_geotransform(source.geotransform, window), source.srs)
+        writer = run.stack.enter_context(height_writer(staged, grid))
+        summary = write_heights(source, window, heights, writer, run.progress, report)
+        writer.finish()
+        write_height_qml(os.path.splitext(staged)[0] + ".qml")
+    except OSError as exc:
+        raise write_error(f"the height raster '{config.output_path}'", exc,
+                          os.path.dirname(os.path.abspath(config.output_path))) from exc
+    return summary

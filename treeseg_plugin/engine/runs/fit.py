@@ -9,7 +9,8 @@ The parts, so that a distributed runner can place them on workers:
 * :func:`fit_cluster_model` - the samples' rows split in proportion to each raster's valid patches
   (``max_samples`` in all, largest remainders, seeded), then Segment Trees' fit (engine/cluster/choice_of_k.py: the
   same K choice and WCSS table);
-* :func:`run_fit_cluster_model` - all of it in one process, the model saved through engine/raster/staging.py.
+* :func:`run_fit_cluster_model` - all of it in one process (:data:`TABLE`'s stages, run by
+  engine/runs/skeleton.py), the model staged and committed there.
 
 With one input the fit sample is exactly Segment Trees' (same seed, same rows), so Fit Cluster Model on
 one raster fits the clusters Segment Trees saves for it (Segment Trees' file also names the tree
@@ -23,7 +24,7 @@ import contextlib
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -32,18 +33,19 @@ from ..cluster.model import BackboneIdentity, ClusterModel, Encoding, FitInput, 
 from ..encode.features import FeatureStore, TileEncoder
 from ..encode.runtime import load_model
 from ..encode.tiling import plan_tiles
-from ..errors import Canceled, EngineError, resource_errors
+from ..errors import EngineError
 from ..jobs.fit import ClusterFitConfig, ClusterFitResult, validate_fit_config
 from ..jobs.segmentation import FitSettings
-from ..progress import Progress, StageProgress, check_canceled
-from ..raster.gdal_mode import raising_gdal_errors
+from ..progress import Progress, StageProgress
 from ..raster.georef import Window
 from ..raster.input import InputRaster
 from ..raster.pixels import SAMPLE_SIDE, RasterSource, Stretch, stretch_from_samples, stretch_samples, stretched_bands
-from ..raster.staging import Staging
 from .cluster_model import fit_record, model_from_fit, save_model
+from .skeleton import Run, Stage, perform, stage_names
 
-STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing cluster model")
+TABLE = (Stage("Reading input", 3), Stage("Loading model", 2), Stage("Encoding tiles", 65),
+         Stage("Fitting k-means", 25), Stage("Writing cluster model", 5))
+STAGES = stage_names(TABLE)
 
 
 @dataclass
@@ -59,10 +61,11 @@ def _describe(raster: InputRaster) -> Tuple[int, Tuple[int, ...], List[int]]:
     return raster.ds.RasterCount, tuple(raster.bands), stretched_bands(raster)
 
 
-def fit_input_bands(paths: Sequence[str], bands: Any, seed: int, progress: Progress) -> InputBands:
+def fit_input_bands(paths: Sequence[str], bands: Any, seed: int, progress: Progress,
+                    report: StageProgress) -> InputBands:
     """The inputs' band choice, with the stretch of the non-Byte bands fitted on the values of all ``paths``
-    pooled (each raster gives at most its share of SAMPLE_SIDE² values); refuses inputs read otherwise than
-    the first."""
+    pooled (each raster gives at most its share of SAMPLE_SIDE² values, its sampling reported on its part of
+    ``report``); refuses inputs read otherwise than the first."""
     pooled: Dict[int, List[np.ndarray]] = {}
     share = math.ceil(SAMPLE_SIDE * SAMPLE_SIDE / len(paths))
     first = InputRaster(paths[0], bands, progress)
@@ -72,9 +75,8 @@ def fit_input_bands(paths: Sequence[str], bands: Any, seed: int, progress: Progr
             try:
                 if _describe(raster) != _describe(first):
                     raise EngineError(_differs(paths[0], _describe(first), path, _describe(raster)))
-                report = StageProgress(progress, 3 * index / len(paths), 3 * (index + 1) / len(paths))
                 whole = Window(0, 0, raster.width, raster.height)
-                for band, values in stretch_samples(raster, whole, progress, report).items():
+                for band, values in stretch_samples(raster, whole, progress, report.part(index, len(paths))).items():
                     if values.size > share:
                         values = np.random.default_rng(seed + index).choice(values, share, replace=False)
                     pooled.setdefault(band, []).append(values)
@@ -148,42 +150,29 @@ def fit_cluster_model(samples: Sequence[RasterSample], settings: FitSettings, ba
     return model_from_fit(fit, backbone, bands, fit_record(settings, inputs, encoding))
 
 
-@raising_gdal_errors
-def run_fit_cluster_model(config: ClusterFitConfig, progress: Progress) -> ClusterFitResult:
+def run_fit_cluster_model(config: ClusterFitConfig, progress: Optional[Progress] = None) -> ClusterFitResult:
     """Fit one model on ``config.input_paths`` and save it to ``config.output_path``; raises EngineError."""
-    validate_fit_config(config)
-    with resource_errors("the temporary files", os.path.dirname(os.path.abspath(config.output_path))):
-        return _run(config, progress)
+    return perform(TABLE, validate_fit_config, config, progress, "the temporary files", _run)
 
 
-def _run(config: ClusterFitConfig, progress: Progress) -> ClusterFitResult:
-    paths = config.input_paths
-    progress.stage(STAGES[0])
-    bands = fit_input_bands(paths, config.bands, config.seed, progress)
-    progress.progress(3)
-    progress.stage(STAGES[1])
-    check_canceled(progress)
-    backbone, device, precision = load_model(config.for_raster(paths[0]), progress)
+def _run(config: ClusterFitConfig, run: Run) -> ClusterFitResult:
+    """The stages in order (TABLE)."""
+    paths, progress = config.input_paths, run.progress
+    with run.stage("Reading input") as report:
+        bands = fit_input_bands(paths, config.bands, config.seed, progress, report)
+    with run.stage("Loading model"):
+        backbone, device, precision = load_model(config.for_raster(paths[0]), progress)
     encoding = Encoding(device, precision, config.tile_size, config.overlap)
-    progress.progress(5)
-    with Staging() as staging:
-        staged = staging.path(config.output_path)  # creates the output folder, removed again on failure
-        progress.stage(STAGES[2])
-        samples = []
-        for index, path in enumerate(paths):
-            report = StageProgress(progress, 5 + 65 * index / len(paths), 5 + 65 * (index + 1) / len(paths))
-            samples.append(sample_features(path, config, backbone, bands.stretch, config.seed + index,
-                                           os.path.dirname(staged), progress, report))
-        progress.stage(STAGES[3])
-        check_canceled(progress)
-        model = fit_cluster_model(samples, config, backbone_identity(backbone), encoding, bands, progress,
-                                  StageProgress(progress, 70, 95))
-        progress.stage(STAGES[4])
+    staged = run.staging.path(config.output_path)  # creates the output folder, removed again on failure
+    with run.stage("Encoding tiles") as report:
+        samples = [sample_features(path, config, backbone, bands.stretch, config.seed + index,
+                                   os.path.dirname(staged), progress, report.part(index, len(paths)))
+                   for index, path in enumerate(paths)]
+    with run.stage("Fitting k-means") as report:
+        model = fit_cluster_model(samples, config, backbone_identity(backbone), encoding, bands, progress, report)
+    with run.stage("Writing cluster model"):
         save_model(model, staged, config.output_path, progress)
-        if not progress.may_commit():
-            raise Canceled()
-        staging.commit(last=os.path.basename(config.output_path))
-    progress.progress(100)
+    run.commit(config.output_path, raster=False)
     inputs = [{"path": os.path.abspath(p), "valid_patches": i.valid_patches, "sampled": i.sampled}
               for p, i in zip(paths, model.fit.inputs)]
     return ClusterFitResult(os.path.abspath(config.output_path), model.k, dict(model.wcss), dict(model.wcss_drop),

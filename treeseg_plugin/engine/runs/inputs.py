@@ -51,9 +51,10 @@ def check_size(window: Window, config: SegmentationConfig) -> None:
 
 
 def open_input(config: SegmentationConfig, model: Optional[ClusterModel], progress: Progress,
-               stack: contextlib.ExitStack) -> RunInput:
-    """Stage "Reading input" (0-3 %): the input raster (closed with ``stack``) on its working window, checked,
-    with the stretch fitted (or the applied model's), its pixel areas and, when given, the canopy heights."""
+               report: StageProgress, stack: contextlib.ExitStack) -> RunInput:
+    """Stage "Reading input": the input raster (closed with ``stack``) on its working window, checked, with the
+    stretch fitted (or the applied model's; sampling reported on ``report``), its pixel areas and, when given,
+    the canopy heights."""
     raster = InputRaster(config.input_path, model_run.run_bands(model, config.bands), progress)
     stack.callback(raster.close)
     window = working_window(raster.geotransform, raster.width, raster.height, config.extent)
@@ -65,7 +66,7 @@ def open_input(config: SegmentationConfig, model: Optional[ClusterModel], progre
     progress.info(raster.describe_masks())
     check_nir_band(raster, config.nir_band)
     stretch = model_run.model_stretch(model, config.cluster_model, raster, progress) if model is not None else None
-    source = RasterSource(raster, window, progress, StageProgress(progress, 0, 3), stretch)
+    source = RasterSource(raster, window, progress, report, stretch)
     gt = window_geotransform(source.geotransform, window)
     area = pixel_area(gt, source.srs, window.width, window.height)
     heights = tree_steps.prepare(config, source, window, gt, stack)

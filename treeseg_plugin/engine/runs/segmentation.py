@@ -1,13 +1,13 @@
 """Orchestration: read -> encode tiles -> fit k-means -> label pixels -> write outputs.
 
-Stages (:data:`STAGES`, reported through ``Progress.stage``) and their share of the progress bar:
+Stages (:data:`TABLE`, run by engine/runs/skeleton.py) and their share of the progress bar:
 "Reading input" 0-3 % (opening, and the stretch sample of non-Byte bands), "Loading model" 3-5 %,
 "Encoding tiles" 5-70 %, "Fitting k-means" 70-80 %, "Writing labels" 80-97 % (labels are predicted
 and written block by block, each cluster's vegetation evidence gathered from the same reads, then the tree
 rule decides: engine/runs/tree_steps.py), then, when asked for, "Writing polygons", "Writing tree mask",
-"Writing crowns" and "Writing statistics". Cancel is checked as each stage starts, per stretch strip, per
-tile, per k-means fit step (inside ``sweep_k``), per output block, during polygonising and just before the
-outputs are moved into place.
+"Writing crowns" and "Writing statistics" (99-100 %). Cancel is checked as each stage starts, per stretch
+strip, per tile, per k-means fit step (inside ``sweep_k``), per output block, during polygonising and just
+before the outputs are moved into place.
 The input is opened and checked in engine/runs/inputs.py; the statistics, the per-cluster log lines and
 the result are put together in engine/runs/statistics.py.
 A canceled or failed run removes its temporary files (``.treeseg-*`` folders) and leaves the
@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -49,29 +48,91 @@ from ..cluster.model_file import load_cluster_model
 from ..encode.features import FeatureStore, TileEncoder
 from ..encode.runtime import load_model
 from ..encode.tiling import TilePlan, plan_tiles
-from ..errors import Canceled, EngineError, resource_errors, write_error
+from ..errors import EngineError, write_error
 from ..jobs.results import SegmentationResult
 from ..jobs.segmentation import SegmentationConfig, validate_config
 from ..progress import Progress, StageProgress, check_canceled
-from ..raster.gdal_mode import raising_gdal_errors
 from ..raster.georef import PixelArea, Window
 from ..raster.geotiff import GeoTiffWriter, Grid, blocks
 from ..raster.label_raster import label_classes, label_writer, write_qml
 from ..raster.palette import Legend, default_legend
 from ..raster.pixels import RasterSource
 from ..raster.polygons import polygonize
-from ..raster.staging import Staging, raster_sidecars
+from ..raster.staging import Staging
 from ..trees.evidence import EvidenceAccumulator, HeightGrid, read_block
 from . import cluster_model as model_run
 from . import tree_steps
 from .inputs import RunInput, open_input
 from .report import write_stats
+from .skeleton import Run, Stage, perform, stage_names
 from .statistics import LabelCounts, build_stats, log_clusters, segmentation_result
 
-STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
-          "Writing polygons", "Writing statistics", "Writing tree mask", "Writing crowns")
-# the stages after "Writing labels" only when those outputs are asked for; the tree mask and the crowns
-# are written after the polygons and before the statistics (which count them)
+TABLE = (Stage("Reading input", 3), Stage("Loading model", 2), Stage("Encoding tiles", 65),
+         Stage("Fitting k-means", 10), Stage("Writing labels", 17), Stage("Writing polygons", 1),
+         Stage("Writing tree mask", 0.5), Stage("Writing crowns", 0.5), Stage("Writing statistics", 1))
+STAGES = stage_names(TABLE)
+# the stages after "Writing labels" only when those outputs are asked for
+
+
+def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = None) -> SegmentationResult:
+    """Segment ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled.
+
+    Whatever happens, the temporary files are removed and the destination is left as it was unless the
+    run succeeds.
+    """
+    return perform(TABLE, validate_config, config, progress, "the temporary files", _run)
+
+
+def _run(config: SegmentationConfig, run: Run) -> SegmentationResult:
+    """The stages in order (TABLE); the run's exit stack closes and removes what they opened."""
+    progress, stack, staging = run.progress, run.stack, run.staging
+    model = load_cluster_model(config.cluster_model) if config.cluster_model else None
+    with run.stage("Reading input") as report:
+        inputs = open_input(config, model, progress, report, stack)
+
+    with run.stage("Loading model"):
+        backbone, device, precision = _load_backbone(config, model, progress)
+
+    with run.stage("Encoding tiles") as report:
+        plan = plan_tiles(inputs.window.height, inputs.window.width, config.tile_size, config.overlap,
+                          config.stride)
+        _check_grid(backbone, plan)
+        staged_output = staging.path(config.output_path)
+        store, skipped = _encode(config, backbone, inputs, plan, progress, report, stack)
+
+    fit = _fit(config, model, store, run)
+
+    with run.stage("Writing labels") as report:
+        labels, trees, legend = _label(config, model, inputs, store, fit, staged_output, stack, progress, report)
+        if config.cluster_model_output:
+            model_run.save_fitted(config, fit, backbone, _encoding(config, device, precision), inputs.source,
+                                  legend, staging.path(config.cluster_model_output), progress)
+    _write_optional_outputs(config, staged_output, inputs, fit.k, trees, run)
+
+    wall, cpu = run.timings()
+    stats = build_stats(config, inputs.source, inputs.window, backbone, device, precision, plan, skipped, fit,
+                        labels, inputs.area, _grouped(wall), _grouped(cpu))
+    stats["trees"] = trees
+    stats["cluster_model"]["applied_sha256"] = model.sha256 if model is not None else None
+    stats["legend"] = {"colors": list(legend.colors), "names": list(legend.names)}  # as the raster has them
+    log_clusters(stats, fit.k, progress)
+    if config.stats_path:
+        with run.stage("Writing statistics"):
+            _write_statistics(config, staging, stats)
+    run.commit(config.output_path)
+    return segmentation_result(config, fit, labels, stats, trees["tree_labels"])
+
+
+def _grouped(seconds: Dict[str, float]) -> Dict[str, float]:
+    """Stage times as the statistics group them: reading counts with encoding, polygons, mask and crowns with
+    the labels."""
+    of = seconds.get
+    return {"load_model": of("Loading model", 0.0),
+            "read_encode": of("Reading input", 0.0) + of("Encoding tiles", 0.0),
+            "fit": of("Fitting k-means", 0.0),
+            "predict_write": sum(of(name, 0.0) for name in ("Writing labels", "Writing polygons",
+                                                              "Writing tree mask", "Writing crowns")),
+            "total": seconds["total"]}
 
 
 def _folder(path: str) -> str:
@@ -80,12 +141,11 @@ def _folder(path: str) -> str:
 
 def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit: Fit, area: PixelArea,
                   writer: GeoTiffWriter, config: SegmentationConfig, heights: Optional[HeightGrid],
-                  progress: Progress) -> LabelCounts:
+                  progress: Progress, report: StageProgress) -> LabelCounts:
     """Predict and write the labels block by block, gathering each cluster's evidence from the same reads."""
     evidence = EvidenceAccumulator(fit.k, config.nir_band is not None, heights is not None)
     pixels = np.zeros(fit.k + 1, dtype=np.int64)
     hectares = np.zeros(fit.k + 1) if area.has_hectares else None
-    report = StageProgress(progress, 80, 97)
     for left, top, w, h, ends_row in blocks(window.width, window.height):
         check_canceled(progress)
         block = read_block(source, window.x0 + left, window.y0 + top, w, h, config.nir_band, heights, left, top)
@@ -106,58 +166,9 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
     return LabelCounts(pixels, hectares, evidence)
 
 
-@raising_gdal_errors
-def run_segmentation(config: SegmentationConfig, progress: Optional[Progress] = None) -> SegmentationResult:
-    """Segment ``config.input_path`` into ``config.output_path``; raises EngineError / Canceled.
-
-    Whatever happens, the temporary files are removed and the destination is left as it was unless the
-    run succeeds.
-    """
-    progress = progress or Progress()
-    validate_config(config)
-    with resource_errors("the temporary files", _folder(config.output_path)):
-        return _run(config, progress)
-
-
-class _Stages:
-    """Enters the run's stages (STAGES): names each to the progress, checks for cancel, and times it in wall
-    and in process CPU seconds (all threads; robust to other load on the machine)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.started = (time.perf_counter(), time.process_time())
-        self.seconds: Dict[str, float] = {}
-        self.cpu_seconds: Dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        self.progress.stage(name)
-        check_canceled(self.progress)
-        wall, cpu = time.perf_counter(), time.process_time()
-        yield
-        self.seconds[name] = time.perf_counter() - wall
-        self.cpu_seconds[name] = time.process_time() - cpu
-
-    def timings(self) -> Tuple[Dict[str, float], Dict[str, float]]:
-        """The statistics' timings_s and cpu_s, since this object was made."""
-        return (_grouped(self.seconds, time.perf_counter() - self.started[0]),
-                _grouped(self.cpu_seconds, time.process_time() - self.started[1]))
-
-
-def _grouped(seconds: Dict[str, float], total: float) -> Dict[str, float]:
-    """Stage times as the statistics group them: reading counts with encoding, polygons, mask and crowns with
-    the labels."""
-    of = seconds.get
-    return {"load_model": of(STAGES[1], 0.0),
-            "read_encode": of(STAGES[0], 0.0) + of(STAGES[2], 0.0),
-            "fit": of(STAGES[3], 0.0),
-            "predict_write": sum(of(name, 0.0) for name in (STAGES[4], STAGES[5], STAGES[7], STAGES[8])),
-            "total": total}
-
-
 def _load_backbone(config: SegmentationConfig, model: Optional[ClusterModel],
                    progress: Progress) -> Tuple[Backbone, str, str]:
-    """Stage "Loading model" (3-5 %): the backbone, its device and precision, checked against an applied model."""
+    """Stage "Loading model": the backbone, its device and precision, checked against an applied model."""
     backbone, device, precision = load_model(config, progress)
     if model is not None:
         model_run.check_backbone(model, config.cluster_model, backbone)
@@ -178,8 +189,8 @@ def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
 
 
 def _encode(config: SegmentationConfig, backbone: Backbone, inputs: RunInput, plan: TilePlan, progress: Progress,
-            stack: contextlib.ExitStack) -> Tuple[FeatureStore, int]:
-    """Stage "Encoding tiles" (5-70 %): every tile's patch features into the store (closed with ``stack``);
+            report: StageProgress, stack: contextlib.ExitStack) -> Tuple[FeatureStore, int]:
+    """Stage "Encoding tiles": every tile's patch features into the store (closed with ``stack``);
     returns the store and the number of tiles skipped for having no valid pixel."""
     window = inputs.window
     store = stack.enter_context(FeatureStore(_folder(config.output_path), plan.grid_rows, plan.grid_cols,
@@ -188,33 +199,32 @@ def _encode(config: SegmentationConfig, backbone: Backbone, inputs: RunInput, pl
                   f"(overlap {config.overlap} px) over {window.width} x {window.height} px; patch grid "
                   f"{plan.grid_cols} x {plan.grid_rows} at stride {config.stride}.")
     encoder = TileEncoder(backbone, inputs.source, window, plan, store, config.batch_size)
-    encoder.run(progress, StageProgress(progress, 5, 70))
+    encoder.run(progress, report)
     progress.info(f"Encoded {len(plan.tiles) - encoder.skipped} tiles; skipped {encoder.skipped} "
                   "with no valid pixel.")
     return store, encoder.skipped
 
 
-def _fit(config: SegmentationConfig, model: Optional[ClusterModel], store: FeatureStore, stage: _Stages,
-         progress: Progress) -> Fit:
-    """The applied model's fit, else stage "Fitting k-means" (70-80 %) on the store."""
+def _fit(config: SegmentationConfig, model: Optional[ClusterModel], store: FeatureStore, run: Run) -> Fit:
+    """The applied model's fit, else stage "Fitting k-means" on the store."""
     where = "the chosen extent" if config.extent is not None else "the raster"
     if model is not None:
-        return model_run.applied_fit(model, config.cluster_model, store, where, progress)
-    with stage(STAGES[3]):
-        return fit_store(store, config, where, progress, StageProgress(progress, 70, 80))
+        return model_run.applied_fit(model, config.cluster_model, store, where, run.progress)
+    with run.stage("Fitting k-means") as report:
+        return fit_store(store, config, where, run.progress, report)
 
 
 def _label(config: SegmentationConfig, model: Optional[ClusterModel], inputs: RunInput, store: FeatureStore,
            fit: Fit, staged_output: str, stack: contextlib.ExitStack,
-           progress: Progress) -> Tuple[LabelCounts, Dict[str, Any], Legend]:
-    """Stage "Writing labels" (80-97 %): the staged label raster, the tree rule's decision, the legend and the
+           progress: Progress, report: StageProgress) -> Tuple[LabelCounts, Dict[str, Any], Legend]:
+    """Stage "Writing labels": the staged label raster, the tree rule's decision, the legend and the
     .qml; returns the counts, the statistics' "trees" section and the legend."""
     try:
         grid = Grid(inputs.window.width, inputs.window.height, inputs.geotransform, inputs.source.srs)
         writer = stack.enter_context(label_writer(staged_output, grid, fit.k,
                                                   model.legend if model is not None else None))
         labels = _write_labels(inputs.source, inputs.window, store, fit, inputs.area, writer, config, inputs.heights,
-                               progress)
+                               progress, report)
         trees = tree_steps.decide(labels.evidence, config, progress)
         # An applied model keeps its colours and names (those of the run that fitted it) everywhere.
         legend = model.legend if model is not None else default_legend(fit.k, trees["tree_labels"])
@@ -226,18 +236,19 @@ def _label(config: SegmentationConfig, model: Optional[ClusterModel], inputs: Ru
     return labels, trees, legend
 
 
-def _write_optional_outputs(config: SegmentationConfig, staging: Staging, staged_output: str, inputs: RunInput,
-                            k: int, trees: Dict[str, Any], stage: _Stages, progress: Progress) -> None:
+def _write_optional_outputs(config: SegmentationConfig, staged_output: str, inputs: RunInput, k: int,
+                            trees: Dict[str, Any], run: Run) -> None:
     """The stages of the outputs asked for: polygons, tree mask, crowns (these two add to ``trees``)."""
+    progress, staging = run.progress, run.staging
     if config.polygons_path:
-        with stage(STAGES[5]):
+        with run.stage("Writing polygons"):
             count = polygonize(staged_output, staging.path(config.polygons_path), progress, config.polygons_path)
             progress.info(f"Wrote {count} polygons.")
     if config.trees_path:
-        with stage(STAGES[7]):
+        with run.stage("Writing tree mask"):
             trees.update(tree_steps.write_mask(config, staging, staged_output, trees["tree_labels"], progress))
     if config.crowns_path:
-        with stage(STAGES[8]):
+        with run.stage("Writing crowns"):
             trees.update(tree_steps.write_crown_polygons(config, staging, staged_output, trees["tree_labels"],
                                                            inputs.heights, inputs.area, k, progress))
 
@@ -248,51 +259,3 @@ def _write_statistics(config: SegmentationConfig, staging: Staging, stats: Dict[
         write_stats(staging.path(config.stats_path), stats)
     except OSError as exc:
         raise write_error(f"the statistics file '{config.stats_path}'", exc, _folder(config.stats_path)) from exc
-
-
-def _run(config: SegmentationConfig, progress: Progress) -> SegmentationResult:
-    """The stages in order (STAGES), inside one exit stack that closes and removes what they opened."""
-    stage = _Stages(progress)
-    model = load_cluster_model(config.cluster_model) if config.cluster_model else None
-    with contextlib.ExitStack() as stack:
-        with stage(STAGES[0]):
-            inputs = open_input(config, model, progress, stack)
-        progress.progress(3)
-
-        with stage(STAGES[1]):
-            backbone, device, precision = _load_backbone(config, model, progress)
-        progress.progress(5)
-
-        with stage(STAGES[2]):
-            plan = plan_tiles(inputs.window.height, inputs.window.width, config.tile_size, config.overlap,
-                              config.stride)
-            _check_grid(backbone, plan)
-            staging = stack.enter_context(Staging())
-            staged_output = staging.path(config.output_path)
-            store, skipped = _encode(config, backbone, inputs, plan, progress, stack)
-
-        fit = _fit(config, model, store, stage, progress)
-
-        with stage(STAGES[4]):
-            labels, trees, legend = _label(config, model, inputs, store, fit, staged_output, stack, progress)
-            if config.cluster_model_output:
-                model_run.save_fitted(config, fit, backbone, _encoding(config, device, precision), inputs.source,
-                                      legend, staging.path(config.cluster_model_output), progress)
-        _write_optional_outputs(config, staging, staged_output, inputs, fit.k, trees, stage, progress)
-        progress.progress(99)
-
-        stats = build_stats(config, inputs.source, inputs.window, backbone, device, precision, plan, skipped, fit,
-                            labels, inputs.area, *stage.timings())
-        stats["trees"] = trees
-        stats["cluster_model"]["applied_sha256"] = model.sha256 if model is not None else None
-        stats["legend"] = {"colors": list(legend.colors), "names": list(legend.names)}  # as the raster has them
-        log_clusters(stats, fit.k, progress)
-        if config.stats_path:
-            with stage(STAGES[6]):
-                _write_statistics(config, staging, stats)
-        if not progress.may_commit():
-            raise Canceled()
-        name = os.path.basename(config.output_path)
-        staging.commit(last=name, stale=raster_sidecars(name))
-    progress.progress(100)
-    return segmentation_result(config, fit, labels, stats, trees["tree_labels"])
