@@ -31,7 +31,6 @@ def test_a_name_shared_by_all_has_one_definition(treeseg_provider, name, algorit
 
 def test_every_definition_comes_from_the_algorithms_list_in_dialog_order(treeseg_provider):
     from qgis.core import QgsApplication
-
     from treeseg.processing_provider.canopy_height import CANOPY_HEIGHT_PARAMETERS
     from treeseg.processing_provider.fit_cluster_model import FIT_CLUSTER_MODEL_PARAMETERS
     from treeseg.processing_provider.segment_trees import SEGMENT_TREES_PARAMETERS
