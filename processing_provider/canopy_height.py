@@ -5,24 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from qgis.core import (
-    QgsProcessingContext,
-    QgsProcessingException,
-    QgsProcessingFeedback,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
-)
+from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.dinov3.chmv2.config import DECODER_FILENAME, HF_REPO_ID, TRAINING_GSD_M
 from ..treeseg_plugin.engine.errors import EngineError
-from ..treeseg_plugin.engine.jobs.canopy_height import MAX_RESOLUTION_M, CanopyHeightConfig, validate_canopy_config
+from ..treeseg_plugin.engine.jobs.canopy_height import CanopyHeightConfig, validate_canopy_config
+from . import parameters as spec
 from .worker_algorithm import WorkerAlgorithm
 
-ENGINE_DEFAULTS = CanopyHeightConfig(input_path="", output_path="")
 HELP_URL = "https://github.com/treeseg/treeseg#canopy-height"
 SHORT_HELP = f"""<p>Canopy height in metres from an RGB orthophoto with Meta's CHMv2 (a DPT head on the DINOv3
 ViT-L/16 SAT-493M backbone, Brandt et al. 2026), written as a Float32 GeoTIFF on the input's grid (NoData
@@ -35,9 +27,12 @@ are resampled back onto the input's grid; the log says what was done.</p>
 <tt>{HF_REPO_ID}</tt> from the weights folder or the cache (downloaded when allowed). A <i>Weights file</i> is
 Meta's decoder .pth (then the backbone comes from <i>Backbone weights</i> or the weights folder) or a Hugging Face
 model.safetensors with its config.json.</p>"""
-
-Integer = QgsProcessingParameterNumber.Type.Integer
-Double = QgsProcessingParameterNumber.Type.Double
+CANOPY_HEIGHT_PARAMETERS = (
+    spec.orthophoto("The RGB orthophoto (any GDAL raster)."),
+    spec.bands("Three bands in red, green, blue order. Empty: the first three bands."),
+    spec.EXTENT, spec.CHM_WEIGHTS, spec.BACKBONE, spec.RESOLUTION, spec.DEVICE, spec.CHM_PRECISION, spec.CHM_TILE_SIZE,
+    spec.CHM_OVERLAP, spec.CHM_BATCH_SIZE, spec.CHM_ALLOW_DOWNLOAD, spec.HEIGHTS)
+"""Canopy Height's parameters in dialog order (declared in parameters.py)."""
 
 
 class CanopyHeightAlgorithm(WorkerAlgorithm):
@@ -72,38 +67,7 @@ class CanopyHeightAlgorithm(WorkerAlgorithm):
         return QCoreApplication.translate("CanopyHeightAlgorithm", text)
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
-        engine = ENGINE_DEFAULTS
-        weights_filter = "CHMv2 weights (*.pth *.safetensors)"
-        self._add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Orthophoto")),
-                  "The RGB orthophoto (any GDAL raster).")
-        self._add_bands_and_extent("Three bands in red, green, blue order. Empty: the first three bands.")
-        self._add(QgsProcessingParameterFile(self.WEIGHTS, self.tr("Weights file"), fileFilter=weights_filter,
-                                             optional=True),
-                  f"Meta's decoder ({DECODER_FILENAME}) or a Hugging Face CHMv2 model.safetensors. Empty: the "
-                  f"weights folder, then {HF_REPO_ID}.")
-        self._add(QgsProcessingParameterFile(self.BACKBONE, self.tr("Backbone weights (with Meta's decoder)"),
-                                             fileFilter="DINOv3 weights (*.pth *.safetensors)", optional=True),
-                  "The DINOv3 ViT-L/16 SAT-493M backbone for Meta's decoder. Empty: the weights folder, then the "
-                  "Hugging Face cache.")
-        self._add(QgsProcessingParameterNumber(self.RESOLUTION, self.tr("Model resolution (m per pixel, 0 = input's)"),
-                                               Double, engine.resolution, minValue=0.0, maxValue=MAX_RESOLUTION_M),
-                  f"The input is resampled to this resolution for the model (CHMv2 was trained at "
-                  f"{TRAINING_GSD_M:g} m) and the heights back onto the input's grid. 0: no resampling.")
-        self._add_device_parameters("auto: bf16 on CUDA GPUs from Ampere on (fp16 on older ones) and on CPUs "
-                                    "with native bf16, else fp32. fp16 needs CUDA.")
-        self._add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (model px)"), Integer,
-                                               engine.tile_size, minValue=32, maxValue=4096),
-                  "Side of the tiles fed to the model, in model pixels; a multiple of 16.", advanced=True)
-        self._add(QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (model px)"), Integer,
-                                               engine.overlap, minValue=0, maxValue=2048),
-                  "Neighbouring tiles overlap by this much and are cross-faded there, so there are no seams.",
-                  advanced=True)
-        self._add(QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size"), Integer, engine.batch_size,
-                                               minValue=1, maxValue=256), "Tiles per forward pass.", advanced=True)
-        self._add_allow_download(f"Download {HF_REPO_ID} from Hugging Face when it is not cached (gated: needs a "
-                                 "token with access).")
-        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Canopy height")),
-                  "Float32 GeoTIFF of heights in metres on the input's grid, NoData -9999; with a .qml style.")
+        self._add_parameters(CANOPY_HEIGHT_PARAMETERS)
 
     def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
         ok, message = super().checkParameterValues(parameters, context)

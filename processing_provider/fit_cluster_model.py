@@ -1,32 +1,28 @@
 """Fit Cluster Model: one cluster model (.tscm) from several orthophotos, for Segment Trees to apply to each.
 
-It takes Segment Trees' model, stride, K and tiling settings (the same parameter definitions, cloned), so
-the two algorithms cannot drift apart, and runs the engine's "fit" job in the worker process.
+It takes Segment Trees' model, stride, K and tiling settings (the same declarations in parameters.py), so the two
+algorithms cannot drift apart, and runs the engine's "fit" job in the worker process.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from qgis.core import (
-    QgsProcessing,
-    QgsProcessingAlgorithm,
-    QgsProcessingContext,
-    QgsProcessingException,
-    QgsProcessingFeedback,
-    QgsProcessingOutputNumber,
-    QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMultipleLayers,
-)
+from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProcessingOutputNumber
+from qgis.PyQt.QtCore import QCoreApplication
 
 from ..treeseg_plugin.engine.errors import EngineError
 from ..treeseg_plugin.engine.jobs.segmentation import SegmentationConfig, validate_settings
-from .segment_trees import SegmentTreesAlgorithm
-from .segment_trees_parameters import CLUSTER_MODEL_FILTER
+from . import parameters as spec
+from .segment_trees import cluster_settings
+from .worker_algorithm import WorkerAlgorithm
 
-SHARED = ("MODEL", "WEIGHTS", "DEVICE", "PRECISION", "STRIDE", "K", "K_MIN", "K_MAX", "ELBOW_THRESHOLD", "SEED",
-          "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD")
-"""Segment Trees' parameters that Fit Cluster Model takes as they are."""
+FIT_CLUSTER_MODEL_PARAMETERS = (
+    spec.ORTHOPHOTOS,
+    spec.bands("Three band numbers in red, green, blue order, e.g. 3,2,1, or one band (repeated to RGB). Empty: the "
+               "first three bands, or the single band of a one-band raster.", one_raster=False),
+    *spec.CLUSTER_SETTINGS, spec.CLUSTER_MODEL_FILE)
+"""Fit Cluster Model's parameters in dialog order (declared in parameters.py)."""
 
 HELP = ("<p>Fits one cluster model on patch features sampled across several orthophotos and saves it as a "
         ".tscm file. Segment Trees then applies it to each raster (its <i>Cluster model (apply)</i> input, in "
@@ -37,13 +33,14 @@ HELP = ("<p>Fits one cluster model on patch features sampled across several orth
         "elbow of the WCSS curve, logged per K). See docs/cluster-model.md.</p>")
 
 
-class FitClusterModelAlgorithm(SegmentTreesAlgorithm):
+class FitClusterModelAlgorithm(WorkerAlgorithm):
     """treeseg:fitclustermodel: one k-means model on features of several rasters, saved as .tscm."""
 
-    INPUT = "INPUT"
-    BANDS = "BANDS"
     OUTPUT = "OUTPUT"
     CHOSEN_K = "CHOSEN_K"
+
+    def tr(self, text: str) -> str:  # Segment Trees' context: most of its labels are Segment Trees' too
+        return QCoreApplication.translate("SegmentTreesAlgorithm", text)
 
     def name(self) -> str:
         return "fitclustermodel"
@@ -61,26 +58,16 @@ class FitClusterModelAlgorithm(SegmentTreesAlgorithm):
         return "https://github.com/treeseg/treeseg#fit-once-apply-everywhere"
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
-        segment = SegmentTreesAlgorithm()
-        segment.initAlgorithm()
-        self._add(QgsProcessingParameterMultipleLayers(self.INPUT, self.tr("Orthophotos"),
-                                                       QgsProcessing.SourceType.TypeRaster),
-                  "The rasters to fit on (any GDAL rasters with the same bands).")
-        self._add_bands("Three band numbers in red, green, blue order, e.g. 3,2,1, or one band (repeated to RGB). "
-                        "Empty: the first three bands, or the single band of a one-band raster.", one_raster=False)
-        for name in SHARED:
-            self.addParameter(segment.parameterDefinition(name).clone())
-        self._add(QgsProcessingParameterFileDestination(self.OUTPUT, self.tr("Cluster model"), CLUSTER_MODEL_FILTER),
-                  "The .tscm file to apply with Segment Trees' Cluster model input.")
+        self._add_parameters(FIT_CLUSTER_MODEL_PARAMETERS)
         self.addOutput(QgsProcessingOutputNumber(self.CHOSEN_K, self.tr("Chosen number of clusters")))
 
     def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
-        ok, message = QgsProcessingAlgorithm.checkParameterValues(self, parameters, context)
+        ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
         try:
             validate_settings(SegmentationConfig(input_path="", output_path="",
-                                                 **self._settings_arguments(parameters, context)))
+                                                 **cluster_settings(self, parameters, context)))
         except (EngineError, ValueError) as error:
             return False, str(error)
         return True, ""
@@ -102,8 +89,5 @@ class FitClusterModelAlgorithm(SegmentTreesAlgorithm):
 
         result = self._run_job(lambda: ClusterFitConfig(
             self._input_paths(parameters, context), self.parameterAsFileOutput(parameters, self.OUTPUT, context),
-            token=self._token, **self._settings_arguments(parameters, context)), feedback)
+            token=self._token, **cluster_settings(self, parameters, context)), feedback)
         return {self.OUTPUT: result.output_path, self.CHOSEN_K: result.chosen_k}
-
-    def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        return {}

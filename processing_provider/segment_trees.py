@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProcessingOutputNumber
+from qgis.PyQt.QtCore import QCoreApplication
 
 from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.engine.errors import EngineError
@@ -14,19 +15,46 @@ from ..treeseg_plugin.engine.jobs.segmentation import (
     validate_cluster_model_paths,
     validate_settings,
 )
+from . import parameters as spec
 from .help_text import SHORT_HELP
-from .segment_trees_parameters import MODELS, SegmentTreesParameters, parse_tree_clusters
+from .worker_algorithm import WorkerAlgorithm
 
 HELP_URL = "https://github.com/treeseg/treeseg#segment-trees"
+SEGMENT_TREES_PARAMETERS = (
+    spec.orthophoto("The orthophoto to segment (any GDAL raster: GeoTIFF, VRT, JPEG2000...)."),
+    spec.bands("Three bands in red, green, blue order. Empty: the first three bands, or the single band repeated for "
+               "a one-band raster."),
+    spec.EXTENT, *spec.CLUSTER_SETTINGS, spec.CLUSTER_MODEL, spec.NIR_BAND, spec.CANOPY_HEIGHT, spec.MIN_TREE_HEIGHT,
+    spec.TREE_CLUSTERS, spec.MIN_CROWN_AREA, spec.LABELS, spec.STATS, spec.OUTPUT_POLYGONS, spec.CLUSTER_MODEL_OUTPUT,
+    spec.TREES, spec.CROWNS)
+"""Segment Trees' parameters in dialog order (declared in parameters.py)."""
 
 
-class SegmentTreesAlgorithm(SegmentTreesParameters):
-    """treeseg:segmenttrees: DINOv3 patch features, k-means with elbow K, styled label raster.
+class SegmentTreesAlgorithm(WorkerAlgorithm):
+    """treeseg:segmenttrees: DINOv3 patch features, k-means with elbow K, styled label raster."""
 
-    Its parameters are declared in segment_trees_parameters.py; here: checks, the worker call, the outputs.
-    """
+    CLUSTER_MODEL = "CLUSTER_MODEL"
+    NIR_BAND = "NIR_BAND"
+    CANOPY_HEIGHT = "CANOPY_HEIGHT"
+    MIN_TREE_HEIGHT = "MIN_TREE_HEIGHT"
+    TREE_CLUSTERS = "TREE_CLUSTERS"
+    MIN_CROWN_AREA = "MIN_CROWN_AREA"
+    TREES = "TREES"
+    CROWNS = "CROWNS"
+    OUTPUT = "OUTPUT"
+    STATS = "STATS"
+    OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
+    CLUSTER_MODEL_OUTPUT = "CLUSTER_MODEL_OUTPUT"
+    CHOSEN_K = "CHOSEN_K"
 
     _outputs: dict[str, Any] | None = None
+
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("SegmentTreesAlgorithm", text)
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
+        self._add_parameters(SEGMENT_TREES_PARAMETERS)
+        self.addOutput(QgsProcessingOutputNumber(self.CHOSEN_K, self.tr("Chosen number of clusters")))
 
     def name(self) -> str:
         return "segmenttrees"
@@ -52,7 +80,7 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
             return ok, message
         try:  # the engine's own rules, in its words (the paths are checked when the run starts)
             validate_settings(SegmentationConfig(input_path="", output_path="",
-                                                 **self._settings_arguments(parameters, context),
+                                                 **cluster_settings(self, parameters, context),
                                                  **self._tree_arguments(parameters, context)))
             validate_cluster_model_paths(self.parameterAsFile(parameters, self.CLUSTER_MODEL, context),
                                          self.parameterAsFileOutput(parameters, self.CLUSTER_MODEL_OUTPUT, context))
@@ -116,7 +144,7 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
             "canopy_height_path": heights.source() if heights is not None else None,
             "output_path": self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             "extent": self._extent(parameters, context, layer),
-            **self._settings_arguments(parameters, context),
+            **cluster_settings(self, parameters, context),
             **self._tree_arguments(parameters, context),
             "token": self._token,
             "stats_path": self.parameterAsFileOutput(parameters, self.STATS, context) or None,
@@ -125,25 +153,6 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
             "cluster_model_output": self.parameterAsFileOutput(parameters, self.CLUSTER_MODEL_OUTPUT, context) or None,
             "trees_path": self.parameterAsOutputLayer(parameters, self.TREES, context) or None,
             "crowns_path": self.parameterAsOutputLayer(parameters, self.CROWNS, context) or None,
-        }
-
-    def _settings_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
-        """The SegmentationConfig fields that are settings, not paths or the extent."""
-        weights = self.parameterAsFile(parameters, self.WEIGHTS, context)
-        name = MODELS[self.parameterAsEnum(parameters, self.MODEL, context)].name
-        return {
-            **self._device_arguments(parameters, context),
-            "model": weights or str(treeseg_settings.weights_in_folder(name) or name),
-            "stride": STRIDES[self.parameterAsEnum(parameters, self.STRIDE, context)],
-            "k": self.parameterAsInt(parameters, self.K, context),
-            "k_min": self.parameterAsInt(parameters, self.K_MIN, context),
-            "k_max": self.parameterAsInt(parameters, self.K_MAX, context),
-            "elbow_threshold": self.parameterAsDouble(parameters, self.ELBOW_THRESHOLD, context),
-            "seed": self.parameterAsInt(parameters, self.SEED, context),
-            "tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context),
-            "overlap": self.parameterAsInt(parameters, self.OVERLAP, context),
-            "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            "max_samples": self.parameterAsInt(parameters, self.MAX_SAMPLES, context),
         }
 
     def _tree_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
@@ -155,3 +164,37 @@ class SegmentTreesAlgorithm(SegmentTreesParameters):
             "tree_clusters": parse_tree_clusters(self.parameterAsString(parameters, self.TREE_CLUSTERS, context)),
         }
 
+
+
+def cluster_settings(algorithm: WorkerAlgorithm, parameters: dict[str, Any],
+                     context: QgsProcessingContext) -> dict[str, Any]:
+    """The SegmentationConfig fields of ``spec.CLUSTER_SETTINGS`` (Segment Trees and Fit Cluster Model)."""
+    def integer(parameter: spec.ParameterSpec) -> int:
+        return algorithm.parameterAsInt(parameters, parameter.name, context)
+
+    weights = algorithm.parameterAsFile(parameters, spec.WEIGHTS.name, context)
+    name = spec.MODELS[algorithm.parameterAsEnum(parameters, spec.MODEL.name, context)].name
+    return {
+        **algorithm._device_arguments(parameters, context),
+        "model": weights or str(treeseg_settings.weights_in_folder(name) or name),
+        "stride": STRIDES[algorithm.parameterAsEnum(parameters, spec.STRIDE.name, context)],
+        "k": integer(spec.K),
+        "k_min": integer(spec.K_MIN),
+        "k_max": integer(spec.K_MAX),
+        "elbow_threshold": algorithm.parameterAsDouble(parameters, spec.ELBOW_THRESHOLD.name, context),
+        "seed": integer(spec.SEED),
+        "tile_size": integer(spec.TILE_SIZE),
+        "overlap": integer(spec.OVERLAP),
+        "batch_size": integer(spec.BATCH_SIZE),
+        "max_samples": integer(spec.MAX_SAMPLES),
+    }
+
+
+def parse_tree_clusters(text: str) -> list[int] | None:
+    """TREE_CLUSTERS ("2, 5") as label numbers; None when empty. Raises EngineError naming the fix."""
+    parts = [part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip()]
+    if not parts:
+        return None
+    if not all(part.isdigit() for part in parts):
+        raise EngineError(f"Tree clusters '{text}': give cluster numbers separated by commas, e.g. 2,5.")
+    return sorted({int(part) for part in parts})

@@ -1,34 +1,25 @@
-"""What Segment Trees, Fit Cluster Model and Canopy Height share: the group, the dependency check, parameters
-with help, the parameters they declare alike (bands, extent, device, precision, downloads), the token read
-in the main thread, and the engine job in the worker process with its errors as Processing messages."""
+"""What Segment Trees, Fit Cluster Model and Canopy Height share: the group, the dependency check, adding their
+parameters (declared in parameters.py), reading the ones they share (bands, device, precision, downloads), the token
+read in the main thread, and the engine job in the worker process with its errors as Processing messages."""
 
 from __future__ import annotations
 
 import re
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
-    QgsProcessingParameterBand,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterExtent,
-    QgsProcessingParameterString,
 )
 
 from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.engine.errors import EngineError
 from ..treeseg_plugin.engine.jobs.segmentation import DEVICES, PRECISIONS
 from .dependencies import missing_dependencies
-
-Advanced = QgsProcessingParameterDefinition.Flag.FlagAdvanced
-BANDS_HELP = (" Headless (qgis_process) and in text inputs: BANDS=3,2,1, or the parameter repeated: BANDS=3 BANDS=2 "
-              "BANDS=1.")
+from .parameters import ParameterSpec
 
 
 def parse_bands(text: str) -> list[int] | None:
@@ -65,20 +56,10 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
         problem = missing_dependencies()
         return (not problem, problem)
 
-    def _add(self, parameter: QgsProcessingParameterDefinition, help_text: str, advanced: bool = False) -> None:
-        parameter.setHelp(self.tr(help_text))
-        if advanced:
-            parameter.setFlags(parameter.flags() | Advanced)
-        self.addParameter(parameter)
-
-    def _add_bands(self, help_text: str, one_raster: bool = True) -> None:
-        """BANDS (red, green, blue), the one definition all algorithms use: QGIS's band picker on the bands of
-        INPUT when it is one raster, text such as 3,2,1 when INPUT is several; :meth:`_bands` reads both."""
-        label = self.tr("Bands (red, green, blue)")
-        parameter = (QgsProcessingParameterBand(self.BANDS, label, None, self.INPUT, optional=True,
-                                                allowMultiple=True) if one_raster
-                     else QgsProcessingParameterString(self.BANDS, label, optional=True))
-        self._add(parameter, help_text + BANDS_HELP)
+    def _add_parameters(self, specs: Iterable[ParameterSpec]) -> None:
+        """Add the definitions of ``specs`` (from parameters.py), in this order."""
+        for spec in specs:
+            self.addParameter(spec.definition(self.tr))
 
     def _bands(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[int] | None:
         """BANDS as band numbers, None when empty: a list from the band picker or a saved model, text such as
@@ -89,27 +70,6 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
         if not isinstance(value, str):  # None, or an expression (QgsProperty) Processing evaluates
             value = self.parameterAsString(parameters, self.BANDS, context)
         return parse_bands(value)
-
-    def _add_bands_and_extent(self, bands_help: str) -> None:
-        """BANDS (of INPUT, red, green, blue) and EXTENT."""
-        self._add_bands(bands_help)
-        self._add(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent"), optional=True),
-                  "Process only this part of the orthophoto, snapped outwards to the input's pixel grid.")
-
-    def _add_device_parameters(self, precision_help: str) -> None:
-        """DEVICE and PRECISION, their defaults from TreeSeg's Settings."""
-        defaults = treeseg_settings.load_settings()
-        self._add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), list(DEVICES),
-                                             defaultValue=DEVICES.index(defaults.device)),
-                  "auto: CUDA, then Apple MPS, then CPU.")
-        self._add(QgsProcessingParameterEnum(self.PRECISION, self.tr("Precision"), list(PRECISIONS),
-                                             defaultValue=PRECISIONS.index(defaults.precision)), precision_help)
-
-    def _add_allow_download(self, help_text: str) -> None:
-        """ALLOW_DOWNLOAD (advanced), its default from TreeSeg's Settings."""
-        self._add(QgsProcessingParameterBoolean(self.ALLOW_DOWNLOAD, self.tr("Allow downloading weights"),
-                                                defaultValue=treeseg_settings.allow_download_default()),
-                  help_text, advanced=True)
 
     def _device_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
         """The config fields of DEVICE, PRECISION, BANDS and ALLOW_DOWNLOAD."""
