@@ -86,7 +86,11 @@ def polygonize_then_copy(raster_path: str, scratch: str, value_field: str, vecto
             return 0 if progress.is_canceled() else 1
 
         parts.StartTransaction()
-        gdal.Polygonize(band, band.GetMaskBand(), parts_layer, 0, [], callback=callback)
+        try:
+            gdal.Polygonize(band, band.GetMaskBand(), parts_layer, 0, [], callback=callback)
+        except RuntimeError:  # with GDAL's exceptions on, a cancel stops Polygonize as "User terminated"
+            check_canceled(progress)
+            raise
         _check(parts.CommitTransaction() == ogr.OGRERR_NONE, "Committing polygons")
         check_canceled(progress)
         vector, layer = _new_layer(vector_path, srs, layout)
