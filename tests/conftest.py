@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, List
 
 import pytest
 
@@ -35,14 +36,63 @@ PLUGINS_DIR.mkdir()
 sys.path.insert(0, str(PLUGINS_DIR))
 
 
+def _outliving_qgis() -> List[Any]:
+    """What Python still holds that would otherwise be destroyed after exitQgis(): Python-owned QObjects without a
+    parent (PyQt deletes them at interpreter exit, even those whose references QGIS leaked), other Python-owned QGIS
+    objects, and open GDAL/OGR datasets (freed with module globals or ``sys.last_traceback``)."""
+    from osgeo import gdal, ogr
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtCore import QCoreApplication, QObject
+
+    app = QCoreApplication.instance()
+    found = []
+    for obj in gc.get_objects():
+        kind = type(obj)  # not isinstance(): that reads obj.__class__, which some objects (torch's) hook
+        if issubclass(kind, (gdal.Dataset, ogr.DataSource)):
+            if obj.thisown:  # an open dataset whose wrapper closes it when freed
+                found.append(obj)
+        elif issubclass(kind, sip.simplewrapper) and obj is not app and not sip.isdeleted(obj) and sip.ispyowned(obj):
+            if issubclass(kind, QObject):
+                if obj.parent() is None:
+                    found.append(obj)
+            elif any(cls.__module__.startswith("qgis.") for cls in kind.__mro__):
+                found.append(obj)
+    return found
+
+
+def _release_before_qgis_exits() -> None:
+    """Destroy what :func:`_outliving_qgis` finds while GDAL and QGIS's providers still exist (QObjects only in
+    the thread they live in)."""
+    from osgeo import gdal, ogr
+    from qgis.core import QgsProject
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtCore import QObject, QThread
+
+    for name in ("last_type", "last_value", "last_traceback", "last_exc"):  # pytest keeps a failed test's frames
+        if hasattr(sys, name):
+            delattr(sys, name)
+    QgsProject.instance().removeAllMapLayers()
+    gc.collect()  # cycles first: their objects go in their own order
+    for obj in _outliving_qgis():
+        if isinstance(obj, (gdal.Dataset, ogr.DataSource)):
+            type(obj).__swig_destroy__(obj)  # the binding's own close; the wrapper no longer owns the dataset
+        elif sip.isdeleted(obj) or (isinstance(obj, QObject) and obj.thread() is not QThread.currentThread()):
+            continue
+        else:
+            sip.delete(obj)
+
+
 @pytest.fixture(autouse=True, scope="session")
-def _free_qgis_objects_before_qgis_exits(qgis_app):
-    """Collect reference cycles while QGIS still runs: a QgsProcessingContext kept alive by a cycle (an
-    exception's traceback and the frames it holds) owns its temporary layers, and freeing those after
-    pytest-qgis's exitQgis() has destroyed GDAL's driver manager writes into freed memory (valgrind showed
-    it; glibc then aborted the session after every test had passed)."""
+def _release_qgis_objects_before_qgis_exits(qgis_app):
+    """Release, while QGIS still runs, every QGIS or GDAL object that Python would otherwise destroy after
+    pytest-qgis's exitQgis() (which destroys GDAL's driver manager): a raster layer freed then writes into freed
+    memory (valgrind: GDALMajorObject::~GDALMajorObject; gdb: GDALClose under QgsRasterPipe::~QgsRasterPipe from
+    PyQt's exit clean-up) and the session ends in a segmentation fault or a glibc abort after every test passed.
+    Set up right after ``qgis_app``, so torn down after every other session fixture and just before it."""
     yield
-    gc.collect()
+    _release_before_qgis_exits()
+    left = _outliving_qgis()
+    assert not left, f"Python still holds these when QGIS exits (they would be destroyed after it): {left}"
 
 
 @pytest.fixture(scope="session")
