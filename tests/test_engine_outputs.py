@@ -4,6 +4,7 @@ polygons and the all-or-nothing staging of outputs."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -22,10 +24,27 @@ from treeseg.treeseg_plugin.engine import Canceled, EngineError, Progress, Segme
 from treeseg.treeseg_plugin.engine.jobs.segmentation import validate_config
 from treeseg.treeseg_plugin.engine.raster.geotiff import Grid
 from treeseg.treeseg_plugin.engine.raster.label_raster import label_writer, qml_text, write_qml
-from treeseg.treeseg_plugin.engine.raster.palette import category_names, cluster_color, cluster_hex
+from treeseg.treeseg_plugin.engine.raster.palette import Legend, category_names, cluster_color, cluster_hex
+from treeseg.treeseg_plugin.engine.raster.pixels import Stretch
 from treeseg.treeseg_plugin.engine.raster.polygons import polygonize
 from treeseg.treeseg_plugin.engine.raster.staging import Staging
 from treeseg.treeseg_plugin.engine.runs.report import csv_text, html_text, write_stats
+from treeseg.treeseg_plugin.engine.runs.statistics import (
+    ChoiceOfK,
+    ClusterCounts,
+    ClusterModelFiles,
+    Encoding,
+    InputStatistics,
+    ModelStatistics,
+    Sampling,
+    SegmentationStatistics,
+    TileCounts,
+    Timings,
+    TreeStatistics,
+    Versions,
+)
+from treeseg.treeseg_plugin.engine.trees.evidence import ClusterEvidence
+from treeseg.treeseg_plugin.engine.trees.rule import TreeDecision
 
 REPO = Path(__file__).resolve().parent.parent
 GT = (500000.0, 0.5, 0.0, 3300000.0, 0.0, -0.5)
@@ -43,17 +62,36 @@ def _write_labels(path: Path, labels: np.ndarray, k: int) -> None:
         writer.finish()
 
 
-def _stats(k: int = 3) -> dict:
-    return {
-        "chosen_k": k, "k_mode": "automatic", "wcss": {"2": 10.0, "3": 6.0, "4": 5.8},
-        "wcss_drop_percent": {"2": 40.0, "3": 3.3333}, "cluster_pixels": {"1": 50, "2": 30, "3": 20},
-        "cluster_area": {str(i): {"map_units": n * 0.25, "hectares": n * 0.25 / 1e4}
-                         for i, n in ((1, 50), (2, 30), (3, 20))},
-        "area_note": "Projected <CRS> & co", "input": {"path": "/data/<in>.tif"}, "output": "/o/out.tif",
-        "model": {"variant": "vits16", "weights_path": "/w.pth"}, "device": "cpu", "precision": "fp32",
-        "stride": 16, "tile_size": 512, "overlap": 64, "tiles": {"total": 4, "skipped": 1},
-        "legend": {"colors": [cluster_hex(i) for i in range(1, k + 1)], "names": category_names(k)},
-    }
+def _evidence(label: int, pixels: int, colour: tuple, ndvi: Optional[float], heights: tuple) -> ClusterEvidence:
+    r, g, b, exg, vari = colour
+    mean, median, p90, top = heights
+    return ClusterEvidence(label, pixels, r, g, b, exg, vari, ndvi, pixels if ndvi is not None else 0,
+                           pixels if mean is not None else 0, mean, median, p90, top)
+
+
+def _stats() -> SegmentationStatistics:
+    """A hand-made run's statistics: the values of tests/data/stats-before-typed/stats.json."""
+    none = (None,) * 4
+    trees = TreeStatistics(2.0, 4, "/c/<chm>.tif",
+                           (_evidence(1, 50, (0.25, 0.5, 0.125, 0.625, 0.5), 0.375, (6.5, 6.25, 8.75, 11.0)),
+                            _evidence(2, 30, (0.5, 0.5, 0.5, 0.0, 0.0), -0.125, (0.5, 0.25, 1.0, 1.5)),
+                            _evidence(3, 20, (None,) * 5, None, none)),
+                           (TreeDecision(1, True, "height", "median height 6.25 m >= 2 m"),
+                            TreeDecision(2, False, "height", "median height 0.25 m < 2 m"),
+                            TreeDecision(3, False, "empty", "no pixel <here>")), canopy_pixels=50, crowns=3)
+    return SegmentationStatistics(
+        k=ChoiceOfK(3, "model", 2, 6, 10.0, {2: 10.0, 3: 6.0, 4: 5.8}, {2: 40.0, 3: 3.3333}),
+        counts=ClusterCounts((7, 50, 30, 20), 0.25, (0.0, 0.00125, 0.00075, 0.0005), "Projected <CRS> & co"),
+        input=InputStatistics("/data/<in>.tif", (3, 2, 1), (4, 5, 10, 12), "EPSG:32617", {1: Stretch(0.5, 250.0)}),
+        output="/o/out.tif",
+        model=ModelStatistics("vits16", "vits16", 384, "/w.pth", "meta-pth", "ab" * 32, 38, 38),
+        encoding=Encoding("cpu", "fp32", 16, 512, 64, 4), tiles=TileCounts(4, 1, 512, 480, 2, 3),
+        sampling=Sampling(6, 0, 0, 200000),
+        cluster_model=ClusterModelFiles("/m/<model>.tscm", "/o/saved.tscm", "cd" * 32),
+        timings=Timings({"load_model": 0.25, "read_encode": 1.5, "fit": 0.0, "predict_write": 0.125, "total": 2.0},
+                        {"load_model": 0.5, "read_encode": 3.0, "fit": 0.0, "predict_write": 0.25, "total": 4.0}),
+        versions=Versions("0.1.0", "2.0", "1.24", "3.6", "3.11"), trees=trees,
+        legend=Legend(("#1b9e77", "#e69f00", "#56b4e9"), ("NoData", "Trees 1", "Cluster 2", "Cluster <3>")))
 
 
 # -- the engine stays QGIS-free --------------------------------------------------------------
@@ -276,20 +314,51 @@ def test_qml_loads_as_a_paletted_style_in_qgis(tmp_path):
 def test_stats_json_csv_html(tmp_path):
     stats = _stats()
     write_stats(str(tmp_path / "s.json"), stats)
-    assert json.loads((tmp_path / "s.json").read_text()) == stats
+    assert json.loads((tmp_path / "s.json").read_text()) == stats.to_json()
     text = csv_text(stats)
-    wcss_part, cluster_part = text.split("\n\n")
+    wcss_part, cluster_part, evidence_part = text.split("\n\n")
     wcss_rows = list(csv.reader(io.StringIO(wcss_part)))
     assert wcss_rows[0] == ["k", "wcss", "drop_percent", "chosen"]
     assert [r[0] for r in wcss_rows[1:]] == ["2", "3", "4"] and wcss_rows[2][3] == "yes"
     assert wcss_rows[3][2] == ""  # no step from the largest K
     cluster_rows = list(csv.reader(io.StringIO(cluster_part)))
     assert cluster_rows[0][:4] == ["label", "name", "color", "pixels"]
-    assert cluster_rows[1][:4] == ["1", "Cluster 1", "#e69f00", "50"] and float(cluster_rows[1][4]) == 50.0
+    assert cluster_rows[1][:4] == ["1", "Trees 1", "#1b9e77", "50"] and float(cluster_rows[1][4]) == 50.0
+    assert [row[:3] for row in csv.reader(io.StringIO(evidence_part))][1:] == [
+        ["1", "yes", "height"], ["2", "no", "height"], ["3", "no", "empty"]]
     page = html_text(stats)
     assert "<svg" in page and page.count("<circle") == 3 and "<script" not in page
     assert "&lt;CRS&gt; &amp; co" in page and "<CRS>" not in page and "&lt;in&gt;.tif" in page
     ET.fromstring(page[page.index("<svg"):page.index("</svg>") + 6])  # noqa: S314 - the SVG is well-formed
+
+
+@pytest.mark.parametrize("ext", ["json", "csv", "html"])
+def test_stats_files_are_those_written_before_the_statistics_were_typed(tmp_path, ext):
+    """tests/data/stats-before-typed/ holds the files that the code before the typed statistics (51c65f6) wrote
+    for a run with these values (its keys in the order of that code's stats dict): unchanged, byte for byte."""
+    write_stats(str(tmp_path / f"stats.{ext}"), _stats())
+    expected = REPO / "tests" / "data" / "stats-before-typed" / f"stats.{ext}"
+    assert (tmp_path / f"stats.{ext}").read_bytes() == expected.read_bytes()
+
+
+def test_statistics_json_by_hand():
+    """The typed statistics' JSON: percent, area and counts computed from the pixels; non-finite drops as null;
+    the tree outputs' counts only when written; key order that of the stats file."""
+    stats = _stats()
+    data = stats.to_json()
+    assert list(data)[:3] == ["chosen_k", "k_mode", "k_min"] and list(data)[-3:] == ["versions", "trees", "legend"]
+    assert data["cluster_percent"] == {"1": 50.0, "2": 30.0, "3": 20.0}
+    assert data["cluster_area"]["2"] == {"map_units": 30 * 0.25, "hectares": 0.00075}
+    assert (data["valid_pixels"], data["nodata_pixels"]) == (100, 7)
+    assert data["trees"]["tree_labels"] == [1] and data["trees"]["crowns"] == 3
+    assert data["cluster_model"] == {"applied": "/m/<model>.tscm", "saved": "/o/saved.tscm",
+                                     "applied_sha256": "cd" * 32}
+    unasked = dataclasses.replace(stats.trees, canopy_pixels=None, crowns=None).to_json()
+    assert "canopy_pixels" not in unasked and "crowns" not in unasked
+    rising = dataclasses.replace(stats.k, wcss_drop_percent={2: float("-inf"), 3: float("nan")})
+    assert dataclasses.replace(stats, k=rising).to_json()["wcss_drop_percent"] == {"2": None, "3": None}
+    empty = dataclasses.replace(stats.counts, pixels=(9, 0, 0, 0))
+    assert dataclasses.replace(stats, counts=empty).to_json()["cluster_percent"] == {"1": 0.0, "2": 0.0, "3": 0.0}
 
 
 # -- polygons ---------------------------------------------------------------------------------

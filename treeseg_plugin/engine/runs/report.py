@@ -1,5 +1,6 @@
-"""The statistics file: JSON (the full stats dict), CSV (WCSS and cluster tables) or HTML (the tables
-and an inline-SVG elbow chart), chosen by the file extension.
+"""The statistics file, written from a run's typed statistics (engine/runs/statistics.py): JSON (their
+``to_json``), CSV (WCSS and cluster tables) or HTML (the tables and an inline-SVG elbow chart), chosen by the
+file extension.
 
 The CSV holds tables separated by one empty line: ``k,wcss,drop_percent,chosen``, then
 ``label,name,color,pixels,percent,area_map_units,area_hectares``, then (when the tree rule ran) the
@@ -15,7 +16,9 @@ import html
 import io
 import json
 import os
-from typing import Any, Dict, List, Mapping
+from typing import Any, List
+
+from .statistics import SegmentationStatistics
 
 
 def _fmt(value: Any, digits: int = 6) -> str:
@@ -30,35 +33,32 @@ EVIDENCE_COLUMNS = ("is_tree", "basis", "reason", "mean_r", "mean_g", "mean_b", 
                     "height_mean", "height_median", "height_p90", "height_max")
 
 
-def evidence_rows(stats: Mapping[str, Any]) -> List[List[Any]]:
-    """Rows ``[label, *EVIDENCE_COLUMNS]`` (none when the statistics have no tree section)."""
-    clusters = stats.get("trees", {}).get("clusters", {})
+def evidence_rows(stats: SegmentationStatistics) -> List[List[Any]]:
+    """Rows ``[label, *EVIDENCE_COLUMNS]`` (none when the tree rule saw no cluster)."""
+    clusters = stats.trees.cluster_json()
     return [[int(key), *(clusters[key].get(column) for column in EVIDENCE_COLUMNS)]
             for key in sorted(clusters, key=int)]
 
 
-def wcss_rows(stats: Mapping[str, Any]) -> List[List[Any]]:
+def wcss_rows(stats: SegmentationStatistics) -> List[List[Any]]:
     """Rows ``[k, wcss, drop_percent, chosen]`` sorted by K."""
-    drops = stats["wcss_drop_percent"]
-    return [[int(k), float(w), drops.get(k), int(k) == stats["chosen_k"]]
-            for k, w in sorted(stats["wcss"].items(), key=lambda kv: int(kv[0]))]
+    choice = stats.k
+    return [[k, float(w), choice.finite_drop(k), k == choice.chosen_k] for k, w in sorted(choice.wcss.items())]
 
 
-def cluster_rows(stats: Mapping[str, Any]) -> List[List[Any]]:
+def cluster_rows(stats: SegmentationStatistics) -> List[List[Any]]:
     """Rows ``[label, name, color, pixels, percent, area_map_units, area_hectares]``."""
-    pixels = stats["cluster_pixels"]
-    total = sum(pixels.values()) or 1
-    legend = stats["legend"]
+    counts, legend = stats.counts, stats.legend
+    total = counts.valid or 1
     rows = []
-    for key, count in sorted(pixels.items(), key=lambda kv: int(kv[0])):
-        label = int(key)
-        area = stats["cluster_area"][key]
-        rows.append([label, legend["names"][label], legend["colors"][label - 1], count, 100.0 * count / total,
-                     area["map_units"], area["hectares"]])
+    for label in stats.labels:
+        area = counts.area(label)
+        rows.append([label, legend.names[label], legend.colors[label - 1], counts.pixels[label],
+                     100.0 * counts.pixels[label] / total, area["map_units"], area["hectares"]])
     return rows
 
 
-def csv_text(stats: Mapping[str, Any]) -> str:
+def csv_text(stats: SegmentationStatistics) -> str:
     """The WCSS table and the cluster table as CSV."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -80,7 +80,7 @@ def csv_text(stats: Mapping[str, Any]) -> str:
     return out.getvalue()
 
 
-def elbow_svg(stats: Mapping[str, Any], width: int = 480, height: int = 280) -> str:
+def elbow_svg(stats: SegmentationStatistics, width: int = 480, height: int = 280) -> str:
     """An SVG line chart of WCSS against K, the chosen K marked."""
     rows = wcss_rows(stats)
     left, right, top, bottom = 70, 20, 20, 45
@@ -126,18 +126,19 @@ def _table(header: List[str], rows: List[List[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def html_text(stats: Mapping[str, Any]) -> str:
+def html_text(stats: SegmentationStatistics) -> str:
     """A self-contained HTML report."""
     e = html.escape
+    encoding = stats.encoding
     summary = [
-        ["Input", e(str(stats["input"]["path"]))],
-        ["Output", e(str(stats["output"]))],
-        ["Chosen K", e(f"{stats['chosen_k']} ({stats['k_mode']})")],
-        ["Model", e(f"{stats['model']['variant']} ({stats['model']['weights_path']})")],
-        ["Device / precision", e(f"{stats['device']} / {stats['precision']}")],
-        ["Stride / tile / overlap", e(f"{stats['stride']} / {stats['tile_size']} / {stats['overlap']} px")],
-        ["Tiles (skipped)", e(f"{stats['tiles']['total']} ({stats['tiles']['skipped']})")],
-        ["Areas", e(str(stats["area_note"]))],
+        ["Input", e(str(stats.input.path))],
+        ["Output", e(str(stats.output))],
+        ["Chosen K", e(f"{stats.k.chosen_k} ({stats.k.k_mode})")],
+        ["Model", e(f"{stats.model.variant} ({stats.model.weights_path})")],
+        ["Device / precision", e(f"{encoding.device} / {encoding.precision}")],
+        ["Stride / tile / overlap", e(f"{encoding.stride} / {encoding.tile_size} / {encoding.overlap} px")],
+        ["Tiles (skipped)", e(f"{stats.tiles.total} ({stats.tiles.skipped})")],
+        ["Areas", e(str(stats.counts.area_note))],
         *_cluster_model_rows(stats),
     ]
     wcss = [[str(k), e(_fmt(w)), "" if d is None else e(f"{d:.2f} %"), "&#10003;" if c else ""]
@@ -161,21 +162,21 @@ def html_text(stats: Mapping[str, Any]) -> str:
         "</body></html>", ""])
 
 
-def _cluster_model_rows(stats: Mapping[str, Any]) -> List[List[str]]:
+def _cluster_model_rows(stats: SegmentationStatistics) -> List[List[str]]:
     """Summary rows for the cluster model applied (its file name and checksum prefix) and saved (its path)."""
-    model = stats.get("cluster_model") or {}
+    model = stats.cluster_model
     rows = []
-    if model.get("applied"):
-        checksum = model.get("applied_sha256")
+    if model.applied:
+        checksum = model.applied_sha256
         rows.append(["Cluster model applied", html.escape(
-            os.path.basename(model["applied"]) + (f" (checksum {checksum[:12]}…)" if checksum else ""))])
-    if model.get("saved"):
-        rows.append(["Cluster model saved", html.escape(str(model["saved"]))])
+            os.path.basename(model.applied) + (f" (checksum {checksum[:12]}…)" if checksum else ""))])
+    if model.saved:
+        rows.append(["Cluster model saved", html.escape(str(model.saved))])
     return rows
 
 
-def _trees_html(stats: Mapping[str, Any]) -> List[str]:
-    """The evidence table and the tree decisions (nothing when the statistics have no tree section)."""
+def _trees_html(stats: SegmentationStatistics) -> List[str]:
+    """The evidence table and the tree decisions (nothing when the tree rule saw no cluster)."""
     rows = evidence_rows(stats)
     if not rows:
         return []
@@ -186,11 +187,11 @@ def _trees_html(stats: Mapping[str, Any]) -> List[str]:
     return ["<h2>Which clusters are trees</h2>", _table(header, cells)]
 
 
-def write_stats(path: str, stats: Dict[str, Any]) -> None:
+def write_stats(path: str, stats: SegmentationStatistics) -> None:
     """Write ``stats`` to ``path`` as JSON, CSV or HTML, by extension."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".json":
-        text = json.dumps(stats, indent=2, allow_nan=False) + "\n"
+        text = json.dumps(stats.to_json(), indent=2, allow_nan=False) + "\n"
     elif ext == ".csv":
         text = csv_text(stats)
     else:

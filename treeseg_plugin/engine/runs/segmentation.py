@@ -9,7 +9,7 @@ rule decides: engine/runs/tree_steps.py), then, when asked for, "Writing polygon
 strip, per tile, per k-means fit step (inside ``sweep_k``), per output block, during polygonising and just
 before the outputs are moved into place.
 The input is opened and checked in engine/runs/inputs.py; the statistics, the per-cluster log lines and
-the result are put together in engine/runs/statistics.py.
+the result are put together in engine/runs/summary.py (the typed statistics: engine/runs/statistics.py).
 A canceled or failed run removes its temporary files (``.treeseg-*`` folders) and leaves the
 destination folders as they were: an existing output is replaced only at the very end.
 
@@ -34,8 +34,9 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -65,7 +66,8 @@ from . import tree_steps
 from .inputs import RunInput, open_input
 from .report import write_stats
 from .skeleton import Run, Stage, perform, stage_names
-from .statistics import LabelCounts, build_stats, log_clusters, segmentation_result
+from .statistics import SegmentationStatistics, Timings, TreeStatistics
+from .summary import Encoded, LabelCounts, build_statistics, log_clusters, segmentation_result
 
 TABLE = (Stage("Reading input", 3), Stage("Loading model", 2), Stage("Encoding tiles", 65),
          Stage("Fitting k-means", 10), Stage("Writing labels", 17), Stage("Writing polygons", 1),
@@ -107,20 +109,18 @@ def _run(config: SegmentationConfig, run: Run) -> SegmentationResult:
         if config.cluster_model_output:
             model_run.save_fitted(config, fit, backbone, _encoding(config, device, precision), inputs.source,
                                   legend, staging.path(config.cluster_model_output), progress)
-    _write_optional_outputs(config, staged_output, inputs, fit.k, trees, run)
+    trees = _write_optional_outputs(config, staged_output, inputs, fit.k, trees, run)
 
     wall, cpu = run.timings()
-    stats = build_stats(config, inputs.source, inputs.window, backbone, device, precision, plan, skipped, fit,
-                        labels, inputs.area, _grouped(wall), _grouped(cpu))
-    stats["trees"] = trees
-    stats["cluster_model"]["applied_sha256"] = model.sha256 if model is not None else None
-    stats["legend"] = {"colors": list(legend.colors), "names": list(legend.names)}  # as the raster has them
-    log_clusters(stats, fit.k, progress)
+    stats = build_statistics(config, inputs, backbone, Encoded(device, precision, plan, skipped), fit, labels,
+                             model.sha256 if model is not None else None, trees, legend,
+                             Timings(_grouped(wall), _grouped(cpu)))
+    log_clusters(stats, progress)
     if config.stats_path:
         with run.stage("Writing statistics"):
             _write_statistics(config, staging, stats)
     run.commit(config.output_path)
-    return segmentation_result(config, fit, labels, stats, trees["tree_labels"])
+    return segmentation_result(config, stats)
 
 
 def _grouped(seconds: Dict[str, float]) -> Dict[str, float]:
@@ -216,9 +216,9 @@ def _fit(config: SegmentationConfig, model: Optional[ClusterModel], store: Featu
 
 def _label(config: SegmentationConfig, model: Optional[ClusterModel], inputs: RunInput, store: FeatureStore,
            fit: Fit, staged_output: str, stack: contextlib.ExitStack,
-           progress: Progress, report: StageProgress) -> Tuple[LabelCounts, Dict[str, Any], Legend]:
+           progress: Progress, report: StageProgress) -> Tuple[LabelCounts, TreeStatistics, Legend]:
     """Stage "Writing labels": the staged label raster, the tree rule's decision, the legend and the
-    .qml; returns the counts, the statistics' "trees" section and the legend."""
+    .qml; returns the counts, the statistics' tree section and the legend."""
     try:
         grid = Grid(inputs.window.width, inputs.window.height, inputs.geotransform, inputs.source.srs)
         writer = stack.enter_context(label_writer(staged_output, grid, fit.k,
@@ -227,7 +227,7 @@ def _label(config: SegmentationConfig, model: Optional[ClusterModel], inputs: Ru
                                progress, report)
         trees = tree_steps.decide(labels.evidence, config, progress)
         # An applied model keeps its colours and names (those of the run that fitted it) everywhere.
-        legend = model.legend if model is not None else default_legend(fit.k, trees["tree_labels"])
+        legend = model.legend if model is not None else default_legend(fit.k, trees.tree_labels)
         writer.set_classes(label_classes(legend))
         writer.finish()
         write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k, legend)
@@ -237,23 +237,26 @@ def _label(config: SegmentationConfig, model: Optional[ClusterModel], inputs: Ru
 
 
 def _write_optional_outputs(config: SegmentationConfig, staged_output: str, inputs: RunInput, k: int,
-                            trees: Dict[str, Any], run: Run) -> None:
-    """The stages of the outputs asked for: polygons, tree mask, crowns (these two add to ``trees``)."""
+                            trees: TreeStatistics, run: Run) -> TreeStatistics:
+    """The stages of the outputs asked for: polygons, tree mask, crowns; returns ``trees`` with the counts of
+    the mask and the crowns."""
     progress, staging = run.progress, run.staging
     if config.polygons_path:
         with run.stage("Writing polygons"):
             count = polygonize(staged_output, staging.path(config.polygons_path), progress, config.polygons_path)
             progress.info(f"Wrote {count} polygons.")
+    canopy_pixels = crowns = None
     if config.trees_path:
         with run.stage("Writing tree mask"):
-            trees.update(tree_steps.write_mask(config, staging, staged_output, trees["tree_labels"], progress))
+            canopy_pixels = tree_steps.write_mask(config, staging, staged_output, trees.tree_labels, progress)
     if config.crowns_path:
         with run.stage("Writing crowns"):
-            trees.update(tree_steps.write_crown_polygons(config, staging, staged_output, trees["tree_labels"],
-                                                           inputs.heights, inputs.area, k, progress))
+            crowns = tree_steps.write_crown_polygons(config, staging, staged_output, trees.tree_labels,
+                                                     inputs.heights, inputs.area, k, progress)
+    return dataclasses.replace(trees, canopy_pixels=canopy_pixels, crowns=crowns)
 
 
-def _write_statistics(config: SegmentationConfig, staging: Staging, stats: Dict[str, Any]) -> None:
+def _write_statistics(config: SegmentationConfig, staging: Staging, stats: SegmentationStatistics) -> None:
     """The staged statistics file (inside stage "Writing statistics")."""
     try:
         write_stats(staging.path(config.stats_path), stats)

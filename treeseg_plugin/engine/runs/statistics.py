@@ -1,129 +1,233 @@
-"""A segmentation run's statistics (the stats file's content), its per-cluster log lines and its result."""
+"""A segmentation run's statistics as a typed object (:class:`SegmentationStatistics`), filled once by the run
+(engine/runs/summary.py) and read by the stats file's writer (engine/runs/report.py); its JSON form (the stats
+file's JSON and the result's ``stats``, in the file's key order) comes from one place, its ``to_json``."""
 
 from __future__ import annotations
 
 import math
-import os
-import platform
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
-import torch
-from osgeo import gdal
-
-from ...version import plugin_version
-from ..cluster.choice_of_k import Fit
-from ..encode.tiling import TilePlan
-from ..jobs.results import SegmentationResult
-from ..jobs.segmentation import SegmentationConfig
-from ..progress import Progress
-from ..raster.georef import PixelArea, Window
-from ..raster.pixels import RasterSource
-from ..trees.evidence import EvidenceAccumulator
+from ..raster.palette import Legend
+from ..raster.pixels import Stretch
+from ..trees.evidence import ClusterEvidence
+from ..trees.rule import TreeDecision
 
 
-@dataclass
-class LabelCounts:
-    """What writing the labels counted: pixels and hectares per label (0 = NoData), each cluster's evidence."""
-
-    pixels: np.ndarray
-    hectares: Optional[np.ndarray]
-    evidence: EvidenceAccumulator
-
-
-def absolute(path: Optional[str]) -> Optional[str]:
-    """``path`` made absolute; None when no path is given."""
-    return os.path.abspath(path) if path else None
-
-
-def _weights_sha256(weights: Any) -> Optional[str]:
-    return weights.sha256() if weights.path and os.path.isfile(weights.path) else None
-
-
-def _finite(value: float) -> Optional[float]:
+def _finite(value: Optional[float]) -> Optional[float]:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _crs(source: RasterSource) -> Optional[str]:
-    srs = source.srs
-    if srs is None:
-        return None
-    authority = srs.GetAuthorityName(None)
-    return f"{authority}:{srs.GetAuthorityCode(None)}" if authority else srs.ExportToProj4()
+@dataclass(frozen=True)
+class ChoiceOfK:
+    """How K was chosen ("automatic", "fixed" or "model"), within which range, and the WCSS sweep by K."""
+
+    chosen_k: int
+    k_mode: str
+    k_min: int
+    k_max: int
+    elbow_threshold: float
+    wcss: Mapping[int, float]
+    wcss_drop_percent: Mapping[int, float]  # the drop from K to K+1; -inf or NaN where WCSS rose
+
+    def finite_drop(self, k: int) -> Optional[float]:
+        """The drop from ``k`` to ``k + 1`` in percent; None where there is no finite drop."""
+        return _finite(self.wcss_drop_percent.get(k))
 
 
-def build_stats(config: SegmentationConfig, source: RasterSource, window: Window, backbone: Any,
-                device: str, precision: str, plan: TilePlan, skipped: int, fit: Fit, labels: LabelCounts,
-                area: PixelArea, timings: Dict[str, float], cpu_timings: Dict[str, float]) -> Dict[str, Any]:
-    """The statistics of a run, in the stats file's key order (the caller adds "trees" and "legend")."""
-    total = int(labels.pixels[1:].sum())
-    cluster_pixels = {str(k): int(labels.pixels[k]) for k in range(1, fit.k + 1)}
-    cluster_area = {str(k): {"map_units": float(labels.pixels[k] * area.map_units),
-                             "hectares": None if labels.hectares is None else float(labels.hectares[k])}
-                    for k in range(1, fit.k + 1)}
-    weights = backbone.weights
-    return {
-        "chosen_k": fit.k,
-        "k_mode": "model" if config.cluster_model else "fixed" if config.k else "automatic",
-        "k_min": config.k_min,
-        "k_max": config.k_max,
-        "elbow_threshold": config.elbow_threshold,
-        "wcss": {str(k): v for k, v in fit.wcss.items()},
-        "wcss_drop_percent": {str(k): _finite(v) for k, v in fit.drop.items()},
-        "cluster_pixels": cluster_pixels,
-        "cluster_percent": {k: (100.0 * v / total if total else 0.0) for k, v in cluster_pixels.items()},
-        "cluster_area": cluster_area,
-        "area_note": area.note,
-        "valid_pixels": total,
-        "nodata_pixels": int(labels.pixels[0]),
-        "input": {"path": os.path.abspath(config.input_path), "bands": list(source.bands),
-                  "window": {"x0": window.x0, "y0": window.y0, "width": window.width, "height": window.height},
-                  "crs": _crs(source),
-                  "stretch": {str(b): {"low": s.low, "high": s.high} for b, s in source.stretch.items()}},
-        "output": os.path.abspath(config.output_path),
-        "model": {"source": config.model, "variant": backbone.variant, "embed_dim": backbone.embed_dim,
-                  "weights_path": str(weights.path) if weights.path else None, "weights_format": weights.format,
-                  "weights_sha256": _weights_sha256(weights) if config.stats_path else None,
-                  "tensors_loaded": weights.tensors_loaded, "tensors_total": weights.tensors_total},
-        "device": device,
-        "precision": precision,
-        "stride": config.stride,
-        "tile_size": config.tile_size,
-        "overlap": config.overlap,
-        "batch_size": config.batch_size,
-        "tiles": {"total": len(plan.tiles), "skipped": skipped, "tile_width": plan.tile_width,
-                  "tile_height": plan.tile_height, "grid_cols": plan.grid_cols, "grid_rows": plan.grid_rows},
-        "patches": {"valid": fit.valid_patches, "sampled": fit.samples},
-        "seed": config.seed,
-        "max_samples": config.max_samples,
-        "cluster_model": {"applied": absolute(config.cluster_model), "saved": absolute(config.cluster_model_output)},
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "cpu_s": {k: round(v, 3) for k, v in cpu_timings.items()},
-        "versions": {"treeseg": plugin_version(), "torch": torch.__version__, "numpy": np.__version__,
-                     "gdal": gdal.__version__, "python": platform.python_version()},
-    }
+@dataclass(frozen=True)
+class ClusterCounts:
+    """Pixels per label (index 0: NoData) and their areas: planar map units per pixel, ellipsoidal hectares per
+    label (None where unknown), and the note that says how areas were measured."""
+
+    pixels: Tuple[int, ...]
+    map_units_per_pixel: float
+    hectares: Optional[Tuple[float, ...]]
+    area_note: str
+
+    @property
+    def valid(self) -> int:
+        """Pixels with a cluster label."""
+        return sum(self.pixels[1:])
+
+    def percent(self, label: int) -> float:
+        """Share of the valid pixels with ``label``, in percent (0 when no pixel is valid)."""
+        return 100.0 * self.pixels[label] / self.valid if self.valid else 0.0
+
+    def area(self, label: int) -> Dict[str, Optional[float]]:
+        """The area of ``label``: ``{"map_units": ..., "hectares": ...}``."""
+        return {"map_units": float(self.pixels[label] * self.map_units_per_pixel),
+                "hectares": None if self.hectares is None else float(self.hectares[label])}
 
 
-def log_clusters(stats: Dict[str, Any], k: int, progress: Progress) -> None:
-    """One log line per cluster: pixels, share of the valid pixels, area."""
-    for label in map(str, range(1, k + 1)):
-        ha = stats["cluster_area"][label]["hectares"]
-        progress.info(f"Cluster {label}: {stats['cluster_pixels'][label]} px "
-                      f"({stats['cluster_percent'][label]:.1f} %), "
-                      f"{stats['cluster_area'][label]['map_units']:.6g} map units²"
-                      + ("" if ha is None else f", {ha:.4f} ha") + ".")
+@dataclass(frozen=True)
+class InputStatistics:
+    """The input read: its path, the bands used as RGB, the working window, its CRS and each band's stretch."""
+
+    path: str
+    bands: Tuple[int, ...]
+    window: Tuple[int, int, int, int]  # x0, y0, width, height
+    crs: Optional[str]
+    stretch: Mapping[int, Stretch]
+
+    def to_json(self) -> Dict[str, Any]:
+        x0, y0, width, height = self.window
+        return {"path": self.path, "bands": list(self.bands),
+                "window": {"x0": x0, "y0": y0, "width": width, "height": height}, "crs": self.crs,
+                "stretch": {str(b): {"low": s.low, "high": s.high} for b, s in self.stretch.items()}}
 
 
-def segmentation_result(config: SegmentationConfig, fit: Fit, labels: LabelCounts, stats: Dict[str, Any],
-                        tree_labels: List[int]) -> SegmentationResult:
-    """The run's result: the absolute output paths, the fit and the counts."""
-    output = os.path.abspath(config.output_path)
-    return SegmentationResult(
-        output_path=output, chosen_k=fit.k, wcss=dict(fit.wcss), wcss_drop=dict(fit.drop),
-        cluster_pixels={k: int(labels.pixels[k]) for k in range(1, fit.k + 1)},
-        cluster_area={int(k): v for k, v in stats["cluster_area"].items()}, stats=stats,
-        tree_clusters=list(tree_labels), trees_path=absolute(config.trees_path),
-        crowns_path=absolute(config.crowns_path), polygons_path=absolute(config.polygons_path),
-        stats_path=absolute(config.stats_path), cluster_model_path=absolute(config.cluster_model_output),
-        style_path=os.path.splitext(output)[0] + ".qml")
+@dataclass(frozen=True)
+class ModelStatistics:
+    """The backbone: the model setting, its architecture and the weights it loaded."""
+
+    source: str
+    variant: str
+    embed_dim: int
+    weights_path: Optional[str]
+    weights_format: str
+    weights_sha256: Optional[str]
+    tensors_loaded: int
+    tensors_total: int
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How the tiles were encoded: device, precision, stride, tiling and batch size."""
+
+    device: str
+    precision: str
+    stride: int
+    tile_size: int
+    overlap: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class TileCounts:
+    """The tile plan: tiles (and those skipped for having no valid pixel), tile size and patch grid."""
+
+    total: int
+    skipped: int
+    tile_width: int
+    tile_height: int
+    grid_cols: int
+    grid_rows: int
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The patches the fit saw: valid ones, those sampled, the seed and the sample's cap."""
+
+    valid: int
+    sampled: int
+    seed: int
+    max_samples: int
+
+
+@dataclass(frozen=True)
+class ClusterModelFiles:
+    """The cluster model applied (absolute path, its checksum) and the one saved; None where not."""
+
+    applied: Optional[str]
+    saved: Optional[str]
+    applied_sha256: Optional[str]
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Wall and process CPU seconds by stage group, and of the whole run ("total")."""
+
+    wall: Mapping[str, float]
+    cpu: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The versions that made the run."""
+
+    treeseg: str
+    torch: str
+    numpy: str
+    gdal: str
+    python: str
+
+
+@dataclass(frozen=True)
+class TreeStatistics:
+    """The tree rule's inputs and decision per cluster, and the counts of the tree outputs written (None: not
+    asked for)."""
+
+    min_tree_height_m: float
+    nir_band: Optional[int]
+    canopy_height: Optional[str]
+    clusters: Tuple[ClusterEvidence, ...]
+    decisions: Tuple[TreeDecision, ...]
+    canopy_pixels: Optional[int] = None
+    crowns: Optional[int] = None
+
+    @property
+    def tree_labels(self) -> Tuple[int, ...]:
+        return tuple(d.label for d in self.decisions if d.is_tree)
+
+    def cluster_json(self) -> Dict[str, Dict[str, Any]]:
+        """Each cluster's evidence and decision, keyed by label."""
+        return {str(c.label): {**c.to_json(), "is_tree": d.is_tree, "basis": d.basis, "reason": d.reason}
+                for c, d in zip(self.clusters, self.decisions)}
+
+    def to_json(self) -> Dict[str, Any]:
+        data = {"tree_labels": list(self.tree_labels), "min_tree_height_m": self.min_tree_height_m,
+                "nir_band": self.nir_band, "canopy_height": self.canopy_height, "clusters": self.cluster_json()}
+        for name in ("canopy_pixels", "crowns"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        return data
+
+
+@dataclass(frozen=True)
+class SegmentationStatistics:
+    """Everything the stats file says about a segmentation run."""
+
+    k: ChoiceOfK
+    counts: ClusterCounts
+    input: InputStatistics
+    output: str
+    model: ModelStatistics
+    encoding: Encoding
+    tiles: TileCounts
+    sampling: Sampling
+    cluster_model: ClusterModelFiles
+    timings: Timings
+    versions: Versions
+    trees: TreeStatistics
+    legend: Legend  # as the label raster has it
+
+    @property
+    def labels(self) -> Sequence[int]:
+        """The cluster labels, 1..K."""
+        return range(1, self.k.chosen_k + 1)
+
+    def to_json(self) -> Dict[str, Any]:
+        """The stats file's JSON, keys in the file's order."""
+        k, counts, encoding = self.k, self.counts, self.encoding
+        return {
+            "chosen_k": k.chosen_k, "k_mode": k.k_mode, "k_min": k.k_min, "k_max": k.k_max,
+            "elbow_threshold": k.elbow_threshold, "wcss": {str(key): v for key, v in k.wcss.items()},
+            "wcss_drop_percent": {str(key): k.finite_drop(key) for key in k.wcss_drop_percent},
+            "cluster_pixels": {str(label): counts.pixels[label] for label in self.labels},
+            "cluster_percent": {str(label): counts.percent(label) for label in self.labels},
+            "cluster_area": {str(label): counts.area(label) for label in self.labels},
+            "area_note": counts.area_note, "valid_pixels": counts.valid, "nodata_pixels": counts.pixels[0],
+            "input": self.input.to_json(), "output": self.output, "model": asdict(self.model),
+            "device": encoding.device, "precision": encoding.precision, "stride": encoding.stride,
+            "tile_size": encoding.tile_size, "overlap": encoding.overlap, "batch_size": encoding.batch_size,
+            "tiles": asdict(self.tiles),
+            "patches": {"valid": self.sampling.valid, "sampled": self.sampling.sampled},
+            "seed": self.sampling.seed, "max_samples": self.sampling.max_samples,
+            "cluster_model": asdict(self.cluster_model),
+            "timings_s": {name: round(s, 3) for name, s in self.timings.wall.items()},
+            "cpu_s": {name: round(s, 3) for name, s in self.timings.cpu.items()},
+            "versions": asdict(self.versions), "trees": self.trees.to_json(),
+            "legend": {"colors": list(self.legend.colors), "names": list(self.legend.names)},
+        }
+

@@ -1,12 +1,12 @@
 """The pipeline's tree steps: the canopy heights on the label grid, the tree rule with its log, and the
-TREES and CROWNS outputs (staged like every output), each returning what the statistics' ``trees``
-section says about it. engine/runs/segmentation.py calls them in its stages."""
+TREES and CROWNS outputs (staged like every output), each returning what the statistics' tree section
+(engine/runs/statistics.py: TreeStatistics) says about it. engine/runs/segmentation.py calls them in its stages."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional, Sequence
 
 from ..errors import Canceled, EngineError, write_error
 from ..jobs.segmentation import SegmentationConfig
@@ -17,6 +17,7 @@ from ..raster.staging import Staging
 from ..trees.evidence import EvidenceAccumulator, HeightGrid
 from ..trees.mask import write_tree_mask
 from ..trees.rule import decide_trees, evidence_line
+from .statistics import TreeStatistics
 
 
 def prepare(config: SegmentationConfig, source: RasterSource, window: Window, gt: Any,
@@ -37,8 +38,8 @@ def prepare(config: SegmentationConfig, source: RasterSource, window: Window, gt
     return heights
 
 
-def decide(evidence: EvidenceAccumulator, config: SegmentationConfig, progress: Progress) -> Dict[str, Any]:
-    """The tree rule on the evidence, logged with its numbers; the statistics' "trees" section."""
+def decide(evidence: EvidenceAccumulator, config: SegmentationConfig, progress: Progress) -> TreeStatistics:
+    """The tree rule on the evidence, logged with its numbers; the statistics' tree section (no output counts)."""
     clusters = evidence.clusters()
     if config.canopy_height_path and not any(c.height_pixels for c in clusters):
         progress.warning(f"The canopy height raster '{config.canopy_height_path}' has no height under any valid "
@@ -50,30 +51,28 @@ def decide(evidence: EvidenceAccumulator, config: SegmentationConfig, progress: 
         lines.append(f"Cluster {cluster.label}: {verdict} ({decision.basis}: {decision.reason}). "
                      f"Evidence: {evidence_line(cluster)}.")
     progress.info("Which clusters are trees:\n" + "\n".join(lines))
-    tree_labels = [d.label for d in decisions if d.is_tree]
-    progress.info(f"Tree clusters: {', '.join(map(str, tree_labels)) or 'none'}.")
-    heights = os.path.abspath(config.canopy_height_path) if config.canopy_height_path else None
-    return {"tree_labels": tree_labels, "min_tree_height_m": config.min_tree_height, "nir_band": config.nir_band,
-            "canopy_height": heights,
-            "clusters": {str(c.label): {**c.to_json(), "is_tree": d.is_tree, "basis": d.basis, "reason": d.reason}
-                         for c, d in zip(clusters, decisions)}}
+    trees = TreeStatistics(config.min_tree_height, config.nir_band,
+                           os.path.abspath(config.canopy_height_path) if config.canopy_height_path else None,
+                           tuple(clusters), tuple(decisions))
+    progress.info(f"Tree clusters: {', '.join(map(str, trees.tree_labels)) or 'none'}.")
+    return trees
 
 
-def write_mask(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: List[int],
-               progress: Progress) -> Dict[str, Any]:
-    """TREES, staged: the canopy mask of the finished labels."""
+def write_mask(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: Sequence[int],
+               progress: Progress) -> int:
+    """TREES, staged: the canopy mask of the finished labels; returns its canopy pixels."""
     try:
         canopy = write_tree_mask(labels_path, staging.path(config.trees_path), tree_labels, progress)
     except OSError as exc:
         raise write_error(f"the tree canopy mask '{config.trees_path}'", exc,
                           os.path.dirname(os.path.abspath(config.trees_path))) from exc
     progress.info(f"Tree canopy: {canopy} px.")
-    return {"canopy_pixels": canopy}
+    return canopy
 
 
-def write_crown_polygons(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: List[int],
-                         heights: Optional[HeightGrid], area: PixelArea, k: int, progress: Progress) -> Dict[str, Any]:
-    """CROWNS, staged: the watershed crowns of the tree clusters."""
+def write_crown_polygons(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: Sequence[int],
+                         heights: Optional[HeightGrid], area: PixelArea, k: int, progress: Progress) -> int:
+    """CROWNS, staged: the watershed crowns of the tree clusters; returns how many were written."""
     from ..trees.crowns import write_crowns  # scipy: imported only when crowns are asked for (checked in prepare)
 
     try:
@@ -86,4 +85,4 @@ def write_crown_polygons(config: SegmentationConfig, staging: Staging, labels_pa
                           os.path.dirname(os.path.abspath(config.crowns_path))) from exc
     how = "canopy height" if heights is not None else "distance to the canopy edge"
     progress.info(f"Wrote {count} crowns (watershed on the {how}; at least {config.min_crown_area:g} m² each).")
-    return {"crowns": count}
+    return count
