@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from treeseg.treeseg_plugin.dinov3.chmv2.config import CHMV2_MEAN, CHMV2_STD
 from treeseg.treeseg_plugin.dinov3.chmv2.loading import load_canopy_height_model
 from treeseg.treeseg_plugin.engine.errors import Canceled, EngineError
 from treeseg.treeseg_plugin.engine.jobs.canopy_height import NODATA, CanopyHeightConfig, CanopyHeightResult
-from treeseg.treeseg_plugin.engine.runs.canopy_height import run_canopy_height
+from treeseg.treeseg_plugin.engine.runs.canopy_height import STAGES, run_canopy_height
 
 from tests.chmv2_factory import write_hf_chmv2, write_meta_chmv2
 from tests.data_factory import make_raster
@@ -81,6 +83,21 @@ def _model_heights(reference, rgb: np.ndarray) -> np.ndarray:
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (CHMV2_MEAN, CHMV2_STD))
     with torch.inference_mode():
         return reference(pixel_values=(torch.from_numpy(rgb)[None] - mean) / std).predicted_depth[0].numpy()
+
+
+def test_each_stages_time_is_reported(chm, tmp_path):
+    """The result carries each stage's wall and CPU seconds and the run's total (through JSON, as on the worker
+    pipe), and the log says them in one line."""
+    log = Log()
+    result = run_canopy_height(_config(chm, tmp_path, SAMPLE, tile_size=32, overlap=0), log)
+    assert list(result.timings_s) == list(result.cpu_s) == [*STAGES, "total"]
+    for seconds in (result.timings_s, result.cpu_s):
+        assert all(value >= 0 for value in seconds.values())
+        assert sum(value for name, value in seconds.items() if name != "total") <= seconds["total"] + 0.01
+    assert result.cpu_s["Predicting heights"] > 0  # the model ran in this process
+    line = next(line for line in log.lines if line.startswith("Time per stage"))
+    assert all(re.search(rf"{name} \d+\.\d\d / \d+\.\d\d\b", line) for name in [*STAGES, "total"]), line
+    assert CanopyHeightResult.from_json(json.loads(json.dumps(result.to_json()))) == result
 
 
 def test_native_resolution_single_tile_equals_the_model(chm, reference, tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import json
+import re
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
 from treeseg.treeseg_plugin.engine.cluster.model_file import load_cluster_model
 from treeseg.treeseg_plugin.engine.jobs.fit import ClusterFitConfig, ClusterFitResult, validate_fit_config
-from treeseg.treeseg_plugin.engine.runs.fit import run_fit_cluster_model, split_budget
+from treeseg.treeseg_plugin.engine.runs.fit import STAGES, run_fit_cluster_model, split_budget
 from treeseg.treeseg_plugin.worker.client import run_job
 
 SETTINGS = {"tile_size": 64, "overlap": 16, "k_max": 4}
@@ -48,6 +50,21 @@ def test_one_raster_gives_the_model_segment_trees_saves(tmp_path, tiny):
                           "Writing cluster model"]
     assert "WCSS" in log.text and f"Chosen K = {result.chosen_k}" in log.text
     assert log.percents[-1] == 100
+
+
+def test_the_fit_reports_each_stages_time(tmp_path, tiny):
+    """The result carries each stage's wall and CPU seconds and the run's total (through JSON, as on the worker
+    pipe), and the log says them in one line."""
+    log = Log()
+    result = _fit([make_raster(tmp_path / "a.tif", 96, 96, kind="blobs")], tmp_path / "fit.tscm", tiny, log)
+    assert list(result.timings_s) == list(result.cpu_s) == [*STAGES, "total"]
+    for seconds in (result.timings_s, result.cpu_s):
+        assert all(value >= 0 for value in seconds.values())
+        assert sum(value for name, value in seconds.items() if name != "total") <= seconds["total"] + 0.01
+    assert result.cpu_s["Encoding tiles"] > 0  # the tiles were encoded in this process
+    line = next(line for line in log.lines if line.startswith("Time per stage"))
+    assert all(re.search(rf"{name} \d+\.\d\d / \d+\.\d\d\b", line) for name in [*STAGES, "total"]), line
+    assert ClusterFitResult.from_json(json.loads(json.dumps(result.to_json()))) == result
 
 
 def test_several_rasters_share_one_model_sampled_by_valid_patches(tmp_path, tiny):

@@ -192,7 +192,8 @@ def test_results_cross_the_pipe_as_strict_json():
     drop = {2: float("-inf"), 3: 12.5}
     segmentation = SegmentationResult("labels.tif", 3, {2: 0.0, 3: 1.0}, drop, {1: 10, 2: 5},
                                       {1: {"hectares": None}}, {"k": 3}, tree_clusters=[1])
-    fit = ClusterFitResult("forest.tscm", 3, {2: 0.0, 3: 1.0}, drop, [{"path": "a.tif"}])
+    fit = ClusterFitResult("forest.tscm", 3, {2: 0.0, 3: 1.0}, drop, [{"path": "a.tif"}], {"total": 1.5},
+                           {"total": 2.5})
     for result in (segmentation, fit):
         line = json.dumps(result.to_json(), allow_nan=False)
         assert type(result).from_json(json.loads(line)) == result

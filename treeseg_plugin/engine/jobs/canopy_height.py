@@ -78,6 +78,8 @@ class CanopyHeightResult:
     height_max: Optional[float]
     device: str
     precision: str
+    timings_s: Dict[str, float]  # wall seconds per stage (engine/runs/canopy_height.py: STAGES) and "total"
+    cpu_s: Dict[str, float]  # process CPU seconds, likewise
 
     def to_json(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

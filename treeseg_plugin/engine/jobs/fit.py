@@ -61,3 +61,5 @@ class ClusterFitResult(SweepResult):
     """What a fit produced: the model file, the chosen K, the sweep, and what each input gave."""
 
     inputs: List[Dict[str, Any]]  # {"path", "valid_patches", "sampled"} per input, in input order
+    timings_s: Dict[str, float]  # wall seconds per stage (engine/runs/fit.py: STAGES) and "total"
+    cpu_s: Dict[str, float]  # process CPU seconds, likewise

@@ -48,7 +48,7 @@ from ..raster.geotiff import GeoTiffWriter, Grid, blocks
 from ..raster.height_raster import height_writer, write_height_qml
 from ..raster.input import InputRaster
 from ..raster.pixels import RasterSource
-from .skeleton import Run, Stage, perform, stage_names
+from .skeleton import Run, Stage, milliseconds, perform, stage_names
 
 TABLE = (Stage("Reading input", 3), Stage("Loading model", 5), Stage("Predicting heights", 82),
          Stage("Writing heights", 9))  # 100 % when the outputs are in place
@@ -199,11 +199,13 @@ def _run(config: CanopyHeightConfig, run: Run) -> CanopyHeightResult:
     progress.info(f"Heights of {int(count)} valid pixels: " + (
         "none." if not count else f"min {low:.2f} m, mean {total / count:.2f} m, max {high:.2f} m.")
         + f" ({run.elapsed():.1f} s)")
+    wall, cpu = run.timings()
     run.commit(config.output_path)
     output = os.path.abspath(config.output_path)
     model_gsd = config.resolution if resampled else input_gsd
     return CanopyHeightResult(output, os.path.splitext(output)[0] + ".qml", input_gsd, model_gsd, resampled,
-                              int(count), *(None if v is None else float(v) for v in stats), device, precision)
+                              int(count), *(None if v is None else float(v) for v in stats), device, precision,
+                              milliseconds(wall), milliseconds(cpu))
 
 
 def _write(config: CanopyHeightConfig, source: InputRaster, window: Window, heights: np.ndarray, run: Run,

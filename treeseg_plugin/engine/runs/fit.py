@@ -41,7 +41,7 @@ from ..raster.georef import Window
 from ..raster.input import InputRaster
 from ..raster.pixels import SAMPLE_SIDE, RasterSource, Stretch, stretch_from_samples, stretch_samples, stretched_bands
 from .cluster_model import fit_record, model_from_fit, save_model
-from .skeleton import Run, Stage, perform, stage_names
+from .skeleton import Run, Stage, milliseconds, perform, stage_names
 
 TABLE = (Stage("Reading input", 3), Stage("Loading model", 2), Stage("Encoding tiles", 65),
          Stage("Fitting k-means", 25), Stage("Writing cluster model", 5))
@@ -172,8 +172,9 @@ def _run(config: ClusterFitConfig, run: Run) -> ClusterFitResult:
         model = fit_cluster_model(samples, config, backbone_identity(backbone), encoding, bands, progress, report)
     with run.stage("Writing cluster model"):
         save_model(model, staged, config.output_path, progress)
+    wall, cpu = run.timings()
     run.commit(config.output_path, raster=False)
     inputs = [{"path": os.path.abspath(p), "valid_patches": i.valid_patches, "sampled": i.sampled}
               for p, i in zip(paths, model.fit.inputs)]
     return ClusterFitResult(os.path.abspath(config.output_path), model.k, dict(model.wcss), dict(model.wcss_drop),
-                            inputs)
+                            inputs, milliseconds(wall), milliseconds(cpu))

@@ -8,7 +8,8 @@ stage functions, called from a body ``body(config, run)`` that :func:`perform` r
 * running out of memory or disk becomes an :class:`EngineError` naming the fix (engine/errors.py);
 * :meth:`Run.stage` enters a stage: names it to the progress, moves the bar to the stage's start, checks for
   cancel, hands the stage a report over its share, and times it in wall and process CPU seconds (all
-  threads; robust to other load on the machine);
+  threads; robust to other load on the machine); :meth:`Run.timings` logs the times and hands them to the run
+  for its result (in milliseconds: :func:`milliseconds`);
 * the run's exit stack (:attr:`Run.stack`) closes what the stages opened, then the staging
   (engine/raster/staging.py, :attr:`Run.staging`) removes every temporary file, unless
 * :meth:`Run.commit`, the commit handshake, had the progress's last word and moved the outputs into place;
@@ -84,9 +85,13 @@ class Run:
         return time.perf_counter() - self._started[0]
 
     def timings(self) -> Tuple[Dict[str, float], Dict[str, float]]:
-        """Wall and process CPU seconds of each stage run so far, and of the whole run ("total")."""
-        return ({**self.seconds, "total": self.elapsed()},
-                {**self.cpu_seconds, "total": time.process_time() - self._started[1]})
+        """Wall and process CPU seconds of each stage run so far, and of the whole run ("total"), logged in one
+        line."""
+        wall = {**self.seconds, "total": self.elapsed()}
+        cpu = {**self.cpu_seconds, "total": time.process_time() - self._started[1]}
+        self.progress.info("Time per stage (wall / CPU seconds): "
+                           + ", ".join(f"{name} {wall[name]:.2f} / {cpu[name]:.2f}" for name in wall) + ".")
+        return wall, cpu
 
     def commit(self, main: str, raster: bool = True) -> None:
         """The commit handshake: the progress's last word (False cancels), then every staged output moved into
@@ -95,6 +100,11 @@ class Run:
             raise Canceled()
         name = os.path.basename(main)
         self.staging.commit(last=name, stale=raster_sidecars(name) if raster else ())
+
+
+def milliseconds(seconds: Dict[str, float]) -> Dict[str, float]:
+    """Seconds rounded to milliseconds, as the results and the statistics report them."""
+    return {name: round(value, 3) for name, value in seconds.items()}
 
 
 class Job(Protocol):

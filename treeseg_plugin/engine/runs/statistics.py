@@ -12,6 +12,7 @@ from ..raster.palette import Legend
 from ..raster.pixels import Stretch
 from ..trees.evidence import ClusterEvidence
 from ..trees.rule import TreeDecision
+from .skeleton import milliseconds
 
 
 def _finite(value: Optional[float]) -> Optional[float]:
@@ -225,8 +226,7 @@ class SegmentationStatistics:
             "patches": {"valid": self.sampling.valid, "sampled": self.sampling.sampled},
             "seed": self.sampling.seed, "max_samples": self.sampling.max_samples,
             "cluster_model": asdict(self.cluster_model),
-            "timings_s": {name: round(s, 3) for name, s in self.timings.wall.items()},
-            "cpu_s": {name: round(s, 3) for name, s in self.timings.cpu.items()},
+            "timings_s": milliseconds(self.timings.wall), "cpu_s": milliseconds(self.timings.cpu),
             "versions": asdict(self.versions), "trees": self.trees.to_json(),
             "legend": {"colors": list(self.legend.colors), "names": list(self.legend.names)},
         }
