@@ -21,7 +21,7 @@ from data_factory import make_raster
 from engine_runs import full_disk_on_replace
 from osgeo import gdal, ogr, osr
 from treeseg.treeseg_plugin.engine import Canceled, EngineError, Progress, SegmentationConfig
-from treeseg.treeseg_plugin.engine.jobs.segmentation import validate_config
+from treeseg.treeseg_plugin.engine.jobs.segmentation import TreeSettings, validate_config
 from treeseg.treeseg_plugin.engine.raster.geotiff import Grid
 from treeseg.treeseg_plugin.engine.raster.label_raster import label_writer, qml_text, write_qml
 from treeseg.treeseg_plugin.engine.raster.palette import Legend, category_names, cluster_color, cluster_hex
@@ -165,6 +165,21 @@ def test_invalid_settings_are_refused_with_the_fix(changes, message):
         setattr(config, key, value)
     with pytest.raises(EngineError, match=message):
         validate_config(config)
+
+
+def test_a_config_gives_its_tree_section_and_keeps_its_fields():
+    """The tree steps take the config's tree section (a frozen copy of its fields); the config's fields, and so
+    its JSON on the worker pipe and its keyword arguments, are those of the code before the sections (51c65f6)."""
+    config = SegmentationConfig("in.tif", "out.tif", k=3, nir_band=4, canopy_height_path="chm.tif",
+                                min_tree_height=3.5, tree_clusters=[2], min_crown_area=0.5)
+    assert config.tree_settings == TreeSettings(4, "chm.tif", 3.5, [2], 0.5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.tree_settings.min_tree_height = 1.0  # type: ignore[misc]
+    assert [f.name for f in dataclasses.fields(SegmentationConfig)] == [
+        "bands", "model", "device", "precision", "stride", "k", "k_min", "k_max", "elbow_threshold", "seed",
+        "tile_size", "overlap", "batch_size", "max_samples", "allow_download", "token", "input_path", "output_path",
+        "extent", "stats_path", "polygons_path", "cluster_model", "cluster_model_output", "nir_band",
+        "canopy_height_path", "min_tree_height", "tree_clusters", "trees_path", "crowns_path", "min_crown_area"]
 
 
 def test_valid_defaults_pass_and_token_is_not_in_repr():

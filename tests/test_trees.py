@@ -95,6 +95,17 @@ def test_height_branch_keeps_only_the_tall_clusters(tmp_path, tiny, scene):
     assert "median height" in log.text
 
 
+def test_the_minimum_tree_height_reaches_the_rule(tmp_path, tiny, scene):
+    """Above the tallest crown (16 m in the scene), no cluster is trees by height: the setting, not the default
+    2 m, decides (the tree steps take it from the config's tree section)."""
+    chm = write_chm(tmp_path / "chm.tif", scene["height"], epsg=3857, pixel_size=1.0)
+    result = segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), canopy_height_path=str(chm),
+                     min_tree_height=20.0)
+    assert verdicts(result, scene) == {"trees": False, "grass": False, "court": False, "soil": False}
+    assert result.stats["trees"]["min_tree_height_m"] == 20.0 and result.tree_clusters == []
+    assert any("< 20 m" in c["reason"] for c in result.stats["trees"]["clusters"].values())
+
+
 def test_tree_clusters_override_the_rule(tmp_path, tiny, scene):
     result = segment(tmp_path, tiny, write_scene(tmp_path / "rgb.tif", scene), tree_clusters=[2])
     assert result.tree_clusters == [2]

@@ -26,7 +26,7 @@ from ...dinov3.device import resolve_device as device_for
 from ...dinov3.errors import scrub_token
 from ..errors import EngineError
 from ..jobs.canopy_height import CanopyHeightConfig
-from ..jobs.segmentation import SegmentationConfig
+from ..jobs.segmentation import FitSettings
 from ..progress import Progress
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -115,7 +115,7 @@ def _loading_errors(token: Optional[str]) -> Iterator[None]:
         raise EngineError(scrub_token(str(exc), token)) from exc
 
 
-def load_model(config: SegmentationConfig, progress: Progress) -> Tuple[Backbone, str, str]:
+def load_model(config: FitSettings, progress: Progress) -> Tuple[Backbone, str, str]:
     """Load the backbone for ``config``; returns it with the device and precision used."""
     device, precision = _placement(config.device, config.precision, progress)
     key = (config.model, device, precision, config.stride)

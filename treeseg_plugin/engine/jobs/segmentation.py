@@ -64,6 +64,18 @@ class FitSettings:
     token: Optional[str] = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class TreeSettings:
+    """The tree rule's and the crowns' settings: the section of a :class:`SegmentationConfig` the tree steps
+    take (engine/runs/tree_steps.py)."""
+
+    nir_band: Optional[int]
+    canopy_height_path: Optional[str]
+    min_tree_height: float
+    tree_clusters: Optional[Sequence[int]]
+    min_crown_area: float
+
+
 @dataclass
 class SegmentationConfig(FitSettings):
     """Everything one segmentation run needs; see the module docstring for the rules."""
@@ -82,6 +94,12 @@ class SegmentationConfig(FitSettings):
     trees_path: Optional[str] = None
     crowns_path: Optional[str] = None
     min_crown_area: float = DEFAULT_MIN_CROWN_AREA
+
+    @property
+    def tree_settings(self) -> TreeSettings:
+        """The tree section of these settings (the fit section: this config as its :class:`FitSettings`)."""
+        return TreeSettings(self.nir_band, self.canopy_height_path, self.min_tree_height, self.tree_clusters,
+                            self.min_crown_area)
 
     def output_paths(self) -> List[str]:
         """The files this run writes (those asked for), the label raster first."""

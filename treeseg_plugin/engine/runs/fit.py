@@ -161,7 +161,7 @@ def _run(config: ClusterFitConfig, run: Run) -> ClusterFitResult:
     with run.stage("Reading input") as report:
         bands = fit_input_bands(paths, config.bands, config.seed, progress, report)
     with run.stage("Loading model"):
-        backbone, device, precision = load_model(config.for_raster(paths[0]), progress)
+        backbone, device, precision = load_model(config, progress)
     encoding = Encoding(device, precision, config.tile_size, config.overlap)
     staged = run.staging.path(config.output_path)  # creates the output folder, removed again on failure
     with run.stage("Encoding tiles") as report:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 from ..cluster.model import ClusterModel
 from ..encode.tiling import grid_length
 from ..errors import EngineError
-from ..jobs.segmentation import SegmentationConfig
+from ..jobs.segmentation import FitSettings, SegmentationConfig
 from ..progress import Progress, StageProgress
 from ..raster.georef import PixelArea, Window, pixel_area, window_geotransform, working_window
 from ..raster.input import InputRaster
@@ -34,19 +34,19 @@ class RunInput:
     heights: Optional[HeightGrid]
 
 
-def check_size(window: Window, config: SegmentationConfig) -> None:
-    """Refuse a working window with fewer patches than the clusters asked for, before loading anything."""
-    patches = grid_length(window.width, config.stride) * grid_length(window.height, config.stride)
-    needed = config.k or config.k_min
+def check_size(window: Window, settings: FitSettings, what: str) -> None:
+    """Refuse a working window (of the ``what``: "raster" or "extent") with fewer patches than the clusters asked
+    for, before loading anything."""
+    patches = grid_length(window.width, settings.stride) * grid_length(window.height, settings.stride)
+    needed = settings.k or settings.k_min
     if patches >= needed:
         return
-    what = "extent" if config.extent is not None else "raster"
     if patches == 1:
         raise EngineError(f"The {what} is too small: {window.width} x {window.height} px is a single 16 x 16 px "
                           "patch, and k-means needs at least 2 patches. Use a raster or extent larger than "
                           "16 x 16 px (at least 64 x 64 px for useful clusters).")
     raise EngineError(f"The {what} is too small: {window.width} x {window.height} px holds {patches} patches at "
-                      f"stride {config.stride}, fewer than the {needed} clusters asked for. Use a larger "
+                      f"stride {settings.stride}, fewer than the {needed} clusters asked for. Use a larger "
                       "extent, a smaller patch stride, or fewer clusters.")
 
 
@@ -62,12 +62,12 @@ def open_input(config: SegmentationConfig, model: Optional[ClusterModel], progre
         progress.info(f"Extent snapped to pixels x {window.x0}..{window.x0 + window.width}, "
                       f"y {window.y0}..{window.y0 + window.height} ({window.width} x {window.height} px).")
     if model is None:
-        check_size(window, config)
+        check_size(window, config, "extent" if config.extent is not None else "raster")
     progress.info(raster.describe_masks())
     check_nir_band(raster, config.nir_band)
     stretch = model_run.model_stretch(model, config.cluster_model, raster, progress) if model is not None else None
     source = RasterSource(raster, window, progress, report, stretch)
     gt = window_geotransform(source.geotransform, window)
     area = pixel_area(gt, source.srs, window.width, window.height)
-    heights = tree_steps.prepare(config, source, window, gt, stack)
+    heights = tree_steps.prepare(config.tree_settings, bool(config.crowns_path), source, window, gt, stack)
     return RunInput(source, window, gt, area, heights)

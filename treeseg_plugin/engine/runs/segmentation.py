@@ -51,7 +51,7 @@ from ..encode.runtime import load_model
 from ..encode.tiling import TilePlan, plan_tiles
 from ..errors import EngineError, write_error
 from ..jobs.results import SegmentationResult
-from ..jobs.segmentation import SegmentationConfig, validate_config
+from ..jobs.segmentation import FitSettings, SegmentationConfig, validate_config
 from ..progress import Progress, StageProgress, check_canceled
 from ..raster.georef import PixelArea, Window
 from ..raster.geotiff import GeoTiffWriter, Grid, blocks
@@ -93,14 +93,14 @@ def _run(config: SegmentationConfig, run: Run) -> SegmentationResult:
         inputs = open_input(config, model, progress, report, stack)
 
     with run.stage("Loading model"):
-        backbone, device, precision = _load_backbone(config, model, progress)
+        backbone, device, precision = _load_backbone(config, model, config.cluster_model, progress)
 
     with run.stage("Encoding tiles") as report:
         plan = plan_tiles(inputs.window.height, inputs.window.width, config.tile_size, config.overlap,
                           config.stride)
         _check_grid(backbone, plan)
         staged_output = staging.path(config.output_path)
-        store, skipped = _encode(config, backbone, inputs, plan, progress, report, stack)
+        store, skipped = _encode(config, _folder(config.output_path), backbone, inputs, plan, progress, report, stack)
 
     fit = _fit(config, model, store, run)
 
@@ -118,7 +118,7 @@ def _run(config: SegmentationConfig, run: Run) -> SegmentationResult:
     log_clusters(stats, progress)
     if config.stats_path:
         with run.stage("Writing statistics"):
-            _write_statistics(config, staging, stats)
+            _write_statistics(config.stats_path, staging, stats)
     run.commit(config.output_path)
     return segmentation_result(config, stats)
 
@@ -166,19 +166,20 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
     return LabelCounts(pixels, hectares, evidence)
 
 
-def _load_backbone(config: SegmentationConfig, model: Optional[ClusterModel],
+def _load_backbone(settings: FitSettings, model: Optional[ClusterModel], model_path: Optional[str],
                    progress: Progress) -> Tuple[Backbone, str, str]:
-    """Stage "Loading model": the backbone, its device and precision, checked against an applied model."""
-    backbone, device, precision = load_model(config, progress)
+    """Stage "Loading model": the backbone, its device and precision, checked against an applied model (read
+    from ``model_path``)."""
+    backbone, device, precision = load_model(settings, progress)
     if model is not None:
-        model_run.check_backbone(model, config.cluster_model, backbone)
-        model_run.compare_encoding(model, _encoding(config, device, precision), progress)
+        model_run.check_backbone(model, model_path, backbone)
+        model_run.compare_encoding(model, _encoding(settings, device, precision), progress)
     check_canceled(progress)
     return backbone, device, precision
 
 
-def _encoding(config: SegmentationConfig, device: str, precision: str) -> Encoding:
-    return Encoding(device, precision, config.tile_size, config.overlap)
+def _encoding(settings: FitSettings, device: str, precision: str) -> Encoding:
+    return Encoding(device, precision, settings.tile_size, settings.overlap)
 
 
 def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
@@ -188,17 +189,16 @@ def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
                           "weights are not a ViT with 16 px patches. Use DINOv3 ViT weights (patch size 16).")
 
 
-def _encode(config: SegmentationConfig, backbone: Backbone, inputs: RunInput, plan: TilePlan, progress: Progress,
-            report: StageProgress, stack: contextlib.ExitStack) -> Tuple[FeatureStore, int]:
-    """Stage "Encoding tiles": every tile's patch features into the store (closed with ``stack``);
+def _encode(settings: FitSettings, folder: str, backbone: Backbone, inputs: RunInput, plan: TilePlan,
+            progress: Progress, report: StageProgress, stack: contextlib.ExitStack) -> Tuple[FeatureStore, int]:
+    """Stage "Encoding tiles": every tile's patch features into the store (in ``folder``, closed with ``stack``);
     returns the store and the number of tiles skipped for having no valid pixel."""
     window = inputs.window
-    store = stack.enter_context(FeatureStore(_folder(config.output_path), plan.grid_rows, plan.grid_cols,
-                                             backbone.embed_dim))
+    store = stack.enter_context(FeatureStore(folder, plan.grid_rows, plan.grid_cols, backbone.embed_dim))
     progress.info(f"{len(plan.tiles)} tiles of {plan.tile_width} x {plan.tile_height} px "
-                  f"(overlap {config.overlap} px) over {window.width} x {window.height} px; patch grid "
-                  f"{plan.grid_cols} x {plan.grid_rows} at stride {config.stride}.")
-    encoder = TileEncoder(backbone, inputs.source, window, plan, store, config.batch_size)
+                  f"(overlap {settings.overlap} px) over {window.width} x {window.height} px; patch grid "
+                  f"{plan.grid_cols} x {plan.grid_rows} at stride {settings.stride}.")
+    encoder = TileEncoder(backbone, inputs.source, window, plan, store, settings.batch_size)
     encoder.run(progress, report)
     progress.info(f"Encoded {len(plan.tiles) - encoder.skipped} tiles; skipped {encoder.skipped} "
                   "with no valid pixel.")
@@ -225,7 +225,7 @@ def _label(config: SegmentationConfig, model: Optional[ClusterModel], inputs: Ru
                                                   model.legend if model is not None else None))
         labels = _write_labels(inputs.source, inputs.window, store, fit, inputs.area, writer, config, inputs.heights,
                                progress, report)
-        trees = tree_steps.decide(labels.evidence, config, progress)
+        trees = tree_steps.decide(labels.evidence, config.tree_settings, progress)
         # An applied model keeps its colours and names (those of the run that fitted it) everywhere.
         legend = model.legend if model is not None else default_legend(fit.k, trees.tree_labels)
         writer.set_classes(label_classes(legend))
@@ -248,17 +248,18 @@ def _write_optional_outputs(config: SegmentationConfig, staged_output: str, inpu
     canopy_pixels = crowns = None
     if config.trees_path:
         with run.stage("Writing tree mask"):
-            canopy_pixels = tree_steps.write_mask(config, staging, staged_output, trees.tree_labels, progress)
+            canopy_pixels = tree_steps.write_mask(config.trees_path, staging, staged_output, trees.tree_labels,
+                                                  progress)
     if config.crowns_path:
         with run.stage("Writing crowns"):
-            crowns = tree_steps.write_crown_polygons(config, staging, staged_output, trees.tree_labels,
-                                                     inputs.heights, inputs.area, k, progress)
+            crowns = tree_steps.write_crown_polygons(config.crowns_path, config.tree_settings, staging, staged_output,
+                                                     trees.tree_labels, inputs.heights, inputs.area, k, progress)
     return dataclasses.replace(trees, canopy_pixels=canopy_pixels, crowns=crowns)
 
 
-def _write_statistics(config: SegmentationConfig, staging: Staging, stats: SegmentationStatistics) -> None:
-    """The staged statistics file (inside stage "Writing statistics")."""
+def _write_statistics(path: str, staging: Staging, stats: SegmentationStatistics) -> None:
+    """The statistics file ``path``, staged (inside stage "Writing statistics")."""
     try:
-        write_stats(staging.path(config.stats_path), stats)
+        write_stats(staging.path(path), stats)
     except OSError as exc:
-        raise write_error(f"the statistics file '{config.stats_path}'", exc, _folder(config.stats_path)) from exc
+        raise write_error(f"the statistics file '{path}'", exc, _folder(path)) from exc

@@ -70,11 +70,13 @@ def _crs(source: RasterSource) -> Optional[str]:
     return f"{authority}:{srs.GetAuthorityCode(None)}" if authority else srs.ExportToProj4()
 
 
-def _model(config: SegmentationConfig, backbone: Any) -> ModelStatistics:
+def _model(source: str, backbone: Any, checksum: bool) -> ModelStatistics:
+    """The backbone loaded from the model setting ``source``; with ``checksum``, its weights' SHA-256."""
     weights = backbone.weights
-    checksum = weights.sha256() if config.stats_path and weights.path and os.path.isfile(weights.path) else None
-    return ModelStatistics(config.model, backbone.variant, backbone.embed_dim,
-                           str(weights.path) if weights.path else None, weights.format, checksum,
+    checksum = checksum and bool(weights.path) and os.path.isfile(weights.path)
+    return ModelStatistics(source, backbone.variant, backbone.embed_dim,
+                           str(weights.path) if weights.path else None, weights.format,
+                           weights.sha256() if checksum else None,
                            weights.tensors_loaded, weights.tensors_total)
 
 
@@ -90,7 +92,7 @@ def build_statistics(config: SegmentationConfig, inputs: RunInput, backbone: Any
         counts=ClusterCounts(tuple(int(n) for n in labels.pixels), inputs.area.map_units, hectares, inputs.area.note),
         input=InputStatistics(os.path.abspath(config.input_path), tuple(source.bands),
                               (window.x0, window.y0, window.width, window.height), _crs(source), source.stretch),
-        output=os.path.abspath(config.output_path), model=_model(config, backbone),
+        output=os.path.abspath(config.output_path), model=_model(config.model, backbone, bool(config.stats_path)),
         encoding=Encoding(encoded.device, encoded.precision, config.stride, config.tile_size, config.overlap,
                           config.batch_size),
         tiles=TileCounts(len(plan.tiles), encoded.skipped, plan.tile_width, plan.tile_height, plan.grid_cols,

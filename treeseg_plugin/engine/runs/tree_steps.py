@@ -9,7 +9,7 @@ import os
 from typing import Any, Optional, Sequence
 
 from ..errors import Canceled, EngineError, write_error
-from ..jobs.segmentation import SegmentationConfig
+from ..jobs.segmentation import TreeSettings
 from ..progress import Progress
 from ..raster.georef import PixelArea, Window
 from ..raster.pixels import RasterSource
@@ -20,69 +20,67 @@ from ..trees.rule import decide_trees, evidence_line
 from .statistics import TreeStatistics
 
 
-def prepare(config: SegmentationConfig, source: RasterSource, window: Window, gt: Any,
+def prepare(settings: TreeSettings, crowns: bool, source: RasterSource, window: Window, gt: Any,
             stack: contextlib.ExitStack) -> Optional[HeightGrid]:
-    """Before the model loads: CROWNS' scipy is there when CROWNS is asked for; the canopy height raster
+    """Before the model loads: CROWNS' scipy is there when ``crowns`` are asked for; the canopy height raster
     on the label grid (closed with ``stack``), when one is given."""
-    if config.crowns_path:
+    if crowns:
         try:
             import scipy.ndimage  # noqa: F401  (engine/trees/crowns.py's watershed)
         except ImportError as exc:
             raise EngineError(f"Tree crowns need scipy, which this Python cannot import ({exc}). Install QGIS's "
                               "scipy package (Debian: python3-scipy; OSGeo4W: python3-scipy), or leave the crowns "
                               "output empty.") from exc
-    if not config.canopy_height_path:
+    if not settings.canopy_height_path:
         return None
-    heights = HeightGrid(config.canopy_height_path, window, gt, source.srs)
+    heights = HeightGrid(settings.canopy_height_path, window, gt, source.srs)
     stack.callback(heights.close)
     return heights
 
 
-def decide(evidence: EvidenceAccumulator, config: SegmentationConfig, progress: Progress) -> TreeStatistics:
+def decide(evidence: EvidenceAccumulator, settings: TreeSettings, progress: Progress) -> TreeStatistics:
     """The tree rule on the evidence, logged with its numbers; the statistics' tree section (no output counts)."""
     clusters = evidence.clusters()
-    if config.canopy_height_path and not any(c.height_pixels for c in clusters):
-        progress.warning(f"The canopy height raster '{config.canopy_height_path}' has no height under any valid "
+    if settings.canopy_height_path and not any(c.height_pixels for c in clusters):
+        progress.warning(f"The canopy height raster '{settings.canopy_height_path}' has no height under any valid "
                          "pixel (all NoData there): the clusters are decided without heights.")
-    decisions = decide_trees(clusters, config.min_tree_height, config.tree_clusters)
+    decisions = decide_trees(clusters, settings.min_tree_height, settings.tree_clusters)
     lines = []
     for cluster, decision in zip(clusters, decisions):
         verdict = "trees" if decision.is_tree else "not trees"
         lines.append(f"Cluster {cluster.label}: {verdict} ({decision.basis}: {decision.reason}). "
                      f"Evidence: {evidence_line(cluster)}.")
     progress.info("Which clusters are trees:\n" + "\n".join(lines))
-    trees = TreeStatistics(config.min_tree_height, config.nir_band,
-                           os.path.abspath(config.canopy_height_path) if config.canopy_height_path else None,
+    heights = settings.canopy_height_path
+    trees = TreeStatistics(settings.min_tree_height, settings.nir_band, os.path.abspath(heights) if heights else None,
                            tuple(clusters), tuple(decisions))
     progress.info(f"Tree clusters: {', '.join(map(str, trees.tree_labels)) or 'none'}.")
     return trees
 
 
-def write_mask(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: Sequence[int],
-               progress: Progress) -> int:
-    """TREES, staged: the canopy mask of the finished labels; returns its canopy pixels."""
+def write_mask(path: str, staging: Staging, labels_path: str, tree_labels: Sequence[int], progress: Progress) -> int:
+    """TREES to ``path``, staged: the canopy mask of the finished labels; returns its canopy pixels."""
     try:
-        canopy = write_tree_mask(labels_path, staging.path(config.trees_path), tree_labels, progress)
+        canopy = write_tree_mask(labels_path, staging.path(path), tree_labels, progress)
     except OSError as exc:
-        raise write_error(f"the tree canopy mask '{config.trees_path}'", exc,
-                          os.path.dirname(os.path.abspath(config.trees_path))) from exc
+        raise write_error(f"the tree canopy mask '{path}'", exc, os.path.dirname(os.path.abspath(path))) from exc
     progress.info(f"Tree canopy: {canopy} px.")
     return canopy
 
 
-def write_crown_polygons(config: SegmentationConfig, staging: Staging, labels_path: str, tree_labels: Sequence[int],
-                         heights: Optional[HeightGrid], area: PixelArea, k: int, progress: Progress) -> int:
-    """CROWNS, staged: the watershed crowns of the tree clusters; returns how many were written."""
+def write_crown_polygons(path: str, settings: TreeSettings, staging: Staging, labels_path: str,
+                         tree_labels: Sequence[int], heights: Optional[HeightGrid], area: PixelArea, k: int,
+                         progress: Progress) -> int:
+    """CROWNS to ``path``, staged: the watershed crowns of the tree clusters; returns how many were written."""
     from ..trees.crowns import write_crowns  # scipy: imported only when crowns are asked for (checked in prepare)
 
     try:
-        count = write_crowns(labels_path, staging.path(config.crowns_path), tree_labels, heights, area,
-                             config.min_tree_height, config.min_crown_area, k, progress)
+        count = write_crowns(labels_path, staging.path(path), tree_labels, heights, area,
+                             settings.min_tree_height, settings.min_crown_area, k, progress)
     except (OSError, RuntimeError) as exc:
         if progress.is_canceled():
             raise Canceled() from exc
-        raise write_error(f"the crowns '{config.crowns_path}'", exc,
-                          os.path.dirname(os.path.abspath(config.crowns_path))) from exc
+        raise write_error(f"the crowns '{path}'", exc, os.path.dirname(os.path.abspath(path))) from exc
     how = "canopy height" if heights is not None else "distance to the canopy edge"
-    progress.info(f"Wrote {count} crowns (watershed on the {how}; at least {config.min_crown_area:g} m² each).")
+    progress.info(f"Wrote {count} crowns (watershed on the {how}; at least {settings.min_crown_area:g} m² each).")
     return count
