@@ -165,7 +165,6 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
         }
 
 
-
 def cluster_settings(algorithm: WorkerAlgorithm, parameters: dict[str, Any],
                      context: QgsProcessingContext) -> dict[str, Any]:
     """The SegmentationConfig fields of ``spec.CLUSTER_SETTINGS`` (Segment Trees and Fit Cluster Model)."""

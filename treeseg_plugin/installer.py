@@ -239,8 +239,8 @@ def install(plan: InstallPlan, on_line: LineSink = print, is_canceled: Callable[
         emit(str(error))
         return InstallResult(False, str(error), log=log)
     emit("$ " + " ".join(arguments))
-    emit(f"Constraints ({constraints_file}): " + (", ".join(f"{k}=={v}" for k, v in sorted(plan.pins.items()))
-                                                  or "none"))
+    pins = ", ".join(f"{k}=={v}" for k, v in sorted(plan.pins.items()))
+    emit(f"Constraints ({constraints_file}): {pins or 'none'}")
     returncode = _run_pip(arguments, emit, is_canceled)
     if returncode is None or returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
@@ -265,8 +265,8 @@ def install(plan: InstallPlan, on_line: LineSink = print, is_canceled: Callable[
         shutil.rmtree(pending_folder, ignore_errors=True)
         staging.rename(pending_folder)
         pending = True
-    message = (f"Installed into {plan.folder}" + (" (finished at the next QGIS start)" if pending else "")
-               + ". Restart QGIS to use the new packages.")
+    later = " (finished at the next QGIS start)" if pending else ""
+    message = f"Installed into {plan.folder}{later}. Restart QGIS to use the new packages."
     emit(message)
     return InstallResult(True, message, 0, pending, log)
 

@@ -58,9 +58,9 @@ class InstallerDialog(QDialog):
         self.restart_prompt: Optional[QMessageBox] = None
 
         missing = "".join(f"<li>{problem}</li>" for problem in problems)
+        needs = f"<p>TreeSeg needs these Python packages:</p><ul>{missing}</ul>" if missing else ""
         self.intro = QLabel(
-            (f"<p>TreeSeg needs these Python packages:</p><ul>{missing}</ul>" if missing else "")
-            + f"<p>pip will install <b>{', '.join(self.packages)}</b> into<br><code>{self.folder}</code><br>"
+            f"{needs}<p>pip will install <b>{', '.join(self.packages)}</b> into<br><code>{self.folder}</code><br>"
             "(TreeSeg's own folder: QGIS's Python and its numpy are not changed). It downloads from PyPI and "
             "download.pytorch.org; a CUDA build of PyTorch is about 2.5 GB.</p>")
         self.intro.setWordWrap(True)

@@ -87,7 +87,7 @@ def download_weights(repo_id: str, token: Optional[str], report: Report, is_canc
         files = {**{v.hf_repo_id: v.meta_filename for v in VARIANTS.values()}, HF_REPO_ID: DECODER_FILENAME}
         filename = files.get(repo_id, "the .pth file")
         raise DownloadError(f"Offline: HF_HUB_OFFLINE is set, so {repo_id} cannot be downloaded. "
-                            + manual_route(repo_id, filename))
+                            f"{manual_route(repo_id, filename)}")
     try:
         folder = download_snapshot(repo_id, token, tqdm_class=progress_bar_class(report, is_canceled))
     except JobCanceledError:

@@ -131,7 +131,7 @@ def _grouped(seconds: Dict[str, float]) -> Dict[str, float]:
             "read_encode": of("Reading input", 0.0) + of("Encoding tiles", 0.0),
             "fit": of("Fitting k-means", 0.0),
             "predict_write": sum(of(name, 0.0) for name in ("Writing labels", "Writing polygons",
-                                                              "Writing tree mask", "Writing crowns")),
+                                                            "Writing tree mask", "Writing crowns")),
             "total": seconds["total"]}
 
 
@@ -250,7 +250,7 @@ def _write_optional_outputs(config: SegmentationConfig, staged_output: str, inpu
     if config.crowns_path:
         with run.stage("Writing crowns"):
             trees.update(tree_steps.write_crown_polygons(config, staging, staged_output, trees["tree_labels"],
-                                                           inputs.heights, inputs.area, k, progress))
+                                                         inputs.heights, inputs.area, k, progress))
 
 
 def _write_statistics(config: SegmentationConfig, staging: Staging, stats: Dict[str, Any]) -> None:

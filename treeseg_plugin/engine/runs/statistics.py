@@ -109,10 +109,10 @@ def log_clusters(stats: Dict[str, Any], k: int, progress: Progress) -> None:
     """One log line per cluster: pixels, share of the valid pixels, area."""
     for label in map(str, range(1, k + 1)):
         ha = stats["cluster_area"][label]["hectares"]
+        hectares = "" if ha is None else f", {ha:.4f} ha"
         progress.info(f"Cluster {label}: {stats['cluster_pixels'][label]} px "
                       f"({stats['cluster_percent'][label]:.1f} %), "
-                      f"{stats['cluster_area'][label]['map_units']:.6g} map units²"
-                      + ("" if ha is None else f", {ha:.4f} ha") + ".")
+                      f"{stats['cluster_area'][label]['map_units']:.6g} map units²{hectares}.")
 
 
 def segmentation_result(config: SegmentationConfig, fit: Fit, labels: LabelCounts, stats: Dict[str, Any],
