@@ -279,7 +279,7 @@ def _run_pip(arguments: List[str], emit: LineSink, is_canceled: Callable[[], boo
     """
     environment = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1", PIP_NO_INPUT="1")
     try:  # the argument list comes from pip_arguments; no shell
-        process = subprocess.Popen(  # noqa: S603  # nosec B603
+        process = subprocess.Popen(  # noqa: S603  # nosec B603  # pip_arguments, no shell
             arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
             encoding="utf-8", errors="replace", env=environment)
     except OSError as error:
