@@ -18,7 +18,7 @@ import argparse
 import configparser
 import json
 import re
-import subprocess  # nosec B404 - runs the checkers with arguments built here
+import subprocess  # nosec B404  # runs the checkers with arguments built here
 import sys
 import tempfile
 import urllib.request
@@ -196,7 +196,7 @@ def url_blockers(archive: zipfile.ZipFile, top: str) -> List[Blocker]:
             continue
         request = urllib.request.Request(url, headers={"User-Agent": "TreeSeg release check"})  # noqa: S310
         try:  # redirects are followed; an HTTP error status raises
-            with urllib.request.urlopen(request, timeout=10):  # noqa: S310  # nosec B310 - http(s) only, checked
+            with urllib.request.urlopen(request, timeout=10):  # noqa: S310  # nosec B310  # http(s) only, checked
                 pass
         except Exception as error:  # any network or HTTP failure is the answer
             found.append(Blocker("url", f"metadata.txt {field}", f"{url} does not answer: {error}"))
@@ -212,7 +212,7 @@ def check_zip(path: Path, online: bool = False) -> List[Blocker]:
         if online:
             found += url_blockers(archive, top)
         with tempfile.TemporaryDirectory(prefix="treeseg-release-") as unpacked:
-            archive.extractall(unpacked)  # nosec B202 - the zip was just checked for paths
+            archive.extractall(unpacked)  # the zip was just checked for paths
             found += scanner_blockers(Path(unpacked) / top)
     return found
 
