@@ -113,8 +113,8 @@ def _torch() -> Items:
     items.append(("NVIDIA GPUs (nvidia-smi)", "; ".join(gpus) or "none"))
     if gpus and cuda != "yes":
         why = "is a CPU-only build" if not torch.version.cuda else "cannot use CUDA (driver missing or too old?)"
-        items.append(("WARNING", f"an NVIDIA GPU is present but this torch {why}: TreeSeg runs on the CPU. Install "
-                                  "PyTorch's CUDA build (README, Installing the dependencies)."))
+        items.append(("WARNING", f"an NVIDIA GPU is present but this torch {why}: TreeSeg runs on the CPU. "
+                                 "Install PyTorch's CUDA build (README, Installing the dependencies)."))
     mps = getattr(torch.backends, "mps", None)
     items.append(("MPS available", _yes_no(mps is not None and mps.is_available())))
     items.append(("CPU capability", _value(lambda: torch.backends.cpu.get_cpu_capability())))
