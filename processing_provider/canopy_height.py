@@ -12,10 +12,10 @@ from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.dinov3.chmv2.config import DECODER_FILENAME, HF_REPO_ID, TRAINING_GSD_M
 from ..treeseg_plugin.engine.errors import EngineError
 from ..treeseg_plugin.engine.jobs.canopy_height import CanopyHeightConfig, validate_canopy_config
+from ..treeseg_plugin.version import help_url
 from . import parameters as spec
 from .worker_algorithm import WorkerAlgorithm
 
-HELP_URL = "https://github.com/treeseg/treeseg#canopy-height"
 SHORT_HELP = f"""<p>Canopy height in metres from an RGB orthophoto with Meta's CHMv2 (a DPT head on the DINOv3
 ViT-L/16 SAT-493M backbone, Brandt et al. 2026), written as a Float32 GeoTIFF on the input's grid (NoData
 where the input is invalid), styled with a height colour ramp.</p>
@@ -61,7 +61,7 @@ class CanopyHeightAlgorithm(WorkerAlgorithm):
         return self.tr(SHORT_HELP)
 
     def helpUrl(self) -> str:
-        return HELP_URL
+        return help_url("canopy-height")
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate("CanopyHeightAlgorithm", text)

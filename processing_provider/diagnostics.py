@@ -14,7 +14,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-HELP_URL = "https://github.com/treeseg/treeseg#troubleshooting"
+from ..treeseg_plugin.version import help_url
+
 SHORT_HELP = (
     "<p>Lists what a bug report about TreeSeg needs: the TreeSeg, QGIS, Qt, PyQt, Python, numpy, GDAL and "
     "PyTorch versions, CUDA and MPS, the CPU and its vector extensions, the BLAS and OpenMP libraries loaded "
@@ -50,7 +51,7 @@ class DiagnosticsAlgorithm(QgsProcessingAlgorithm):
         return self.tr(SHORT_HELP)
 
     def helpUrl(self) -> str:
-        return HELP_URL
+        return help_url("troubleshooting")
 
     def createInstance(self) -> DiagnosticsAlgorithm:
         return type(self)()

@@ -13,6 +13,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..treeseg_plugin.engine.errors import EngineError
 from ..treeseg_plugin.engine.jobs.segmentation import SegmentationConfig, validate_settings
+from ..treeseg_plugin.version import help_url
 from . import parameters as spec
 from .segment_trees import cluster_settings
 from .worker_algorithm import WorkerAlgorithm
@@ -55,7 +56,7 @@ class FitClusterModelAlgorithm(WorkerAlgorithm):
         return self.tr(HELP)
 
     def helpUrl(self) -> str:
-        return "https://github.com/treeseg/treeseg#fit-once-apply-everywhere"
+        return help_url("fit-once-apply-everywhere")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self._add_parameters(FIT_CLUSTER_MODEL_PARAMETERS)

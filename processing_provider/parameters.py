@@ -108,11 +108,11 @@ def _destination(kind: type, label: str, *arguments: Any) -> Build:
 
 
 EXTENT = _spec("EXTENT", lambda name, tr: QgsProcessingParameterExtent(name, tr("Extent"), optional=True),
-              "Process only this part of the orthophoto, snapped outwards to the input's pixel grid.")
+               "Process only this part of the orthophoto, snapped outwards to the input's pixel grid.")
 DEVICE = _spec("DEVICE", _settings_enum("Device", DEVICES, "device"), "auto: CUDA, then Apple MPS, then CPU.")
 PRECISION = _spec("PRECISION", _settings_enum("Precision", PRECISIONS, "precision"),
-                 "auto: bf16 on CUDA GPUs from Ampere on (fp16 on older ones) and on CPUs with native bf16 (AMX or "
-                 "AVX512-BF16), else fp32. fp16 needs CUDA.")
+                  "auto: bf16 on CUDA GPUs from Ampere on (fp16 on older ones) and on CPUs with native bf16 (AMX or "
+                  "AVX512-BF16), else fp32. fp16 needs CUDA.")
 ALLOW_DOWNLOAD = _spec("ALLOW_DOWNLOAD", lambda name, tr: QgsProcessingParameterBoolean(
     name, tr("Allow downloading weights"), defaultValue=treeseg_settings.allow_download_default()),
     "Download the chosen model from Hugging Face when it is not in the local cache (needs a token with access to "
@@ -131,31 +131,31 @@ STRIDE = _spec("STRIDE", lambda name, tr: QgsProcessingParameterEnum(
     name, tr("Patch stride (px)"), [str(stride) for stride in STRIDES], defaultValue=0),
     "16: one feature per 16x16 patch. 8 or 4: overlapping patches, denser features, 4x or 16x the encoding cost.")
 K = _spec("K", number("Number of clusters (0 = automatic)", Integer, SEGMENTATION_DEFAULTS.k, minValue=0,
-                     maxValue=MAX_CLUSTERS),
-         "0 picks K at the elbow of the WCSS curve between the minimum and maximum K.")
+                      maxValue=MAX_CLUSTERS),
+          "0 picks K at the elbow of the WCSS curve between the minimum and maximum K.")
 K_MIN = _spec("K_MIN", number("Minimum K", Integer, SEGMENTATION_DEFAULTS.k_min, minValue=2, maxValue=MAX_CLUSTERS),
-             "Smallest K tried by the automatic choice.")
+              "Smallest K tried by the automatic choice.")
 K_MAX = _spec("K_MAX", number("Maximum K", Integer, SEGMENTATION_DEFAULTS.k_max, minValue=2, maxValue=MAX_CLUSTERS),
-             "Largest K tried by the automatic choice.")
+              "Largest K tried by the automatic choice.")
 ELBOW_THRESHOLD = _spec("ELBOW_THRESHOLD", number("Elbow threshold (%)", Double, SEGMENTATION_DEFAULTS.elbow_threshold,
-                                                 minValue=0.01, maxValue=100.0),
-                       "The chosen K is the smallest K whose step to K+1 lowers WCSS by less than this percentage.")
+                                                  minValue=0.01, maxValue=100.0),
+                        "The chosen K is the smallest K whose step to K+1 lowers WCSS by less than this percentage.")
 SEED = _spec("SEED", number("Random seed", Integer, SEGMENTATION_DEFAULTS.seed, minValue=0),
-            "Seeds the fit sample and k-means: the same input, weights and seed give the same output.")
+             "Seeds the fit sample and k-means: the same input, weights and seed give the same output.")
 TILE_SIZE = _spec("TILE_SIZE", number("Tile size (px)", Integer, SEGMENTATION_DEFAULTS.tile_size, minValue=32,
-                                     maxValue=4096),
-                 "Side of the square tiles fed to the model; a multiple of 16.", advanced=True)
+                                      maxValue=4096),
+                  "Side of the square tiles fed to the model; a multiple of 16.", advanced=True)
 OVERLAP = _spec("OVERLAP", number("Tile overlap (px)", Integer, SEGMENTATION_DEFAULTS.overlap, minValue=0,
-                                 maxValue=2048),
-               "Margin shared by neighbouring tiles and discarded, so there are no seams; a multiple of 16 and less "
-               "than half the tile size.", advanced=True)
+                                  maxValue=2048),
+                "Margin shared by neighbouring tiles and discarded, so there are no seams; a multiple of 16 and less "
+                "than half the tile size.", advanced=True)
 BATCH_SIZE = _spec("BATCH_SIZE", number("Batch size", Integer, SEGMENTATION_DEFAULTS.batch_size, minValue=1,
-                                       maxValue=256),
-                  "Tiles per forward pass; halved automatically when the GPU runs out of memory.", advanced=True)
+                                        maxValue=256),
+                   "Tiles per forward pass; halved automatically when the GPU runs out of memory.", advanced=True)
 MAX_SAMPLES = _spec("MAX_SAMPLES", number("Maximum k-means samples", Integer, SEGMENTATION_DEFAULTS.max_samples,
-                                         minValue=100),
-                   "At most this many valid patch features, sampled over the whole raster, fit k-means.",
-                   advanced=True)
+                                          minValue=100),
+                    "At most this many valid patch features, sampled over the whole raster, fit k-means.",
+                    advanced=True)
 CLUSTER_SETTINGS = (MODEL, WEIGHTS, DEVICE, PRECISION, STRIDE, K, K_MIN, K_MAX, ELBOW_THRESHOLD, SEED, TILE_SIZE,
                     OVERLAP, BATCH_SIZE, MAX_SAMPLES, ALLOW_DOWNLOAD)
 """The settings of the features and their clustering, in dialog order (Segment Trees adds its own among them)."""
@@ -183,35 +183,35 @@ CANOPY_HEIGHT = _spec("CANOPY_HEIGHT", lambda name, tr: QgsProcessingParameterRa
     "A canopy height model in metres (any CRS and resolution; resampled to the orthophoto's grid, its NoData "
     "honoured): clusters are trees by their median height, and crowns are split at treetops.")
 MIN_TREE_HEIGHT = _spec("MIN_TREE_HEIGHT", number("Minimum tree height (m)", Double,
-                                                 SEGMENTATION_DEFAULTS.min_tree_height, minValue=0.01),
-                       "With canopy heights: a cluster whose median height reaches this is trees.", advanced=True)
+                                                  SEGMENTATION_DEFAULTS.min_tree_height, minValue=0.01),
+                        "With canopy heights: a cluster whose median height reaches this is trees.", advanced=True)
 TREE_CLUSTERS = _spec("TREE_CLUSTERS", lambda name, tr: QgsProcessingParameterString(
     name, tr("Tree clusters (override)"), optional=True),
     "Cluster numbers that are trees, separated by commas (e.g. 2,5): they replace the rule. Empty: the rule decides "
     "(heights, else NDVI, else excess green and VARI).", advanced=True)
 MIN_CROWN_AREA = _spec("MIN_CROWN_AREA", number("Minimum crown area (m²)", Double, SEGMENTATION_DEFAULTS.min_crown_area,
-                                               minValue=0.0),
-                      "Crowns smaller than this are left out of the crown polygons.", advanced=True)
+                                                minValue=0.0),
+                       "Crowns smaller than this are left out of the crown polygons.", advanced=True)
 LABELS = _spec("OUTPUT", lambda name, tr: QgsProcessingParameterRasterDestination(name, tr("Tree segmentation labels")),
-              "Byte GeoTIFF on the input's grid: labels 1..K (1 = most fit-sample patches), 0 = NoData; with a colour "
-              "table and a .qml style beside it.")
+               "Byte GeoTIFF on the input's grid: labels 1..K (1 = most fit-sample patches), 0 = NoData; with a colour "
+               "table and a .qml style beside it.")
 STATS = _spec("STATS", _destination(QgsProcessingParameterFileDestination, "Statistics report",
-                                   "JSON (*.json);;CSV (*.csv);;HTML (*.html)"),
-             "WCSS per K, chosen K, cluster pixels and areas, model, weights and timings.")
+                                    "JSON (*.json);;CSV (*.csv);;HTML (*.html)"),
+              "WCSS per K, chosen K, cluster pixels and areas, model, weights and timings.")
 OUTPUT_POLYGONS = _spec("OUTPUT_POLYGONS", _destination(QgsProcessingParameterVectorDestination, "Cluster polygons",
-                                                       QgsProcessing.SourceType.TypeVectorPolygon),
-                       "One polygon per connected region of a cluster, with fields cluster and area.")
+                                                        QgsProcessing.SourceType.TypeVectorPolygon),
+                        "One polygon per connected region of a cluster, with fields cluster and area.")
 CLUSTER_MODEL_OUTPUT = _spec("CLUSTER_MODEL_OUTPUT", _destination(QgsProcessingParameterFileDestination,
-                                                                 "Cluster model (save)", CLUSTER_MODEL_FILTER),
-                            "Save the clusters this run fits (.tscm), to apply them to other rasters with the Cluster "
-                            "model input.")
+                                                                  "Cluster model (save)", CLUSTER_MODEL_FILTER),
+                             "Save the clusters this run fits (.tscm), to apply them to other rasters with the Cluster "
+                             "model input.")
 TREES = _spec("TREES", _destination(QgsProcessingParameterRasterDestination, "Tree canopy mask"),
-             "Byte GeoTIFF on the labels' grid: 1 = tree canopy (the tree clusters), 0 = not trees, 255 = NoData; with "
-             "a .qml style.")
+              "Byte GeoTIFF on the labels' grid: 1 = tree canopy (the tree clusters), 0 = not trees, 255 = NoData; "
+              "with a .qml style.")
 CROWNS = _spec("CROWNS", _destination(QgsProcessingParameterVectorDestination, "Tree crowns",
-                                     QgsProcessing.SourceType.TypeVectorPolygon),
-              "One polygon per tree crown (watershed from the treetops of the canopy height, or of the distance to the "
-              "canopy edge), with crown_id, area_m2, height_max, height_mean and cluster.")
+                                      QgsProcessing.SourceType.TypeVectorPolygon),
+               "One polygon per tree crown (watershed from the treetops of the canopy height, or of the distance to "
+               "the canopy edge), with crown_id, area_m2, height_max, height_mean and cluster.")
 
 # Canopy Height only: CHMv2's files, its resolution and tiling (in model pixels), the height raster.
 CHM_WEIGHTS = _spec("WEIGHTS", lambda name, tr: QgsProcessingParameterFile(
@@ -223,21 +223,21 @@ BACKBONE = _spec("BACKBONE", lambda name, tr: QgsProcessingParameterFile(
     "The DINOv3 ViT-L/16 SAT-493M backbone for Meta's decoder. Empty: the weights folder, then the Hugging Face "
     "cache.")
 RESOLUTION = _spec("RESOLUTION", number("Model resolution (m per pixel, 0 = input's)", Double,
-                                       CANOPY_DEFAULTS.resolution, minValue=0.0, maxValue=MAX_RESOLUTION_M),
-                  f"The input is resampled to this resolution for the model (CHMv2 was trained at {TRAINING_GSD_M:g} "
-                  "m) and the heights back onto the input's grid. 0: no resampling.")
+                                        CANOPY_DEFAULTS.resolution, minValue=0.0, maxValue=MAX_RESOLUTION_M),
+                   f"The input is resampled to this resolution for the model (CHMv2 was trained at {TRAINING_GSD_M:g} "
+                   "m) and the heights back onto the input's grid. 0: no resampling.")
 CHM_PRECISION = PRECISION.with_help("auto: bf16 on CUDA GPUs from Ampere on (fp16 on older ones) and on CPUs with "
                                     "native bf16, else fp32. fp16 needs CUDA.")
 CHM_TILE_SIZE = _spec("TILE_SIZE", number("Tile size (model px)", Integer, CANOPY_DEFAULTS.tile_size, minValue=32,
-                                         maxValue=4096),
-                     "Side of the tiles fed to the model, in model pixels; a multiple of 16.", advanced=True)
+                                          maxValue=4096),
+                      "Side of the tiles fed to the model, in model pixels; a multiple of 16.", advanced=True)
 CHM_OVERLAP = _spec("OVERLAP", number("Tile overlap (model px)", Integer, CANOPY_DEFAULTS.overlap, minValue=0,
-                                     maxValue=2048),
-                   "Neighbouring tiles overlap by this much and are cross-faded there, so there are no seams.",
-                   advanced=True)
+                                      maxValue=2048),
+                    "Neighbouring tiles overlap by this much and are cross-faded there, so there are no seams.",
+                    advanced=True)
 CHM_BATCH_SIZE = _spec("BATCH_SIZE", number("Batch size", Integer, CANOPY_DEFAULTS.batch_size, minValue=1,
-                                           maxValue=256), "Tiles per forward pass.", advanced=True)
+                                            maxValue=256), "Tiles per forward pass.", advanced=True)
 CHM_ALLOW_DOWNLOAD = ALLOW_DOWNLOAD.with_help(f"Download {HF_REPO_ID} from Hugging Face when it is not cached (gated: "
                                               "needs a token with access).")
 HEIGHTS = _spec("OUTPUT", lambda name, tr: QgsProcessingParameterRasterDestination(name, tr("Canopy height")),
-               "Float32 GeoTIFF of heights in metres on the input's grid, NoData -9999; with a .qml style.")
+                "Float32 GeoTIFF of heights in metres on the input's grid, NoData -9999; with a .qml style.")

@@ -15,11 +15,11 @@ from ..treeseg_plugin.engine.jobs.segmentation import (
     validate_cluster_model_paths,
     validate_settings,
 )
+from ..treeseg_plugin.version import help_url
 from . import parameters as spec
 from .help_text import SHORT_HELP
 from .worker_algorithm import WorkerAlgorithm
 
-HELP_URL = "https://github.com/treeseg/treeseg#segment-trees"
 SEGMENT_TREES_PARAMETERS = (
     spec.orthophoto("The orthophoto to segment (any GDAL raster: GeoTIFF, VRT, JPEG2000...)."),
     spec.bands("Three bands in red, green, blue order. Empty: the first three bands, or the single band repeated for "
@@ -69,7 +69,7 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
         return self.tr(SHORT_HELP)
 
     def helpUrl(self) -> str:
-        return HELP_URL
+        return help_url("segment-trees")
 
     def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
         problem = self._input_problem(parameters, context)
@@ -163,7 +163,6 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
             "min_crown_area": self.parameterAsDouble(parameters, self.MIN_CROWN_AREA, context),
             "tree_clusters": parse_tree_clusters(self.parameterAsString(parameters, self.TREE_CLUSTERS, context)),
         }
-
 
 
 def cluster_settings(algorithm: WorkerAlgorithm, parameters: dict[str, Any],

@@ -2,10 +2,12 @@
 # One-time, idempotent set-up on Debian 12 or 13 (or Ubuntu 24.04 and later): QGIS, GDAL and Python's
 # venv from Debian, then .venv with the pinned packages. Needs root or sudo; a second run takes seconds.
 #
-# torch comes from the first of these that applies (the choice is printed before anything is fetched):
+# torch comes from the first of these that applies (scripts/torch_choice.py decides; the choice, its reason
+# and the download size are printed before anything is fetched):
 #   TREESEG_TORCH=auto (default)  a local wheel folder (TREESEG_WHEELS, default /opt/wheels) holding a
 #                                 torch wheel for this Python; else Debian's python3-torch when apt offers
-#                                 one new enough (Debian 13); else stop and say what to choose
+#                                 one new enough (Debian 13); else the CUDA build when `nvidia-smi -L` lists
+#                                 an NVIDIA GPU; else the CPU build
 #   TREESEG_TORCH=wheels|debian   force one of those two
 #   TREESEG_TORCH=cpu             PyPI for the rest, PyTorch's CPU index for torch (about 200 MiB)
 #   TREESEG_TORCH=cuda            PyPI's default Linux build of torch: CUDA, about 2.6 GiB of downloads
@@ -98,16 +100,12 @@ debian_torch_candidate() {
   apt_update
   apt-cache policy python3-torch 2>/dev/null | sed -n 's/^ *Candidate: *\([0-9.]*\).*/\1/p'
 }
-if [ "$torch_route" = auto ]; then
-  if [ -n "$wheel" ]; then
-    torch_route=wheels
-  else
-    debian_torch=$(debian_torch_candidate)
-    if [ -n "$debian_torch" ] && version_at_least "$debian_torch" "$torch_minimum"; then
-      torch_route=debian
-    fi
-  fi
+if [ "$torch_route" = auto ] && [ -z "$wheel" ]; then
+  debian_torch=$(debian_torch_candidate)
 fi
+choice=$(/usr/bin/python3 scripts/torch_choice.py "$torch_route" "$wheel" "$debian_torch" "$torch_minimum")
+torch_route=${choice%%$'\t'*}
+echo "torch choice: ${choice#*$'\t'}"
 pip_args=(--quiet --disable-pip-version-check --only-binary=:all:)
 case "$torch_route" in
   wheels)
@@ -128,14 +126,8 @@ case "$torch_route" in
     torch_pip=(--index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
       -r requirements/torch.txt) ;;
   cuda)
-    echo "torch: PyPI's CUDA build, about 2.6 GiB of downloads (TREESEG_TORCH=cuda)"
+    echo "torch: PyPI's CUDA build, about 2.6 GiB of downloads"
     torch_pip=(-r requirements/torch.txt) ;;
-  auto)
-    echo "No CPU build of torch found for Python $python_version: no torch wheel for $python_tag in $wheels and" \
-      "no python3-torch $torch_minimum+ in apt. Choose one and run this again:" >&2
-    echo "  TREESEG_TORCH=cpu bash $0   # PyTorch's CPU wheel from download.pytorch.org (about 200 MiB)" >&2
-    echo "  TREESEG_TORCH=cuda bash $0  # PyPI's CUDA build (about 2.6 GiB), for an NVIDIA GPU" >&2
-    exit 1 ;;
 esac
 
 # Never replace what QGIS's Python already has: numpy (GDAL and QGIS were built against it) and a

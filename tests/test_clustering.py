@@ -16,7 +16,6 @@ from sklearn.metrics import adjusted_rand_score
 from treeseg.treeseg_plugin.engine.cluster import kmeans as clustering
 from treeseg.treeseg_plugin.engine.cluster import lloyd as kmeans_lloyd
 from treeseg.treeseg_plugin.engine.cluster.kmeans import (
-    ClusteringCanceled,
     KMeansFit,
     assign,
     choose_k,
@@ -25,6 +24,7 @@ from treeseg.treeseg_plugin.engine.cluster.kmeans import (
     sweep_k,
     wcss_drop_percent,
 )
+from treeseg.treeseg_plugin.engine.cluster.lloyd import ClusteringCanceled
 
 
 def realistic_features(n: int, dim: int = 64, n_blobs: int = 12, seed: int = 0) -> np.ndarray:

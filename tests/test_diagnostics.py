@@ -12,6 +12,7 @@ from qgis.core import Qgis, QgsSettings
 from qgis.PyQt.QtCore import PYQT_VERSION_STR
 from qgis.PyQt.QtWidgets import QApplication
 from recording_progress import RecordingFeedback
+from test_torch_choice import H100, path_with_nvidia_smi
 from treeseg.treeseg_plugin import diagnostics
 from treeseg.treeseg_plugin import settings as treeseg_settings
 from treeseg.treeseg_plugin.gui.diagnostics_dialog import DiagnosticsDialog
@@ -126,6 +127,18 @@ def test_missing_torch_is_reported_not_raised(treeseg_provider, clean_settings, 
     report = run_diagnostics({})[0]["REPORT"]
     assert "torch: not installed (ModuleNotFoundError" in report
     assert f"numpy: {numpy.__version__}" in report  # the other sections are still there
+
+
+def test_an_nvidia_gpu_with_a_cpu_only_torch_is_warned_about(treeseg_provider, clean_settings, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.setenv("PATH", path_with_nvidia_smi(tmp_path / "none", None))
+    report = run_diagnostics({})[0]["REPORT"]
+    assert "NVIDIA GPUs (nvidia-smi): none\n" in report and "WARNING" not in report
+    monkeypatch.setenv("PATH", path_with_nvidia_smi(tmp_path / "gpu", H100))  # a stand-in: no GPU here
+    monkeypatch.setattr(torch.version, "cuda", None)  # this machine's CPU-only build, whatever CI installs
+    report = run_diagnostics({})[0]["REPORT"]
+    assert f"NVIDIA GPUs (nvidia-smi): {H100}\n" in report
+    assert "WARNING: an NVIDIA GPU is present but this torch is a CPU-only build" in report
 
 
 def test_cuda_devices_are_named(treeseg_provider, clean_settings, monkeypatch):

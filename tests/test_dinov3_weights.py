@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -204,6 +205,16 @@ class _Forbidden:
     status_code = 403
 
 
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@dataclass
+class _Info:
+    """What huggingface_hub's model_info answers that the download uses: the repository's current commit."""
+
+    sha: str
+
+
 @pytest.fixture
 def online_hub(tmp_path, monkeypatch):
     """huggingface_hub with an empty cache, online mode, and `snapshot_download` replaced by the test's."""
@@ -213,6 +224,8 @@ def online_hub(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo_id, token: _Info(HUB_COMMIT))
 
     def use(fake):
         monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
@@ -239,6 +252,7 @@ def test_download_failures_are_explained_without_the_token(online_hub, failure, 
         load_backbone("vits16", allow_download=True, token=FAKE_TOKEN, log=lines.append)
     message = str(error.value)
     assert seen["repo_id"] == "facebook/dinov3-vits16-pretrain-lvd1689m" and seen["token"] == FAKE_TOKEN
+    assert seen["revision"] == HUB_COMMIT  # every file from the commit looked up first
     assert reason in message and "licence" in message and META_DOWNLOAD_FORM in message
     assert error.value.__cause__ is None and error.value.__context__ is None
     assert all(FAKE_TOKEN not in text for text in [message, repr(error.value), *lines])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qt_events import wait_until
 from test_installer import write_wheel
+from test_torch_choice import H100, NO_DRIVER, path_with_nvidia_smi
 from treeseg.treeseg_plugin import dependency_folder, installer
 from treeseg.treeseg_plugin.gui.installer_dialog import InstallerDialog
 
@@ -17,7 +18,17 @@ def run_install(dialog: InstallerDialog) -> None:
     wait_until(lambda: dialog.task is None)
 
 
-def test_dialog_names_the_problems_and_the_target(qgis_app, tmp_path):
+def test_the_build_is_preselected_by_the_nvidia_gpus_found(qgis_app, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", path_with_nvidia_smi(tmp_path / "gpu", H100))  # a stand-in: no GPU here
+    dialog = InstallerDialog(tmp_path / "deps", PROBLEMS, ("torch>=2.1",))
+    assert dialog.build() == installer.CUDA and H100 in dialog.intro.text()
+    monkeypatch.setenv("PATH", path_with_nvidia_smi(tmp_path / "no-driver", NO_DRIVER, status=9))
+    dialog = InstallerDialog(tmp_path / "deps", PROBLEMS, ("torch>=2.1",))
+    assert dialog.build() == installer.CPU and "No NVIDIA GPU was found" in dialog.intro.text()
+
+
+def test_dialog_names_the_problems_and_the_target(qgis_app, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", path_with_nvidia_smi(tmp_path / "none", None))
     dialog = InstallerDialog(tmp_path / "deps", PROBLEMS, ("torch>=2.1", "safetensors>=0.4"))
     text = dialog.intro.text()
     assert "torch is not installed" in text and "safetensors 0.3.1 is older than 0.4" in text

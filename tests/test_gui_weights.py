@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import types
 from pathlib import Path
 
 import huggingface_hub
@@ -22,6 +23,7 @@ from treeseg.treeseg_plugin.gui.weights_dialog import STATUS_COLUMN, WeightsDial
 
 REPO = "facebook/dinov3-vits16-pretrain-lvd1689m"
 TOKEN = "hf_WeightsTestToken0123456789"  # noqa: S105 (a fake token for the tests)
+COMMIT = "89abcdef0123456789abcdef0123456789abcdef"  # the fake hub's current commit
 
 
 def segment_trees():
@@ -227,14 +229,19 @@ def online(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     calls = {}
 
-    def fake_snapshot_download(repo_id, *, allow_patterns, token, tqdm_class):
-        calls.update(repo_id=repo_id, token=token)
+    def fake_model_info(self, repo_id, token):
+        calls.update(looked_up=repo_id)
+        return types.SimpleNamespace(sha=COMMIT)
+
+    def fake_snapshot_download(repo_id, *, revision, allow_patterns, token, tqdm_class):
+        calls.update(repo_id=repo_id, token=token, revision=revision)
         with tqdm_class(total=1000, unit="B", name="huggingface_hub.snapshot_download") as bar:
             for _ in range(10):
                 time.sleep(calls.get("delay", 0))
                 bar.update(100)
         return "/cache/snapshot"
 
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", fake_model_info)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     return calls
 
@@ -243,7 +250,7 @@ def test_download_reports_progress_and_passes_the_token(online):
     fractions = []
     folder = weights_tasks.download_weights(REPO, TOKEN, fractions.append, lambda: False)
     assert folder == Path("/cache/snapshot")
-    assert online == {"repo_id": REPO, "token": TOKEN}
+    assert online == {"looked_up": REPO, "repo_id": REPO, "token": TOKEN, "revision": COMMIT}
     assert fractions == pytest.approx([0.1 * step for step in range(1, 11)])
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import configparser
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +38,18 @@ def test_provider_identity(treeseg_provider):
     assert "torch 2." in treeseg_provider.versionInfo()
     assert sorted(alg.id() for alg in treeseg_provider.algorithms()) == [
         "treeseg:canopyheight", "treeseg:diagnostics", "treeseg:fitclustermodel", ALGORITHM_ID]
+
+
+def test_help_urls_are_sections_of_the_homepage_in_metadata(treeseg_provider):
+    repository = Path(__file__).resolve().parent.parent
+    metadata = configparser.ConfigParser(interpolation=None)
+    metadata.read(repository / "metadata.txt", encoding="utf-8")
+    homepage = metadata.get("general", "homepage")
+    headings = re.findall(r"^#+ (.+)$", (repository / "README.md").read_text(encoding="utf-8"), re.MULTILINE)
+    anchors = {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}  # GitHub's rule
+    for algorithm in treeseg_provider.algorithms():
+        url, _, anchor = algorithm.helpUrl().partition("#")
+        assert url == homepage and anchor in anchors, (algorithm.id(), algorithm.helpUrl())
 
 
 def test_algorithm_identity_and_help(algorithm):

@@ -21,6 +21,7 @@ from typing import Callable, Iterable, List, Optional, Set, Tuple
 
 from . import dependency_folder, installer, interpreter
 from . import settings as treeseg_settings
+from .nvidia_gpus import nvidia_gpus
 
 Entry = Tuple[str, str, str]  # (section, key, value)
 Items = List[Tuple[str, str]]
@@ -108,6 +109,12 @@ def _torch() -> Items:
         items.append(("cuDNN", _value(lambda: torch.backends.cudnn.version())))
         for index in range(torch.cuda.device_count()):
             items.append((f"CUDA device {index}", _value(lambda index=index: _cuda_device(torch, index))))
+    gpus = nvidia_gpus()
+    items.append(("NVIDIA GPUs (nvidia-smi)", "; ".join(gpus) or "none"))
+    if gpus and cuda != "yes":
+        why = "is a CPU-only build" if not torch.version.cuda else "cannot use CUDA (driver missing or too old?)"
+        items.append(("WARNING", f"an NVIDIA GPU is present but this torch {why}: TreeSeg runs on the CPU. "
+                                 "Install PyTorch's CUDA build (README, Installing the dependencies)."))
     mps = getattr(torch.backends, "mps", None)
     items.append(("MPS available", _yes_no(mps is not None and mps.is_available())))
     items.append(("CPU capability", _value(lambda: torch.backends.cpu.get_cpu_capability())))

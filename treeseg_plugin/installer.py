@@ -239,8 +239,8 @@ def install(plan: InstallPlan, on_line: LineSink = print, is_canceled: Callable[
         emit(str(error))
         return InstallResult(False, str(error), log=log)
     emit("$ " + " ".join(arguments))
-    emit(f"Constraints ({constraints_file}): " + (", ".join(f"{k}=={v}" for k, v in sorted(plan.pins.items()))
-                                                  or "none"))
+    pins = ", ".join(f"{k}=={v}" for k, v in sorted(plan.pins.items()))
+    emit(f"Constraints ({constraints_file}): {pins or 'none'}")
     returncode = _run_pip(arguments, emit, is_canceled)
     if returncode is None or returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
@@ -265,8 +265,8 @@ def install(plan: InstallPlan, on_line: LineSink = print, is_canceled: Callable[
         shutil.rmtree(pending_folder, ignore_errors=True)
         staging.rename(pending_folder)
         pending = True
-    message = (f"Installed into {plan.folder}" + (" (finished at the next QGIS start)" if pending else "")
-               + ". Restart QGIS to use the new packages.")
+    later = " (finished at the next QGIS start)" if pending else ""
+    message = f"Installed into {plan.folder}{later}. Restart QGIS to use the new packages."
     emit(message)
     return InstallResult(True, message, 0, pending, log)
 
@@ -279,7 +279,7 @@ def _run_pip(arguments: List[str], emit: LineSink, is_canceled: Callable[[], boo
     """
     environment = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1", PIP_NO_INPUT="1")
     try:  # the argument list comes from pip_arguments; no shell
-        process = subprocess.Popen(  # noqa: S603  # nosec B603
+        process = subprocess.Popen(  # noqa: S603  # nosec B603  # pip_arguments, no shell
             arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
             encoding="utf-8", errors="replace", env=environment)
     except OSError as error:

@@ -80,7 +80,7 @@ def python_interpreter(executable: Optional[str] = None, prefixes: Optional[Sequ
 
 def _interpreter_version(candidate: str) -> Optional[Tuple[int, int]]:
     try:  # fixed arguments; the interpreter is a file found on disk
-        done = subprocess.run(  # noqa: S603  # nosec B603
+        done = subprocess.run(  # noqa: S603  # nosec B603  # fixed arguments, a Python found on disk
             [candidate, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
             capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):

@@ -111,7 +111,7 @@ def _fit(settings: BatchSettings, rasters: Sequence[str], backend: Any, destinat
         jobs = [(path, fit_config, bands.stretch, fit_config.seed + i, os.path.dirname(staged))
                 for i, path in enumerate(rasters)]
         results = dict((job[0], value) for job, value in _tracked(backend.map(_sample_task, jobs), len(jobs),
-                                                                   "sampled", lambda job: job[0]))
+                                                                  "sampled", lambda job: job[0]))
         samples = [results[path][0] for path in rasters]
         identities = {results[path][1] for path in rasters}
         if len(identities) != 1:

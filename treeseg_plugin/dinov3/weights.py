@@ -200,10 +200,27 @@ def _not_found(source: str, repo_id: str, variant: Optional[Variant], looked: li
     )
 
 
+def download_snapshot(repo_id: str, token: Optional[str], **options) -> Path:
+    """Download ``repo_id``'s weights files (HF_DOWNLOAD_PATTERNS: safetensors and JSON, never pickle or
+    code) into the Hugging Face cache, all from one commit; the snapshot folder, named by that commit.
+
+    Repo ids are user input, so no commit can be fixed in the code: the repository's current commit is
+    looked up first and every file is fetched at that revision (so a push during the download cannot mix
+    two versions, and bandit B615 holds without an exception); the strict loader then verifies every tensor.
+    """
+    from huggingface_hub import HfApi, snapshot_download
+
+    commit = HfApi().model_info(repo_id, token=token or None).sha
+    if not commit:
+        raise RuntimeError(f"the hub named no commit for {repo_id}")
+    return Path(snapshot_download(repo_id, revision=commit, allow_patterns=HF_DOWNLOAD_PATTERNS,
+                                  token=token or None, **options))
+
+
 def _from_hub(
     source: str, repo_id: str, variant: Optional[Variant], allow_download: bool, token: Optional[str], log: Log
 ) -> ResolvedWeights:
-    from huggingface_hub import constants, snapshot_download, try_to_load_from_cache
+    from huggingface_hub import constants, try_to_load_from_cache
 
     for name in HF_WEIGHTS:
         hit = try_to_load_from_cache(repo_id, name)
@@ -226,11 +243,7 @@ def _from_hub(
         if log:
             log(f"Downloading {repo_id} from Hugging Face (several hundred MB for large models) ...")
         try:
-            # Not pinned to a commit (repo ids are user input): only safetensors and JSON are fetched, no
-            # pickle or code, and every tensor is then verified by checkpoints.load_checkpoint.
-            folder = snapshot_download(  # nosec B615
-                repo_id, allow_patterns=HF_DOWNLOAD_PATTERNS, token=token or None
-            )
+            folder = download_snapshot(repo_id, token)
         except Exception as error:  # any hub/network failure becomes WeightsNotFoundError below
             reason = download_failure(error, repo_id, token)
         else:

@@ -41,9 +41,9 @@ def memory_error(exc: BaseException) -> EngineError:
     """The message for an allocation failure that nothing could work around (a batch of one included)."""
     detail = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
     on_gpu = any(name in detail.lower() for name in ("cuda", "mps"))
+    last = "or choose the CPU as the device." if on_gpu else "or close other programs."
     return EngineError(f"Out of memory ({detail}). Lower the batch size, the tile size or the maximum k-means "
-                       "samples, use a larger patch stride or a smaller model, "
-                       + ("or choose the CPU as the device." if on_gpu else "or close other programs."))
+                       f"samples, use a larger patch stride or a smaller model, {last}")
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)

@@ -21,6 +21,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .. import installer
+from ..nvidia_gpus import CPU_DOWNLOAD, CUDA_DOWNLOAD, nvidia_gpus
 
 
 class InstallTask(QgsTask):
@@ -58,15 +59,19 @@ class InstallerDialog(QDialog):
         self.restart_prompt: Optional[QMessageBox] = None
 
         missing = "".join(f"<li>{problem}</li>" for problem in problems)
+        needs = f"<p>TreeSeg needs these Python packages:</p><ul>{missing}</ul>" if missing else ""
+        gpus = nvidia_gpus()
+        preselected = (f"An NVIDIA GPU was found ({gpus[0]}): the CUDA build is selected." if gpus else
+                       "No NVIDIA GPU was found (nvidia-smi): the CPU build is selected.")
         self.intro = QLabel(
-            (f"<p>TreeSeg needs these Python packages:</p><ul>{missing}</ul>" if missing else "")
-            + f"<p>pip will install <b>{', '.join(self.packages)}</b> into<br><code>{self.folder}</code><br>"
+            f"{needs}<p>pip will install <b>{', '.join(self.packages)}</b> into<br><code>{self.folder}</code><br>"
             "(TreeSeg's own folder: QGIS's Python and its numpy are not changed). It downloads from PyPI and "
-            "download.pytorch.org; a CUDA build of PyTorch is about 2.5 GB.</p>")
+            f"download.pytorch.org; a CUDA build of PyTorch is {CUDA_DOWNLOAD}, the CPU build {CPU_DOWNLOAD}.</p>"
+            f"<p>{preselected}</p>")
         self.intro.setWordWrap(True)
         self.cpu = QRadioButton("PyTorch for the CPU only (smaller; works everywhere)")
         self.cuda = QRadioButton("PyTorch with CUDA (NVIDIA GPU with a recent driver)")
-        self.cpu.setChecked(True)
+        (self.cuda if gpus else self.cpu).setChecked(True)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)

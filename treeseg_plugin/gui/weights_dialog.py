@@ -188,8 +188,8 @@ class WeightsDialog(QDialog):
         return self.variants[rows.pop()] if len(rows) == 1 else None
 
     def can_download(self, variant) -> bool:
-        return bool(variant is not None and variant.hf_repo_id and self.settings.allow_download
-                    and treeseg_settings.has_token_source(self.settings) and not hub_offline())
+        allowed = self.settings.allow_download and treeseg_settings.has_token_source(self.settings)
+        return bool(variant is not None and variant.hf_repo_id and allowed and not hub_offline())
 
     def update_buttons(self) -> None:
         variant = self.selected_variant()

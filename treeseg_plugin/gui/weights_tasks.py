@@ -79,28 +79,23 @@ def progress_bar_class(report: Report, is_canceled: IsCanceled) -> type:
 
 def download_weights(repo_id: str, token: Optional[str], report: Report, is_canceled: IsCanceled) -> Path:
     """Download the weights of ``repo_id`` into the Hugging Face cache; the snapshot folder."""
-    from huggingface_hub import snapshot_download
-
     from ..dinov3.chmv2.config import DECODER_FILENAME, HF_REPO_ID
     from ..dinov3.variants import VARIANTS
-    from ..dinov3.weights import HF_DOWNLOAD_PATTERNS, download_failure
+    from ..dinov3.weights import download_failure, download_snapshot
 
     if hub_offline():
         files = {**{v.hf_repo_id: v.meta_filename for v in VARIANTS.values()}, HF_REPO_ID: DECODER_FILENAME}
         filename = files.get(repo_id, "the .pth file")
         raise DownloadError(f"Offline: HF_HUB_OFFLINE is set, so {repo_id} cannot be downloaded. "
-                            + manual_route(repo_id, filename))
+                            f"{manual_route(repo_id, filename)}")
     try:
-        # Not pinned to a commit: only safetensors and JSON are fetched, and the loader verifies every tensor.
-        folder = snapshot_download(  # nosec B615
-            repo_id, allow_patterns=HF_DOWNLOAD_PATTERNS, token=token or None,
-            tqdm_class=progress_bar_class(report, is_canceled))
+        folder = download_snapshot(repo_id, token, tqdm_class=progress_bar_class(report, is_canceled))
     except JobCanceledError:
         raise
     except Exception as error:  # hub and network errors: reduced to a token-free sentence
         reason = download_failure(error, repo_id, token)
     else:
-        return Path(folder)
+        return folder
     raise DownloadError(f"Downloading {repo_id} failed: {reason}.")
 
 

@@ -225,7 +225,7 @@ def run_job(config: Any, progress: Optional[Progress] = None, python: Optional[s
     python = python or worker_python()
     with tempfile.TemporaryFile() as stderr:
         try:
-            process = subprocess.Popen(  # noqa: S603  # nosec B603: fixed arguments, QGIS's own Python
+            process = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed arguments, QGIS's own Python
                 [python, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                 env=worker_environment(), text=True, encoding="utf-8",
                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))

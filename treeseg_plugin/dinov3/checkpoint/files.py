@@ -126,8 +126,8 @@ def _safetensors_entry(entry: object, data_size: int) -> Tuple[int, int] | str:
         return f"unknown dtype {printable(repr(dtype), 40)}"
     if not isinstance(shape, list) or not all(is_count(d) for d in shape):
         return f"shape {printable(repr(shape), 60)} is not a list of non-negative integers"
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(is_count(o) for o in offsets)
-            and offsets[0] <= offsets[1]):
+    pair = isinstance(offsets, list) and len(offsets) == 2 and all(is_count(o) for o in offsets)
+    if not (pair and offsets[0] <= offsets[1]):
         return f"data_offsets {printable(repr(offsets), 60)} are not [begin, end] with 0 <= begin <= end"
     begin, end = offsets
     if end > data_size:

@@ -131,7 +131,7 @@ def load_checkpoint(
         for key, tensor in prepared.tensors.items()
     }
     model, lineage, total, fmt, notes = (prepared.model, prepared.lineage, len(prepared.state), prepared.format,
-                                          prepared.notes)
+                                         prepared.notes)
     del prepared, state
     model.load_state_dict(loaded, strict=True, assign=True)
     empty = [n for n, t in chain(model.named_parameters(), model.named_buffers()) if t.is_meta]

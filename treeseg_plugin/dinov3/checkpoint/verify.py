@@ -178,7 +178,7 @@ def check_buffers(tensors: Dict[str, Tensor], path: Path) -> None:
         if key.endswith("attn.qkv.bias_mask"):
             third = tensor.numel() // 3
             binary = bool(((tensor == 0) | (tensor == 1)).all())
-            if not binary or bool(tensor[third : 2 * third].any()):
+            if not binary or bool(tensor[third: 2 * third].any()):
                 bad.append(f"{key} (must be 0/1 with zeros on the K third)")
     if not bool((tensors["rope_embed.periods"] > 0).all()):
         bad.append("rope_embed.periods (must be positive)")

@@ -104,8 +104,8 @@ def hf_head_settings(config: dict, head: HeadConfig, config_path: Path) -> Tuple
             wrong.append(f"backbone_config.{flag} {printable(repr(backbone[flag]), 20)} (supported: true)")
     indices = backbone.get("out_indices", [6, 12, 18, 24])
     depth = backbone.get("num_hidden_layers", 24)
-    if not (isinstance(indices, list) and len(indices) == 4 and isinstance(depth, int)
-            and all(isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= depth for i in indices)):
+    four = isinstance(indices, list) and len(indices) == 4 and isinstance(depth, int)
+    if not (four and all(isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= depth for i in indices)):
         wrong.append(f"backbone_config.out_indices {printable(repr(indices), 40)} (four blocks 1..{depth})")
     if wrong:
         raise CheckpointError(f"{config_path}: not a supported CHMv2 configuration, or it disagrees with the "

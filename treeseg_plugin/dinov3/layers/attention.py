@@ -13,7 +13,7 @@ def k_bias_mask(out_features: int) -> Tensor:
     """The [1]*D + [0]*D + [1]*D pattern that switches off the K third of a fused qkv bias."""
     mask = torch.ones(out_features)
     third = out_features // 3
-    mask[third : 2 * third] = 0.0
+    mask[third: 2 * third] = 0.0
     return mask
 
 

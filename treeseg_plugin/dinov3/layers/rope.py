@@ -60,7 +60,7 @@ def rope_apply_(x: Tensor, sin: Tensor, cos: Tensor) -> None:
     for the slowest thread, and on a busy machine (a thread descheduled) each one costs milliseconds.
     """
     tokens, head_dim = sin.shape
-    patches = x[..., x.shape[-2] - tokens :, :]
+    patches = x[..., x.shape[-2] - tokens:, :]
     if x.device.type != "cpu" or torch.get_num_threads() > 1 or 8 * patches.numel() <= _PIECE_BYTES:
         _rotate(patches, sin, cos)
         return
@@ -70,7 +70,7 @@ def rope_apply_(x: Tensor, sin: Tensor, cos: Tensor) -> None:
     for block in _head_blocks(patches):  # [heads, HW, hd] views into x
         for h0 in range(0, block.shape[0], heads):
             for t0 in range(0, tokens, run):
-                _rotate(block[h0 : h0 + heads, t0 : t0 + run], sin[t0 : t0 + run], cos[t0 : t0 + run], buffer)
+                _rotate(block[h0: h0 + heads, t0: t0 + run], sin[t0: t0 + run], cos[t0: t0 + run], buffer)
 
 
 def _rotate(part: Tensor, sin: Tensor, cos: Tensor, buffer: Optional[Tensor] = None) -> None:
@@ -80,7 +80,7 @@ def _rotate(part: Tensor, sin: Tensor, cos: Tensor, buffer: Optional[Tensor] = N
     if buffer is None or buffer.numel() < (1 if fp32 else 2) * n:
         buffer = torch.empty((1 if fp32 else 2) * n, dtype=torch.float32, device=part.device)
     rotated = buffer[:n].view(part.shape)
-    work = part if fp32 else buffer[n : 2 * n].view(part.shape).copy_(part)
+    work = part if fp32 else buffer[n: 2 * n].view(part.shape).copy_(part)
     torch.mul(work[..., half:], sin[:, :half], out=rotated[..., :half])  # -b*sin
     torch.mul(work[..., :half], sin[:, half:], out=rotated[..., half:])  # a*sin
     work.mul_(cos).add_(rotated)

@@ -21,6 +21,7 @@ from ..errors import Canceled, EngineError
 from ..jobs.segmentation import FitSettings
 from ..progress import Progress
 from . import kmeans
+from .lloyd import ClusteringCanceled
 
 
 @dataclass
@@ -80,7 +81,7 @@ def fit_samples(x: np.ndarray, valid: int, settings: FitSettings, progress: Prog
 
     try:
         fits = kmeans.sweep_k(x, k_values, seed=settings.seed, on_fit=on_fit, is_canceled=progress.is_canceled)
-    except kmeans.ClusteringCanceled as exc:
+    except ClusteringCanceled as exc:
         raise Canceled() from exc
     wcss = {k: float(fits[k].wcss) for k in k_values}
     drop = {int(k): float(v) for k, v in kmeans.wcss_drop_percent(wcss).items()}

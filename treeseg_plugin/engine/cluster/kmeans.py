@@ -23,7 +23,6 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from .lloyd import ClusteringCanceled as ClusteringCanceled  # part of this module's API
 from .lloyd import (
     Sample,
     as_float32_matrix,
@@ -117,7 +116,7 @@ def sweep_k(
     """Fit k-means for every K in k_values; ``result[k]`` equals ``fit_kmeans(x, k, seed=seed, ...)``.
 
     ``on_fit`` is called after each K.  ``is_canceled`` is polled between Lloyd iterations (well under a
-    second apart for the default 20,000 rows); when it returns True the sweep raises ClusteringCanceled.
+    second apart for the default 20,000 rows); when it returns True the sweep raises lloyd.ClusteringCanceled.
     """
     if len(k_values) == 0:
         raise ValueError("k_values is empty: give at least one K to fit")

@@ -265,5 +265,5 @@ def _update_centers(
         for cluster in torch.nonzero(counts[index] == 0).flatten().tolist():
             farthest = int(torch.argmax(distances))
             new_centers[index, cluster] = sample.points[farthest]
-            distances = torch.minimum(distances, point_to_rows(sample, sample.points[farthest : farthest + 1])[0])
+            distances = torch.minimum(distances, point_to_rows(sample, sample.points[farthest: farthest + 1])[0])
     return new_centers

@@ -194,7 +194,7 @@ def _model(doc: Dict[str, Any], centroids: np.ndarray) -> ClusterModel:
     version = _int(doc, "schema_version", "", 1)
     if version > SCHEMA_VERSION:
         raise _FieldError(f"it has schema version {version}, newer than this TreeSeg reads ({SCHEMA_VERSION}); "
-                       "update TreeSeg")
+                          "update TreeSeg")
     k = _int(doc, "k", "", 2, MAX_CLUSTERS)
     backbone = _backbone(_get(doc, "backbone", dict, ""))
     features = _get(doc, "features", dict, "")
@@ -203,7 +203,7 @@ def _model(doc: Dict[str, Any], centroids: np.ndarray) -> ClusterModel:
     dim = _int(features, "dim", "features.", 1)
     if centroids.dtype != np.float32 or centroids.shape != (k, dim) or dim != backbone.embed_dim:
         raise _FieldError(f"the centroids are {centroids.dtype} {list(centroids.shape)}, not float32 [{k}, {dim}] "
-                       f"with {backbone.embed_dim} = the backbone's embedding")
+                          f"with {backbone.embed_dim} = the backbone's embedding")
     if not np.isfinite(centroids).all():
         raise _FieldError("the centroids hold NaN or infinite values")
     wcss = _k_table(doc, "wcss", False)

@@ -221,11 +221,11 @@ def validate_tree_settings(config: SegmentationConfig) -> None:
     """The tree settings: NIR band, minimum tree height, the clusters named as trees, minimum crown area."""
     _require(config.nir_band is None or (_is_int(config.nir_band) and config.nir_band >= 1),
              f"NIR band {config.nir_band}: give the band number (from 1) of the near-infrared band, or none.")
-    _require(isinstance(config.min_tree_height, (int, float)) and math.isfinite(config.min_tree_height)
-             and config.min_tree_height > 0,
+    height = config.min_tree_height
+    _require(isinstance(height, (int, float)) and math.isfinite(height) and height > 0,
              f"Minimum tree height is {config.min_tree_height}; it must be a positive number of metres.")
-    _require(isinstance(config.min_crown_area, (int, float)) and math.isfinite(config.min_crown_area)
-             and config.min_crown_area >= 0,
+    area = config.min_crown_area
+    _require(isinstance(area, (int, float)) and math.isfinite(area) and area >= 0,
              f"Minimum crown area is {config.min_crown_area}; it must be 0 or more square metres.")
     if config.tree_clusters is not None:
         labels = list(config.tree_clusters)

@@ -114,8 +114,6 @@ def window_geotransform(gt: Sequence[float], window: Window) -> GeoTransform:
             gt[3] + window.x0 * gt[4] + window.y0 * gt[5], gt[4], gt[5])
 
 
-
-
 _MAX_CELL_PX = 64
 _CELL_ERROR_TARGET = 1e-5
 

@@ -5,8 +5,6 @@ PREDICTOR=3) with NoData ``NODATA``, and a QGIS ``.qml`` style beside it (a gree
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
 from osgeo import gdal
 
 from ..jobs.canopy_height import NODATA
@@ -27,14 +25,13 @@ def height_qml() -> str:
     root, pipe = style_root()
     top = f"{RAMP_TOP_M:g}"
     renderer = add_renderer(pipe, "singlebandpseudocolor", {"classificationMin": "0", "classificationMax": top})
-    shader = ET.SubElement(ET.SubElement(renderer, "rastershader"), "colorrampshader", {
+    shader = renderer.add("rastershader").add("colorrampshader", {
         "colorRampType": "INTERPOLATED", "classificationMode": "1", "clip": "0", "minimumValue": "0",
         "maximumValue": top})
     for value, colour in RAMP:
-        ET.SubElement(shader, "item", {"value": f"{value:g}", "color": colour, "alpha": "255",
-                                       "label": f"{value:g} m"})
-    ET.SubElement(pipe, "brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
-    ET.SubElement(pipe, "rasterresampler", {"maxOversampling": "2"})
+        shader.add("item", {"value": f"{value:g}", "color": colour, "alpha": "255", "label": f"{value:g} m"})
+    pipe.add("brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
+    pipe.add("rasterresampler", {"maxOversampling": "2"})
     return style_text(root)
 
 

@@ -8,7 +8,6 @@ Decisions: no PREDICTOR (labels are categories; PREDICTOR=2 made a 4096² label 
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from typing import Optional
 
 from osgeo import gdal
@@ -36,12 +35,12 @@ def qml_text(k: int, legend: Optional[Legend] = None) -> str:
     legend = legend or default_legend(k)
     root, pipe = style_root()
     add_palette(pipe, [(label, legend.colors[label - 1], "255", legend.names[label]) for label in range(1, k + 1)])
-    ET.SubElement(pipe, "brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
-    ET.SubElement(pipe, "huesaturation", {"saturation": "0", "grayscaleMode": "0", "invertColors": "0",
-                                          "colorizeOn": "0", "colorizeRed": "255", "colorizeGreen": "128",
-                                          "colorizeBlue": "128", "colorizeStrength": "100"})
-    ET.SubElement(pipe, "rasterresampler", {"maxOversampling": "2"})
-    blend = ET.SubElement(root, "blendMode")
+    pipe.add("brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
+    pipe.add("huesaturation", {"saturation": "0", "grayscaleMode": "0", "invertColors": "0",
+                               "colorizeOn": "0", "colorizeRed": "255", "colorizeGreen": "128",
+                               "colorizeBlue": "128", "colorizeStrength": "100"})
+    pipe.add("rasterresampler", {"maxOversampling": "2"})
+    blend = root.add("blendMode")
     blend.text = "0"
     return style_text(root)
 

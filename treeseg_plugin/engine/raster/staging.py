@@ -179,4 +179,3 @@ class Staging:
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
         self._created = []
-

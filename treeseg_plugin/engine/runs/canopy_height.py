@@ -78,8 +78,7 @@ def _model_grid(source: InputRaster, window: Window, config: CanopyHeightConfig,
     size = pixel_size_m(source.geotransform, source.srs, window)
     gsd = None if size is None else math.sqrt(size[0] * size[1])
     if config.resolution == 0:
-        progress.info("Resolution 0: the model runs on the input's own pixels"
-                      + (f" ({gsd:.3g} m)." if gsd else "."))
+        progress.info(f"Resolution 0: the model runs on the input's own pixels{f' ({gsd:.3g} m)' if gsd else ''}.")
         return source, window, gsd, False
     if size is None:
         raise EngineError(f"The input's pixel size in metres is unknown (no CRS, or one in other units), so it "
@@ -196,9 +195,8 @@ def _run(config: CanopyHeightConfig, run: Run) -> CanopyHeightResult:
     with run.stage("Writing heights") as report:
         count, total, low, high = _write(config, source, window, heights, run, report)
     stats = (low, total / count, high) if count else (None, None, None)
-    progress.info(f"Heights of {int(count)} valid pixels: " + (
-        "none." if not count else f"min {low:.2f} m, mean {total / count:.2f} m, max {high:.2f} m.")
-        + f" ({run.elapsed():.1f} s)")
+    summary = "none." if not count else f"min {low:.2f} m, mean {total / count:.2f} m, max {high:.2f} m."
+    progress.info(f"Heights of {int(count)} valid pixels: {summary} ({run.elapsed():.1f} s)")
     wall, cpu = run.timings()
     run.commit(config.output_path)
     output = os.path.abspath(config.output_path)

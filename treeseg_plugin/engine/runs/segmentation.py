@@ -131,7 +131,7 @@ def _grouped(seconds: Dict[str, float]) -> Dict[str, float]:
             "read_encode": of("Reading input", 0.0) + of("Encoding tiles", 0.0),
             "fit": of("Fitting k-means", 0.0),
             "predict_write": sum(of(name, 0.0) for name in ("Writing labels", "Writing polygons",
-                                                              "Writing tree mask", "Writing crowns")),
+                                                            "Writing tree mask", "Writing crowns")),
             "total": seconds["total"]}
 
 

@@ -89,8 +89,8 @@ class Run:
         line."""
         wall = {**self.seconds, "total": self.elapsed()}
         cpu = {**self.cpu_seconds, "total": time.process_time() - self._started[1]}
-        self.progress.info("Time per stage (wall / CPU seconds): "
-                           + ", ".join(f"{name} {wall[name]:.2f} / {cpu[name]:.2f}" for name in wall) + ".")
+        stages = ", ".join(f"{name} {wall[name]:.2f} / {cpu[name]:.2f}" for name in wall)
+        self.progress.info(f"Time per stage (wall / CPU seconds): {stages}.")
         return wall, cpu
 
     def commit(self, main: str, raster: bool = True) -> None:

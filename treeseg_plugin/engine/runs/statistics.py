@@ -230,4 +230,3 @@ class SegmentationStatistics:
             "versions": asdict(self.versions), "trees": self.trees.to_json(),
             "legend": {"colors": list(self.legend.colors), "names": list(self.legend.names)},
         }
-

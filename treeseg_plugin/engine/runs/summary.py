@@ -110,9 +110,9 @@ def log_clusters(stats: SegmentationStatistics, progress: Progress) -> None:
     """One log line per cluster: pixels, share of the valid pixels, area."""
     for label in stats.labels:
         area = stats.counts.area(label)
+        hectares = "" if area["hectares"] is None else f", {area['hectares']:.4f} ha"
         progress.info(f"Cluster {label}: {stats.counts.pixels[label]} px ({stats.counts.percent(label):.1f} %), "
-                      f"{area['map_units']:.6g} map units²"
-                      + ("" if area["hectares"] is None else f", {area['hectares']:.4f} ha") + ".")
+                      f"{area['map_units']:.6g} map units²{hectares}.")
 
 
 def segmentation_result(config: SegmentationConfig, stats: SegmentationStatistics) -> SegmentationResult:
