@@ -21,6 +21,7 @@ run() {
 
 run backbone scripts/bench_backbone.py --threads 2 1 --rounds 9               # targets 1 and 2
 run backbone-profile scripts/bench_backbone.py --threads 1 --precision bf16 --rounds 3 --profile --no-reference
+run attention scripts/bench_attention.py --rounds 11                            # issue 28: attention kernels
 run pipeline-1-thread scripts/bench_pipeline.py --threads 1 --repeats 5 --rounds 5   # target 3
 run pipeline-2-threads scripts/bench_pipeline.py --threads 2 --repeats 3
 run memory scripts/bench_memory.py --sizes 2048 8192 20000 --mosaic --precision bf16 --threads 2  # target 4

@@ -337,3 +337,21 @@ def test_bench_backbone_runs(tmp_path):
     out = _script("bench_backbone.py", "--model", "tiny", "--size", "64", "--rounds", "1", "--threads", "1",
                   "--square", "256", "--json", str(tmp_path / "b.json"))
     assert "| 1 | fp32 |" in out and "| 1 | bf16 |" in out
+
+
+def test_bench_attention_runs_and_explains_the_kernel_choice(tmp_path):
+    """Every kernel runs; the explicit form is as exact as flash only when its scores stay fp32 or are shifted."""
+    _script("bench_attention.py", "--tokens", "37", "--rounds", "1", "--threads", "1",
+            "--json", str(tmp_path / "a.json"))
+    import json
+
+    rows = {(r["dtype"], r["kernel"]): r for r in json.loads((tmp_path / "a.json").read_text())["results"]}
+    assert set(rows) == {("fp32", "flash"), ("fp32", "flash-contiguous"), ("fp32", "explicit"),
+                         ("bf16", "flash"), ("bf16", "flash-contiguous"), ("bf16", "explicit"),
+                         ("bf16", "explicit-fp32-scores"), ("bf16", "explicit-shifted")}
+    flash = rows["bf16", "flash"]["error_scale_4"]
+    assert 0 < flash < 0.1  # outputs of about 16: bf16 rounding of the probabilities and the output
+    assert rows["bf16", "explicit"]["error_scale_4"] > 5 * flash  # scores rounded to bf16 before the softmax
+    for kernel in ("explicit-fp32-scores", "explicit-shifted"):
+        assert rows["bf16", kernel]["error_scale_4"] < 3 * flash, kernel
+    assert rows["fp32", "explicit"]["error_scale_4"] < 1e-3
