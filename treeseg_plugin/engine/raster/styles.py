@@ -19,17 +19,19 @@ def style_root() -> Tuple[ET.Element, ET.Element]:
     return root, ET.SubElement(root, "pipe")
 
 
-def add_renderer(pipe: ET.Element, kind: str, attributes: Dict[str, str]) -> ET.Element:
-    """A band-1 ``<rasterrenderer>`` of ``kind`` (opaque, no alpha band, NoData not drawn) in ``pipe``."""
-    renderer = ET.SubElement(pipe, "rasterrenderer", {"type": kind, "band": "1", "opacity": "1",
+def add_renderer(pipe: ET.Element, kind: str, attributes: Dict[str, str], opacity: float = 1.0) -> ET.Element:
+    """A band-1 ``<rasterrenderer>`` of ``kind`` (layer ``opacity`` 0..1, no alpha band, NoData not drawn) in
+    ``pipe``."""
+    renderer = ET.SubElement(pipe, "rasterrenderer", {"type": kind, "band": "1", "opacity": f"{opacity:g}",
                                                       "alphaBand": "-1", **attributes, "nodataColor": ""})
     ET.SubElement(renderer, "rasterTransparency")
     return renderer
 
 
-def add_palette(pipe: ET.Element, entries: Iterable[PaletteEntry]) -> None:
-    """A paletted renderer with ``entries``; values without an entry are drawn transparent."""
-    palette = ET.SubElement(add_renderer(pipe, "paletted", {}), "colorPalette")
+def add_palette(pipe: ET.Element, entries: Iterable[PaletteEntry], opacity: float = 1.0) -> None:
+    """A paletted renderer with ``entries`` (layer ``opacity`` 0..1); values without an entry are drawn
+    transparent."""
+    palette = ET.SubElement(add_renderer(pipe, "paletted", {}, opacity), "colorPalette")
     for value, color, alpha, label in entries:
         ET.SubElement(palette, "paletteEntry", {"value": str(value), "color": color, "alpha": alpha, "label": label})
 
