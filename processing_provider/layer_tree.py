@@ -22,12 +22,12 @@ class RunGroup:
         self._group: Optional[QgsLayerTreeGroup] = None
         self._ranks: Dict[str, int] = {}
 
-    def place(self, layer: QgsMapLayer, rank: int, project: QgsProject) -> None:
-        """Move ``layer`` into the group, above every layer of a higher rank; nothing when it is not in the
-        layer tree."""
+    def place(self, layer: QgsMapLayer, rank: int, project: QgsProject) -> Optional[QgsLayerTreeLayer]:
+        """Move ``layer`` into the group, above every layer of a higher rank; its node there, None when it is
+        not in the layer tree."""
         node = project.layerTreeRoot().findLayer(layer.id())
         if node is None:
-            return
+            return None
         parent = node.parent()
         if self._group is None or sip.isdeleted(self._group):
             self._group = parent.insertGroup(_index_in(parent, node), self.name)
@@ -35,8 +35,10 @@ class RunGroup:
         self._ranks[layer.id()] = rank
         above = sum(1 for child in self._group.children() if isinstance(child, QgsLayerTreeLayer)
                     and child.layerId() != layer.id() and self._ranks.get(child.layerId(), rank + 1) < rank)
-        self._group.insertChildNode(above, node.clone())
+        moved = node.clone()
+        self._group.insertChildNode(above, moved)
         parent.removeChildNode(node)
+        return moved
 
 
 def _index_in(parent: QgsLayerTreeGroup, node: QgsLayerTreeLayer) -> int:

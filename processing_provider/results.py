@@ -52,11 +52,13 @@ def crown_style(layer: QgsMapLayer, path: str) -> str:
 
 @dataclass(frozen=True)
 class ResultLayer:
-    """One output a run may load: its path (None when not written), what it shows ("crowns"), its style."""
+    """One output a run may load: its path (None when not written), what it shows ("crowns"), its style, whether
+    it is drawn (checked in the layer tree) at first."""
 
     path: Optional[str]
     what: str
     style: Optional[Styler] = None
+    visible: bool = True
 
 
 class ResultLayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
@@ -82,7 +84,9 @@ class ResultLayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
             layer.triggerRepaint()
             layer.emitStyleChanged()
         if self.group is not None:
-            self.group.place(layer, self.rank, context.project() or QgsProject.instance())
+            node = self.group.place(layer, self.rank, context.project() or QgsProject.instance())
+            if node is not None:
+                node.setItemVisibilityChecked(self.result.visible)
 
 
 def present_results(context: QgsProcessingContext, input_path: str, results: Sequence[ResultLayer],

@@ -138,11 +138,13 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
             from .run_summary import show_summary
 
             out = self._outputs
-            present_results(context, self._input_path, (
+            trees_shown = any(out[name] and context.willLoadLayerOnCompletion(out[name])
+                              for name in (self.TREES, self.CROWNS))
+            present_results(context, self._input_path, (  # the opaque clusters would hide the orthophoto
                 ResultLayer(out[self.CROWNS], "crowns", crown_style),
                 ResultLayer(out[self.OUTPUT_POLYGONS], "cluster polygons"),
                 ResultLayer(out[self.TREES], "trees", qml_style),
-                ResultLayer(out[self.OUTPUT], "clusters", qml_style)))
+                ResultLayer(out[self.OUTPUT], "clusters", qml_style, visible=not trees_shown)))
             list_report(out[self.STATS], self.icon())
             if self._summary:
                 show_summary(*self._summary, out[self.STATS])

@@ -122,8 +122,11 @@ def test_each_run_loads_into_its_own_group_named_after_the_input_vectors_on_top(
     assert group_layout(root) == [("OSBS_029", names)]
     assert [node.name() for node in root.children()] == ["OSBS_029"]  # nothing left outside the group
 
+    assert [node.isVisible() for node in root.children()[0].children()] == [True, True, True, False]
+
     run_in_qgis(OUTPUT=str(tmp_path / "labels2.tif"))  # a second run: a second group, on top
     assert group_layout(root) == [("OSBS_029", ["OSBS_029 clusters"]), ("OSBS_029", names)]
+    assert root.children()[0].children()[0].isVisible()  # the clusters alone are drawn
 
 
 def test_the_message_bar_sums_the_run_up_with_a_button_to_the_report(run_in_qgis, processing_iface, tmp_path):
