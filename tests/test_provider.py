@@ -35,7 +35,8 @@ def test_provider_identity(treeseg_provider):
     assert treeseg_provider.name() == "Tree segmentation"
     assert "torch 2." in treeseg_provider.versionInfo()
     assert sorted(alg.id() for alg in treeseg_provider.algorithms()) == [
-        "treeseg:canopyheight", "treeseg:diagnostics", "treeseg:fitclustermodel", ALGORITHM_ID]
+        "treeseg:Tree Inventory", "treeseg:canopyheight", "treeseg:diagnostics", "treeseg:fitclustermodel",
+        ALGORITHM_ID]
 
 
 def test_algorithm_identity_and_help(algorithm):
