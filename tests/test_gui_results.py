@@ -177,3 +177,33 @@ def test_without_a_stats_file_the_summary_has_no_report_button(run_in_qgis, proc
     assert item.text().startswith(f"K = {results['CHOSEN_K']}; trees ")
     assert "crowns" not in item.text()
     assert [b.text() for b in item.findChildren(QPushButton) if b.text() == "Open report"] == []
+
+
+def test_the_batch_dialog_loads_each_row_into_a_group_named_after_its_input(treeseg_provider, processing_iface,
+                                                                           tmp_path):
+    """Two rows run by the Batch dialog itself (its Run button's slot): two groups, each named after its input."""
+    from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
+    from qgis.core import QgsApplication
+
+    weights = write_meta_pth(tmp_path / "tiny.pth", make_state_dict("tiny", seed=0))
+    dialog = BatchAlgorithmDialog(QgsApplication.processingRegistry().createAlgorithmById("treeseg:segmenttrees"))
+    panel = dialog.mainWidget()
+    panel.addRow()
+    for row, name in enumerate(("north", "south")):
+        values = {"INPUT": str(make_raster(tmp_path / f"{name}.tif", 96, 96, seed=row)), "WEIGHTS": str(weights),
+                  "TILE_SIZE": 64, "OVERLAP": 16, "K": 3, "TREE_CLUSTERS": "1"}
+        for parameter, value in values.items():
+            panel.wrappers[row][panel.parameter_to_column[parameter]].setParameterValue(value, panel.processing_context)
+        for output, suffix in (("OUTPUT", ".tif"), ("CROWNS", ".gpkg")):
+            widget = panel.tblParameters.cellWidget(row + 1, panel.parameter_to_column[output])
+            widget.setValue(str(tmp_path / f"{name}-{output.lower()}{suffix}"))
+    try:
+        panel.checkLoadLayersOnCompletion.setChecked(True)  # "Load layers on completion", off by default
+        dialog.runAlgorithm()
+        root = QgsProject.instance().layerTreeRoot()
+        assert sorted(group_layout(root)) == [("north", ["north crowns", "north clusters"]),
+                                              ("south", ["south crowns", "south clusters"])]
+    finally:
+        dispose(dialog)
+        QgsProject.instance().removeAllMapLayers()
+        QgsProject.instance().layerTreeRoot().removeAllChildren()
