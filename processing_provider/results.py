@@ -1,6 +1,6 @@
 """After a run in QGIS: the result layers named after the input ("OSBS_029 crowns"), in one group per run with
-the vectors above the rasters, styled (the rasters with the ``.qml`` the engine wrote beside them, the crowns
-as green outlines); the HTML report in the results viewer.
+the vectors above the rasters, styled with the ``.qml`` the engine wrote beside them (one source: the same
+files look the same when opened later); the HTML report in the results viewer.
 
 Called from the algorithms' ``postProcessAlgorithm`` (main thread), in the algorithm dialog, the Batch dialog
 and models run from the desktop alike. Headless runs (qgis_process, scripts without a QGIS window) load no
@@ -15,39 +15,30 @@ from pathlib import Path
 from typing import Callable, ClassVar, List, Optional, Sequence
 
 from qgis.core import (
-    QgsFillSymbol,
     QgsMapLayer,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
     QgsProject,
-    QgsSingleSymbolRenderer,
 )
 from qgis.PyQt.QtGui import QIcon
 
 from .layer_tree import RunGroup
 
 REPORT_SUFFIXES = (".html", ".htm")
-CROWN_OUTLINE = "#1b7837"
 
 Styler = Callable[[QgsMapLayer, str], str]
 """Styles a layer loaded from a path; returns why it could not ("" when it did)."""
 
 
 def qml_style(layer: QgsMapLayer, path: str) -> str:
-    """The ``.qml`` the engine wrote beside ``path`` (labels: paletted with "Cluster N" names; tree mask; heights)."""
+    """The ``.qml`` the engine wrote beside ``path`` (labels: paletted with "Cluster N" names; tree mask; heights;
+    crowns: outlines)."""
     style = str(Path(path).with_suffix(".qml"))
     if not Path(style).is_file():
         return ""
     message, ok = layer.loadNamedStyle(style)
     return "" if ok else f"Could not apply the style {style}: {message}"
-
-
-def crown_style(layer: QgsMapLayer, path: str) -> str:
-    """Crowns as dark-green outlines with no fill, so the orthophoto shows through."""
-    symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "outline_color": CROWN_OUTLINE, "outline_width": "0.4"})
-    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
-    return ""
 
 
 @dataclass(frozen=True)

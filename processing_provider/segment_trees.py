@@ -134,14 +134,14 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
         """In QGIS: the result layers named, grouped and styled, an HTML report in the results viewer, the
         run's summary on the message bar."""
         if self._outputs:
-            from .results import ResultLayer, crown_style, list_report, present_results, qml_style
+            from .results import ResultLayer, list_report, present_results, qml_style
             from .run_summary import show_summary
 
             out = self._outputs
             trees_shown = any(out[name] and context.willLoadLayerOnCompletion(out[name])
                               for name in (self.TREES, self.CROWNS))
             present_results(context, self._input_path, (  # the opaque clusters would hide the orthophoto
-                ResultLayer(out[self.CROWNS], "crowns", crown_style),
+                ResultLayer(out[self.CROWNS], "crowns", qml_style),
                 ResultLayer(out[self.OUTPUT_POLYGONS], "cluster polygons"),
                 ResultLayer(out[self.TREES], "trees", qml_style),
                 ResultLayer(out[self.OUTPUT], "clusters", qml_style, visible=not trees_shown)))

@@ -76,8 +76,8 @@ def test_tree_mask_and_crowns_are_loaded_and_the_mask_styled(run_in_qgis, tmp_pa
     assert mask.renderer().opacity() == 0.5  # the orthophoto shows through
     crowns = by_source[results["CROWNS"]]
     assert crowns.isValid() and crowns.featureCount() > 0
-    symbol = crowns.renderer().symbol()
-    assert symbol.color().alpha() == 0 and symbol.symbolLayer(0).strokeColor().name() == "#1b7837"
+    fill = crowns.renderer().symbol().symbolLayer(0)
+    assert fill.color().alpha() == 0 and fill.strokeColor().name() == "#1b7837"
 
 
 def test_batch_dialog_offers_the_tree_parameters_and_outputs(treeseg_provider, qgis_iface, tmp_path):
@@ -105,6 +105,21 @@ def test_batch_dialog_offers_the_tree_parameters_and_outputs(treeseg_provider, q
     results = processing.run("treeseg:segmenttrees", parameters)
     assert results["TREES"] == str(tmp_path / "trees.tif") and results["CROWNS"] == str(tmp_path / "crowns.gpkg")
     dispose(dialog)
+
+
+def test_the_crowns_and_the_mask_look_the_same_when_their_files_are_opened_later(run_in_qgis, tmp_path):
+    """Their .qml files beside them are QGIS's default styles: a layer opened from the file alone gets them."""
+    from qgis.core import QgsRasterLayer, QgsVectorLayer
+    from qgis.PyQt.QtCore import Qt
+
+    results, _ = run_in_qgis(TREES=str(tmp_path / "trees.tif"), CROWNS=str(tmp_path / "crowns.gpkg"))
+    assert (tmp_path / "crowns.qml").is_file()
+    crowns = QgsVectorLayer(results["CROWNS"], "crowns", "ogr")
+    fill = crowns.renderer().symbol().symbolLayer(0)
+    assert fill.brushStyle() == Qt.BrushStyle.NoBrush and fill.strokeColor().name() == "#1b7837"
+    assert fill.strokeWidth() == 0.4
+    mask = QgsRasterLayer(results["TREES"], "trees")
+    assert mask.renderer().opacity() == 0.5
 
 
 def group_layout(root) -> list:

@@ -1,7 +1,8 @@
-"""QGIS layer styles (``.qml``) for the rasters TreeSeg writes: labels, tree mask, canopy heights.
+"""QGIS layer styles (``.qml``) for the layers TreeSeg writes: labels, tree mask, canopy heights, crowns.
 
-One skeleton for all three: a ``<qgis>`` root with a ``<pipe>`` holding the renderer, and the QGIS DOCTYPE
-line. The formats are QGIS 3.22's (read by every later version).
+One skeleton for the rasters: a ``<qgis>`` root with a ``<pipe>`` holding the renderer, and the QGIS DOCTYPE
+line; the crowns' outlines are a single-symbol vector renderer. The formats are QGIS 3.22's (read by every
+later version).
 """
 
 from __future__ import annotations
@@ -34,6 +35,20 @@ def add_palette(pipe: ET.Element, entries: Iterable[PaletteEntry], opacity: floa
     palette = ET.SubElement(add_renderer(pipe, "paletted", {}, opacity), "colorPalette")
     for value, color, alpha, label in entries:
         ET.SubElement(palette, "paletteEntry", {"value": str(value), "color": color, "alpha": alpha, "label": label})
+
+
+def outline_style(color: Tuple[int, int, int], width_mm: float) -> str:
+    """A polygon style: outlines of ``color`` (RGB), ``width_mm`` wide, no fill, so what is below shows."""
+    root = ET.Element("qgis", {"version": "3.22.0", "styleCategories": "Symbology"})
+    renderer = ET.SubElement(root, "renderer-v2", {"type": "singleSymbol", "symbollevels": "0",
+                                                   "enableorderby": "0", "forceraster": "0"})
+    symbol = ET.SubElement(ET.SubElement(renderer, "symbols"), "symbol", {
+        "type": "fill", "name": "0", "alpha": "1", "clip_to_extent": "1", "force_rhr": "0"})
+    layer = ET.SubElement(symbol, "layer", {"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"})
+    for key, value in (("color", "0,0,0,0"), ("style", "no"), ("outline_color", "{},{},{},255".format(*color)),
+                       ("outline_style", "solid"), ("outline_width", f"{width_mm:g}"), ("outline_width_unit", "MM")):
+        ET.SubElement(layer, "prop", {"k": key, "v": value})
+    return style_text(root)
 
 
 def style_text(root: ET.Element) -> str:
