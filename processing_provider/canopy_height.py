@@ -47,6 +47,7 @@ class CanopyHeightAlgorithm(WorkerAlgorithm):
     OUTPUT = "OUTPUT"
 
     _output: str | None = None
+    _input_path = ""
 
     def name(self) -> str:
         return "canopyheight"
@@ -92,17 +93,19 @@ class CanopyHeightAlgorithm(WorkerAlgorithm):
         if layer is None or layer.providerType() != "gdal":
             raise QgsProcessingException(self.tr("The input orthophoto could not be opened as a GDAL raster. Save "
                                                  "it as a GeoTIFF first (Raster > Conversion > Translate)."))
+        self._input_path = layer.source()
         return CanopyHeightConfig(input_path=layer.source(),
                                   output_path=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
                                   extent=self._extent(parameters, context, layer), token=self._token,
                                   **self._settings_arguments(parameters, context))
 
     def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        """In QGIS: the height layer gets its colour-ramp style."""
+        """In QGIS: the height layer named after the input, with its colour-ramp style."""
         if self._output:
-            from .results import present_results
+            from .results import ResultLayer, present_results, qml_style
 
-            present_results(context, self._output, None, self.icon())
+            present_results(context, self._input_path, (ResultLayer(self._output, "canopy height", qml_style),),
+                            grouped=False)
         return {}
 
     def _settings_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..treeseg_plugin import installer
@@ -15,11 +15,13 @@ from .fit_cluster_model import FitClusterModelAlgorithm
 from .segment_trees import SegmentTreesAlgorithm
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+"""The graphical models shipped with the plugin (``.model3``, editable in QGIS's Model Designer)."""
 
 
 class TreeSegProvider(QgsProcessingProvider):
-    """Provides Segment Trees, Fit Cluster Model, Canopy Height and Diagnostics; registers even when PyTorch is
-    missing."""
+    """Provides Segment Trees, Fit Cluster Model, Canopy Height, Diagnostics and the models in ``MODELS_DIR``
+    (Tree Inventory); registers even when PyTorch is missing."""
 
     ID = "treeseg"
 
@@ -64,3 +66,26 @@ class TreeSegProvider(QgsProcessingProvider):
         self.addAlgorithm(FitClusterModelAlgorithm())
         self.addAlgorithm(CanopyHeightAlgorithm())
         self.addAlgorithm(DiagnosticsAlgorithm())
+        for path in sorted(MODELS_DIR.glob("*.model3")):
+            model = QgsProcessingModelAlgorithm()
+            if model.fromFile(str(path)):
+                self.addAlgorithm(model)
+        registry = QgsApplication.processingRegistry()
+        if registry.providerById(self.ID) is self:
+            self._attach_model_steps()
+        else:  # first load: the registry lists this provider only after loadAlgorithms
+            registry.providerAdded.connect(self._provider_added)
+
+    def _provider_added(self, provider_id: str) -> None:
+        if provider_id == self.ID:
+            QgsApplication.processingRegistry().providerAdded.disconnect(self._provider_added)
+            self._attach_model_steps()
+
+    def _attach_model_steps(self) -> None:
+        """Point each model step at its algorithm and declare the model's outputs from them (a model read while this
+        provider loads finds none of its own algorithms in the registry yet: no outputs, "not available")."""
+        for model in self.algorithms():
+            if isinstance(model, QgsProcessingModelAlgorithm):
+                for step_id in model.childAlgorithms():
+                    model.childAlgorithm(step_id).reattach()
+                model.updateDestinationParameters()

@@ -1,79 +1,105 @@
-"""After a run in QGIS: the label layer and the tree canopy mask loaded with their paletted styles, the crowns
-as green outlines, the HTML report in the results viewer.
+"""After a run in QGIS: the result layers named after the input ("OSBS_029 crowns"), in one group per run with
+the vectors above the rasters, styled with the ``.qml`` the engine wrote beside them (one source: the same
+files look the same when opened later); the HTML report in the results viewer.
 
-Called from Segment Trees' ``postProcessAlgorithm`` (main thread). Headless runs (qgis_process, scripts
-without a QGIS window) load no layers and have no results viewer, so nothing happens there.
+Called from the algorithms' ``postProcessAlgorithm`` (main thread), in the algorithm dialog, the Batch dialog
+and models run from the desktop alike. Headless runs (qgis_process, scripts without a QGIS window) load no
+layers and have no results viewer, so nothing happens there.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, List, Optional
+from typing import Callable, ClassVar, List, Optional, Sequence
 
 from qgis.core import (
-    QgsFillSymbol,
     QgsMapLayer,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
-    QgsSingleSymbolRenderer,
+    QgsProject,
 )
 from qgis.PyQt.QtGui import QIcon
 
+from .layer_tree import RunGroup
+
 REPORT_SUFFIXES = (".html", ".htm")
 
+Styler = Callable[[QgsMapLayer, str], str]
+"""Styles a layer loaded from a path; returns why it could not ("" when it did)."""
 
-class LabelLayerStyler(QgsProcessingLayerPostProcessorInterface):
-    """Applies the run's ``.qml`` (paletted renderer, "Cluster N" class names) to the loaded label layer.
 
-    Processing does not own post-processors, so the latest run's are kept alive in ``instances``.
+def qml_style(layer: QgsMapLayer, path: str) -> str:
+    """The ``.qml`` the engine wrote beside ``path`` (labels: paletted with "Cluster N" names; tree mask; heights;
+    crowns: outlines)."""
+    style = str(Path(path).with_suffix(".qml"))
+    if not Path(style).is_file():
+        return ""
+    message, ok = layer.loadNamedStyle(style)
+    return "" if ok else f"Could not apply the style {style}: {message}"
+
+
+@dataclass(frozen=True)
+class ResultLayer:
+    """One output a run may load: its path (None when not written), what it shows ("crowns"), its style, whether
+    it is drawn (checked in the layer tree) at first."""
+
+    path: Optional[str]
+    what: str
+    style: Optional[Styler] = None
+    visible: bool = True
+
+
+class ResultLayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Styles one loaded result layer and places it in its run's group.
+
+    Processing does not own post-processors, so the latest ones are kept alive in ``instances`` (a model's
+    children load their layers together, when the model ends).
     """
 
     instances: ClassVar[List[QgsProcessingLayerPostProcessorInterface]] = []
+    KEPT = 64
 
-    def __init__(self, style_path: str):
+    def __init__(self, result: ResultLayer, rank: int, group: Optional[RunGroup]):
         super().__init__()
-        self.style_path = style_path
+        self.result, self.rank, self.group = result, rank, group
 
     def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> None:
-        message, ok = layer.loadNamedStyle(self.style_path)
-        if not ok:
-            feedback.pushWarning(f"Could not apply the style {self.style_path}: {message}")
-            return
-        layer.triggerRepaint()
-        layer.emitStyleChanged()
+        if self.result.style is not None:
+            problem = self.result.style(layer, self.result.path)
+            if problem:
+                feedback.pushWarning(problem)
+            layer.triggerRepaint()
+            layer.emitStyleChanged()
+        if self.group is not None:
+            node = self.group.place(layer, self.rank, context.project() or QgsProject.instance())
+            if node is not None:
+                node.setItemVisibilityChecked(self.result.visible)
 
 
-class CrownLayerStyler(QgsProcessingLayerPostProcessorInterface):
-    """Draws the crowns as dark-green outlines with no fill, so the orthophoto shows through."""
+def present_results(context: QgsProcessingContext, input_path: str, results: Sequence[ResultLayer],
+                    grouped: bool = True) -> None:
+    """Name, style and (``grouped``) group the ``results`` Processing loads, top to bottom in the given order."""
+    stem = Path(input_path).stem
+    group = RunGroup(stem) if grouped else None
+    processors: List[QgsProcessingLayerPostProcessorInterface] = []
+    for rank, result in enumerate(results):
+        if not result.path or not context.willLoadLayerOnCompletion(result.path):
+            continue
+        details = context.layerToLoadOnCompletionDetails(result.path)
+        details.name = f"{stem} {result.what}"
+        details.forceName = True
+        processors.append(ResultLayerPostProcessor(result, rank, group))
+        details.setPostProcessor(processors[-1])
+    kept = ResultLayerPostProcessor.instances + processors
+    ResultLayerPostProcessor.instances = kept[-ResultLayerPostProcessor.KEPT:]
 
-    OUTLINE = "#1b7837"
 
-    def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,
-                         feedback: QgsProcessingFeedback) -> None:
-        symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "outline_color": self.OUTLINE,
-                                             "outline_width": "0.4"})
-        layer.setRenderer(QgsSingleSymbolRenderer(symbol))
-        layer.triggerRepaint()
-        layer.emitStyleChanged()
-
-
-def present_results(context: QgsProcessingContext, output_path: str, stats_path: Optional[str], icon: QIcon,
-                    trees_path: Optional[str] = None, crowns_path: Optional[str] = None) -> None:
-    """Style the label layer, the tree canopy mask and the crowns if Processing loads them, and list an HTML
-    report in the results viewer."""
-    styled: List[QgsProcessingLayerPostProcessorInterface] = []
-    for path in filter(None, (output_path, trees_path)):
-        style = str(Path(path).with_suffix(".qml"))
-        if context.willLoadLayerOnCompletion(path) and Path(style).is_file():
-            styled.append(LabelLayerStyler(style))
-            context.layerToLoadOnCompletionDetails(path).setPostProcessor(styled[-1])
-    if crowns_path and context.willLoadLayerOnCompletion(crowns_path):
-        styled.append(CrownLayerStyler())
-        context.layerToLoadOnCompletionDetails(crowns_path).setPostProcessor(styled[-1])
-    LabelLayerStyler.instances = styled
+def list_report(stats_path: Optional[str], icon: QIcon) -> None:
+    """An HTML report in Processing's results viewer (in the QGIS window only)."""
     if stats_path and stats_path.lower().endswith(REPORT_SUFFIXES) and _has_main_window():
         from processing.core.ProcessingResults import resultsList
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProcessingOutputNumber
@@ -48,6 +49,8 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
     CHOSEN_K = "CHOSEN_K"
 
     _outputs: dict[str, Any] | None = None
+    _summary: tuple[dict[str, Any], float] | None = None  # the run's statistics and its duration in seconds
+    _input_path = ""
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate("SegmentTreesAlgorithm", text)
@@ -108,7 +111,9 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        result = self._run_job(lambda: SegmentationConfig(**self._engine_arguments(parameters, context)), feedback)
+        started = time.monotonic()
+        result = self._run_job(lambda: self._config(parameters, context), feedback)
+        self._summary = (result.stats, time.monotonic() - started)
         self._outputs = {
             self.OUTPUT: result.output_path,
             self.STATS: result.stats_path,
@@ -120,13 +125,29 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
         }
         return self._outputs
 
-    def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        """In QGIS: the label layer gets its paletted style, an HTML report goes to the results viewer."""
-        if self._outputs:
-            from .results import present_results
+    def _config(self, parameters: dict[str, Any], context: QgsProcessingContext) -> SegmentationConfig:
+        config = SegmentationConfig(**self._engine_arguments(parameters, context))
+        self._input_path = config.input_path
+        return config
 
-            present_results(context, self._outputs[self.OUTPUT], self._outputs[self.STATS], self.icon(),
-                            self._outputs[self.TREES], self._outputs[self.CROWNS])
+    def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        """In QGIS: the result layers named, grouped and styled, an HTML report in the results viewer, the
+        run's summary on the message bar."""
+        if self._outputs:
+            from .results import ResultLayer, list_report, present_results, qml_style
+            from .run_summary import show_summary
+
+            out = self._outputs
+            trees_shown = any(out[name] and context.willLoadLayerOnCompletion(out[name])
+                              for name in (self.TREES, self.CROWNS))
+            present_results(context, self._input_path, (  # the opaque clusters would hide the orthophoto
+                ResultLayer(out[self.CROWNS], "crowns", qml_style),
+                ResultLayer(out[self.OUTPUT_POLYGONS], "cluster polygons"),
+                ResultLayer(out[self.TREES], "trees", qml_style),
+                ResultLayer(out[self.OUTPUT], "clusters", qml_style, visible=not trees_shown)))
+            list_report(out[self.STATS], self.icon())
+            if self._summary:
+                show_summary(*self._summary, out[self.STATS])
         return {}
 
     def _engine_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:

@@ -139,17 +139,22 @@ def treeseg_provider(qgis_processing):
 
 @pytest.fixture()
 def processing_iface(qgis_iface, monkeypatch):
-    """pytest-qgis's iface with what Processing's dialogs call and it lacks: the browser model (file widgets)
-    and the layer tree view (QGIS >= 3.34 adds result layers through it)."""
+    """pytest-qgis's iface with what Processing's dialogs call and it lacks: the browser model (file widgets),
+    the layer tree view (QGIS >= 3.34 adds result layers through it) and QGIS's own message bar in the main
+    window (pytest-qgis's records only pushMessage)."""
     from qgis.core import QgsLayerTreeModel, QgsProject
-    from qgis.gui import QgsBrowserGuiModel, QgsLayerTreeView
+    from qgis.gui import QgsBrowserGuiModel, QgsLayerTreeView, QgsMessageBar
+    from qgis.PyQt import sip
 
     browser = QgsBrowserGuiModel()
     view = QgsLayerTreeView()
     view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view))
+    bar = QgsMessageBar(qgis_iface.mainWindow())
     monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)
     monkeypatch.setattr(qgis_iface, "layerTreeView", lambda: view, raising=False)
-    return qgis_iface
+    monkeypatch.setattr(qgis_iface, "messageBar", lambda: bar, raising=False)
+    yield qgis_iface
+    sip.delete(bar)
 
 
 @pytest.fixture()

@@ -50,6 +50,7 @@ def dialog_run(treeseg_provider, processing_iface):
         if not sip.isdeleted(dialog):
             dispose(dialog)
     QgsProject.instance().removeAllMapLayers()
+    QgsProject.instance().layerTreeRoot().removeAllChildren()
 
 
 def worker_processes() -> list[str]:
@@ -87,6 +88,29 @@ def test_run_shows_progress_stages_and_the_log(dialog_run, tmp_path):
     assert record["progress"] and max(record["progress"]) == 100
     shown = [value for value in record["progress"] if value > 0]
     assert shown == sorted(shown)  # the bar only moves forward
+
+
+def test_trees_and_crowns_load_in_one_group_named_after_the_input_crowns_on_top(dialog_run, processing_iface,
+                                                                               tmp_path):
+    from qgis.core import QgsLayerTreeGroup, QgsLayerTreeLayer
+
+    weights = write_meta_pth(tmp_path / "dinov3_tiny_random.pth", make_state_dict("tiny", seed=0))
+    raster = make_raster(tmp_path / "OSBS_029.tif", 96, 96)
+    _, record = dialog_run({"INPUT": str(raster), "WEIGHTS": str(weights), "TILE_SIZE": 64, "OVERLAP": 16,
+                            "K_MAX": 4, "TREE_CLUSTERS": "1", "OUTPUT": str(tmp_path / "labels.tif"),
+                            "TREES": str(tmp_path / "trees.tif"), "CROWNS": str(tmp_path / "crowns.gpkg")})
+    wait_until(lambda: record["finished"] is not None)
+    assert record["finished"] is True, record["log"]
+
+    [group] = QgsProject.instance().layerTreeRoot().children()
+    assert isinstance(group, QgsLayerTreeGroup) and group.name() == "OSBS_029"
+    layers = group.children()
+    assert all(isinstance(node, QgsLayerTreeLayer) for node in layers)
+    assert [node.name() for node in layers] == ["OSBS_029 crowns", "OSBS_029 trees", "OSBS_029 clusters"]
+    assert [node.layer().source().split("|")[0] for node in layers] == [
+        str(tmp_path / name) for name in ("crowns.gpkg", "trees.tif", "labels.tif")]
+    assert [node.isVisible() for node in layers] == [True, True, False]  # the opaque clusters start hidden
+    assert processing_iface.messageBar().currentItem().text().startswith("K = ")
 
 
 def test_cancel_stops_the_worker_and_the_next_run_works(dialog_run, tmp_path):

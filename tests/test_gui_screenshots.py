@@ -15,6 +15,7 @@ PICTURES = {  # name: minimum size in pixels
     "weights-manager.png": (900, 400),
     "settings.png": (600, 300),
     "result.png": (600, 300),
+    "layers.png": (600, 300),
 }
 
 pytestmark = pytest.mark.slow

@@ -27,7 +27,8 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
     names = zipfile.ZipFile(archive).namelist()
     assert all(name.startswith("treeseg/") for name in names)
     for required in ("treeseg/__init__.py", "treeseg/metadata.txt", "treeseg/icon.svg", "treeseg/LICENSE",
-                     "treeseg/processing_provider/segment_trees.py", "treeseg/treeseg_plugin/plugin.py"):
+                     "treeseg/processing_provider/segment_trees.py", "treeseg/treeseg_plugin/plugin.py",
+                     "treeseg/processing_provider/models/tree_inventory.model3"):
         assert required in names
     for unwanted in ("tests/", "scripts/", "__pycache__", ".pyc", ".venv", ".ci/", "sample/", "requirements/"):
         assert not any(unwanted in name for name in names), unwanted

