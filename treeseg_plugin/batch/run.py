@@ -105,7 +105,8 @@ def _fit(settings: BatchSettings, rasters: Sequence[str], backend: Any, destinat
 
     fit_config = ClusterFitConfig(input_paths=list(rasters), output_path=destination, **fit_settings(settings.engine))
     log.info(f"Fitting the cluster model on {len(rasters)} raster(s) ...")
-    bands = fit_input_bands(rasters, fit_config.bands, fit_config.seed, log, StageProgress(log, 0, 3))
+    bands = fit_input_bands(rasters, fit_config.bands, fit_config.working_resolution, fit_config.seed, log,
+                            StageProgress(log, 0, 3))
     with Staging() as staging:
         staged = staging.path(destination)
         jobs = [(path, fit_config, bands.stretch, fit_config.seed + i, os.path.dirname(staged))
@@ -133,7 +134,8 @@ def _encoding(fit_config: Any, results: Iterable[Tuple[Any, Any, Tuple[str, str]
     if len(precisions) != 1:
         raise EngineError(f"The workers computed features in different precisions ({', '.join(precisions)}), "
                           "which gives different features. Set Precision explicitly (e.g. fp32) for every worker.")
-    return Encoding(",".join(devices), precisions[0], fit_config.tile_size, fit_config.overlap)
+    return Encoding(",".join(devices), precisions[0], fit_config.tile_size, fit_config.overlap,
+                    fit_config.working_resolution)
 
 
 def _tracked(results: Any, total: int, verb: str, name: Any) -> Any:
