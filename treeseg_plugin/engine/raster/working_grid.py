@@ -3,9 +3,10 @@
 Canopy Height (its model's resolution) and Segment Trees / Fit Cluster Model (``working_resolution``) use
 the same code. Decisions:
 
-* Ground metres whatever the CRS: projected linear units, or for a geographic CRS degrees converted on
-  the CRS's ellipsoid at the window's centre latitude (radii of curvature in the meridian and the prime
-  vertical). Without a CRS (or in other units) the size in metres is unknown and only 0 (native) runs.
+* Ground metres whatever the CRS: the window's central pixel's sides, converted to latitude and longitude
+  (osr) and measured on the CRS's ellipsoid (radii of curvature in the meridian and the prime vertical at
+  that latitude), so a geographic CRS, Web Mercator's scale or UTM's 0.9996 are all ground metres. Without
+  a CRS (or outside the CRS's area of use) the size in metres is unknown and only 0 (native) runs.
 * The working grid is a GDAL VRT in memory (``/vsimem``) over the window, ``round(window * pixel size /
   resolution)`` pixels a side: GDAL resamples as each tile is read (``average`` when coarsening,
   ``bilinear`` when refining), so the whole raster is never held. It covers the window exactly, so working
@@ -37,23 +38,30 @@ from .input import InputRaster
 def ground_pixel_size(gt: GeoTransform, srs: Optional[osr.SpatialReference], window: Window) \
         -> Optional[Tuple[float, float]]:
     """(column, row) pixel size in ground metres at the window's centre, or None when the CRS does not tell."""
-    if srs is None:
+    if srs is None or not (srs.IsProjected() or srs.IsGeographic()):
         return None
-    x_size, y_size = math.hypot(gt[1], gt[4]), math.hypot(gt[2], gt[5])
-    if srs.IsProjected():
-        metres = srs.GetLinearUnits()
-        return x_size * metres, y_size * metres
-    if srs.IsGeographic():
-        radians = srs.GetAngularUnits()
-        centre = (window.x0 + window.width / 2, window.y0 + window.height / 2)
-        latitude = (gt[3] + centre[0] * gt[4] + centre[1] * gt[5]) * radians
-        a, inverse_flattening = srs.GetSemiMajor(), srs.GetInvFlattening()
-        flattening = 1.0 / inverse_flattening if inverse_flattening else 0.0
-        e2 = flattening * (2.0 - flattening)
-        w = math.sqrt(1.0 - e2 * math.sin(latitude) ** 2)
-        prime_vertical, meridian = a / w, a * (1.0 - e2) / w ** 3
-        return x_size * radians * prime_vertical * math.cos(latitude), y_size * radians * meridian
-    return None
+    source = srs.Clone()
+    source.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    geographic = srs.CloneGeogCS()
+    geographic.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    col, row = window.x0 + window.width / 2, window.y0 + window.height / 2
+    ends = [(col - 0.5, row), (col + 0.5, row), (col, row - 0.5), (col, row + 0.5)]
+    points = [(gt[0] + c * gt[1] + r * gt[2], gt[3] + c * gt[4] + r * gt[5]) for c, r in ends]
+    lonlat = np.radians(np.asarray(osr.CoordinateTransformation(source, geographic).TransformPoints(points),
+                                   dtype=np.float64)[:, :2] * math.degrees(geographic.GetAngularUnits()))
+    if not np.isfinite(lonlat).all():
+        return None
+    inverse_flattening = geographic.GetInvFlattening()
+    flattening = 1.0 / inverse_flattening if inverse_flattening else 0.0
+    e2 = flattening * (2.0 - flattening)
+    latitude = float(lonlat[:, 1].mean())
+    w = math.sqrt(1.0 - e2 * math.sin(latitude) ** 2)
+    east, north = geographic.GetSemiMajor() / w * math.cos(latitude), geographic.GetSemiMajor() * (1 - e2) / w ** 3
+
+    def metres(a: np.ndarray, b: np.ndarray) -> float:
+        return math.hypot((b[0] - a[0]) * east, (b[1] - a[1]) * north)
+
+    return metres(lonlat[0], lonlat[1]), metres(lonlat[2], lonlat[3])
 
 
 @dataclass
@@ -95,9 +103,15 @@ def working_grid(source: InputRaster, window: Window, resolution: float, stack: 
     return WorkingGrid(raster, Window(0, 0, width, height), size, resampling)
 
 
-def encoding_grid(source: InputRaster, window: Window, resolution: float, stack: contextlib.ExitStack,
+FINE_PIXEL_M = 0.05
+"""Encoded pixels finer than this get the log's guidance: a patch covers leaves and branches, not crowns."""
+SUGGESTED_RESOLUTION_M = 0.1
+
+
+def encoding_grid(source: InputRaster, window: Window, resolution: float, patch_px: int, stack: contextlib.ExitStack,
                   progress: Progress) -> WorkingGrid:
-    """Segment Trees' and Fit Cluster Model's working grid for ``working_resolution``, said in the log."""
+    """Segment Trees' and Fit Cluster Model's working grid for ``working_resolution``, said in the log with
+    what a ``patch_px`` patch covers (and a suggestion when that is finer than :data:`FINE_PIXEL_M` per pixel)."""
     grid = working_grid(source, window, resolution, stack)
     size = grid.native_m
     if resolution and size is None:
@@ -114,7 +128,22 @@ def encoding_grid(source: InputRaster, window: Window, resolution: float, stack:
         how = "its own pixels" + (f" (working resolution {resolution:g} m is the same)" if resolution else "")
     progress.info(f"Native pixel size {native}; encoded at {how}: {work.width} x {work.height} = "
                   f"{work.width * work.height} px for {window.width * window.height} input px.")
+    if size is not None:
+        encoded_m = resolution if grid.resampled else math.sqrt(size[0] * size[1])
+        progress.info(_footprint(encoded_m, patch_px))
     return grid
+
+
+def _footprint(encoded_m: float, patch_px: int) -> str:
+    """What one patch covers on the ground; for pixels finer than FINE_PIXEL_M, a coarser working resolution."""
+    text = f"A {patch_px} px patch covers {patch_px * encoded_m:.3g} m x {patch_px * encoded_m:.3g} m on the ground."
+    if encoded_m >= FINE_PIXEL_M:
+        return text
+    fewer = (SUGGESTED_RESOLUTION_M / encoded_m) ** 2
+    return (f"{text} That is leaves and branches rather than whole crowns: a working resolution of "
+            f"{SUGGESTED_RESOLUTION_M:g} m (WORKING_RESOLUTION, --working-resolution) makes a patch "
+            f"{patch_px * SUGGESTED_RESOLUTION_M:.3g} m and encodes {fewer:.3g} times fewer pixels "
+            "(docs/resolution.md).")
 
 
 def _position(start: int, count: int, size: int, grid_size: int) -> np.ndarray:

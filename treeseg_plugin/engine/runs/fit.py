@@ -33,7 +33,7 @@ from ..cluster.choice_of_k import fit_samples, no_valid_pixels
 from ..cluster.model import BackboneIdentity, ClusterModel, Encoding, FitInput, InputBands, backbone_identity
 from ..encode.features import FeatureStore, TileEncoder
 from ..encode.runtime import load_model
-from ..encode.tiling import plan_tiles
+from ..encode.tiling import PATCH, plan_tiles
 from ..errors import EngineError
 from ..jobs.fit import ClusterFitConfig, ClusterFitResult, validate_fit_config
 from ..jobs.segmentation import FitSettings
@@ -109,8 +109,8 @@ def sample_features(path: str, config: ClusterFitConfig, backbone: Any, stretch:
     with contextlib.ExitStack() as stack:
         raster = InputRaster(path, config.bands, progress)
         stack.callback(raster.close)
-        grid = encoding_grid(raster, Window(0, 0, raster.width, raster.height), config.working_resolution, stack,
-                             progress)
+        grid = encoding_grid(raster, Window(0, 0, raster.width, raster.height), config.working_resolution, PATCH,
+                             stack, progress)
         window = grid.window
         source = RasterSource(grid.raster, window, progress, report, stretch)
         plan = plan_tiles(window.height, window.width, config.tile_size, config.overlap, config.stride)

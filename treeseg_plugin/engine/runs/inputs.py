@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..cluster.model import ClusterModel
-from ..encode.tiling import grid_length
+from ..encode.tiling import PATCH, grid_length
 from ..errors import EngineError
 from ..jobs.segmentation import SegmentationConfig
 from ..progress import Progress, StageProgress
@@ -70,7 +70,7 @@ def open_input(config: SegmentationConfig, model: Optional[ClusterModel], progre
     if config.extent is not None:
         progress.info(f"Extent snapped to pixels x {window.x0}..{window.x0 + window.width}, "
                       f"y {window.y0}..{window.y0 + window.height} ({window.width} x {window.height} px).")
-    grid = encoding_grid(raster, window, config.working_resolution, stack, progress)
+    grid = encoding_grid(raster, window, config.working_resolution, PATCH, stack, progress)
     if model is None:
         check_size(grid.window, config)
     progress.info(raster.describe_masks())
