@@ -18,7 +18,7 @@ from data_factory import make_raster, pattern
 from engine_runs import band_values, segmenter
 from osgeo import gdal
 from recording_progress import Log
-from treeseg.treeseg_plugin.engine import EngineError
+from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
 from treeseg.treeseg_plugin.engine.cluster.model_file import load_cluster_model
 from treeseg.treeseg_plugin.engine.jobs.fit import ClusterFitConfig
 from treeseg.treeseg_plugin.engine.runs.fit import run_fit_cluster_model
@@ -157,3 +157,15 @@ def test_the_log_says_what_a_patch_covers_and_suggests_a_working_resolution_for_
     _run(coarse, tmp_path / "coarse_labels.tif", tiny, log)
     said = " ".join(log.lines)
     assert "A 16 px patch covers 1.6 m x 1.6 m" in said and "fewer pixels" not in said
+
+
+def test_fit_cluster_model_on_one_raster_fits_what_segment_trees_saves_at_the_same_working_resolution(tmp_path, tiny):
+    raster = make_raster(tmp_path / "a.tif", 240, 200, dtype="UInt16", kind="blobs")  # stretched: sampled at 0.25 m
+    settings = {"model": tiny, "tile_size": 64, "overlap": 16, "k_max": 4, "working_resolution": 0.25}
+    run_segmentation(SegmentationConfig(str(raster), str(tmp_path / "labels.tif"),
+                                        cluster_model_output=str(tmp_path / "segment.tscm"), **settings), Log())
+    run_fit_cluster_model(ClusterFitConfig([str(raster)], str(tmp_path / "fit.tscm"), **settings), Log())
+    fitted, saved = load_cluster_model(str(tmp_path / "fit.tscm")), load_cluster_model(str(tmp_path / "segment.tscm"))
+    assert fitted.input.stretch == saved.input.stretch
+    assert np.array_equal(fitted.centroids, saved.centroids) and fitted.fit.inputs == saved.fit.inputs
+    assert fitted.fit.inputs[0].valid_patches == (240 * 0.1 / 0.25 // 16) * (200 * 0.1 / 0.25 // 16)  # 6 x 5

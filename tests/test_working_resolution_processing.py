@@ -60,3 +60,14 @@ def test_the_batch_command_fits_and_labels_at_its_working_resolution(tmp_path):
     assert result.returncode == 0, result.stderr
     assert load_cluster_model(str(tmp_path / "out" / "cluster-model.tscm")).fit.encoding.working_resolution == 0.2
     assert _grid(tmp_path / "out" / "a_labels.tif") == _grid(raster)
+
+
+def test_the_batch_command_refuses_windows_at_a_working_resolution(tmp_path):
+    (tmp_path / "in").mkdir()
+    raster = make_raster(tmp_path / "in" / "a.tif", 64, 64)
+    result = subprocess.run([sys.executable, "-m", "treeseg_plugin", str(raster), "-o", str(tmp_path / "out"),
+                             "--window", "256", "--working-resolution", "0.2"],
+                            cwd=PLUGIN, env={**os.environ, "PYTHONPATH": ""}, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 1 and "--window and --working-resolution cannot be combined" in result.stderr
+    assert not (tmp_path / "out").exists()

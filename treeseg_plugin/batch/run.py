@@ -189,6 +189,11 @@ def run_batch(settings: BatchSettings, log: Optional[Progress] = None) -> str:
     """Fit (or reuse) the model, label every input, write the mosaic; returns the mosaic's path."""
     log = log or PrintProgress()
     validate_settings(settings.engine)
+    if settings.window and settings.engine.working_resolution:
+        raise EngineError("--window and --working-resolution cannot be combined yet: a window's working grid would "
+                          "not fall on the whole raster's, so its labels could differ from a whole-raster run. Leave "
+                          "--window out (the working resolution already makes the encoded raster smaller), or "
+                          "resample the rasters first (gdalwarp -tr) and run them at their own resolution.")
     rasters = expand_inputs(settings.inputs)
     outputs = label_paths(rasters, settings.output_folder)
     if settings.cluster_model and not os.path.isfile(settings.cluster_model):
