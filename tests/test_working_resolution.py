@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ with warnings.catch_warnings():  # Debian's pyproj (a python3-qgis dependency) m
     from pyproj import Geod
 
 _run = segmenter(tile_size=128, overlap=32, k=3, seed=0)
+SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
 _ENCODED = re.compile(r"encoded at .*: (\d+) x (\d+) = (\d+) px for (\d+) input px")
 
 
@@ -169,3 +171,18 @@ def test_fit_cluster_model_on_one_raster_fits_what_segment_trees_saves_at_the_sa
     assert fitted.input.stretch == saved.input.stretch
     assert np.array_equal(fitted.centroids, saved.centroids) and fitted.fit.inputs == saved.fit.inputs
     assert fitted.fit.inputs[0].valid_patches == (240 * 0.1 / 0.25 // 16) * (200 * 0.1 / 0.25 // 16)  # 6 x 5
+
+
+def test_the_issues_acceptance_on_the_sample_10_cm_upsampled_to_2_5_cm(tmp_path, tiny):
+    sample = gdal.Open(str(SAMPLE))
+    ortho = sample.ReadAsArray(100, 100, 160, 128)  # a 10 cm crop of the sample
+    origin = (sample.GetGeoTransform()[0] + 10.0, sample.GetGeoTransform()[3] - 10.0)
+    sample = None
+    coarse = make_raster(tmp_path / "10cm.tif", 160, 128, pixel_size=0.1, data=ortho, origin=origin)
+    fine = make_raster(tmp_path / "2.5cm.tif", 640, 512, pixel_size=0.025, origin=origin,
+                       data=np.repeat(np.repeat(ortho, 4, axis=1), 4, axis=2))
+    _run(coarse, tmp_path / "coarse.tif", tiny)
+    _run(fine, tmp_path / "fine.tif", tiny, working_resolution=0.1)
+    expected = np.repeat(np.repeat(band_values(tmp_path / "coarse.tif"), 4, axis=0), 4, axis=1)
+    assert (band_values(tmp_path / "fine.tif") == expected).mean() >= 0.99
+    assert _grid(tmp_path / "fine.tif") == _grid(fine)
