@@ -38,10 +38,6 @@ class RunInput:
     encoded: RasterSource
     encoded_window: Window
 
-    @property
-    def resampled(self) -> bool:
-        return self.encoded is not self.source
-
 
 def check_size(window: Window, config: SegmentationConfig) -> None:
     """Refuse a working window with fewer patches than the clusters asked for, before loading anything."""
