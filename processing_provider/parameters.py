@@ -156,8 +156,14 @@ MAX_SAMPLES = _spec("MAX_SAMPLES", number("Maximum k-means samples", Integer, SE
                                           minValue=100),
                     "At most this many valid patch features, sampled over the whole raster, fit k-means.",
                     advanced=True)
-CLUSTER_SETTINGS = (MODEL, WEIGHTS, DEVICE, PRECISION, STRIDE, K, K_MIN, K_MAX, ELBOW_THRESHOLD, SEED, TILE_SIZE,
-                    OVERLAP, BATCH_SIZE, MAX_SAMPLES, ALLOW_DOWNLOAD)
+WORKING_RESOLUTION = _spec(
+    "WORKING_RESOLUTION", number("Working resolution (m per pixel, 0 = input's)", Double,
+                                 SEGMENTATION_DEFAULTS.working_resolution, minValue=0.0, optional=True),
+    "Encode, cluster and find trees at this ground resolution (ground metres also in a geographic CRS); the outputs "
+    "stay on the input's grid. A 16 px patch covers 16 x this: see docs/resolution.md for drone imagery. 0 or empty: "
+    "the input's own pixels (optional, so models saved before it existed still run).")
+CLUSTER_SETTINGS = (WORKING_RESOLUTION, MODEL, WEIGHTS, DEVICE, PRECISION, STRIDE, K, K_MIN, K_MAX, ELBOW_THRESHOLD,
+                    SEED, TILE_SIZE, OVERLAP, BATCH_SIZE, MAX_SAMPLES, ALLOW_DOWNLOAD)
 """The settings of the features and their clustering, in dialog order (Segment Trees adds its own among them)."""
 
 # Fit Cluster Model only.

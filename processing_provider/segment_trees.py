@@ -207,6 +207,7 @@ def cluster_settings(algorithm: WorkerAlgorithm, parameters: dict[str, Any],
         "overlap": integer(spec.OVERLAP),
         "batch_size": integer(spec.BATCH_SIZE),
         "max_samples": integer(spec.MAX_SAMPLES),
+        "working_resolution": algorithm.parameterAsDouble(parameters, spec.WORKING_RESOLUTION.name, context),
     }
 
 

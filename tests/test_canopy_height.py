@@ -63,7 +63,9 @@ def test_resampled_to_the_training_resolution_and_back_onto_the_input_grid(chm, 
     result = run_canopy_height(_config(chm, tmp_path, SAMPLE, tile_size=32, overlap=0), log)
     assert "Resampled the input from 0.1 m (400 x 400 px) to 1 m (CHMv2's training resolution) (40 x 40 px" \
         in log.text
-    assert result.resampled and result.input_resolution_m == pytest.approx(0.1) and result.model_resolution_m == 1
+    # ground metres: UTM's scale factor (0.9996 on the central meridian) makes the sample's 0.1 m grid 0.10003 m
+    assert result.resampled and result.input_resolution_m == pytest.approx(0.1, rel=1e-3) \
+        and result.model_resolution_m == 1
     ds, band, heights = _read(result.output_path)
     source = gdal.Open(str(SAMPLE))
     assert (ds.RasterXSize, ds.RasterYSize) == (400, 400)

@@ -16,7 +16,8 @@ def _definitions(algorithm_id: str) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("name", ["MODEL", "WEIGHTS", "DEVICE", "PRECISION", "STRIDE", "K", "TILE_SIZE", "OVERLAP",
-                                  "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD"])
+                                  "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD",
+                                  "WORKING_RESOLUTION"])
 def test_segment_trees_and_fit_cluster_model_share_one_definition(treeseg_provider, name):
     segment, fit = _definitions("treeseg:segmenttrees"), _definitions("treeseg:fitclustermodel")
     assert segment[name] == fit[name]  # type, label, default, limits, flags and help

@@ -15,7 +15,8 @@ from qgis.core import QgsProcessingContext, QgsProcessingParameterDefinition
 
 ALGORITHM_ID = "treeseg:segmenttrees"
 EXPECTED_PARAMETERS = [
-    "INPUT", "BANDS", "EXTENT", "MODEL", "WEIGHTS", "DEVICE", "PRECISION", "STRIDE", "K", "K_MIN", "K_MAX",
+    "INPUT", "BANDS", "EXTENT", "WORKING_RESOLUTION", "MODEL", "WEIGHTS", "DEVICE", "PRECISION", "STRIDE", "K",
+    "K_MIN", "K_MAX",
     "ELBOW_THRESHOLD", "SEED", "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "MAX_SAMPLES", "ALLOW_DOWNLOAD",
     "CLUSTER_MODEL", "NIR_BAND", "CANOPY_HEIGHT", "MIN_TREE_HEIGHT", "TREE_CLUSTERS", "MIN_CROWN_AREA",
     "OUTPUT", "STATS", "OUTPUT_POLYGONS", "CLUSTER_MODEL_OUTPUT", "TREES", "CROWNS",
@@ -84,7 +85,8 @@ def test_parameter_and_output_definitions(algorithm):
 
 
 @pytest.mark.parametrize("name", ["K", "K_MIN", "K_MAX", "ELBOW_THRESHOLD", "SEED", "TILE_SIZE", "OVERLAP",
-                                  "BATCH_SIZE", "MAX_SAMPLES", "MIN_TREE_HEIGHT", "MIN_CROWN_AREA"])
+                                  "BATCH_SIZE", "MAX_SAMPLES", "MIN_TREE_HEIGHT", "MIN_CROWN_AREA",
+                                  "WORKING_RESOLUTION"])
 def test_numeric_defaults_are_the_engine_defaults(algorithm, name):
     from treeseg.treeseg_plugin.engine.jobs.segmentation import SegmentationConfig
 

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("k", "k_min", "k_max", "seed", "tile_size", "overlap", "batch_size", "max_samples"):
         engine.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(_DEFAULTS, name))
     engine.add_argument("--elbow-threshold", type=float, default=_DEFAULTS.elbow_threshold)
+    engine.add_argument("--working-resolution", type=float, default=_DEFAULTS.working_resolution,
+                        help="encode at this many ground metres per pixel; outputs stay on each input's grid "
+                             "(default 0: each input's own pixels)")
     engine.add_argument("--allow-download", action="store_true", help="download the weights if missing")
     return parser
 

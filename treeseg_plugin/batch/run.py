@@ -105,7 +105,8 @@ def _fit(settings: BatchSettings, rasters: Sequence[str], backend: Any, destinat
 
     fit_config = ClusterFitConfig(input_paths=list(rasters), output_path=destination, **fit_settings(settings.engine))
     log.info(f"Fitting the cluster model on {len(rasters)} raster(s) ...")
-    bands = fit_input_bands(rasters, fit_config.bands, fit_config.seed, log, StageProgress(log, 0, 3))
+    bands = fit_input_bands(rasters, fit_config.bands, fit_config.working_resolution, fit_config.seed, log,
+                            StageProgress(log, 0, 3))
     with Staging() as staging:
         staged = staging.path(destination)
         jobs = [(path, fit_config, bands.stretch, fit_config.seed + i, os.path.dirname(staged))
@@ -133,7 +134,8 @@ def _encoding(fit_config: Any, results: Iterable[Tuple[Any, Any, Tuple[str, str]
     if len(precisions) != 1:
         raise EngineError(f"The workers computed features in different precisions ({', '.join(precisions)}), "
                           "which gives different features. Set Precision explicitly (e.g. fp32) for every worker.")
-    return Encoding(",".join(devices), precisions[0], fit_config.tile_size, fit_config.overlap)
+    return Encoding(",".join(devices), precisions[0], fit_config.tile_size, fit_config.overlap,
+                    fit_config.working_resolution)
 
 
 def _tracked(results: Any, total: int, verb: str, name: Any) -> Any:
@@ -187,6 +189,11 @@ def run_batch(settings: BatchSettings, log: Optional[Progress] = None) -> str:
     """Fit (or reuse) the model, label every input, write the mosaic; returns the mosaic's path."""
     log = log or PrintProgress()
     validate_settings(settings.engine)
+    if settings.window and settings.engine.working_resolution:
+        raise EngineError("--window and --working-resolution cannot be combined yet: a window's working grid would "
+                          "not fall on the whole raster's, so its labels could differ from a whole-raster run. Leave "
+                          "--window out (the working resolution already makes the encoded raster smaller), or "
+                          "resample the rasters first (gdalwarp -tr) and run them at their own resolution.")
     rasters = expand_inputs(settings.inputs)
     outputs = label_paths(rasters, settings.output_folder)
     if settings.cluster_model and not os.path.isfile(settings.cluster_model):

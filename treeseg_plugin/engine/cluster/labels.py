@@ -1,4 +1,5 @@
-"""Labels on the pixel grid: squared distances at patch centres, bilinear to pixel centres, arg-min.
+"""Labels on the pixel grid: squared distances at patch centres, bilinear to pixel centres, arg-min; on a
+working grid other than the input's, each input pixel takes the label of the working pixel nearest to it.
 
 Pixel ``i`` (centre ``i + 0.5``) sits at patch coordinate ``t = (i + 0.5 - 8) / stride``; its
 distances are interpolated linearly between patches ``floor(t)`` and ``floor(t) + 1`` along each
@@ -54,5 +55,16 @@ def block_labels(store: FeatureStore, centroids: np.ndarray, distances: Distance
         closer = plane < nearest  # strict: ties keep the lower label
         np.minimum(nearest, plane, out=nearest)
         labels[closer] = cluster + 1
+    labels[~valid] = 0
+    return labels
+
+
+def nearest_labels(store: FeatureStore, centroids: np.ndarray, distances: DistanceFn, stride: int,
+                   valid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Labels (uint8) of a block of pixels ``valid`` [h, w] that take those of the store's pixel grid at
+    ``rows`` [h] x ``cols`` [w] (a coarser or finer working grid: nearest neighbour), 0 where invalid."""
+    r0, c0 = int(rows.min()), int(cols.min())
+    span = np.ones((int(rows.max()) - r0 + 1, int(cols.max()) - c0 + 1), dtype=bool)
+    labels = block_labels(store, centroids, distances, stride, r0, c0, span)[np.ix_(rows - r0, cols - c0)]
     labels[~valid] = 0
     return labels

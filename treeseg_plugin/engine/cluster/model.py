@@ -65,6 +65,7 @@ class Encoding:
     precision: str  # "fp32" | "bf16" | "fp16"
     tile_size: int
     overlap: int
+    working_resolution: float = 0.0  # ground metres per pixel encoded; 0: each raster's own (files without it)
 
 
 @dataclass(frozen=True)
@@ -180,10 +181,20 @@ def encoding_notes(model: ClusterModel, run: Encoding) -> Tuple[List[str], List[
             f"run uses {run.tile_size} px with {run.overlap} px: a patch's features depend on the tile around it, so "
             f"labels may shift, most near tile edges. For the same labels set Tile size {fitted.tile_size} and "
             f"Overlap {fitted.overlap}, or fit the model again with this run's tiling.")
+    if fitted.working_resolution != run.working_resolution:
+        warnings.append(
+            f"The cluster model was fitted at {_resolution(fitted.working_resolution)}, this run encodes at "
+            f"{_resolution(run.working_resolution)}: a patch covers another ground area, so its features, and the "
+            f"labels, differ. For the labels the model was meant to give set Working resolution to "
+            f"{fitted.working_resolution:g}, or fit the model again at this run's.")
     if fitted.device != run.device and fitted.precision == run.precision:
         notes.append(f"The cluster model was fitted on {fitted.device}, this run runs on {run.device}: at the same "
                      "precision the features agree up to rounding.")
     return warnings, notes
+
+
+def _resolution(metres: float) -> str:
+    return f"a working resolution of {metres:g} m" if metres else "the rasters' own resolution"
 
 
 def _short(sha: Optional[str]) -> str:

@@ -63,8 +63,16 @@ def _document(model: ClusterModel) -> Dict[str, Any]:
                 "seed": fit.seed, "max_samples": fit.max_samples, "treeseg_version": fit.treeseg_version,
                 "inputs": [{"name": i.name, "valid_patches": i.valid_patches, "sampled": i.sampled}
                            for i in fit.inputs],
-                **({} if fit.encoding is None else {"encoding": dataclasses.asdict(fit.encoding)})},
+                **({} if fit.encoding is None else {"encoding": _encoding_document(fit.encoding)})},
     }
+
+
+def _encoding_document(encoding: Encoding) -> Dict[str, Any]:
+    """``fit.encoding``; the working resolution only when there is one (files at native resolution unchanged)."""
+    document = dataclasses.asdict(encoding)
+    if not encoding.working_resolution:
+        del document["working_resolution"]
+    return document
 
 
 def canonical(document: Dict[str, Any]) -> str:
@@ -184,8 +192,11 @@ def _encoding(data: Any) -> Encoding:
     w = "fit.encoding."
     if not isinstance(data, dict):
         raise _FieldError("'fit.encoding' is not an object")
+    resolution = _get(data, "working_resolution", float, w) if "working_resolution" in data else 0.0
+    if resolution < 0:
+        raise _FieldError(f"'{w}working_resolution' is {resolution}, below 0")
     return Encoding(_get(data, "device", str, w), _get(data, "precision", str, w), _int(data, "tile_size", w, 16),
-                    _int(data, "overlap", w, 0))
+                    _int(data, "overlap", w, 0), resolution)
 
 
 def _model(doc: Dict[str, Any], centroids: np.ndarray) -> ClusterModel:

@@ -7,6 +7,8 @@ nothing. Decisions:
   clusters and a 64-entry legend is already more than anyone can read.
 * ``overlap`` must be at least 16 when ``stride`` < 16: with no overlap, patches straddling two tiles
   would be computed by neither.
+* ``working_resolution`` (ground metres per pixel, 0 = the raster's own) is where features, k-means and the
+  tree rule work; the outputs are on the input's grid whatever it is (engine/raster/working_grid.py).
 * The output is always a GeoTIFF, so ``output_path`` must end in ``.tif``/``.tiff``.
 * With a fixed ``k``, ``k_min``/``k_max`` are not used, so their order is not checked (their ranges are):
   Processing's own check does the same, and a model that only sets K must not fail on them.
@@ -60,6 +62,7 @@ class FitSettings:
     overlap: int = 32
     batch_size: int = 4
     max_samples: int = DEFAULT_MAX_SAMPLES
+    working_resolution: float = 0.0  # ground metres per pixel the raster is encoded at; 0: its own pixels
     allow_download: bool = False
     token: Optional[str] = field(default=None, repr=False)
 
@@ -201,6 +204,11 @@ def validate_settings(config: SegmentationConfig) -> None:
     _require(config.max_samples >= 100, f"Maximum samples is {config.max_samples}; use at least 100.")
     _require(config.precision in PRECISIONS,
              f"Precision '{config.precision}' is unknown. Use one of: {', '.join(PRECISIONS)}.")
+    resolution = config.working_resolution
+    is_number = not isinstance(resolution, bool) and isinstance(resolution, (int, float))
+    _require(is_number and math.isfinite(resolution) and resolution >= 0,
+             f"Working resolution is {config.working_resolution!r}; it must be 0 (the raster's own pixels) or a "
+             "positive number of metres per pixel, e.g. 0.1.")
     _require(bool(config.model), "No model given. Give a variant name (e.g. vits16) or a weights file.")
     if config.bands is not None:
         bands = list(config.bands)

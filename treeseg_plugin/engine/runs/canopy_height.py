@@ -8,17 +8,16 @@ canceled run leaves nothing.
 
 Decisions:
 
-* The model grid: the working window resampled with GDAL to ``config.resolution`` metres per pixel (see
-  canopy_height.py), or the window itself when the resolution is 0 or already that of the input (within
-  half a pixel over the window). The input's pixel size in metres comes from its CRS: projected linear
-  units, or degrees at the window's centre latitude (spherical Earth) for a geographic CRS; without a CRS
-  it is unknown and only resolution 0 runs.
+* The model grid: the working window resampled with GDAL to ``config.resolution`` metres per pixel, or the
+  window itself when the resolution is 0 or already that of the input (within half a pixel over the
+  window); the input's pixel size in ground metres comes from its CRS (engine/raster/working_grid.py, the
+  code Segment Trees' working resolution uses); without a CRS it is unknown and only resolution 0 runs.
 * Tiles of ``tile_size`` model pixels (multiples of 16, engine/encode/tiling.py's placement) overlap by
   ``overlap``; their heights are blended with weights that ramp linearly over the overlap at every tile
   edge, so no seam can appear. Beyond the raster, pixels are mirrored (RasterSource). The model input is
   prepared, and the tiles batched, as the segmentation's (encode/batcher.py): invalid pixels at the
   normalisation mean; out of memory halves the batch.
-* Back onto the input's grid: bilinear between model-pixel centres (clamped at the edges), block by block;
+* Back onto the input's grid: bilinear between model-pixel centres (working_grid.bilinear_axis), block by block;
   pixels that are invalid in the input are NoData. The model-grid heights are held in memory (8 bytes per
   model pixel).
 """
@@ -28,12 +27,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import uuid
 from typing import Optional, Tuple
 
 import numpy as np
 import torch
-from osgeo import gdal, osr
 
 from ...dinov3.chmv2.config import TRAINING_GSD_M
 from ...dinov3.chmv2.model import CanopyHeightModel
@@ -48,6 +45,7 @@ from ..raster.geotiff import GeoTiffWriter, Grid, blocks
 from ..raster.height_raster import height_writer, write_height_qml
 from ..raster.input import InputRaster
 from ..raster.pixels import RasterSource
+from ..raster.working_grid import bilinear_axis, working_grid
 from .skeleton import Run, Stage, milliseconds, perform, stage_names
 
 TABLE = (Stage("Reading input", 3), Stage("Loading model", 5), Stage("Predicting heights", 82),
@@ -55,27 +53,11 @@ TABLE = (Stage("Reading input", 3), Stage("Loading model", 5), Stage("Predicting
 STAGES = stage_names(TABLE)
 
 
-def pixel_size_m(gt: Tuple[float, ...], srs: Optional[osr.SpatialReference], window: Window) \
-        -> Optional[Tuple[float, float]]:
-    """(column, row) pixel size in metres, or None when the CRS does not tell."""
-    if srs is None:
-        return None
-    x_size, y_size = math.hypot(gt[1], gt[4]), math.hypot(gt[2], gt[5])
-    if srs.IsProjected():
-        metres = srs.GetLinearUnits()
-        return x_size * metres, y_size * metres
-    if srs.IsGeographic():
-        radians = srs.GetAngularUnits()
-        latitude = (gt[3] + (window.y0 + window.height / 2) * gt[5]) * radians
-        radius = srs.GetSemiMajor()  # metres; the model resolution needs no finer figure
-        return (x_size * radians * radius * math.cos(latitude), y_size * radians * radius)
-    return None
-
-
 def _model_grid(source: InputRaster, window: Window, config: CanopyHeightConfig, progress: Progress,
                 stack: contextlib.ExitStack) -> Tuple[InputRaster, Window, Optional[float], bool]:
     """The raster the model reads, its window, the input's pixel size (m) and whether it was resampled."""
-    size = pixel_size_m(source.geotransform, source.srs, window)
+    grid = working_grid(source, window, config.resolution, stack)
+    size = grid.native_m
     gsd = None if size is None else math.sqrt(size[0] * size[1])
     if config.resolution == 0:
         progress.info(f"Resolution 0: the model runs on the input's own pixels{f' ({gsd:.3g} m)' if gsd else ''}.")
@@ -84,25 +66,16 @@ def _model_grid(source: InputRaster, window: Window, config: CanopyHeightConfig,
         raise EngineError(f"The input's pixel size in metres is unknown (no CRS, or one in other units), so it "
                           f"cannot be resampled to {config.resolution:g} m. Assign the raster's CRS, or set the "
                           "resolution to 0 to run the model on the input's own pixels.")
-    width = max(1, round(window.width * size[0] / config.resolution))
-    height = max(1, round(window.height * size[1] / config.resolution))
     trained = " (CHMv2's training resolution)" if config.resolution == TRAINING_GSD_M else ""
-    if (width, height) == (window.width, window.height):
+    if not grid.resampled:
         progress.info(f"The input's pixels ({gsd:.3g} m) match the model resolution {config.resolution:g} m"
                       f"{trained}: no resampling.")
         return source, window, gsd, False
-    coarser = width < window.width
-    path = f"/vsimem/treeseg-chm-{os.getpid()}-{uuid.uuid4().hex}.vrt"
-    gdal.Translate(path, source.ds, format="VRT", srcWin=[window.x0, window.y0, window.width, window.height],
-                   width=width, height=height, resampleAlg="average" if coarser else "bilinear")
-    stack.callback(gdal.Unlink, path)
+    width, height = grid.window.width, grid.window.height
     progress.info(f"Resampled the input from {gsd:.3g} m ({window.width} x {window.height} px) to "
-                  f"{config.resolution:g} m{trained} ({width} x {height} px, GDAL "
-                  f"{'average' if coarser else 'bilinear'}) for the model; the heights are resampled back "
-                  "onto the input's grid (bilinear).")
-    model_source = InputRaster(path, source.bands, Progress())
-    stack.callback(model_source.close)
-    return model_source, Window(0, 0, width, height), gsd, True
+                  f"{config.resolution:g} m{trained} ({width} x {height} px, GDAL {grid.resampling}) for the "
+                  "model; the heights are resampled back onto the input's grid (bilinear).")
+    return grid.raster, grid.window, gsd, True
 
 
 def _ramp(length: int, overlap: int) -> np.ndarray:
@@ -142,24 +115,16 @@ def predict_heights(model: CanopyHeightModel, source: RasterSource, window: Wind
     return total / weight_sum
 
 
-def _axis(start: int, count: int, size: int, model_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For output pixels start..start+count of an axis of ``size``: the two model pixels around each centre
-    and the weight of the second (bilinear between model-pixel centres, clamped at the edges)."""
-    position = np.clip((np.arange(start, start + count) + 0.5) * model_size / size - 0.5, 0, model_size - 1)
-    low = np.floor(position).astype(np.int64)
-    return low, np.minimum(low + 1, model_size - 1), (position - low).astype(np.float32)
-
-
 def write_heights(source: InputRaster, window: Window, heights: np.ndarray, writer: GeoTiffWriter,
                   progress: Progress, report: StageProgress) -> np.ndarray:
     """Write ``heights`` (model grid) onto the window's grid; returns the valid heights' count, sum, min, max."""
     summary = np.array([0.0, 0.0, np.inf, -np.inf])
     for left, top, w, h, ends_row in blocks(window.width, window.height):
         if left == 0:
-            r0, r1, rf = _axis(top, h, window.height, heights.shape[0])
+            r0, r1, rf = bilinear_axis(top, h, window.height, heights.shape[0])
             rows = heights[r0] * (1 - rf)[:, None] + heights[r1] * rf[:, None]
         check_canceled(progress)
-        c0, c1, cf = _axis(left, w, window.width, heights.shape[1])
+        c0, c1, cf = bilinear_axis(left, w, window.width, heights.shape[1])
         block = rows[:, c0] * (1 - cf) + rows[:, c1] * cf
         valid = source.read_valid(window.x0 + left, window.y0 + top, w, h)
         writer.write(top, left, np.where(valid, block, np.float32(NODATA)))

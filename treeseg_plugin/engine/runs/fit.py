@@ -4,8 +4,9 @@ The parts, so that a distributed runner can place them on workers:
 
 * :func:`fit_input_bands` - the inputs' band choice, checked alike, and the 2-98 % stretch of the non-Byte
   bands from the values of every input pooled;
-* :func:`sample_features` - one raster read with that stretch, encoded, and a seeded uniform sample of
-  its valid patch features (at most ``max_samples`` rows, float16) with its count of valid patches;
+* :func:`sample_features` - one raster read with that stretch at the working resolution (engine/raster/
+  working_grid.py, as Segment Trees reads it), encoded, and a seeded uniform sample of its valid patch
+  features (at most ``max_samples`` rows, float16) with its count of valid patches;
 * :func:`fit_cluster_model` - the samples' rows split in proportion to each raster's valid patches
   (``max_samples`` in all, largest remainders, seeded), then Segment Trees' fit (engine/cluster/choice_of_k.py: the
   same K choice and WCSS table);
@@ -32,7 +33,7 @@ from ..cluster.choice_of_k import fit_samples, no_valid_pixels
 from ..cluster.model import BackboneIdentity, ClusterModel, Encoding, FitInput, InputBands, backbone_identity
 from ..encode.features import FeatureStore, TileEncoder
 from ..encode.runtime import load_model
-from ..encode.tiling import plan_tiles
+from ..encode.tiling import PATCH, plan_tiles
 from ..errors import EngineError
 from ..jobs.fit import ClusterFitConfig, ClusterFitResult, validate_fit_config
 from ..jobs.segmentation import FitSettings
@@ -40,6 +41,7 @@ from ..progress import Progress, StageProgress
 from ..raster.georef import Window
 from ..raster.input import InputRaster
 from ..raster.pixels import SAMPLE_SIDE, RasterSource, Stretch, stretch_from_samples, stretch_samples, stretched_bands
+from ..raster.working_grid import encoding_grid, working_grid
 from .cluster_model import fit_record, model_from_fit, save_model
 from .skeleton import Run, Stage, milliseconds, perform, stage_names
 
@@ -61,28 +63,28 @@ def _describe(raster: InputRaster) -> Tuple[int, Tuple[int, ...], List[int]]:
     return raster.ds.RasterCount, tuple(raster.bands), stretched_bands(raster)
 
 
-def fit_input_bands(paths: Sequence[str], bands: Any, seed: int, progress: Progress,
+def fit_input_bands(paths: Sequence[str], bands: Any, resolution: float, seed: int, progress: Progress,
                     report: StageProgress) -> InputBands:
     """The inputs' band choice, with the stretch of the non-Byte bands fitted on the values of all ``paths``
-    pooled (each raster gives at most its share of SAMPLE_SIDE² values, its sampling reported on its part of
-    ``report``); refuses inputs read otherwise than the first."""
+    pooled, each read at the working ``resolution`` (each raster gives at most its share of SAMPLE_SIDE² values,
+    its sampling reported on its part of ``report``); refuses inputs read otherwise than the first."""
     pooled: Dict[int, List[np.ndarray]] = {}
     share = math.ceil(SAMPLE_SIDE * SAMPLE_SIDE / len(paths))
     first = InputRaster(paths[0], bands, progress)
     try:
         for index, path in enumerate(paths):
-            raster = first if index == 0 else InputRaster(path, bands, progress)
-            try:
+            with contextlib.ExitStack() as stack:
+                raster = first if index == 0 else InputRaster(path, bands, progress)
+                if raster is not first:
+                    stack.callback(raster.close)
                 if _describe(raster) != _describe(first):
                     raise EngineError(_differs(paths[0], _describe(first), path, _describe(raster)))
-                whole = Window(0, 0, raster.width, raster.height)
-                for band, values in stretch_samples(raster, whole, progress, report.part(index, len(paths))).items():
+                grid = working_grid(raster, Window(0, 0, raster.width, raster.height), resolution, stack)
+                for band, values in stretch_samples(grid.raster, grid.window, progress,
+                                                    report.part(index, len(paths))).items():
                     if values.size > share:
                         values = np.random.default_rng(seed + index).choice(values, share, replace=False)
                     pooled.setdefault(band, []).append(values)
-            finally:
-                if raster is not first:
-                    raster.close()
         stretch = stretch_from_samples(first, {b: np.concatenate(v) for b, v in pooled.items()},
                                        "any of the rasters", progress)
         return InputBands(tuple(first.bands), first.ds.RasterCount, stretch)
@@ -107,8 +109,10 @@ def sample_features(path: str, config: ClusterFitConfig, backbone: Any, stretch:
     with contextlib.ExitStack() as stack:
         raster = InputRaster(path, config.bands, progress)
         stack.callback(raster.close)
-        window = Window(0, 0, raster.width, raster.height)
-        source = RasterSource(raster, window, progress, report, stretch)
+        grid = encoding_grid(raster, Window(0, 0, raster.width, raster.height), config.working_resolution, PATCH,
+                             stack, progress)
+        window = grid.window
+        source = RasterSource(grid.raster, window, progress, report, stretch)
         plan = plan_tiles(window.height, window.width, config.tile_size, config.overlap, config.stride)
         store = stack.enter_context(FeatureStore(folder, plan.grid_rows, plan.grid_cols, backbone.embed_dim))
         TileEncoder(backbone, source, window, plan, store, config.batch_size).run(progress, report)
@@ -159,10 +163,10 @@ def _run(config: ClusterFitConfig, run: Run) -> ClusterFitResult:
     """The stages in order (TABLE)."""
     paths, progress = config.input_paths, run.progress
     with run.stage("Reading input") as report:
-        bands = fit_input_bands(paths, config.bands, config.seed, progress, report)
+        bands = fit_input_bands(paths, config.bands, config.working_resolution, config.seed, progress, report)
     with run.stage("Loading model"):
-        backbone, device, precision = load_model(config, progress)
-    encoding = Encoding(device, precision, config.tile_size, config.overlap)
+        backbone, device, precision = load_model(config.for_raster(paths[0]), progress)
+    encoding = Encoding(device, precision, config.tile_size, config.overlap, config.working_resolution)
     staged = run.staging.path(config.output_path)  # creates the output folder, removed again on failure
     with run.stage("Encoding tiles") as report:
         samples = [sample_features(path, config, backbone, bands.stretch, config.seed + index,

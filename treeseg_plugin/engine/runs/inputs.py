@@ -1,7 +1,8 @@
 """The run's input: the raster opened on its working window and checked before any model is loaded.
 
 Its stretch is fitted as the source is made (or the applied cluster model's is used), and the pixel areas
-and the canopy heights (when given) come on the working window's grid.
+and the canopy heights (when given) come on the working window's grid. At a working resolution the window is
+encoded through a resampling VRT (engine/raster/working_grid.py) whose stretch the input's own pixels share.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..cluster.model import ClusterModel
-from ..encode.tiling import grid_length
+from ..encode.tiling import PATCH, grid_length
 from ..errors import EngineError
 from ..jobs.segmentation import FitSettings, SegmentationConfig
 from ..progress import Progress, StageProgress
 from ..raster.georef import PixelArea, Window, pixel_area, window_geotransform, working_window
 from ..raster.input import InputRaster
 from ..raster.pixels import RasterSource
+from ..raster.working_grid import encoding_grid
 from ..trees.evidence import HeightGrid, check_nir_band
 from . import cluster_model as model_run
 from . import tree_steps
@@ -25,13 +27,16 @@ from . import tree_steps
 
 @dataclass
 class RunInput:
-    """The input as the run reads it: the working window's pixels, its grid, pixel areas and heights."""
+    """The input as the run reads it: the working window's pixels, its grid, pixel areas and heights, and the
+    grid it is encoded on (``encoded``/``encoded_window``: the same at the raster's own resolution)."""
 
     source: RasterSource
     window: Window
     geotransform: Any
     area: PixelArea
     heights: Optional[HeightGrid]
+    encoded: RasterSource
+    encoded_window: Window
 
 
 def check_size(window: Window, settings: FitSettings, what: str) -> None:
@@ -61,13 +66,15 @@ def open_input(config: SegmentationConfig, model: Optional[ClusterModel], progre
     if config.extent is not None:
         progress.info(f"Extent snapped to pixels x {window.x0}..{window.x0 + window.width}, "
                       f"y {window.y0}..{window.y0 + window.height} ({window.width} x {window.height} px).")
+    grid = encoding_grid(raster, window, config.working_resolution, PATCH, stack, progress)
     if model is None:
-        check_size(window, config, "extent" if config.extent is not None else "raster")
+        check_size(grid.window, config, "extent" if config.extent is not None else "raster")
     progress.info(raster.describe_masks())
     check_nir_band(raster, config.nir_band)
     stretch = model_run.model_stretch(model, config.cluster_model, raster, progress) if model is not None else None
-    source = RasterSource(raster, window, progress, report, stretch)
+    encoded = RasterSource(grid.raster, grid.window, progress, report, stretch)
+    source = RasterSource(raster, window, progress, report, encoded.stretch) if grid.resampled else encoded
     gt = window_geotransform(source.geotransform, window)
     area = pixel_area(gt, source.srs, window.width, window.height)
     heights = tree_steps.prepare(config.tree_settings, bool(config.crowns_path), source, window, gt, stack)
-    return RunInput(source, window, gt, area, heights)
+    return RunInput(source, window, gt, area, heights, encoded, grid.window)

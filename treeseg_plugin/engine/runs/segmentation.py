@@ -43,7 +43,7 @@ import numpy as np
 from ...dinov3 import Backbone
 from ..cluster import kmeans
 from ..cluster.choice_of_k import Fit, fit_store
-from ..cluster.labels import block_labels
+from ..cluster.labels import block_labels, nearest_labels
 from ..cluster.model import ClusterModel, Encoding
 from ..cluster.model_file import load_cluster_model
 from ..encode.features import FeatureStore, TileEncoder
@@ -60,6 +60,7 @@ from ..raster.palette import Legend, default_legend
 from ..raster.pixels import RasterSource
 from ..raster.polygons import polygonize
 from ..raster.staging import Staging
+from ..raster.working_grid import nearest_axis
 from ..trees.evidence import EvidenceAccumulator, HeightGrid, read_block
 from . import cluster_model as model_run
 from . import tree_steps
@@ -96,7 +97,7 @@ def _run(config: SegmentationConfig, run: Run) -> SegmentationResult:
         backbone, device, precision = _load_backbone(config, model, config.cluster_model, progress)
 
     with run.stage("Encoding tiles") as report:
-        plan = plan_tiles(inputs.window.height, inputs.window.width, config.tile_size, config.overlap,
+        plan = plan_tiles(inputs.encoded_window.height, inputs.encoded_window.width, config.tile_size, config.overlap,
                           config.stride)
         _check_grid(backbone, plan)
         staged_output = staging.path(config.output_path)
@@ -141,16 +142,22 @@ def _folder(path: str) -> str:
 
 def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit: Fit, area: PixelArea,
                   writer: GeoTiffWriter, config: SegmentationConfig, heights: Optional[HeightGrid],
-                  progress: Progress, report: StageProgress) -> LabelCounts:
-    """Predict and write the labels block by block, gathering each cluster's evidence from the same reads."""
+                  encoded: Window, progress: Progress, report: StageProgress) -> LabelCounts:
+    """Predict and write the labels block by block, gathering each cluster's evidence from the same reads; a
+    pixel takes the label of the ``encoded`` grid's pixel nearest to it (itself at the raster's resolution)."""
     evidence = EvidenceAccumulator(fit.k, config.nir_band is not None, heights is not None)
     pixels = np.zeros(fit.k + 1, dtype=np.int64)
     hectares = np.zeros(fit.k + 1) if area.has_hectares else None
     for left, top, w, h, ends_row in blocks(window.width, window.height):
         check_canceled(progress)
         block = read_block(source, window.x0 + left, window.y0 + top, w, h, config.nir_band, heights, left, top)
-        labels = block_labels(store, fit.centroids, kmeans.squared_distances, config.stride, top, left,
-                              block.valid)
+        if encoded == window:
+            labels = block_labels(store, fit.centroids, kmeans.squared_distances, config.stride, top, left,
+                                  block.valid)
+        else:
+            labels = nearest_labels(store, fit.centroids, kmeans.squared_distances, config.stride, block.valid,
+                                    nearest_axis(top, h, window.height, encoded.height),
+                                    nearest_axis(left, w, window.width, encoded.width))
         writer.write(top, left, labels)
         evidence.add(labels, block)
         pixels += np.bincount(labels.ravel(), minlength=fit.k + 1)
@@ -179,7 +186,7 @@ def _load_backbone(settings: FitSettings, model: Optional[ClusterModel], model_p
 
 
 def _encoding(settings: FitSettings, device: str, precision: str) -> Encoding:
-    return Encoding(device, precision, settings.tile_size, settings.overlap)
+    return Encoding(device, precision, settings.tile_size, settings.overlap, settings.working_resolution)
 
 
 def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
@@ -193,12 +200,12 @@ def _encode(settings: FitSettings, folder: str, backbone: Backbone, inputs: RunI
             progress: Progress, report: StageProgress, stack: contextlib.ExitStack) -> Tuple[FeatureStore, int]:
     """Stage "Encoding tiles": every tile's patch features into the store (in ``folder``, closed with ``stack``);
     returns the store and the number of tiles skipped for having no valid pixel."""
-    window = inputs.window
+    window = inputs.encoded_window
     store = stack.enter_context(FeatureStore(folder, plan.grid_rows, plan.grid_cols, backbone.embed_dim))
     progress.info(f"{len(plan.tiles)} tiles of {plan.tile_width} x {plan.tile_height} px "
                   f"(overlap {settings.overlap} px) over {window.width} x {window.height} px; patch grid "
                   f"{plan.grid_cols} x {plan.grid_rows} at stride {settings.stride}.")
-    encoder = TileEncoder(backbone, inputs.source, window, plan, store, settings.batch_size)
+    encoder = TileEncoder(backbone, inputs.encoded, window, plan, store, settings.batch_size)
     encoder.run(progress, report)
     progress.info(f"Encoded {len(plan.tiles) - encoder.skipped} tiles; skipped {encoder.skipped} "
                   "with no valid pixel.")
@@ -224,7 +231,7 @@ def _label(config: SegmentationConfig, model: Optional[ClusterModel], inputs: Ru
         writer = stack.enter_context(label_writer(staged_output, grid, fit.k,
                                                   model.legend if model is not None else None))
         labels = _write_labels(inputs.source, inputs.window, store, fit, inputs.area, writer, config, inputs.heights,
-                               progress, report)
+                               inputs.encoded_window, progress, report)
         trees = tree_steps.decide(labels.evidence, config.tree_settings, progress)
         # An applied model keeps its colours and names (those of the run that fitted it) everywhere.
         legend = model.legend if model is not None else default_legend(fit.k, trees.tree_labels)
