@@ -8,7 +8,7 @@ from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessing
 from qgis.PyQt.QtGui import QIcon
 
 from ..treeseg_plugin import installer
-from ..treeseg_plugin.version import plugin_version
+from ..treeseg_plugin.version import help_url, plugin_version
 from .canopy_height import CanopyHeightAlgorithm
 from .diagnostics import DiagnosticsAlgorithm
 from .fit_cluster_model import FitClusterModelAlgorithm
@@ -68,7 +68,9 @@ class TreeSegProvider(QgsProcessingProvider):
         self.addAlgorithm(DiagnosticsAlgorithm())
         for path in sorted(MODELS_DIR.glob("*.model3")):
             model = QgsProcessingModelAlgorithm()
-            if model.fromFile(str(path)):
+            if model.fromFile(str(path)):  # help link: the README section on metadata.txt's homepage, as elsewhere
+                section = path.stem.replace("_", "-") + "-model"
+                model.setHelpContent({**model.helpContent(), "HELP_URL": help_url(section)})
                 self.addAlgorithm(model)
         registry = QgsApplication.processingRegistry()
         if registry.providerById(self.ID) is self:

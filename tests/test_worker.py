@@ -258,7 +258,17 @@ def test_a_cancel_while_waiting_for_the_worker_to_exit_stops_it(raster, tmp_path
             run_job(SegmentationConfig(raster, str(tmp_path / "labels.tif")), progress, python=str(worker))
     finally:
         pid = int(re.search(r"pid (\d+)", progress.text).group(1))
-        alive = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
-        if alive.strip():
+        alive = running(pid)
+        if alive:
             os.kill(pid, signal.SIGKILL)
-    assert not alive.strip() and not (tmp_path / "finished").exists()
+    assert not alive and not (tmp_path / "finished").exists()
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (a zombie has): from /proc, which a minimal Debian root
+    has where ``ps`` is missing."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

@@ -145,7 +145,9 @@ class GeoTiffWriter:
     @_gdal_write
     def set_classes(self, classes: Classes) -> None:
         """New colours and names of a paletted file, also after its pixels (only the TIFF colour map changes;
-        GDAL's GTiff driver rewrites it in update mode, unlike a photometric change)."""
+        GDAL's GTiff driver rewrites it in update mode, unlike a photometric change). Pending blocks are written
+        first: with blocks still in its cache, GDAL 3.10 refuses the colour map as a photometric change."""
+        self.ds.FlushCache()
         self._set_classes(classes)
 
     @_gdal_write
