@@ -76,6 +76,11 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def dead_child(pid: int) -> bool:
+    """Whether child ``pid`` has ended, all its threads included (it can be reaped; it is not reaped here)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
 def wait_until(condition, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -114,7 +119,7 @@ def test_the_kept_worker_writes_what_a_fresh_worker_writes(treeseg_provider, ras
 def test_a_killed_kept_worker_is_replaced_and_the_next_run_works(treeseg_provider, raster, tiny, tmp_path):
     first = worker_pid(segment(raster, tiny, tmp_path / "a.tif"))
     os.kill(first, signal.SIGKILL)  # as the out-of-memory killer would, while it waits for the next run
-    assert wait_until(lambda: not running(first))
+    assert wait_until(lambda: dead_child(first))
     second = segment(raster, tiny, tmp_path / "b.tif")
     assert worker_pid(second) != first and KEPT_LINE not in second.text
     assert labels(tmp_path / "b.tif").max() == 3
