@@ -103,6 +103,9 @@ def test_five_runs_use_one_worker_and_load_the_model_once(treeseg_provider, rast
         assert KEPT_LINE in feedback.text and "Loaded " not in feedback.text  # weights not read again
         assert f"kept from {index} earlier run" in feedback.text
     assert kept.kept_pid() == worker_pid(runs[0]) and running(kept.kept_pid())
+    store = QgsSettings()  # the defaults the README gives, stored for QGIS's Advanced settings editor
+    assert store.value("treeseg/keep_worker", type=bool) is True
+    assert store.value("treeseg/worker_idle_minutes", type=float) == 10.0
     first = labels(tmp_path / "run0" / "labels.tif")
     assert all((labels(tmp_path / f"run{index}" / "labels.tif") == first).all() for index in range(1, 5))
 

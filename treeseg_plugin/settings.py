@@ -102,6 +102,9 @@ def kept_worker_seconds() -> Optional[float]:
     ``treeseg/worker_idle_minutes`` (default 10) in seconds; None (a fresh worker per run) when
     ``treeseg/keep_worker`` is off or in qgis_process, which runs one algorithm per process."""
     store = QgsSettings()
+    for name, default in (("keep_worker", True), ("worker_idle_minutes", DEFAULT_IDLE_MINUTES)):
+        if not store.contains(_key(name)):  # stored, so that QGIS's Advanced settings editor lists it
+            store.setValue(_key(name), default)
     if QgsApplication.platform() == "qgis_process" or not store.value(_key("keep_worker"), True, type=bool):
         return None
     minutes = store.value(_key("worker_idle_minutes"), DEFAULT_IDLE_MINUTES, type=float)
