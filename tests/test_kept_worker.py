@@ -7,9 +7,13 @@ started from those pids and from this process's children, never from timings.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import signal
+import struct
+import termios
+import threading
 import time
 from pathlib import Path
 
@@ -127,6 +131,26 @@ def test_a_killed_kept_worker_is_replaced_and_the_next_run_works(treeseg_provide
     assert worker_pid(second) != first and KEPT_LINE not in second.text
     assert labels(tmp_path / "b.tif").max() == 3
     assert kept.kept_pid() == worker_pid(second)
+
+
+def kill_once_a_job_waits(pid: int) -> None:
+    """SIGKILL ``pid`` (stopped) as soon as a job line waits in its stdin, so that it dies before it reads it."""
+    with open(f"/proc/{pid}/fd/0", "rb", buffering=0) as pipe:  # the read end of its stdin pipe
+        while struct.unpack("i", fcntl.ioctl(pipe, termios.FIONREAD, b"\0" * 4))[0] == 0:
+            time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+
+
+def test_a_kept_worker_that_dies_as_a_run_takes_it_is_replaced_for_that_run(treeseg_provider, raster, tiny,
+                                                                            tmp_path):
+    first = worker_pid(segment(raster, tiny, tmp_path / "a.tif"))
+    os.kill(first, signal.SIGSTOP)  # alive when the run takes it, and it never reads the job ...
+    killer = threading.Thread(target=kill_once_a_job_waits, args=(first,))
+    killer.start()  # ... killed once the job waits in its input
+    second = segment(raster, tiny, tmp_path / "b.tif")
+    killer.join()
+    assert not running(first)  # reaped by the run that replaced it
+    assert worker_pid(second) != first and labels(tmp_path / "b.tif").max() == 3
 
 
 def test_the_kept_worker_is_released_after_its_idle_time(treeseg_provider, raster, tiny, tmp_path):

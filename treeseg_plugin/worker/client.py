@@ -71,6 +71,7 @@ PLUGIN_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the
 CANCEL_GRACE_S = 30.0  # after a cancel, the worker gets this long to stop at its next check before it is killed
 EXIT_WAIT_S = 30.0  # after its job ended, the worker gets this long to exit (teardown) before it is killed
 POLL_S = 0.1
+NOT_STARTED = object()  # what _converse returns when the worker ended before it started the job
 
 _OUT_OF_MEMORY_FIX = ("On Linux this is usually the out-of-memory killer: the system ran out of memory. Lower the "
                       "batch size or the tile size, use a smaller model or a larger patch stride, or close other "
@@ -210,7 +211,8 @@ def run_job(config: Any, progress: Optional[Progress] = None, python: Optional[s
     k-means step or one output block). With ``keep_for_s``, the run takes the worker kept from an earlier
     run (:mod:`.kept`) when there is one, and a worker that answered with a result or an engine error is
     kept for the next run, released after ``keep_for_s`` idle seconds; a canceled, failed or dead worker
-    never is. Without it, the worker runs this job only.
+    never is. A kept worker that ended before it started the job (killed while idle) is replaced by a new
+    one for this job. Without ``keep_for_s``, the worker runs this job only.
     """
     progress = progress or Progress()
     kind = job_kind(config)
@@ -219,12 +221,20 @@ def run_job(config: Any, progress: Optional[Progress] = None, python: Optional[s
     missing = _missing_folders(folders)
     python = python or worker_python()
     environment = worker_environment()
-    worker = (kept.take(python, environment) if keep_for_s else None) or WorkerChannel(python, environment)
+    reused = kept.take(python, environment) if keep_for_s else None
+    worker = reused or WorkerChannel(python, environment)
     outcome: Any = None
     kept_now = False
     stderr_tail = ""
     try:
         outcome = _converse(worker, config, kind, progress)
+        if outcome is NOT_STARTED and worker is reused:  # the kept worker died while idle: the job in a new one
+            fresh = WorkerChannel(python, environment)
+            worker.stop()
+            worker.discard()
+            worker = fresh
+            outcome = _converse(worker, config, kind, progress)
+        outcome = None if outcome is NOT_STARTED else outcome
         if keep_for_s and (isinstance(outcome, kind.result_type) or type(outcome) is EngineError):
             kept.keep(worker, keep_for_s)
             kept_now = True
@@ -266,14 +276,17 @@ def _remove_empty(folders: List[str]) -> None:
 
 def _converse(worker: WorkerChannel, config: Any, kind: JobKind, progress: Progress) -> Any:
     """Send the job, relay events until its result or error (the outcome) or until the worker's stdout
-    closes (None); after a cancel, the worker gets :data:`CANCEL_GRACE_S` to answer before it is killed."""
+    closes (None; :data:`NOT_STARTED` when it closed before the job started); after a cancel, the worker gets
+    :data:`CANCEL_GRACE_S` to answer before it is killed."""
     worker.send(_job_line(config))
     kill_at = None
+    started = False
     while True:
         line = worker.next_line(POLL_S)
         if line is None:
-            return None
+            return None if started else NOT_STARTED
         event = _parse(line) if line else {}
+        started = started or event.get("event") == "started"
         if event.get("event") == "commit?":
             worker.send("cancel" if progress.is_canceled() else "commit")
         elif event:
