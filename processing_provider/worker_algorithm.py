@@ -112,7 +112,7 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
         except (EngineError, ValueError) as error:  # a setting the engine or a parser refuses
             raise QgsProcessingException(str(error)) from None
         try:
-            return run_job(config, FeedbackProgress(feedback))
+            return run_job(config, FeedbackProgress(feedback), keep_for_s=treeseg_settings.kept_worker_seconds())
         except EngineError as error:  # Canceled and WorkerDied included: their messages say what happened
             raise QgsProcessingException(str(error)) from None
         except WorkerBugError as error:  # a bug: one clear line here, the traceback in the TreeSeg message log

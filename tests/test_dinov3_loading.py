@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -309,3 +310,26 @@ def test_hash_mismatch(tiny_pth, tmp_path):
     _assert_helpful(error, path, "does not match the 08c60483", "Download it again")
     bb = load_backbone(path, verify_hash=False)
     assert bb.weights.sha256() == sha256_of(path)  # computed lazily when asked
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the mappings in /proc/self/maps")
+@pytest.mark.parametrize("container", ["safetensors", "pth"])
+def test_weights_files_are_memory_mapped_not_read_whole(tiny_sd, tmp_path, container):
+    """Both containers are mapped (the kernel reads a tensor's pages when the loader copies it), and the tensors are
+    the file's, as the safetensors library and torch.load read them."""
+    from treeseg.treeseg_plugin.dinov3.checkpoint.files import read_state_dict
+
+    if container == "safetensors":
+        path = tmp_path / "model.safetensors"
+        save_file(meta_to_hf(tiny_sd), str(path))
+        reference = load_file(path)
+    else:
+        path = write_meta_pth(tmp_path / "tiny.pth", tiny_sd)
+        reference = torch.load(path, weights_only=True)
+    state, _ = read_state_dict(path)
+    mapped = {line.split(maxsplit=5)[-1] for line in Path("/proc/self/maps").read_text().splitlines()
+              if len(line.split(maxsplit=5)) == 6}
+    assert str(path) in mapped
+    assert state.keys() == reference.keys()
+    assert all(state[name].dtype == reference[name].dtype and torch.equal(state[name], reference[name])
+               for name in reference)

@@ -14,6 +14,7 @@ from qgis.PyQt.QtWidgets import QAction, QApplication, QPushButton
 from ..processing_provider.provider import TreeSegProvider
 from . import dependency_folder, installer
 from . import settings as treeseg_settings
+from .worker import kept as kept_worker
 
 MENU = "&Tree Segmentation"
 ICON_PATH = str(Path(__file__).resolve().parent.parent / "icon.svg")
@@ -71,7 +72,7 @@ class TreeSegPlugin:
         return action
 
     def unload(self) -> None:
-        """Remove menu entries, toolbar icons, the message and the provider."""
+        """Remove menu entries, toolbar icons, the message and the provider; end the kept worker."""
         for action in self.actions:
             self.iface.removePluginRasterMenu(MENU, action)
             self.iface.removeRasterToolBarIcon(action)
@@ -88,6 +89,7 @@ class TreeSegPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        kept_worker.release()  # its memory (the loaded model) back to the system
 
     def check_dependencies(self) -> None:
         """When a required package is missing or too old, offer "Install…" in the message bar."""

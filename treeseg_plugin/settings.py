@@ -2,7 +2,8 @@
 
 Settings live in QgsSettings under ``treeseg/``: the weights folder, the ID of an authentication
 configuration, "allow downloads", the default device and precision. The Segment Trees dialog takes its
-defaults from them.
+defaults from them. ``keep_worker`` and ``worker_idle_minutes`` (QGIS's Advanced settings) say whether
+and how long the worker stays up between runs (:func:`kept_worker_seconds`).
 
 The Hugging Face token itself lives only in QGIS's authentication database: an authentication
 configuration of type **Basic** whose *password* is the token (the user name is not used). QgsSettings
@@ -32,6 +33,7 @@ from .engine.jobs.segmentation import DEVICES, PRECISIONS
 GROUP = "treeseg"
 AUTH_METHOD = "Basic"
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+DEFAULT_IDLE_MINUTES = 10.0  # a kept worker is released after this long without a run
 
 
 class TokenError(Exception):
@@ -93,6 +95,20 @@ def save_settings(settings: TreeSegSettings) -> None:
 def is_desktop() -> bool:
     """True inside the QGIS desktop application (not qgis_process, not a script)."""
     return QgsApplication.platform() == "desktop"
+
+
+def kept_worker_seconds() -> Optional[float]:
+    """How long the worker stays up after a run, with its model loaded, for the next one: the idle time
+    ``treeseg/worker_idle_minutes`` (default 10) in seconds; None (a fresh worker per run) when
+    ``treeseg/keep_worker`` is off or in qgis_process, which runs one algorithm per process."""
+    store = QgsSettings()
+    for name, default in (("keep_worker", True), ("worker_idle_minutes", DEFAULT_IDLE_MINUTES)):
+        if not store.contains(_key(name)):  # stored, so that QGIS's Advanced settings editor lists it
+            store.setValue(_key(name), default)
+    if QgsApplication.platform() == "qgis_process" or not store.value(_key("keep_worker"), True, type=bool):
+        return None
+    minutes = store.value(_key("worker_idle_minutes"), DEFAULT_IDLE_MINUTES, type=float)
+    return 60.0 * (minutes if minutes > 0 else DEFAULT_IDLE_MINUTES)
 
 
 def allow_download_default() -> bool:

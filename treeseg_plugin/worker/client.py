@@ -19,17 +19,23 @@ unexpected exception, :class:`WorkerDiedError` when the process ends without an 
 A new kind of job is one :class:`JobKind` row: its config dataclass (with ``output_paths()``), its check,
 the engine function the worker imports, and its result class (with ``to_json``/``from_json``).
 
-The pipe (one JSON object per line, ``PROTOCOL`` version 1):
+The pipe (one JSON object per line, ``PROTOCOL`` version 2):
 
-* to the worker's stdin: ``{"protocol": 1, "kind": "segment", "config": {...}, "sys_path": [...]}`` (the
-  parent's, with TreeSeg's private dependency folder first: the worker runs only TreeSeg), then ``cancel``
-  (end of input also cancels: the parent is gone), or ``commit`` to answer the worker's ``commit?``.
-* from the worker's stdout: ``{"event": "started", "pid", "python"}``, ``{"event": "info"|"warning",
-  "message"}``, ``{"event": "stage", "name"}``, ``{"event": "progress", "percent"}``, ``{"event": "commit?"}`` (the
-  worker waits for ``commit`` or ``cancel`` before it moves the outputs into place), and last either
-  ``{"event": "result", "result": {...}}`` or ``{"event": "error", "kind": "canceled"|"engine"|"bug",
-  "type", "message", "traceback"}``. Anything else the worker prints goes to its stderr, which is
-  kept in a temporary file and quoted when the worker dies.
+* to the worker's stdin: a job, ``{"protocol": 2, "kind": "segment", "config": {...}, "sys_path": [...]}``
+  (the parent's, with TreeSeg's private dependency folder first: the worker runs only TreeSeg), then
+  ``cancel``, or ``commit`` to answer the worker's ``commit?``. After the job's result or error, the next
+  job, or the end of input: the worker exits (the end of input during a job also cancels it: the parent
+  is gone).
+* from the worker's stdout, for each job: ``{"event": "started", "pid", "python", "jobs_before"}`` (the
+  jobs this process ran before), ``{"event": "info"|"warning", "message"}``, ``{"event": "stage",
+  "name"}``, ``{"event": "progress", "percent"}``, ``{"event": "commit?"}`` (the worker waits for
+  ``commit`` or ``cancel`` before it moves the outputs into place), and last either ``{"event":
+  "result", "result": {...}}`` or ``{"event": "error", "kind": "canceled"|"engine"|"bug", "type",
+  "message", "traceback"}``. Anything else the worker prints goes to its stderr, which is kept in a
+  temporary file and quoted when the worker dies.
+
+A worker runs one job, or (``run_job(..., keep_for_s=...)``, QGIS desktop and ``processing.run``) stays
+up for the next runs with its last model loaded: :mod:`.kept`. A canceled run's worker is always ended.
 
 Features and outputs stay on disk in the run's temporary folders, as in-process: all-or-nothing
 outputs hold. When the worker dies, :func:`run_job` removes the temporary folders that carry its
@@ -42,16 +48,13 @@ import contextlib
 import dataclasses
 import json
 import os
-import queue
 import signal
 import subprocess  # nosec B404
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..engine.errors import Canceled, EngineError
 from ..engine.jobs.canopy_height import CanopyHeightConfig, CanopyHeightResult, validate_canopy_config
@@ -60,14 +63,15 @@ from ..engine.jobs.results import SegmentationResult
 from ..engine.jobs.segmentation import SegmentationConfig, validate_config
 from ..engine.progress import Progress
 from ..engine.raster.staging import remove_leftovers
+from . import kept
+from .channel import WorkerChannel
 
-PROTOCOL = 1
-WORKER_MODULE = "treeseg_plugin.worker.process"
+PROTOCOL = 2
 PLUGIN_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the treeseg_plugin package
 CANCEL_GRACE_S = 30.0  # after a cancel, the worker gets this long to stop at its next check before it is killed
-EXIT_WAIT_S = 30.0  # after its stdout closed, the worker gets this long to exit (teardown) before it is killed
+EXIT_WAIT_S = 30.0  # after its job ended, the worker gets this long to exit (teardown) before it is killed
 POLL_S = 0.1
-STDERR_TAIL = 2000  # characters of the worker's stderr quoted when it dies
+NOT_STARTED = object()  # what _converse returns when the worker ended before it started the job
 
 _OUT_OF_MEMORY_FIX = ("On Linux this is usually the out-of-memory killer: the system ran out of memory. Lower the "
                       "batch size or the tile size, use a smaller model or a larger patch stride, or close other "
@@ -180,18 +184,6 @@ def _missing_folders(folders: List[str]) -> List[str]:
     return sorted(missing, key=len, reverse=True)
 
 
-def _read_events(stream: IO[str], events: queue.Queue) -> None:
-    for line in stream:
-        events.put(line)
-    events.put(None)
-
-
-def _tail(stderr: IO[bytes]) -> str:
-    stderr.seek(0, os.SEEK_END)
-    stderr.seek(max(0, stderr.tell() - STDERR_TAIL))
-    return stderr.read().decode("utf-8", "replace").strip()
-
-
 def death_message(returncode: int, stderr_tail: str) -> str:
     """What to tell the user when the worker ended with ``returncode`` and no answer."""
     code = returncode & 0xFFFFFFFF if sys.platform == "win32" else returncode
@@ -210,12 +202,17 @@ def death_message(returncode: int, stderr_tail: str) -> str:
     return (f"TreeSeg's worker process {what}; the run stopped and nothing was written. {fix}{last}")
 
 
-def run_job(config: Any, progress: Optional[Progress] = None, python: Optional[str] = None) -> Any:
+def run_job(config: Any, progress: Optional[Progress] = None, python: Optional[str] = None,
+            keep_for_s: Optional[float] = None) -> Any:
     """Run ``config`` in a worker process; returns its result or raises the engine's error.
 
     ``progress`` receives the worker's log lines, stages and percentages; its ``is_canceled`` is polled
     every :data:`POLL_S` seconds and a cancel reaches the worker's next check (one batch of tiles, one
-    k-means step or one output block).
+    k-means step or one output block). With ``keep_for_s``, the run takes the worker kept from an earlier
+    run (:mod:`.kept`) when there is one, and a worker that answered with a result or an engine error is
+    kept for the next run, released after ``keep_for_s`` idle seconds; a canceled, failed or dead worker
+    never is. A kept worker that ended before it started the job (killed while idle) is replaced by a new
+    one for this job. Without ``keep_for_s``, the worker runs this job only.
     """
     progress = progress or Progress()
     kind = job_kind(config)
@@ -223,46 +220,46 @@ def run_job(config: Any, progress: Optional[Progress] = None, python: Optional[s
     folders = _destination_folders(config)
     missing = _missing_folders(folders)
     python = python or worker_python()
-    with tempfile.TemporaryFile() as stderr:
-        try:
-            process = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed arguments, QGIS's own Python
-                [python, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                env=worker_environment(), text=True, encoding="utf-8",
-                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
-        except OSError as exc:
-            raise EngineError(f"Cannot start TreeSeg's worker process with the Python interpreter '{python}': "
-                              f"{exc}. Check that QGIS's Python is installed completely (see the README, "
-                              "'Installing the dependencies').") from exc
-        events: queue.Queue = queue.Queue()
-        reader = threading.Thread(target=_read_events, args=(process.stdout, events), daemon=True)
-        reader.start()
-        answered = False
-        try:
-            outcome = _converse(process, events, config, kind, progress)
-            answered = True
-            _await_exit(process, progress)
-        finally:
-            if process.poll() is None:
-                process.kill()
-            returncode = process.wait()
-            reader.join(timeout=10)
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-            process.stdout.close()
-            if not answered or returncode != 0:
-                remove_leftovers(folders, process.pid)
-                _remove_empty(missing)
-        if outcome is None:
-            if progress.is_canceled():
-                raise Canceled()
-            raise WorkerDiedError(death_message(returncode, _tail(stderr)))
+    environment = worker_environment()
+    reused = kept.take(python, environment) if keep_for_s else None
+    worker = reused or WorkerChannel(python, environment)
+    outcome: Any = None
+    kept_now = False
+    stderr_tail = ""
+    try:
+        outcome = _converse(worker, config, kind, progress)
+        if outcome is NOT_STARTED and worker is reused:  # the kept worker died while idle: the job in a new one
+            fresh = WorkerChannel(python, environment)
+            worker.stop()
+            worker.discard()
+            worker = fresh
+            outcome = _converse(worker, config, kind, progress)
+        outcome = None if outcome is NOT_STARTED else outcome
+        if keep_for_s and (isinstance(outcome, kind.result_type) or type(outcome) is EngineError):
+            kept.keep(worker, keep_for_s)
+            kept_now = True
+        else:
+            worker.close_input()
+            _await_exit(worker.process, progress)
+    finally:
+        returncode = 0 if kept_now else worker.stop()
+        if not isinstance(outcome, kind.result_type) or returncode != 0:
+            remove_leftovers(folders, worker.pid)
+            _remove_empty(missing)
+        if not kept_now:
+            stderr_tail = worker.stderr_tail()
+            worker.discard()
+    if outcome is None:
+        if progress.is_canceled():
+            raise Canceled()
+        raise WorkerDiedError(death_message(returncode, stderr_tail))
     if isinstance(outcome, BaseException):
         raise outcome
     return outcome
 
 
 def _await_exit(process: subprocess.Popen, progress: Progress) -> None:
-    """Give a worker whose stdout has closed up to :data:`EXIT_WAIT_S` to exit by itself (its interpreter may
+    """Give a worker whose job has ended up to :data:`EXIT_WAIT_S` to exit by itself (its interpreter may
     still be tearing down), so that its own exit code tells how it ended; a cancel ends the wait."""
     deadline = time.monotonic() + EXIT_WAIT_S
     while not progress.is_canceled() and time.monotonic() < deadline:
@@ -277,36 +274,31 @@ def _remove_empty(folders: List[str]) -> None:
             os.rmdir(folder)
 
 
-def _converse(process: subprocess.Popen, events: queue.Queue, config: Any, kind: JobKind,
-              progress: Progress) -> Any:
-    """Send the job, relay events until the worker's stdout closes; the result, an error, or None."""
-    _send(process, _job_line(config))
-    outcome: Any = None
+def _converse(worker: WorkerChannel, config: Any, kind: JobKind, progress: Progress) -> Any:
+    """Send the job, relay events until its result or error (the outcome) or until the worker's stdout
+    closes (None; :data:`NOT_STARTED` when it closed before the job started); after a cancel, the worker gets
+    :data:`CANCEL_GRACE_S` to answer before it is killed."""
+    worker.send(_job_line(config))
     kill_at = None
+    started = False
     while True:
-        try:
-            line = events.get(timeout=POLL_S)
-        except queue.Empty:
-            line = ""
+        line = worker.next_line(POLL_S)
         if line is None:
-            return outcome
+            return None if started else NOT_STARTED
         event = _parse(line) if line else {}
+        started = started or event.get("event") == "started"
         if event.get("event") == "commit?":
-            _send(process, "cancel" if progress.is_canceled() else "commit")
+            worker.send("cancel" if progress.is_canceled() else "commit")
         elif event:
-            outcome = _handle(event, kind, progress) or outcome
+            outcome = _handle(event, kind, progress)
+            if outcome is not None:
+                return outcome
         if kill_at is None and progress.is_canceled():
             kill_at = time.monotonic() + CANCEL_GRACE_S
-            _send(process, "cancel")
+            worker.send("cancel")
         if kill_at is not None and time.monotonic() > kill_at:
-            process.kill()
+            worker.process.kill()
             return Canceled()
-
-
-def _send(process: subprocess.Popen, command: str) -> None:
-    with contextlib.suppress(OSError):  # a dead worker: its exit code and stderr tell why
-        process.stdin.write(command + "\n")
-        process.stdin.flush()
 
 
 def _parse(line: str) -> Dict[str, Any]:
@@ -321,7 +313,9 @@ def _handle(event: Dict[str, Any], job: JobKind, progress: Progress) -> Any:
     """Relay one event to ``progress``; the final outcome for a result or error event, else None."""
     name = event.get("event")
     if name == "started":
-        progress.info(f"Running in a worker process (pid {event['pid']}, {event['python']}).")
+        before = event.get("jobs_before", 0)
+        kept_note = f"; kept from {before} earlier run{'s' * (before != 1)}" if before else ""
+        progress.info(f"Running in a worker process (pid {event['pid']}, {event['python']}{kept_note}).")
     elif name == "info":
         progress.info(event["message"])
     elif name == "warning":

@@ -1,4 +1,6 @@
-"""The worker process: ``python -m treeseg_plugin.worker.process`` runs one job read from stdin.
+"""The worker process: ``python -m treeseg_plugin.worker.process`` runs the jobs read from stdin, one after
+the other, until its input ends; the last backbone it loaded stays loaded for the next job
+(engine/encode/runtime.py decides when it fits).
 
 The pipe's messages are described in :mod:`.client`. The worker keeps its real stdout for them and sends
 everything else that is printed (by libraries, warnings, a fatal-error traceback) to stderr.
@@ -7,8 +9,10 @@ everything else that is printed (by libraries, warnings, a fatal-error traceback
 from __future__ import annotations
 
 import faulthandler
+import gc
 import json
 import os
+import queue
 import sys
 import threading
 import traceback
@@ -16,13 +20,15 @@ from typing import IO, Any, Callable, Dict, Sequence
 
 from .client import PROTOCOL, kind_named
 
+CANNOT_IMPORT = 3  # the exit code when the engine's packages cannot be imported
+
 
 class PipeProgress:
-    """The engine's Progress interface over the pipe; canceled by a ``cancel`` line or the end of stdin."""
+    """One job's Progress interface over the pipe; canceled by a ``cancel`` line or the end of stdin."""
 
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], lock: threading.Lock) -> None:
         self._out = out
-        self._lock = threading.Lock()
+        self._lock = lock
         self._canceled = threading.Event()
         self._answered = threading.Event()
 
@@ -31,13 +37,11 @@ class PipeProgress:
             self._out.write(json.dumps({"event": event, **fields}) + "\n")
             self._out.flush()
 
-    def listen(self, commands: IO[str]) -> None:
-        """Read commands until the end of input; the end (the parent is gone) cancels too."""
-        for line in commands:
-            if line.strip() == "commit":
-                self._answered.set()
-            elif line.strip() == "cancel":
-                break
+    def answer(self) -> None:
+        """The parent answered ``commit``."""
+        self._answered.set()
+
+    def cancel(self) -> None:
         self._canceled.set()
         self._answered.set()
 
@@ -99,10 +103,12 @@ def run(job: Dict[str, Any], progress: PipeProgress) -> int:
     kind = kind_named(job.get("kind", ""))
     try:
         from ..engine import Canceled, EngineError
+        from ..engine.encode.runtime import keep_models_loaded
         runner = engine_functions()[kind.name]
+        keep_models_loaded()  # the next job in this process may use the same backbone
     except (ImportError, OSError) as exc:  # OSError: a broken native library (libtorch, GDAL)
         progress.send("error", **{**_error("engine", exc), "message": _missing_packages(exc)})
-        return 1
+        return CANNOT_IMPORT
     try:
         result = runner(kind.config_type(**job["config"]), progress)
     except Canceled as exc:
@@ -118,19 +124,48 @@ def run(job: Dict[str, Any], progress: PipeProgress) -> int:
     return 0
 
 
+def read_commands(commands: IO[str], out: IO[str], jobs: queue.Queue) -> None:
+    """Read stdin until its end: each job line becomes a job with its own progress, ``commit`` and
+    ``cancel`` go to the job that runs; the end of input cancels it and ends the queue."""
+    lock = threading.Lock()
+    current = PipeProgress(out, lock)
+    for line in commands:
+        text = line.strip()
+        if text.startswith("{"):
+            current = PipeProgress(out, lock)
+            jobs.put((text, current))
+        elif text == "commit":
+            current.answer()
+        elif text == "cancel":
+            current.cancel()
+    current.cancel()
+    jobs.put(None)
+
+
 def main() -> int:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints of native code go to stderr
     sys.stdout = sys.stderr
     faulthandler.enable()
-    progress = PipeProgress(out)
-    job = json.loads(sys.stdin.readline() or "{}")
-    if job.get("protocol") != PROTOCOL:
-        sys.stderr.write(f"Unknown job protocol {job.get('protocol')!r}; this worker speaks {PROTOCOL}.\n")
-        return 2
-    threading.Thread(target=progress.listen, args=(sys.stdin,), daemon=True).start()
-    progress.send("started", pid=os.getpid(), python=sys.executable)
-    return run(job, progress)
+    jobs: queue.Queue = queue.Queue()
+    threading.Thread(target=read_commands, args=(sys.stdin, out, jobs), daemon=True).start()
+    code, jobs_before = 0, 0
+    while (item := jobs.get()) is not None:
+        line, progress = item
+        try:
+            job = json.loads(line)
+        except ValueError:
+            job = {}
+        if job.get("protocol") != PROTOCOL:
+            sys.stderr.write(f"Unknown job protocol {job.get('protocol')!r}; this worker speaks {PROTOCOL}.\n")
+            return 2
+        progress.send("started", pid=os.getpid(), python=sys.executable, jobs_before=jobs_before)
+        code = run(job, progress)
+        if code == CANNOT_IMPORT:  # the next job would fail the same way: a fresh worker may not
+            return code
+        jobs_before += 1
+        gc.collect()  # the job's arrays, before the worker waits (the kept backbone stays)
+    return code
 
 
 if __name__ == "__main__":

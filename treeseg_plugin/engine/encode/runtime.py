@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import torch
@@ -86,16 +87,35 @@ def describe_device(device: str) -> str:
     return f"Device: {device} ({build}, {torch.get_num_threads()} CPU threads)."
 
 
-_KEPT: Dict[Tuple[str, str, str, int], Tuple[Backbone, str, str]] = {}
+_KEPT: Dict[Tuple[str, str, str, int], Tuple[Backbone, str, str, Tuple[int, int]]] = {}
 _keep = False
 
 
 def keep_models_loaded() -> None:
-    """From now on this process keeps each backbone it loads and hands it to the next run with the same
-    model, device, precision and stride: for batch workers, which load a backbone once for many rasters.
-    QGIS never calls it (each run is a fresh worker process)."""
+    """From now on this process keeps the last backbone it loaded and hands it to the next run with the same
+    model, device, precision and stride, while its weights file keeps its size and time stamp: for batch
+    workers (one backbone for many rasters) and the worker QGIS keeps between runs (worker/kept.py)."""
     global _keep
     _keep = True
+
+
+def _file_stamp(path: Path) -> Tuple[int, int]:
+    """(size, modification time in ns) of ``path``; (-1, -1) when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return -1, -1
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _kept_model(key: Tuple[str, str, str, int]) -> Optional[Tuple[Backbone, str, str]]:
+    """The kept backbone for ``key`` when its weights file is unchanged since it was loaded."""
+    if key not in _KEPT:
+        return None
+    backbone, device, precision, stamp = _KEPT[key]
+    if _file_stamp(backbone.weights.path) != stamp:
+        return None
+    return backbone, device, precision
 
 
 def _placement(device_name: str, precision_name: str, progress: Progress) -> Tuple[str, str]:
@@ -119,9 +139,11 @@ def load_model(config: FitSettings, progress: Progress) -> Tuple[Backbone, str, 
     """Load the backbone for ``config``; returns it with the device and precision used."""
     device, precision = _placement(config.device, config.precision, progress)
     key = (config.model, device, precision, config.stride)
-    if key in _KEPT:
-        progress.info(f"Model: {_KEPT[key][0].variant}, kept loaded from an earlier run in this process.")
-        return _KEPT[key]
+    kept = _kept_model(key)
+    if kept is not None:
+        progress.info(f"Model: {kept[0].variant}, kept loaded from an earlier run in this process.")
+        return kept
+    _KEPT.clear()  # only the last model stays: the one kept before is freed before this one loads
     with _loading_errors(config.token):
         backbone = load_backbone(config.model, device=device, dtype=DTYPES[precision],
                                  patch_stride=config.stride, allow_download=config.allow_download,
@@ -131,7 +153,7 @@ def load_model(config: FitSettings, progress: Progress) -> Tuple[Backbone, str, 
                   f"stride {backbone.patch_stride}), precision {precision}; weights {weights.path} "
                   f"({weights.format}, {weights.tensors_loaded}/{weights.tensors_total} tensors loaded).")
     if _keep:
-        _KEPT[key] = (backbone, device, precision)
+        _KEPT[key] = (backbone, device, precision, _file_stamp(weights.path))
     return backbone, device, precision
 
 
