@@ -3,14 +3,18 @@ a fixed order inside it (vectors above rasters).
 
 QGIS 3.22's Processing adds each result layer on its own (at the top of the tree, or in the "results group" of
 Processing's settings) and then calls its post-processor; the post-processor moves it into the run's group here.
+Newer QGIS adds it at the layer tree's insertion point, which may lie inside an earlier run's group: the new group
+then goes beside that group, never inside it.
 """
 
 from __future__ import annotations
 
 from typing import Dict, Optional
 
-from qgis.core import QgsLayerTreeGroup, QgsLayerTreeLayer, QgsMapLayer, QgsProject
+from qgis.core import QgsLayerTreeGroup, QgsLayerTreeLayer, QgsLayerTreeNode, QgsMapLayer, QgsProject
 from qgis.PyQt import sip
+
+RUN_GROUP = "treeseg/run-group"  # custom property of the groups made here
 
 
 class RunGroup:
@@ -30,8 +34,11 @@ class RunGroup:
             return None
         parent = node.parent()
         if self._group is None or sip.isdeleted(self._group):
-            self._group = parent.insertGroup(_index_in(parent, node), self.name)
-            parent = node.parent()
+            anchor, place = node, parent
+            while place.customProperty(RUN_GROUP) and place.parent() is not None:  # out of an earlier run's group
+                anchor, place = place, place.parent()
+            self._group = place.insertGroup(_index_in(place, anchor), self.name)
+            self._group.setCustomProperty(RUN_GROUP, True)
         self._ranks[layer.id()] = rank
         others = [child.layerId() for child in self._group.children()
                   if isinstance(child, QgsLayerTreeLayer) and child.layerId() != layer.id()]
@@ -42,9 +49,10 @@ class RunGroup:
         return moved
 
 
-def _index_in(parent: QgsLayerTreeGroup, node: QgsLayerTreeLayer) -> int:
+def _index_in(parent: QgsLayerTreeGroup, node: QgsLayerTreeNode) -> int:
     """The position of ``node`` among ``parent``'s children."""
+    address = sip.unwrapinstance(node)
     for index, child in enumerate(parent.children()):
-        if isinstance(child, QgsLayerTreeLayer) and child.layerId() == node.layerId():
+        if sip.unwrapinstance(child) == address:
             return index
     return 0

@@ -7,7 +7,7 @@ import pytest
 from batch_panel import dispose, row_parameters
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
-from qgis.core import QgsLayerTreeGroup, QgsPalettedRasterRenderer, QgsProcessingFeedback, QgsProject
+from qgis.core import Qgis, QgsLayerTreeGroup, QgsPalettedRasterRenderer, QgsProcessingFeedback, QgsProject
 
 
 def segment_trees():
@@ -194,6 +194,8 @@ def test_without_a_stats_file_the_summary_has_no_report_button(run_in_qgis, proc
     assert [b.text() for b in item.findChildren(QPushButton) if b.text() == "Open report"] == []
 
 
+@pytest.mark.skipif(Qgis.QGIS_VERSION_INT >= 32800, reason="drives QGIS 3.22's synchronous Batch runner; newer "
+                    "QGIS runs the rows in background tasks, and disposing of the dialog then crashed QGIS 3.44")
 def test_the_batch_dialog_loads_each_row_into_a_group_named_after_its_input(treeseg_provider, processing_iface,
                                                                            tmp_path):
     """Two rows run by the Batch dialog itself (its Run button's slot): two groups, each named after its input."""
