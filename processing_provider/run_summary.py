@@ -44,4 +44,4 @@ def show_summary(stats: Dict[str, Any], seconds: float, report_path: Optional[st
         button.setToolTip(report_path)
         button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(report_path)))
         item.layout().addWidget(button)
-    bar.pushWidget(item, Qgis.Success, 0)
+    bar.pushWidget(item, Qgis.MessageLevel.Success, 0)

@@ -169,7 +169,8 @@ def test_invalid_settings_are_refused_with_the_fix(changes, message):
 
 def test_a_config_gives_its_tree_section_and_keeps_its_fields():
     """The tree steps take the config's tree section (a frozen copy of its fields); the config's fields, and so
-    its JSON on the worker pipe and its keyword arguments, are those of the code before the sections (51c65f6)."""
+    its JSON on the worker pipe and its keyword arguments, are those of the code before the sections (51c65f6), with
+    the working resolution added after the fit settings."""
     config = SegmentationConfig("in.tif", "out.tif", k=3, nir_band=4, canopy_height_path="chm.tif",
                                 min_tree_height=3.5, tree_clusters=[2], min_crown_area=0.5)
     assert config.tree_settings == TreeSettings(4, "chm.tif", 3.5, [2], 0.5)
@@ -177,7 +178,8 @@ def test_a_config_gives_its_tree_section_and_keeps_its_fields():
         config.tree_settings.min_tree_height = 1.0  # type: ignore[misc]
     assert [f.name for f in dataclasses.fields(SegmentationConfig)] == [
         "bands", "model", "device", "precision", "stride", "k", "k_min", "k_max", "elbow_threshold", "seed",
-        "tile_size", "overlap", "batch_size", "max_samples", "allow_download", "token", "input_path", "output_path",
+        "tile_size", "overlap", "batch_size", "max_samples", "working_resolution", "allow_download", "token",
+        "input_path", "output_path",
         "extent", "stats_path", "polygons_path", "cluster_model", "cluster_model_output", "nir_band",
         "canopy_height_path", "min_tree_height", "tree_clusters", "trees_path", "crowns_path", "min_crown_area"]
 
