@@ -25,13 +25,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import json
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
 import torch
-from bench_common import DTYPES, describe_machine, interleaved
+from bench_common import DTYPES, describe_machine, interleaved, write_results
 from torch import Tensor
 from torch.nn.functional import scaled_dot_product_attention
 
@@ -150,9 +149,7 @@ def main(argv: List[str] = sys.argv[1:]) -> List[Dict[str, object]]:
                     print(f"| {threads} | {dtype_name} | {name} | {wall * 1e3:.1f} | {cpu * 1e3:.1f} "
                           f"| {gflop / wall:.0f} | {cpu / flash_cpu:.2f} | {ratios} |", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"date": str(datetime.date.today()), "machine": describe_machine(),
-                                         "args": vars(args) | {"json": str(args.json)}, "results": results},
-                                        indent=2))
+        write_results(args.json, args, results)
     return results
 
 

@@ -19,7 +19,6 @@ import argparse
 import datetime
 import importlib
 import io
-import json
 import subprocess
 import sys
 import tarfile
@@ -39,6 +38,7 @@ from bench_common import (
     square_matmul,
     tokens,
     vit_gflop,
+    write_results,
 )
 
 
@@ -205,9 +205,7 @@ def main(argv: List[str] = sys.argv[1:]) -> List[Dict[str, float]]:
             print(profile_table(lambda p=precision: run_ours(p)))
             print("```")
     if args.json:
-        args.json.write_text(json.dumps({"date": str(datetime.date.today()), "machine": describe_machine(),
-                                         "args": vars(args) | {"json": str(args.json)}, "results": results},
-                                        indent=2))
+        write_results(args.json, args, results)
     return results
 
 

@@ -6,6 +6,9 @@ scripts/gpu_check.py (the scripts folder is first on sys.path when one of them r
 
 from __future__ import annotations
 
+import argparse
+import datetime
+import json
 import os
 import platform
 import statistics
@@ -63,6 +66,13 @@ def describe_machine() -> str:
         build += f", CUDA {torch.version.cuda}"
     return (f"{cpu_model()}, {os.cpu_count()} logical cores ({' '.join(cpu_flags()) or 'no AVX-512/AMX flags'}); "
             f"{build}); Python {platform.python_version()}{load}")
+
+
+def write_results(path: Path, args: argparse.Namespace, results: object) -> None:
+    """A benchmark's results as JSON at ``path``, with the date, the machine and the command's arguments."""
+    document = {"date": str(datetime.date.today()), "machine": describe_machine(),
+                "args": vars(args) | {"json": str(path)}, "results": results}
+    path.write_text(json.dumps(document, indent=2))
 
 
 # ---------------------------------------------------------------- analytic FLOPs (spec section 8)
