@@ -6,10 +6,12 @@ import importlib
 import sys
 
 import pytest
-from qgis.core import Qgis
+from qgis.core import Qgis, QgsSettings
+from qt_events import wait_until
 from treeseg.treeseg_plugin import dependency_folder, installer
 from treeseg.treeseg_plugin import settings as treeseg_settings
 from treeseg.treeseg_plugin.gui.diagnostics_dialog import DiagnosticsDialog
+from treeseg.treeseg_plugin.gui.getting_started_dialog import GettingStartedDialog
 from treeseg.treeseg_plugin.gui.installer_dialog import InstallerDialog
 from treeseg.treeseg_plugin.gui.settings_dialog import SettingsDialog
 from treeseg.treeseg_plugin.gui.weights_dialog import WeightsDialog
@@ -40,7 +42,7 @@ def menu_actions(iface) -> dict:
 def test_menu_has_segment_trees_weights_settings_and_diagnostics(plugin, raster_menu_iface, message_bar):
     plugin.initGui()
     actions = menu_actions(raster_menu_iface)
-    assert list(actions) == ["Segment Trees…", "Weights…", "Settings…", "Diagnostics…"]
+    assert list(actions) == ["Segment Trees…", "Weights…", "Settings…", "Diagnostics…", "Getting Started…"]
     assert [action.text() for action in raster_menu_iface.raster_toolbar.actions()] == ["Segment Trees…"]
     assert message_bar == []  # every dependency is installed here
     plugin.unload()
@@ -73,6 +75,42 @@ def test_weights_entry_shows_one_weights_manager(plugin, raster_menu_iface):
     assert isinstance(dialog, WeightsDialog) and dialog.isVisible()
     menu_actions(raster_menu_iface)["Weights…"].trigger()
     assert plugin.weights_dialog is dialog
+    plugin.unload()
+    assert not dialog.isVisible()
+
+
+def test_first_start_shows_getting_started_once(qgis_processing, raster_menu_iface, message_bar):
+    QgsSettings().remove("treeseg/getting_started_shown")  # a profile that never ran TreeSeg
+    first = importlib.import_module("treeseg").classFactory(raster_menu_iface)
+    first.initGui()
+    dialog = first.getting_started_dialog
+    assert isinstance(dialog, GettingStartedDialog) and dialog.isVisible() and not dialog.isModal()
+    wait_until(lambda: dialog.task is None)
+    first.unload()
+    assert not dialog.isVisible()
+    second = importlib.import_module("treeseg").classFactory(raster_menu_iface)
+    second.initGui()
+    assert second.getting_started_dialog is None  # the next start (QGIS restarted) shows nothing by itself
+    second.unload()
+
+
+def test_getting_started_entry_opens_it_and_its_buttons_open_the_plugins_dialogs(plugin, raster_menu_iface):
+    plugin.initGui()
+    if plugin.getting_started_dialog is not None:  # this test ran first in a fresh profile
+        wait_until(lambda: plugin.getting_started_dialog.task is None)
+        plugin.getting_started_dialog.close()
+    menu_actions(raster_menu_iface)["Getting Started…"].trigger()
+    dialog = plugin.getting_started_dialog
+    assert isinstance(dialog, GettingStartedDialog) and dialog.isVisible()
+    wait_until(lambda: dialog.task is None)
+    assert dialog.states["packages"] == "ready"  # every dependency is installed here
+    dialog.weights_button.click()
+    assert isinstance(plugin.weights_dialog, WeightsDialog) and plugin.weights_dialog.isVisible()
+    dialog.diagnostics_button.click()
+    assert isinstance(plugin.diagnostics_dialog, DiagnosticsDialog) and plugin.diagnostics_dialog.isVisible()
+    menu_actions(raster_menu_iface)["Getting Started…"].trigger()
+    assert plugin.getting_started_dialog is dialog
+    wait_until(lambda: dialog.task is None)
     plugin.unload()
     assert not dialog.isVisible()
 

@@ -14,6 +14,7 @@ PICTURES = {  # name: minimum size in pixels
     "segment-trees-dialog.png": (900, 600),
     "weights-manager.png": (900, 400),
     "settings.png": (600, 300),
+    "getting-started.png": (800, 500),
     "result.png": (600, 300),
     "layers.png": (600, 300),
 }

@@ -34,7 +34,7 @@ def test_gui_load_and_unload_twice_leaves_nothing_behind(qgis_processing, raster
         assert menu_titles == ["&Tree Segmentation"]
         submenu = raster_menu_iface.raster_menu.actions()[0].menu()
         assert [action.text() for action in submenu.actions()] == ["Segment Trees…", "Weights…", "Settings…",
-                                                                   "Diagnostics…"]
+                                                                   "Diagnostics…", "Getting Started…"]
         assert not submenu.actions()[0].icon().isNull()
         assert len(raster_menu_iface.raster_toolbar.actions()) == 1
         assert registry().providerById(PROVIDER_ID) is plugin.provider

@@ -95,7 +95,8 @@ def _libraries() -> Items:
     return items
 
 
-def _torch() -> Items:
+def torch_items() -> Items:
+    """The installed torch: version, CUDA build, what it can use, and the NVIDIA GPUs it may miss (imports torch)."""
     try:
         import torch
     except ImportError as error:
@@ -227,7 +228,7 @@ SECTIONS: Tuple[Tuple[str, Callable[[], Items]], ...] = (
     ("Python", _python),
     ("Platform", _platform),
     ("Libraries", _libraries),
-    ("PyTorch", _torch),
+    ("PyTorch", torch_items),
     ("BLAS and OpenMP in this process", _math_libraries),
     ("CPU", _cpu),
     ("Folders", _folders),

@@ -35,6 +35,7 @@ class TreeSegPlugin:
         self.weights_dialog = None
         self.installer_dialog = None
         self.diagnostics_dialog = None
+        self.getting_started_dialog = None
         dependency_folder.add_to_sys_path(self.dependencies_folder())
 
     @staticmethod
@@ -48,7 +49,8 @@ class TreeSegPlugin:
             QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self) -> None:
-        """Register the provider, add the menu entries and toolbar icon, and check the dependencies."""
+        """Register the provider, add the menu entries and toolbar icon, and check the dependencies; on the
+        plugin's first start in this profile, show Getting Started (non-modal)."""
         self.initProcessing()
         segment = self.add_action("Segment Trees…", "treeseg_segment_trees", self.open_segment_trees,
                                   "Segment trees in an orthophoto with DINOv3 features and k-means", QIcon(ICON_PATH))
@@ -59,7 +61,11 @@ class TreeSegPlugin:
                         "Weights folder, Hugging Face token, downloads, default device and precision")
         self.add_action("Diagnostics…", "treeseg_diagnostics", self.open_diagnostics,
                         "Versions, GPU, CPU, libraries and folders, to copy into a bug report")
+        self.add_action("Getting Started…", "treeseg_getting_started", self.open_getting_started,
+                        "What a run needs (Python packages, weights, device), and how to get it")
         self.check_dependencies()
+        if treeseg_settings.first_start():
+            self.open_getting_started()
 
     def add_action(self, text: str, name: str, slot: Callable[[], None], tip: str,
                    icon: Optional[QIcon] = None) -> QAction:
@@ -82,10 +88,11 @@ class TreeSegPlugin:
             with contextlib.suppress(RuntimeError):  # the user may have closed it: Qt deleted it then
                 self.iface.messageBar().popWidget(self.dependency_message)
             self.dependency_message = None
-        for dialog in (self.weights_dialog, self.installer_dialog, self.diagnostics_dialog):
+        for dialog in (self.weights_dialog, self.installer_dialog, self.diagnostics_dialog,
+                       self.getting_started_dialog):
             if dialog is not None:
                 dialog.close()
-        self.weights_dialog = self.installer_dialog = self.diagnostics_dialog = None
+        self.weights_dialog = self.installer_dialog = self.diagnostics_dialog = self.getting_started_dialog = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
@@ -116,8 +123,8 @@ class TreeSegPlugin:
 
         SettingsDialog(self.iface.mainWindow()).exec()
 
-    def open_weights_manager(self) -> None:
-        """Show the weights manager (one window; its downloads go on when it is closed)."""
+    def open_weights_manager(self):
+        """Show the weights manager (one window; its downloads go on when it is closed) and return it."""
         if self.weights_dialog is None:
             from .gui.weights_dialog import WeightsDialog
 
@@ -126,6 +133,19 @@ class TreeSegPlugin:
             self.weights_dialog.refresh()
         self.weights_dialog.show()
         self.weights_dialog.raise_()
+        return self.weights_dialog
+
+    def open_getting_started(self) -> None:
+        """Show Getting Started (one window, checked again each time it is opened); it never blocks QGIS."""
+        if self.getting_started_dialog is None:
+            from .gui.getting_started_dialog import GettingStartedDialog
+
+            self.getting_started_dialog = GettingStartedDialog(
+                self.iface.mainWindow(), self.open_installer, self.open_weights_manager, self.open_diagnostics)
+        else:
+            self.getting_started_dialog.refresh()
+        self.getting_started_dialog.show()
+        self.getting_started_dialog.raise_()
 
     def open_diagnostics(self) -> None:
         """Show a fresh Diagnostics report (building it imports torch: a wait cursor meanwhile)."""

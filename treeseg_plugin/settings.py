@@ -111,6 +111,16 @@ def kept_worker_seconds() -> Optional[float]:
     return 60.0 * (minutes if minutes > 0 else DEFAULT_IDLE_MINUTES)
 
 
+def first_start() -> bool:
+    """True only the first time it is asked in this QGIS profile: the plugin's first start, when the Getting
+    started dialog opens by itself (``treeseg/getting_started_shown`` remembers it)."""
+    store = QgsSettings()
+    if store.value(_key("getting_started_shown"), False, type=bool):
+        return False
+    store.setValue(_key("getting_started_shown"), True)
+    return True
+
+
 def allow_download_default() -> bool:
     """The "allow downloads" setting in QGIS desktop; always False elsewhere (no silent headless downloads)."""
     return is_desktop() and load_settings().allow_download

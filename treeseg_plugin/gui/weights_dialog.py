@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from qgis.core import QgsApplication
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -80,7 +80,11 @@ def status_text(location: Optional[treeseg_settings.Location]) -> str:
 
 
 class WeightsDialog(QDialog):
-    """Lists the released DINOv3 ViTs and CHMv2 with their status; downloads, verifies and imports weights."""
+    """Lists the released DINOv3 ViTs and CHMv2 with their status; downloads, verifies and imports weights.
+
+    ``changed`` is emitted after each download, verification or import (whatever its outcome)."""
+
+    changed = pyqtSignal()
 
     def __init__(self, parent: Optional[QWidget] = None, open_settings: Optional[Callable[[], None]] = None):
         super().__init__(parent)
@@ -220,6 +224,7 @@ class WeightsDialog(QDialog):
                 self.message.setText(on_success(task))
             self.show_running(False)
             self.refresh()
+            self.changed.emit()
 
         self.task = WeightsTask(description, job, done)
         self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))

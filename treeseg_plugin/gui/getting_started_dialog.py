@@ -1,0 +1,234 @@
+"""TreeSeg > Getting Started: the three things a run needs (Python packages, weights, device), each with its
+state and the action that fixes it. Opens by itself on the plugin's first start; never modal.
+
+The states come from :func:`..readiness.check`, run in a background task (it imports torch), so QGIS stays
+responsive while they are gathered. The actions are the plugin's own: the installer, the weights manager
+(Add file… there), the Diagnostics report; the links open the gated models' pages and Meta's form.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Callable, Dict, Optional
+
+from qgis.core import QgsApplication, QgsTask
+from qgis.PyQt.QtCore import QUrl, pyqtSignal
+from qgis.PyQt.QtGui import QDesktopServices
+from qgis.PyQt.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import readiness
+from ..dinov3.variants import META_DOWNLOAD_FORM, VARIANTS
+
+OK, MISSING, WARNING = "ready", "missing", "check"
+COLOURS = {OK: "#2e7d32", MISSING: "#c62828", WARNING: "#ef6c00"}
+DEFAULT_MODEL = VARIANTS["vits16"]
+AERIAL_MODEL = VARIANTS["vitl16-sat493m"]
+LINKS = {
+    "default_model": f"https://huggingface.co/{DEFAULT_MODEL.hf_repo_id}",
+    "aerial_model": f"https://huggingface.co/{AERIAL_MODEL.hf_repo_id}",
+    "meta_form": META_DOWNLOAD_FORM,
+}
+
+
+class CheckTask(QgsTask):
+    """Runs the check off the GUI thread; ``done`` delivers the :class:`readiness.Readiness` (or the error's text)."""
+
+    done = pyqtSignal(object)
+
+    def __init__(self, check: Callable[[], readiness.Readiness]):
+        super().__init__("TreeSeg: checking what a run needs")
+        self.check = check
+        self.outcome: object = None
+
+    def run(self) -> bool:
+        try:
+            self.outcome = self.check()
+        except Exception as error:  # shown in the dialog: the check must never take QGIS down
+            self.outcome = f"{type(error).__name__}: {error}"
+        return True
+
+    def finished(self, result: bool) -> None:
+        self.done.emit(self.outcome)
+
+
+class GettingStartedDialog(QDialog):
+    """Packages, weights and device with their states; Install…, the gated-access links, Add file…, Weights…,
+    Diagnostics…; *Check again* re-reads everything (also after the weights manager changed something)."""
+
+    def __init__(self, parent: Optional[QWidget], open_installer: Callable[[], None],
+                 open_weights: Callable[[], QDialog], open_diagnostics: Callable[[], None],
+                 check: Callable[[], readiness.Readiness] = readiness.check):
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("TreeSeg – Getting started"))
+        self.setObjectName("treeseg_getting_started_dialog")
+        self.setModal(False)
+        self.check = check
+        self.open_weights = open_weights
+        self.task: Optional[CheckTask] = None
+        self.readiness: Optional[readiness.Readiness] = None
+        self.states: Dict[str, str] = {}
+        self.watched_weights: Optional[QDialog] = None
+
+        intro = QLabel(self.tr(
+            "Segment Trees needs three things. Each shows its state and what fixes it; QGIS stays usable "
+            "meanwhile. This window opens again from <i>Raster &gt; Tree Segmentation &gt; Getting Started…</i>"))
+        intro.setWordWrap(True)
+        self.packages = self._state_label()
+        self.weights = self._state_label()
+        self.device = self._state_label()
+        self.install_button = self._button(self.tr("Install…"), open_installer)
+        steps = QLabel(self.tr(
+            "DINOv3 weights are gated by Meta. Either <b>(a)</b> sign in to Hugging Face, open the model's page "
+            "and accept the licence, create a read token and choose it in <i>Weights… &gt; Settings…</i>, tick "
+            "<i>Allow downloading weights</i> and press <i>Download</i>; or <b>(b)</b> request the files through "
+            "Meta's form (the links come by e-mail), then press <i>Add file…</i> to add the downloaded file."))
+        steps.setWordWrap(True)
+        self.link_buttons = {
+            "default_model": self._button(self.tr("{} on Hugging Face").format(DEFAULT_MODEL.display_name),
+                                          lambda: self.open_link("default_model")),
+            "aerial_model": self._button(self.tr("{} on Hugging Face").format(AERIAL_MODEL.display_name),
+                                         lambda: self.open_link("aerial_model")),
+            "meta_form": self._button(self.tr("Meta's request form"), lambda: self.open_link("meta_form")),
+        }
+        self.add_file_button = self._button(self.tr("Add file…"), self.add_file)
+        self.weights_button = self._button(self.tr("Weights…"), self.show_weights)
+        self.diagnostics_button = self._button(self.tr("Diagnostics…"), open_diagnostics)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addWidget(self._group(self.tr("1. Python packages"), [self.packages], [self.install_button]))
+        layout.addWidget(self._group(self.tr("2. DINOv3 weights"), [self.weights, steps],
+                                     [*self.link_buttons.values(), self.add_file_button, self.weights_button]))
+        layout.addWidget(self._group(self.tr("3. Device"), [self.device], [self.diagnostics_button]))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.check_button = buttons.addButton(self.tr("Check again"), QDialogButtonBox.ButtonRole.ActionRole)
+        self.check_button.clicked.connect(self.refresh)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.resize(760, 560)
+        self.refresh()
+
+    # ---------------------------------------------------------------- layout
+
+    @staticmethod
+    def _state_label() -> QLabel:
+        label = QLabel()
+        label.setWordWrap(True)
+        return label
+
+    def _button(self, text: str, slot: Callable[[], object]) -> QPushButton:
+        button = QPushButton(text, self)
+        button.clicked.connect(lambda: slot())
+        return button
+
+    def _group(self, title: str, labels: list, buttons: list) -> QGroupBox:
+        group = QGroupBox(title, self)
+        column = QVBoxLayout(group)
+        for label in labels:
+            column.addWidget(label)
+        row = QHBoxLayout()
+        for button in buttons:
+            row.addWidget(button)
+        row.addStretch(1)
+        column.addLayout(row)
+        return group
+
+    # ---------------------------------------------------------------- states
+
+    def refresh(self) -> None:
+        """Gather the states again in a background task (one at a time)."""
+        if self.task is not None:
+            return
+        for label in (self.packages, self.weights, self.device):
+            label.setText(self.tr("Checking…"))
+        self.check_button.setEnabled(False)
+        self.task = CheckTask(self.check)
+        self.task.done.connect(self.show_states)
+        QgsApplication.taskManager().addTask(self.task)
+
+    def show_states(self, outcome: object) -> None:
+        """Show each state (or, if the check itself failed, its error in all three)."""
+        self.task = None
+        self.check_button.setEnabled(True)
+        if not isinstance(outcome, readiness.Readiness):
+            for name, label in (("packages", self.packages), ("weights", self.weights), ("device", self.device)):
+                self._set(name, label, WARNING, self.tr("The check failed: {}").format(outcome))
+            return
+        self.readiness = outcome
+        self._set("packages", self.packages, *self.packages_state(outcome))
+        self._set("weights", self.weights, *self.weights_state(outcome))
+        self._set("device", self.device, *self.device_state(outcome))
+        self.install_button.setEnabled(bool(outcome.problems))
+
+    def _set(self, name: str, label: QLabel, state: str, text: str) -> None:
+        self.states[name] = state
+        words = {OK: self.tr("Ready"), MISSING: self.tr("Missing"), WARNING: self.tr("Check")}
+        label.setText(f"<b style=\"color:{COLOURS[state]}\">{words[state]}</b>: {text}")
+
+    def packages_state(self, ready: readiness.Readiness) -> tuple:
+        if not ready.problems:
+            return OK, self.tr("torch, safetensors and huggingface_hub are installed.")
+        listed = html.escape("; ".join(str(problem) for problem in ready.problems))
+        return MISSING, self.tr("{}. Press <i>Install…</i>: pip installs them into TreeSeg's own folder (QGIS's "
+                                "numpy stays), then restart QGIS.").format(listed)
+
+    def weights_state(self, ready: readiness.Readiness) -> tuple:
+        if ready.found:
+            models = "; ".join(f"{html.escape(name)} ({html.escape(location.where)}: "
+                               f"<tt>{html.escape(str(location.path))}</tt>)" for name, location in ready.found)
+            return OK, self.tr("Segment Trees finds {}.").format(models)
+        folder = html.escape(ready.weights_folder)
+        return MISSING, self.tr("no DINOv3 weights in the weights folder (<tt>{}</tt>) or the Hugging Face and "
+                                "torch hub caches.").format(folder)
+
+    def device_state(self, ready: readiness.Readiness) -> tuple:
+        gpu = html.escape(ready.gpus[0]) if ready.gpus else ""
+        found = (self.tr("An NVIDIA GPU was found ({}).").format(gpu) if gpu else
+                 self.tr("No NVIDIA GPU was found (nvidia-smi): runs use the CPU, more slowly."))
+        if ready.torch_missing:
+            build = self.tr("Install… selects PyTorch's CUDA build.") if gpu else self.tr(
+                "Install… selects PyTorch's CPU build.")
+            return MISSING, self.tr("PyTorch is not installed yet (step 1). {} {}").format(found, build)
+        version = ready.torch.get("version")
+        if version is None:
+            return MISSING, self.tr("PyTorch does not import: {}. Install it again (step 1).").format(
+                html.escape(ready.torch.get("torch", "")))
+        cuda_build = ready.torch.get("CUDA build", "none")
+        build = self.tr("CPU-only build") if cuda_build.startswith("none") else self.tr("CUDA {} build").format(
+            cuda_build)
+        described = self.tr("PyTorch {} ({}).").format(html.escape(version), html.escape(build))
+        if ready.cuda:
+            device = html.escape(ready.torch.get("CUDA device 0", gpu))
+            return OK, self.tr("{} Runs use the GPU: {}.").format(described, device)
+        if ready.mps:
+            return OK, self.tr("{} Runs use Apple's GPU (MPS).").format(described)
+        if gpu:
+            return WARNING, self.tr("{} {} This PyTorch cannot use it, so runs use the CPU: install PyTorch's "
+                                    "CUDA build (see <i>Diagnostics…</i>).").format(described, found)
+        return OK, f"{described} {found}"
+
+    # ---------------------------------------------------------------- actions
+
+    def open_link(self, name: str) -> None:
+        QDesktopServices.openUrl(QUrl(LINKS[name]))
+
+    def show_weights(self) -> QDialog:
+        """Open the weights manager; whatever it changes is checked again here."""
+        weights = self.open_weights()
+        if weights is not self.watched_weights:
+            weights.changed.connect(self.refresh)
+            self.watched_weights = weights
+        return weights
+
+    def add_file(self) -> None:
+        """The weights manager's *Add file…* (verified by the loader, then copied into the weights folder)."""
+        self.show_weights().add_file()
