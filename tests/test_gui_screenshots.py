@@ -42,9 +42,13 @@ def test_screenshot_script_writes_the_readme_pictures(qgis_app, tmp_path):
     assert distinct_colours(result, step=2) > 1000  # the orthophoto, not just the flat label colours
 
 
-def test_readme_shows_the_pictures_with_the_random_weights_caveat():
+def test_the_documentation_shows_the_pictures_with_the_random_weights_caveat():
+    """The README shows the result and the first start; the user guide every picture; both say "random weights"."""
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    guide = (REPO_ROOT / "docs" / "user-guide.md").read_text(encoding="utf-8")
+    for name in ("layers.png", "getting-started.png"):
+        assert f"](docs/images/{name})" in readme
     for name in PICTURES:
-        assert f"docs/images/{name}" in readme
+        assert f"](images/{name})" in guide
         assert (REPO_ROOT / "docs" / "images" / name).is_file()
-    assert "random weights" in readme.lower()
+    assert "random weights" in readme.lower() and "random weights" in guide.lower()

@@ -54,8 +54,8 @@ def read_labels(path: str | Path) -> tuple[gdal.Dataset, np.ndarray]:
 
 
 def elbow_by_hand(wcss: dict[str, float], threshold_percent: float) -> int:
-    """The README's elbow rule on a stats file's WCSS table: the smallest K whose step to K+1 lowers the WCSS by
-    less than ``threshold_percent`` percent; the largest K when no step is that small."""
+    """docs/segment-trees.md's elbow rule on a stats file's WCSS table: the smallest K whose step to K+1 lowers
+    the WCSS by less than ``threshold_percent`` percent; the largest K when no step is that small."""
     ks = sorted(int(k) for k in wcss)
     for k in ks[:-1]:
         now, following = wcss[str(k)], wcss[str(k + 1)]
