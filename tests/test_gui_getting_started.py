@@ -60,7 +60,7 @@ def opened_dialog(check=readiness.check, **actions) -> GettingStartedDialog:
     """The dialog with recording actions (or those given), after its background check has finished."""
     calls = actions.pop("calls", [])
     dialog = GettingStartedDialog(
-        None, actions.get("open_installer", lambda: calls.append("installer")),
+        None, actions.get("open_installer", lambda packages=(): calls.append(("installer", tuple(packages)))),
         actions.get("open_weights", lambda: calls.append("weights")),
         actions.get("open_diagnostics", lambda: calls.append("diagnostics")), check=check)
     assert dialog.packages.text() == "Checking…"  # the check runs in a task, not in the constructor
@@ -82,7 +82,8 @@ def test_nothing_installed(weights_folder, tmp_path, h100):
     assert dialog.install_button.isEnabled()
     dialog.install_button.click()
     dialog.diagnostics_button.click()
-    assert calls == ["installer", "diagnostics"]
+    assert dialog.cuda_button.isHidden()  # step 1 installs the CUDA build here
+    assert calls == [("installer", ()), "diagnostics"]
 
 
 def test_packages_but_no_weights(weights_folder, no_gpu):
@@ -95,6 +96,7 @@ def test_packages_but_no_weights(weights_folder, no_gpu):
     assert f"PyTorch {torch.__version__}" in device
     assert ("CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda} build") in device
     assert "No NVIDIA GPU was found" in device
+    assert dialog.cuda_button.isHidden()
 
 
 def test_everything_present(weights_folder, no_gpu):
@@ -106,11 +108,15 @@ def test_everything_present(weights_folder, no_gpu):
     assert "weights folder" in dialog.weights.text()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU torch can use is no warning")
-def test_a_gpu_that_this_torch_cannot_use_is_a_warning(weights_folder, h100):
-    dialog = opened_dialog()
+@pytest.mark.skipif(torch.version.cuda is not None, reason="the CUDA build is installed")
+def test_a_gpu_with_a_cpu_only_torch_offers_the_cuda_build(weights_folder, h100):
+    calls = []
+    dialog = opened_dialog(calls=calls)
     assert dialog.states["device"] == WARNING
     assert "NVIDIA H100 80GB HBM3" in dialog.device.text() and "install PyTorch's CUDA build" in dialog.device.text()
+    assert not dialog.cuda_button.isHidden()
+    dialog.cuda_button.click()
+    assert calls == [("installer", ("torch>=2.1",))]
 
 
 def test_the_links_open_the_gated_pages_and_metas_form(weights_folder, no_gpu, monkeypatch):

@@ -108,6 +108,8 @@ def test_getting_started_entry_opens_it_and_its_buttons_open_the_plugins_dialogs
     assert isinstance(plugin.weights_dialog, WeightsDialog) and plugin.weights_dialog.isVisible()
     dialog.diagnostics_button.click()
     assert isinstance(plugin.diagnostics_dialog, DiagnosticsDialog) and plugin.diagnostics_dialog.isVisible()
+    plugin.open_installer(("torch>=2.1",))  # what the device's "Install the CUDA build…" asks for
+    assert plugin.installer_dialog.packages == ("torch>=2.1",) and plugin.installer_dialog.isVisible()
     menu_actions(raster_menu_iface)["Getting Started…"].trigger()
     assert plugin.getting_started_dialog is dialog
     wait_until(lambda: dialog.task is None)

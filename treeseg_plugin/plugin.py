@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtCore import Qt
@@ -106,7 +106,7 @@ class TreeSegPlugin:
         from qgis.gui import QgsMessageBarItem
 
         button = QPushButton("Install…", self.iface.mainWindow())  # a parent owns it; the item reparents it
-        button.clicked.connect(self.open_installer)
+        button.clicked.connect(lambda: self.open_installer())
         self.dependency_message = QgsMessageBarItem(
             "TreeSeg", "Python packages needed: " + "; ".join(str(problem) for problem in problems) + ".",
             button, Qgis.MessageLevel.Warning, 0)
@@ -160,11 +160,13 @@ class TreeSegPlugin:
             QApplication.restoreOverrideCursor()
         self.diagnostics_dialog.show()
 
-    def open_installer(self) -> None:
-        """Show the dependency installer for what is missing now."""
+    def open_installer(self, packages: Sequence[str] = ()) -> None:
+        """Show the dependency installer for what is missing now, or for ``packages`` (PyTorch's CUDA build
+        where the installed torch cannot use the GPU)."""
         from .gui.installer_dialog import InstallerDialog
 
         folder = self.dependencies_folder()
         self.installer_dialog = InstallerDialog(folder, installer.find_problems(),
-                                                installer.packages_to_install(folder), parent=self.iface.mainWindow())
+                                                tuple(packages) or installer.packages_to_install(folder),
+                                                parent=self.iface.mainWindow())
         self.installer_dialog.show()

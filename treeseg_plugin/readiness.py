@@ -42,6 +42,11 @@ class Readiness:
     def mps(self) -> bool:
         return self.torch.get("MPS available") == "yes"
 
+    @property
+    def cpu_only_torch(self) -> bool:
+        """torch imports but is a CPU-only build."""
+        return "version" in self.torch and self.torch.get("CUDA build", "").startswith("none")
+
 
 def check(version_of: installer.VersionOf = installer.installed_version) -> Readiness:
     """The packages (versions as the worker process sees them, or as ``version_of`` reads them), the weights

@@ -25,11 +25,12 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .. import readiness
+from .. import installer, readiness
 from ..dinov3.variants import META_DOWNLOAD_FORM, VARIANTS
 
 OK, MISSING, WARNING = "ready", "missing", "check"
 COLOURS = {OK: "#2e7d32", MISSING: "#c62828", WARNING: "#ef6c00"}
+TORCH = installer.REQUIREMENTS[0].specifier  # what "Install the CUDA build…" gives the installer
 DEFAULT_MODEL = VARIANTS["vits16"]
 AERIAL_MODEL = VARIANTS["vitl16-sat493m"]
 LINKS = {
@@ -62,9 +63,11 @@ class CheckTask(QgsTask):
 
 class GettingStartedDialog(QDialog):
     """Packages, weights and device with their states; Install…, the gated-access links, Add file…, Weights…,
-    Diagnostics…; *Check again* re-reads everything (also after the weights manager changed something)."""
+    Install the CUDA build… (only where a CPU-only torch misses an NVIDIA GPU), Diagnostics…; *Check again*
+    re-reads everything (so does a change in the weights manager). ``open_installer()`` installs what is
+    missing, ``open_installer(packages)`` those packages."""
 
-    def __init__(self, parent: Optional[QWidget], open_installer: Callable[[], None],
+    def __init__(self, parent: Optional[QWidget], open_installer: Callable[..., None],
                  open_weights: Callable[[], QDialog], open_diagnostics: Callable[[], None],
                  check: Callable[[], readiness.Readiness] = readiness.check):
         super().__init__(parent)
@@ -101,6 +104,8 @@ class GettingStartedDialog(QDialog):
         }
         self.add_file_button = self._button(self.tr("Add file…"), self.add_file)
         self.weights_button = self._button(self.tr("Weights…"), self.show_weights)
+        self.cuda_button = self._button(self.tr("Install the CUDA build…"), lambda: open_installer((TORCH,)))
+        self.cuda_button.setVisible(False)
         self.diagnostics_button = self._button(self.tr("Diagnostics…"), open_diagnostics)
 
         layout = QVBoxLayout(self)
@@ -108,7 +113,7 @@ class GettingStartedDialog(QDialog):
         layout.addWidget(self._group(self.tr("1. Python packages"), [self.packages], [self.install_button]))
         layout.addWidget(self._group(self.tr("2. DINOv3 weights"), [self.weights, steps],
                                      [*self.link_buttons.values(), self.add_file_button, self.weights_button]))
-        layout.addWidget(self._group(self.tr("3. Device"), [self.device], [self.diagnostics_button]))
+        layout.addWidget(self._group(self.tr("3. Device"), [self.device], [self.cuda_button, self.diagnostics_button]))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.check_button = buttons.addButton(self.tr("Check again"), QDialogButtonBox.ButtonRole.ActionRole)
         self.check_button.clicked.connect(self.refresh)
@@ -168,6 +173,7 @@ class GettingStartedDialog(QDialog):
         self._set("weights", self.weights, *self.weights_state(outcome))
         self._set("device", self.device, *self.device_state(outcome))
         self.install_button.setEnabled(bool(outcome.problems))
+        self.cuda_button.setVisible(bool(outcome.gpus) and outcome.cpu_only_torch)
 
     def _set(self, name: str, label: QLabel, state: str, text: str) -> None:
         self.states[name] = state
@@ -202,18 +208,21 @@ class GettingStartedDialog(QDialog):
         if version is None:
             return MISSING, self.tr("PyTorch does not import: {}. Install it again (step 1).").format(
                 html.escape(ready.torch.get("torch", "")))
-        cuda_build = ready.torch.get("CUDA build", "none")
-        build = self.tr("CPU-only build") if cuda_build.startswith("none") else self.tr("CUDA {} build").format(
-            cuda_build)
+        build = self.tr("CPU-only build") if ready.cpu_only_torch else self.tr("CUDA {} build").format(
+            ready.torch.get("CUDA build"))
         described = self.tr("PyTorch {} ({}).").format(html.escape(version), html.escape(build))
         if ready.cuda:
             device = html.escape(ready.torch.get("CUDA device 0", gpu))
             return OK, self.tr("{} Runs use the GPU: {}.").format(described, device)
         if ready.mps:
             return OK, self.tr("{} Runs use Apple's GPU (MPS).").format(described)
-        if gpu:
+        if gpu and ready.cpu_only_torch:
             return WARNING, self.tr("{} {} This PyTorch cannot use it, so runs use the CPU: install PyTorch's "
-                                    "CUDA build (see <i>Diagnostics…</i>).").format(described, found)
+                                    "CUDA build into TreeSeg's folder with <i>Install the CUDA build…</i>."
+                                    ).format(described, found)
+        if gpu:
+            return WARNING, self.tr("{} {} This PyTorch cannot use it (NVIDIA driver missing or too old?), so runs "
+                                    "use the CPU: see <i>Diagnostics…</i>.").format(described, found)
         return OK, f"{described} {found}"
 
     # ---------------------------------------------------------------- actions
