@@ -108,13 +108,26 @@ def test_getting_started_entry_opens_it_and_its_buttons_open_the_plugins_dialogs
     assert isinstance(plugin.weights_dialog, WeightsDialog) and plugin.weights_dialog.isVisible()
     dialog.diagnostics_button.click()
     assert isinstance(plugin.diagnostics_dialog, DiagnosticsDialog) and plugin.diagnostics_dialog.isVisible()
-    plugin.open_installer(("torch>=2.1",))  # what the device's "Install the CUDA build…" asks for
-    assert plugin.installer_dialog.packages == ("torch>=2.1",) and plugin.installer_dialog.isVisible()
     menu_actions(raster_menu_iface)["Getting Started…"].trigger()
     assert plugin.getting_started_dialog is dialog
     wait_until(lambda: dialog.task is None)
     plugin.unload()
     assert not dialog.isVisible()
+
+
+def test_the_cuda_build_reinstalls_what_the_private_folder_holds(plugin, raster_menu_iface, monkeypatch, tmp_path):
+    """Getting Started's "Install the CUDA build…" asks for torch; the new folder replaces the old one, so the
+    packages the old one holds (here safetensors 0.4.0) are installed again with it."""
+    monkeypatch.setattr(treeseg_settings, "dependencies_base", lambda: tmp_path)
+    folder = dependency_folder.deps_folder(tmp_path)
+    dist_info = folder / "safetensors-0.4.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: safetensors\nVersion: 0.4.0\n")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(folder)])
+    plugin.initGui()
+    plugin.open_installer(("torch>=2.1",))
+    assert plugin.installer_dialog.packages == ("torch>=2.1", "safetensors>=0.4")
+    assert plugin.installer_dialog.isVisible()
 
 
 def test_missing_dependency_offers_the_installer(plugin, raster_menu_iface, message_bar, monkeypatch):

@@ -161,12 +161,13 @@ class TreeSegPlugin:
         self.diagnostics_dialog.show()
 
     def open_installer(self, packages: Sequence[str] = ()) -> None:
-        """Show the dependency installer for what is missing now, or for ``packages`` (PyTorch's CUDA build
-        where the installed torch cannot use the GPU)."""
+        """Show the dependency installer for what is missing now, plus ``packages`` (PyTorch's CUDA build where
+        the installed torch cannot use the GPU); what the private folder holds is installed again, since the new
+        folder replaces it."""
         from .gui.installer_dialog import InstallerDialog
 
         folder = self.dependencies_folder()
-        self.installer_dialog = InstallerDialog(folder, installer.find_problems(),
-                                                tuple(packages) or installer.packages_to_install(folder),
+        wanted = tuple(dict.fromkeys([*packages, *installer.packages_to_install(folder)]))
+        self.installer_dialog = InstallerDialog(folder, installer.find_problems(), wanted,
                                                 parent=self.iface.mainWindow())
         self.installer_dialog.show()
