@@ -10,8 +10,9 @@ cannot import it.
 from __future__ import annotations
 
 from ..treeseg_plugin import installer
+from ..treeseg_plugin.i18n import tr, translatable
 
-INSTALL_HINT = (
+INSTALL_HINT = translatable(
     "Install them with TreeSeg's own installer: restart the QGIS desktop and click 'Install...' in the "
     "TreeSeg message bar; it puts them into a folder of the plugin's and keeps QGIS's numpy as it is. "
     "Never replace or upgrade the numpy that QGIS came with. For other routes (Debian's packages, an "
@@ -26,4 +27,5 @@ def missing_dependencies() -> str:
     if not problems:
         return ""
     listed = "; ".join(str(problem) for problem in problems)
-    return f"TreeSeg cannot run: these Python packages are missing or too old: {listed}. {INSTALL_HINT}"
+    problem = tr("TreeSeg cannot run: these Python packages are missing or too old: {listed}.").format(listed=listed)
+    return f"{problem} {tr(INSTALL_HINT)}"
