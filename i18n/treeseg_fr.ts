@@ -65,6 +65,16 @@ model.safetensors Hugging Face accompagné de son config.json.&lt;/p&gt;</transl
     </message>
     <message>
       <location filename="../processing_provider/dependencies.py" />
+      <source>{package} is not installed</source>
+      <translation>{package} n'est pas installé</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/dependencies.py" />
+      <source>{package} {installed} is older than {minimum}</source>
+      <translation>{package} {installed} est antérieur à {minimum}</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/dependencies.py" />
       <source>TreeSeg cannot run: these Python packages are missing or too old: {listed}.</source>
       <translation>TreeSeg ne peut pas s'exécuter : ces paquets Python sont absents ou trop anciens : {listed}.</translation>
     </message>
@@ -449,7 +459,7 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     <message>
       <location filename="../processing_provider/parameters.py" />
       <source>Tiles per forward pass; halved automatically when the GPU runs out of memory.</source>
-      <translation>Tuiles par passe du modèle ; divisée par deux automatiquement quand la mémoire du GPU est saturée.</translation>
+      <translation>Nombre de tuiles par passe du modèle ; divisé par deux automatiquement quand la mémoire du GPU est saturée.</translation>
     </message>
     <message>
       <location filename="../processing_provider/parameters.py" />
@@ -884,13 +894,13 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/installer_dialog.py" />
-      <source>Restart QGIS</source>
-      <translation>Redémarrer QGIS</translation>
+      <source>TreeSeg uses the new packages after QGIS restarts.</source>
+      <translation>TreeSeg utilisera les nouveaux paquets après le redémarrage de QGIS.</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/installer_dialog.py" />
-      <source>TreeSeg uses the new packages after QGIS restarts.</source>
-      <translation>TreeSeg utilisera les nouveaux paquets après le redémarrage de QGIS.</translation>
+      <source>Restart QGIS</source>
+      <translation>Redémarrer QGIS</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/settings_dialog.py" />

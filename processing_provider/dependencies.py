@@ -20,12 +20,26 @@ INSTALL_HINT = translatable(
 )
 
 
+def problem_text(problem: installer.Problem) -> str:
+    """"torch is not installed", "numpy 1.21 is older than 1.22", in the user's language."""
+    package = problem.requirement.distribution
+    if problem.installed is None:
+        return tr("{package} is not installed").format(package=package)
+    return tr("{package} {installed} is older than {minimum}").format(
+        package=package, installed=problem.installed, minimum=problem.requirement.minimum)
+
+
+def problem_list(problems: list[installer.Problem]) -> str:
+    """The problems, separated by semicolons."""
+    return "; ".join(problem_text(problem) for problem in problems)
+
+
 def missing_dependencies() -> str:
     """Empty when every package the engine needs is installed and recent enough; otherwise a message
     naming each problem and the fix."""
     problems = installer.find_problems()
     if not problems:
         return ""
-    listed = "; ".join(str(problem) for problem in problems)
+    listed = problem_list(problems)
     problem = tr("TreeSeg cannot run: these Python packages are missing or too old: {listed}.").format(listed=listed)
     return f"{problem} {tr(INSTALL_HINT)}"

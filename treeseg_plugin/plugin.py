@@ -11,6 +11,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QApplication, QPushButton
 
+from ..processing_provider.dependencies import problem_list
 from ..processing_provider.provider import TreeSegProvider
 from . import dependency_folder, installer
 from . import settings as treeseg_settings
@@ -111,7 +112,7 @@ class TreeSegPlugin:
         button = QPushButton(tr("Install…"), self.iface.mainWindow())  # a parent owns it; the item reparents it
         button.clicked.connect(self.open_installer)
         self.dependency_message = QgsMessageBarItem(
-            "TreeSeg", tr("Python packages needed: {problems}.").format(problems="; ".join(map(str, problems))),
+            "TreeSeg", tr("Python packages needed: {problems}.").format(problems=problem_list(problems)),
             button, Qgis.MessageLevel.Warning, 0)
         self.iface.messageBar().pushItem(self.dependency_message)
 

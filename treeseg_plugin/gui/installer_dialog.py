@@ -20,6 +20,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ...processing_provider.dependencies import problem_text
 from .. import installer
 from ..i18n import tr
 from ..nvidia_gpus import CPU_DOWNLOAD, CUDA_DOWNLOAD, nvidia_gpus
@@ -59,7 +60,7 @@ class InstallerDialog(QDialog):
         self.result: Optional[installer.InstallResult] = None
         self.restart_prompt: Optional[QMessageBox] = None
 
-        missing = "".join(f"<li>{problem}</li>" for problem in problems)
+        missing = "".join(f"<li>{problem_text(problem)}</li>" for problem in problems)
         needs = f"<p>{tr('TreeSeg needs these Python packages:')}</p><ul>{missing}</ul>" if missing else ""
         gpus = nvidia_gpus()
         preselected = (tr("An NVIDIA GPU was found ({gpu}): the CUDA build is selected.").format(gpu=gpus[0]) if gpus
