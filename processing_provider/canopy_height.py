@@ -6,27 +6,26 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
-from qgis.PyQt.QtCore import QCoreApplication
 
 from ..treeseg_plugin import settings as treeseg_settings
-from ..treeseg_plugin.dinov3.chmv2.config import DECODER_FILENAME, HF_REPO_ID, TRAINING_GSD_M
 from ..treeseg_plugin.engine.errors import EngineError
 from ..treeseg_plugin.engine.jobs.canopy_height import CanopyHeightConfig, validate_canopy_config
+from ..treeseg_plugin.i18n import translatable
 from ..treeseg_plugin.version import help_url
 from . import parameters as spec
 from .worker_algorithm import WorkerAlgorithm
 
-SHORT_HELP = f"""<p>Canopy height in metres from an RGB orthophoto with Meta's CHMv2 (a DPT head on the DINOv3
-ViT-L/16 SAT-493M backbone, Brandt et al. 2026), written as a Float32 GeoTIFF on the input's grid (NoData
+SHORT_HELP = translatable("""<p>Canopy height in metres from an RGB orthophoto with Meta's CHMv2 (a DPT head on the
+DINOv3 ViT-L/16 SAT-493M backbone, Brandt et al. 2026), written as a Float32 GeoTIFF on the input's grid (NoData
 where the input is invalid), styled with a height colour ramp.</p>
-<p><b>Resolution</b>: CHMv2 was trained at {TRAINING_GSD_M:g} m per pixel. The input is resampled to the
-resolution given (default {TRAINING_GSD_M:g} m; 0 runs the model on the input's own pixels), and the heights
+<p><b>Resolution</b>: CHMv2 was trained at {gsd} m per pixel. The input is resampled to the
+resolution given (default {gsd} m; 0 runs the model on the input's own pixels), and the heights
 are resampled back onto the input's grid; the log says what was done.</p>
 <p><b>Weights</b> (gated): empty <i>Weights file</i> uses Meta's decoder
-<tt>{DECODER_FILENAME}</tt> from the weights folder (with the SAT-493M backbone), else the Hugging Face model
-<tt>{HF_REPO_ID}</tt> from the weights folder or the cache (downloaded when allowed). A <i>Weights file</i> is
+<tt>{decoder}</tt> from the weights folder (with the SAT-493M backbone), else the Hugging Face model
+<tt>{repo}</tt> from the weights folder or the cache (downloaded when allowed). A <i>Weights file</i> is
 Meta's decoder .pth (then the backbone comes from <i>Backbone weights</i> or the weights folder) or a Hugging Face
-model.safetensors with its config.json.</p>"""
+model.safetensors with its config.json.</p>""")
 CANOPY_HEIGHT_PARAMETERS = (
     spec.orthophoto("The RGB orthophoto (any GDAL raster)."),
     spec.bands("Three bands in red, green, blue order. Empty: the first three bands."),
@@ -59,13 +58,10 @@ class CanopyHeightAlgorithm(WorkerAlgorithm):
         return self.tr("canopy,height,chm,chmv2,trees,forest,dinov3,dpt,depth").split(",")
 
     def shortHelpString(self) -> str:
-        return self.tr(SHORT_HELP)
+        return self.tr(SHORT_HELP).format_map(spec.HELP_VALUES)
 
     def helpUrl(self) -> str:
         return help_url("canopy-height")
-
-    def tr(self, text: str) -> str:
-        return QCoreApplication.translate("CanopyHeightAlgorithm", text)
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self._add_parameters(CANOPY_HEIGHT_PARAMETERS)
@@ -104,7 +100,8 @@ class CanopyHeightAlgorithm(WorkerAlgorithm):
         if self._output:
             from .results import ResultLayer, present_results, qml_style
 
-            present_results(context, self._input_path, (ResultLayer(self._output, "canopy height", qml_style),),
+            present_results(context, self._input_path, (ResultLayer(self._output, self.tr("canopy height"),
+                                                                    qml_style),),
                             grouped=False)
         return {}
 

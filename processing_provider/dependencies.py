@@ -10,13 +10,28 @@ cannot import it.
 from __future__ import annotations
 
 from ..treeseg_plugin import installer
+from ..treeseg_plugin.i18n import tr, translatable
 
-INSTALL_HINT = (
+INSTALL_HINT = translatable(
     "Install them with TreeSeg's own installer: restart the QGIS desktop and click 'Install...' in the "
     "TreeSeg message bar; it puts them into a folder of the plugin's and keeps QGIS's numpy as it is. "
     "Never replace or upgrade the numpy that QGIS came with. For other routes (Debian's packages, an "
     "offline wheel folder) see the TreeSeg README, section 'Installing the dependencies'."
 )
+
+
+def problem_text(problem: installer.Problem) -> str:
+    """"torch is not installed", "numpy 1.21 is older than 1.22", in the user's language."""
+    package = problem.requirement.distribution
+    if problem.installed is None:
+        return tr("{package} is not installed").format(package=package)
+    return tr("{package} {installed} is older than {minimum}").format(
+        package=package, installed=problem.installed, minimum=problem.requirement.minimum)
+
+
+def problem_list(problems: list[installer.Problem]) -> str:
+    """The problems, separated by semicolons."""
+    return "; ".join(problem_text(problem) for problem in problems)
 
 
 def missing_dependencies() -> str:
@@ -25,5 +40,6 @@ def missing_dependencies() -> str:
     problems = installer.find_problems()
     if not problems:
         return ""
-    listed = "; ".join(str(problem) for problem in problems)
-    return f"TreeSeg cannot run: these Python packages are missing or too old: {listed}. {INSTALL_HINT}"
+    listed = problem_list(problems)
+    problem = tr("TreeSeg cannot run: these Python packages are missing or too old: {listed}.").format(listed=listed)
+    return f"{problem} {tr(INSTALL_HINT)}"

@@ -12,11 +12,11 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterFileDestination,
 )
-from qgis.PyQt.QtCore import QCoreApplication
 
+from ..treeseg_plugin.i18n import tr, translatable
 from ..treeseg_plugin.version import help_url
 
-SHORT_HELP = (
+SHORT_HELP = translatable(
     "<p>Lists what a bug report about TreeSeg needs: the TreeSeg, QGIS, Qt, PyQt, Python, numpy, GDAL and "
     "PyTorch versions, CUDA and MPS, the CPU and its vector extensions, the BLAS and OpenMP libraries loaded "
     "in this process, the dependency and weights folders and the weights found there.</p>"
@@ -56,8 +56,7 @@ class DiagnosticsAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self) -> DiagnosticsAlgorithm:
         return type(self)()
 
-    def tr(self, text: str) -> str:
-        return QCoreApplication.translate("DiagnosticsAlgorithm", text)
+    tr = staticmethod(tr)  # the plugin's one translation context (treeseg_plugin/i18n.py)
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         output = QgsProcessingParameterFileDestination(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from qgis.core import Qgis, QgsMessageLog, QgsProcessingFeedback
 
+from ..treeseg_plugin.i18n import tr
+
 LOG_TAG = "TreeSeg"
 
 
@@ -14,10 +16,11 @@ def unexpected_error(type_name: str, message: str, traceback_text: str, algorith
     Processing log; the message says where to find it and what to do.
     """
     QgsMessageLog.logMessage(traceback_text, LOG_TAG, Qgis.MessageLevel.Critical)
-    detail = message.strip() or "no message"
-    return (f"{algorithm} stopped on an unexpected error ({type_name}: {detail}). Nothing was "
-            "written. This is a bug in TreeSeg, not a problem with your data or settings: please report it, "
-            f"with the details from the '{LOG_TAG}' tab of the Log Messages panel (View > Panels > Log Messages).")
+    detail = message.strip() or tr("no message")
+    return tr("{algorithm} stopped on an unexpected error ({type_name}: {detail}). Nothing was written. This is a bug "
+              "in TreeSeg, not a problem with your data or settings: please report it, with the details from the "
+              "'{tag}' tab of the Log Messages panel (View > Panels > Log Messages).").format(
+                  algorithm=algorithm, type_name=type_name, detail=detail, tag=LOG_TAG)
 
 
 class FeedbackProgress:

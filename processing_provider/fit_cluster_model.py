@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProcessingOutputNumber
-from qgis.PyQt.QtCore import QCoreApplication
 
 from ..treeseg_plugin.engine.errors import EngineError
 from ..treeseg_plugin.engine.jobs.segmentation import SegmentationConfig, validate_settings
+from ..treeseg_plugin.i18n import translatable
 from ..treeseg_plugin.version import help_url
 from . import parameters as spec
 from .segment_trees import cluster_settings
@@ -25,13 +25,14 @@ FIT_CLUSTER_MODEL_PARAMETERS = (
     *spec.CLUSTER_SETTINGS, spec.CLUSTER_MODEL_FILE)
 """Fit Cluster Model's parameters in dialog order (declared in parameters.py)."""
 
-HELP = ("<p>Fits one cluster model on patch features sampled across several orthophotos and saves it as a "
-        ".tscm file. Segment Trees then applies it to each raster (its <i>Cluster model (apply)</i> input, in "
-        "the Toolbox, in batch or in a model), so every output has the same clusters, label numbers and "
-        "colours.</p><p>The rasters must have the same bands and band types. The maximum k-means samples are "
-        "split across the rasters in proportion to their valid patches; 16-bit and float bands are stretched "
-        "between the 2nd and 98th percentiles of all rasters together. K is chosen as in Segment Trees (the "
-        "elbow of the WCSS curve, logged per K). See docs/cluster-model.md.</p>")
+HELP = translatable("<p>Fits one cluster model on patch features sampled across several orthophotos and saves it as "
+                    "a .tscm file. Segment Trees then applies it to each raster (its <i>Cluster model (apply)</i> "
+                    "input, in the Toolbox, in batch or in a model), so every output has the same clusters, label "
+                    "numbers and colours.</p><p>The rasters must have the same bands and band types. The maximum "
+                    "k-means samples are split across the rasters in proportion to their valid patches; 16-bit and "
+                    "float bands are stretched between the 2nd and 98th percentiles of all rasters together. K is "
+                    "chosen as in Segment Trees (the elbow of the WCSS curve, logged per K). See "
+                    "docs/cluster-model.md.</p>")
 
 
 class FitClusterModelAlgorithm(WorkerAlgorithm):
@@ -39,9 +40,6 @@ class FitClusterModelAlgorithm(WorkerAlgorithm):
 
     OUTPUT = "OUTPUT"
     CHOSEN_K = "CHOSEN_K"
-
-    def tr(self, text: str) -> str:  # Segment Trees' context: most of its labels are Segment Trees' too
-        return QCoreApplication.translate("SegmentTreesAlgorithm", text)
 
     def name(self) -> str:
         return "fitclustermodel"
@@ -80,8 +78,9 @@ class FitClusterModelAlgorithm(WorkerAlgorithm):
         for layer in layers:
             if layer.providerType() != "gdal":
                 raise QgsProcessingException(self.tr(
-                    f"The input layer '{layer.name()}' is served by the '{layer.providerType()}' provider; Fit "
-                    "Cluster Model reads files through GDAL. Save it as a GeoTIFF first."))
+                    "The input layer '{layer}' is served by the '{provider}' provider; Fit Cluster Model reads files "
+                    "through GDAL. Save it as a GeoTIFF first.").format(
+                        layer=layer.name(), provider=layer.providerType()))
         return [layer.source() for layer in layers]
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,

@@ -1,7 +1,11 @@
 """The help text of Segment Trees (shown in the algorithm dialog and by qgis_process help)."""
 
-_HELP_SOURCE = """<p>Segments an orthophoto into K clusters of similar texture and colour (tree crowns, shadows,
-grass, bare soil...) with Meta's DINOv3 vision transformer and k-means, without training data.</p>
+from __future__ import annotations
+
+from ..treeseg_plugin.i18n import tr, translatable
+
+_HELP_SOURCE = translatable("""<p>Segments an orthophoto into K clusters of similar texture and colour (tree crowns,
+shadows, grass, bare soil...) with Meta's DINOv3 vision transformer and k-means, without training data.</p>
 
 <h3>How it works</h3>
 <ol>
@@ -64,7 +68,10 @@ downloaded file as <i>Weights file</i> or keep it in the Hugging Face cache. Dow
 looked; it never uses random weights. In QGIS, <i>Raster > Tree Segmentation > Weights…</i> shows which
 models are present and imports downloaded files; <i>Settings…</i> holds the weights folder, the Hugging Face
 token (kept in QGIS's authentication database) and the default device and precision.</p>
-"""
+""")
 
-# QGIS turns line breaks into paragraph breaks: keep the source wrapped, hand QGIS single spaces.
-SHORT_HELP = " ".join(_HELP_SOURCE.split())
+
+def short_help() -> str:
+    """The help in the user's language. QGIS turns line breaks into paragraph breaks: the source (and its
+    translation) stays wrapped, QGIS gets single spaces."""
+    return " ".join(tr(_HELP_SOURCE).split())

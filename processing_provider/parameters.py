@@ -3,6 +3,8 @@ definition is built, its help and whether it is advanced. Each algorithm lists t
 (``*_PARAMETERS`` in its module); a parameter two algorithms share is one object here, so they cannot drift apart.
 
 Names, types, defaults, flags, order and help are what saved graphical models and scripts rely on: keep them.
+Labels and help are English here and translated when a definition is built (the algorithm's ``tr``);
+scripts/translations.py extracts them from these declarations (its DATA_ARGUMENTS name the positions).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..treeseg_plugin.dinov3.chmv2.config import DECODER_FILENAME, HF_REPO_ID, T
 from ..treeseg_plugin.dinov3.variants import VARIANTS
 from ..treeseg_plugin.engine.jobs.canopy_height import MAX_RESOLUTION_M, CanopyHeightConfig
 from ..treeseg_plugin.engine.jobs.segmentation import DEVICES, MAX_CLUSTERS, PRECISIONS, STRIDES, SegmentationConfig
+from ..treeseg_plugin.i18n import translatable
 
 Translate = Callable[[str], str]
 Build = Callable[[str, Translate], QgsProcessingParameterDefinition]
@@ -42,11 +45,13 @@ SEGMENTATION_DEFAULTS = SegmentationConfig(input_path="", output_path="")
 CANOPY_DEFAULTS = CanopyHeightConfig(input_path="", output_path="")
 CLUSTER_MODEL_FILTER = "TreeSeg cluster model (*.tscm)"
 DINOV3_WEIGHTS_FILTER = "DINOv3 weights (*.pth *.safetensors)"
-BANDS_HELP = (" Headless (qgis_process) and in text inputs: BANDS=3,2,1, or the parameter repeated: BANDS=3 BANDS=2 "
-              "BANDS=1.")
+BANDS_HELP = translatable(" Headless (qgis_process) and in text inputs: BANDS=3,2,1, or the parameter repeated: "
+                          "BANDS=3 BANDS=2 BANDS=1.")
 Integer = QgsProcessingParameterNumber.Type.Integer
 Double = QgsProcessingParameterNumber.Type.Double
 Advanced = QgsProcessingParameterDefinition.Flag.FlagAdvanced
+HELP_VALUES = {"decoder": DECODER_FILENAME, "repo": HF_REPO_ID, "gsd": f"{TRAINING_GSD_M:g}"}
+"""The names a help text may hold as {placeholders}: filled after translation, so the translation keeps them."""
 
 
 @dataclass(frozen=True)
@@ -57,11 +62,13 @@ class ParameterSpec:
     build: Build
     help: str
     advanced: bool = False
+    help_more: str = ""  # a second translated sentence (the BANDS syntax shared by every algorithm)
 
     def definition(self, tr: Translate) -> QgsProcessingParameterDefinition:
         """The definition, its label and help translated by ``tr``."""
         parameter = self.build(self.name, tr)
-        parameter.setHelp(tr(self.help))
+        parts = (tr(text).format_map(HELP_VALUES) for text in (self.help, self.help_more) if text)
+        parameter.setHelp("".join(parts))
         if self.advanced:
             parameter.setFlags(parameter.flags() | Advanced)
         return parameter
@@ -76,9 +83,9 @@ def number(label: str, kind: QgsProcessingParameterNumber.Type, default: float, 
     return lambda name, tr: QgsProcessingParameterNumber(name, tr(label), kind, default, **limits)
 
 
-def _spec(name: str, build: Build, help_text: str, advanced: bool = False) -> ParameterSpec:
+def _spec(name: str, build: Build, help_text: str, advanced: bool = False, help_more: str = "") -> ParameterSpec:
     """Shorthand of ParameterSpec, so the declarations below read as a table."""
-    return ParameterSpec(name, build, help_text, advanced)
+    return ParameterSpec(name, build, help_text, advanced, help_more)
 
 
 def orthophoto(help_text: str) -> ParameterSpec:
@@ -93,7 +100,7 @@ def bands(help_text: str, one_raster: bool = True) -> ParameterSpec:
         label = tr("Bands (red, green, blue)")
         return (QgsProcessingParameterBand(name, label, None, "INPUT", optional=True, allowMultiple=True)
                 if one_raster else QgsProcessingParameterString(name, label, optional=True))
-    return _spec("BANDS", build, help_text + BANDS_HELP)
+    return _spec("BANDS", build, help_text, help_more=BANDS_HELP)
 
 
 def _settings_enum(label: str, options: tuple[str, ...], setting: str) -> Build:
@@ -222,15 +229,14 @@ CROWNS = _spec("CROWNS", _destination(QgsProcessingParameterVectorDestination, "
 # Canopy Height only: CHMv2's files, its resolution and tiling (in model pixels), the height raster.
 CHM_WEIGHTS = _spec("WEIGHTS", lambda name, tr: QgsProcessingParameterFile(
     name, tr("Weights file"), fileFilter="CHMv2 weights (*.pth *.safetensors)", optional=True),
-    f"Meta's decoder ({DECODER_FILENAME}) or a Hugging Face CHMv2 model.safetensors. Empty: the weights folder, then "
-    f"{HF_REPO_ID}.")
+    "Meta's decoder ({decoder}) or a Hugging Face CHMv2 model.safetensors. Empty: the weights folder, then {repo}.")
 BACKBONE = _spec("BACKBONE", lambda name, tr: QgsProcessingParameterFile(
     name, tr("Backbone weights (with Meta's decoder)"), fileFilter=DINOV3_WEIGHTS_FILTER, optional=True),
     "The DINOv3 ViT-L/16 SAT-493M backbone for Meta's decoder. Empty: the weights folder, then the Hugging Face "
     "cache.")
 RESOLUTION = _spec("RESOLUTION", number("Model resolution (m per pixel, 0 = input's)", Double,
                                         CANOPY_DEFAULTS.resolution, minValue=0.0, maxValue=MAX_RESOLUTION_M),
-                   f"The input is resampled to this resolution for the model (CHMv2 was trained at {TRAINING_GSD_M:g} "
+                   "The input is resampled to this resolution for the model (CHMv2 was trained at {gsd} "
                    "m) and the heights back onto the input's grid. 0: no resampling.")
 CHM_PRECISION = PRECISION.with_help("auto: bf16 on CUDA GPUs from Ampere on (fp16 on older ones) and on CPUs with "
                                     "native bf16, else fp32. fp16 needs CUDA.")
@@ -243,7 +249,7 @@ CHM_OVERLAP = _spec("OVERLAP", number("Tile overlap (model px)", Integer, CANOPY
                     advanced=True)
 CHM_BATCH_SIZE = _spec("BATCH_SIZE", number("Batch size", Integer, CANOPY_DEFAULTS.batch_size, minValue=1,
                                             maxValue=256), "Tiles per forward pass.", advanced=True)
-CHM_ALLOW_DOWNLOAD = ALLOW_DOWNLOAD.with_help(f"Download {HF_REPO_ID} from Hugging Face when it is not cached (gated: "
+CHM_ALLOW_DOWNLOAD = ALLOW_DOWNLOAD.with_help("Download {repo} from Hugging Face when it is not cached (gated: "
                                               "needs a token with access).")
 HEIGHTS = _spec("OUTPUT", lambda name, tr: QgsProcessingParameterRasterDestination(name, tr("Canopy height")),
                 "Float32 GeoTIFF of heights in metres on the input's grid, NoData -9999; with a .qml style.")

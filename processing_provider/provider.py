@@ -8,6 +8,7 @@ from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessing
 from qgis.PyQt.QtGui import QIcon
 
 from ..treeseg_plugin import installer
+from ..treeseg_plugin.i18n import tr
 from ..treeseg_plugin.version import help_url, plugin_version
 from .canopy_height import CanopyHeightAlgorithm
 from .diagnostics import DiagnosticsAlgorithm
@@ -24,6 +25,7 @@ class TreeSegProvider(QgsProcessingProvider):
     (Tree Inventory); registers even when PyTorch is missing."""
 
     ID = "treeseg"
+    tr = staticmethod(tr)  # the plugin's one translation context (treeseg_plugin/i18n.py)
 
     def id(self) -> str:
         return self.ID
@@ -46,7 +48,7 @@ class TreeSegProvider(QgsProcessingProvider):
         info = f"TreeSeg {plugin_version()}"
         torch_version = installer.installed_version("torch")
         if torch_version is None:
-            return f"{info}; PyTorch not installed"
+            return self.tr("{info}; PyTorch not installed").format(info=info)
         return f"{info}; torch {torch_version}"
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:

@@ -23,6 +23,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
+from ..treeseg_plugin.i18n import tr
 from .layer_tree import RunGroup
 
 REPORT_SUFFIXES = (".html", ".htm")
@@ -38,7 +39,7 @@ def qml_style(layer: QgsMapLayer, path: str) -> str:
     if not Path(style).is_file():
         return ""
     message, ok = layer.loadNamedStyle(style)
-    return "" if ok else f"Could not apply the style {style}: {message}"
+    return "" if ok else tr("Could not apply the style {style}: {message}").format(style=style, message=message)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def list_report(stats_path: Optional[str], icon: QIcon) -> None:
     if stats_path and stats_path.lower().endswith(REPORT_SUFFIXES) and _has_main_window():
         from processing.core.ProcessingResults import resultsList
 
-        resultsList.addResult(icon=icon, name="Segment Trees report", timestamp=time.localtime(), result=stats_path)
+        resultsList.addResult(icon=icon, name=tr("Segment Trees report"), timestamp=time.localtime(), result=stats_path)
 
 
 def _has_main_window() -> bool:

@@ -10,8 +10,7 @@ from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import QPushButton
 
-TITLE = "Segment Trees"
-OPEN_REPORT = "Open report"
+from ..treeseg_plugin.i18n import tr
 
 
 def summary_text(stats: Dict[str, Any], seconds: float) -> str:
@@ -21,12 +20,13 @@ def summary_text(stats: Dict[str, Any], seconds: float) -> str:
     share = sum(stats["cluster_percent"][label] for label in labels)
     hectares = [stats["cluster_area"][label]["hectares"] for label in labels]
     if None in hectares:
-        area = f"{sum(stats['cluster_area'][label]['map_units'] for label in labels):.6g} map units²"
+        area = tr("{area} map units²").format(
+            area=f"{sum(stats['cluster_area'][label]['map_units'] for label in labels):.6g}")
     else:
         area = f"{sum(hectares):.2f} ha"
-    parts = [f"K = {stats['chosen_k']}", f"trees {share:.1f} % ({area})"]
+    parts = [f"K = {stats['chosen_k']}", tr("trees {share} % ({area})").format(share=f"{share:.1f}", area=area)]
     if "crowns" in trees:
-        parts.append(f"{trees['crowns']} crowns")
+        parts.append(tr("{count} crowns").format(count=trees["crowns"]))
     parts += [str(stats["device"]), f"{seconds:.0f} s"]
     return "; ".join(parts)
 
@@ -38,9 +38,9 @@ def show_summary(stats: Dict[str, Any], seconds: float, report_path: Optional[st
     if iface is None:
         return
     bar = iface.messageBar()
-    item = bar.createMessage(TITLE, summary_text(stats, seconds))
+    item = bar.createMessage(tr("Segment Trees"), summary_text(stats, seconds))
     if report_path:
-        button = QPushButton(OPEN_REPORT, item)
+        button = QPushButton(tr("Open report"), item)
         button.setToolTip(report_path)
         button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(report_path)))
         item.layout().addWidget(button)

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProcessingOutputNumber
-from qgis.PyQt.QtCore import QCoreApplication
 
 from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.engine.errors import EngineError
@@ -16,9 +15,10 @@ from ..treeseg_plugin.engine.jobs.segmentation import (
     validate_cluster_model_paths,
     validate_settings,
 )
+from ..treeseg_plugin.i18n import tr
 from ..treeseg_plugin.version import help_url
 from . import parameters as spec
-from .help_text import SHORT_HELP
+from .help_text import short_help
 from .worker_algorithm import WorkerAlgorithm
 
 SEGMENT_TREES_PARAMETERS = (
@@ -52,9 +52,6 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
     _summary: tuple[dict[str, Any], float] | None = None  # the run's statistics and its duration in seconds
     _input_path = ""
 
-    def tr(self, text: str) -> str:
-        return QCoreApplication.translate("SegmentTreesAlgorithm", text)
-
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self._add_parameters(SEGMENT_TREES_PARAMETERS)
         self.addOutput(QgsProcessingOutputNumber(self.CHOSEN_K, self.tr("Chosen number of clusters")))
@@ -69,7 +66,7 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
         return self.tr("trees,forest,canopy,dinov3,k-means,clustering,unsupervised,orthophoto").split(",")
 
     def shortHelpString(self) -> str:
-        return self.tr(SHORT_HELP)
+        return short_help()
 
     def helpUrl(self) -> str:
         return help_url("segment-trees")
@@ -95,8 +92,8 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
             count = layer.bandCount()
             wrong = [band for band in bands if not 1 <= band <= count]
             if wrong:
-                return False, self.tr(f"Band(s) {wrong} do not exist: the input has bands 1 to {count}. "
-                                      "Choose band numbers in that range.")
+                return False, self.tr("Band(s) {wrong} do not exist: the input has bands 1 to {count}. Choose band "
+                                      "numbers in that range.").format(wrong=wrong, count=count)
         return True, ""
 
     def _input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
@@ -141,10 +138,10 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
             trees_shown = any(out[name] and context.willLoadLayerOnCompletion(out[name])
                               for name in (self.TREES, self.CROWNS))
             present_results(context, self._input_path, (  # the opaque clusters would hide the orthophoto
-                ResultLayer(out[self.CROWNS], "crowns", qml_style),
-                ResultLayer(out[self.OUTPUT_POLYGONS], "cluster polygons"),
-                ResultLayer(out[self.TREES], "trees", qml_style),
-                ResultLayer(out[self.OUTPUT], "clusters", qml_style, visible=not trees_shown)))
+                ResultLayer(out[self.CROWNS], self.tr("crowns"), qml_style),
+                ResultLayer(out[self.OUTPUT_POLYGONS], self.tr("cluster polygons")),
+                ResultLayer(out[self.TREES], self.tr("trees"), qml_style),
+                ResultLayer(out[self.OUTPUT], self.tr("clusters"), qml_style, visible=not trees_shown)))
             list_report(out[self.STATS], self.icon())
             if self._summary:
                 show_summary(*self._summary, out[self.STATS])
@@ -157,8 +154,9 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
             raise QgsProcessingException(self.tr("The input orthophoto could not be opened as a raster layer."))
         if layer.providerType() != "gdal":
             raise QgsProcessingException(self.tr(
-                f"The input layer '{layer.name()}' is served by the '{layer.providerType()}' provider; Segment "
-                "Trees reads files through GDAL. Save it as a GeoTIFF first (Raster > Conversion > Translate)."))
+                "The input layer '{layer}' is served by the '{provider}' provider; Segment Trees reads files through "
+                "GDAL. Save it as a GeoTIFF first (Raster > Conversion > Translate).").format(
+                    layer=layer.name(), provider=layer.providerType()))
         heights = self.parameterAsRasterLayer(parameters, self.CANOPY_HEIGHT, context)
         return {
             "input_path": layer.source(),
@@ -217,5 +215,6 @@ def parse_tree_clusters(text: str) -> list[int] | None:
     if not parts:
         return None
     if not all(part.isdigit() for part in parts):
-        raise EngineError(f"Tree clusters '{text}': give cluster numbers separated by commas, e.g. 2,5.")
+        raise EngineError(tr("Tree clusters '{text}': give cluster numbers separated by commas, e.g. 2,5.")
+                          .format(text=text))
     return sorted({int(part) for part in parts})

@@ -18,6 +18,7 @@ from qgis.core import (
 from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.engine.errors import EngineError
 from ..treeseg_plugin.engine.jobs.segmentation import DEVICES, PRECISIONS
+from ..treeseg_plugin.i18n import tr
 from .dependencies import missing_dependencies
 from .parameters import ParameterSpec
 
@@ -27,7 +28,8 @@ def parse_bands(text: str) -> list[int] | None:
     when they are not numbers."""
     words = [word for word in re.split(r"[,;\s]+", text.strip()) if word]
     if not all(word.isdigit() for word in words):
-        raise EngineError(f"Bands '{text}': give band numbers such as 3,2,1 (or one band), or leave it empty.")
+        raise EngineError(tr("Bands '{text}': give band numbers such as 3,2,1 (or one band), or leave it empty.")
+                          .format(text=text))
     return [int(word) for word in words] or None
 
 
@@ -42,6 +44,7 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
     ALLOW_DOWNLOAD = "ALLOW_DOWNLOAD"
 
     _token: str | None = None  # read in prepareAlgorithm (main thread), only when downloads are allowed
+    tr = staticmethod(tr)  # the plugin's one translation context (treeseg_plugin/i18n.py)
 
     def group(self) -> str:
         return self.tr("Segmentation")

@@ -1,7 +1,7 @@
 """Build the installable plugin zip: dist/treeseg-<version>.zip holding the folder treeseg/.
 
-Only what QGIS needs goes in: metadata, licence, icon, README and the two Python packages, without tests,
-scripts, caches or development files.
+Only what QGIS needs goes in: metadata, licence, icon, README, the two Python packages and the compiled
+translations (i18n/*.qm, committed beside their .ts sources), without tests, scripts, caches or development files.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from treeseg_plugin.version import plugin_version  # noqa: E402  (the repository
 PLUGIN_FOLDER = "treeseg"
 TOP_LEVEL_FILES = ("__init__.py", "metadata.txt", "LICENSE", "README.md", "icon.svg")
 PACKAGES = ("treeseg_plugin", "processing_provider")
+TRANSLATIONS = "i18n"  # only the .qm files QGIS loads; the .ts sources stay in the repository
 EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".orig", ".rej"}
 
@@ -30,6 +31,7 @@ def plugin_files() -> list[Path]:
             relative = path.relative_to(REPO_ROOT)
             if path.is_file() and not EXCLUDED_PARTS & set(relative.parts) and path.suffix not in EXCLUDED_SUFFIXES:
                 files.append(relative)
+    files += [path.relative_to(REPO_ROOT) for path in (REPO_ROOT / TRANSLATIONS).glob("*.qm")]
     return sorted(files)
 
 

@@ -28,9 +28,9 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
     assert all(name.startswith("treeseg/") for name in names)
     for required in ("treeseg/__init__.py", "treeseg/metadata.txt", "treeseg/icon.svg", "treeseg/LICENSE",
                      "treeseg/processing_provider/segment_trees.py", "treeseg/treeseg_plugin/plugin.py",
-                     "treeseg/processing_provider/models/tree_inventory.model3"):
+                     "treeseg/processing_provider/models/tree_inventory.model3", "treeseg/i18n/treeseg_fr.qm"):
         assert required in names
-    for unwanted in ("tests/", "scripts/", "__pycache__", ".pyc", ".venv", ".ci/", "sample/", "requirements/"):
+    for unwanted in ("tests/", "scripts/", "__pycache__", ".pyc", ".venv", ".ci/", "sample/", "requirements/", ".ts"):
         assert not any(unwanted in name for name in names), unwanted
     assert build(tmp_path / "again").read_bytes() == archive.read_bytes()
 

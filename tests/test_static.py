@@ -51,7 +51,7 @@ QGIS_FREE = ("dinov3", "engine", "worker", "batch")
 def test_dependencies_point_one_way():
     """The torch/GDAL core (dinov3/, engine/, worker/, batch/, every module below them) imports no QGIS and no
     QGIS-bound module of the plugin; the provider imports no GUI code."""
-    qgis_bound = ("treeseg_plugin.settings", "treeseg_plugin.gui", "treeseg_plugin.plugin",
+    qgis_bound = ("treeseg_plugin.settings", "treeseg_plugin.gui", "treeseg_plugin.plugin", "treeseg_plugin.i18n",
                   "treeseg_plugin.diagnostics", "processing_provider", "qgis", "processing")
     checked = 0
     for package in QGIS_FREE:

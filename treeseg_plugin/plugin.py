@@ -11,20 +11,27 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QApplication, QPushButton
 
+from ..processing_provider.dependencies import problem_list
 from ..processing_provider.provider import TreeSegProvider
 from . import dependency_folder, installer
 from . import settings as treeseg_settings
+from .i18n import install_translator, tr, uninstall_translators
 from .worker import kept as kept_worker
 
-MENU = "&Tree Segmentation"
+
+def menu() -> str:
+    """The Raster menu's TreeSeg submenu, in the user's language."""
+    return tr("&Tree Segmentation")
+
+
 ICON_PATH = str(Path(__file__).resolve().parent.parent / "icon.svg")
 
 
 class TreeSegPlugin:
     """Holds the provider and the GUI actions; safe to construct with ``iface=None``.
 
-    Construction only puts the dependency installer's private folder on ``sys.path`` (no GUI, no pip),
-    so ``qgis_process`` also finds the packages installed there.
+    Construction only puts the dependency installer's private folder on ``sys.path`` (no GUI, no pip), so
+    ``qgis_process`` also finds the packages installed there, and installs the translation of QGIS's locale.
     """
 
     def __init__(self, iface) -> None:
@@ -37,6 +44,7 @@ class TreeSegPlugin:
         self.diagnostics_dialog = None
         self.getting_started_dialog = None
         dependency_folder.add_to_sys_path(self.dependencies_folder())
+        install_translator()  # before the provider's labels are made: qgis_process builds the plugin this way too
 
     @staticmethod
     def dependencies_folder() -> Path:
@@ -52,17 +60,18 @@ class TreeSegPlugin:
         """Register the provider, add the menu entries and toolbar icon, and check the dependencies; on the
         plugin's first start in this profile, show Getting Started (non-modal)."""
         self.initProcessing()
-        segment = self.add_action("Segment Trees…", "treeseg_segment_trees", self.open_segment_trees,
-                                  "Segment trees in an orthophoto with DINOv3 features and k-means", QIcon(ICON_PATH))
+        segment = self.add_action(tr("Segment Trees…"), "treeseg_segment_trees", self.open_segment_trees,
+                                  tr("Segment trees in an orthophoto with DINOv3 features and k-means"),
+                                  QIcon(ICON_PATH))
         self.iface.addRasterToolBarIcon(segment)
-        self.add_action("Weights…", "treeseg_weights", self.open_weights_manager,
-                        "DINOv3 weights: status, download, verify, add a file")
-        self.add_action("Settings…", "treeseg_settings", self.open_settings,
-                        "Weights folder, Hugging Face token, downloads, default device and precision")
-        self.add_action("Diagnostics…", "treeseg_diagnostics", self.open_diagnostics,
-                        "Versions, GPU, CPU, libraries and folders, to copy into a bug report")
-        self.add_action("Getting Started…", "treeseg_getting_started", self.open_getting_started,
-                        "What a run needs (Python packages, weights, device), and how to get it")
+        self.add_action(tr("Weights…"), "treeseg_weights", self.open_weights_manager,
+                        tr("DINOv3 weights: status, download, verify, add a file"))
+        self.add_action(tr("Settings…"), "treeseg_settings", self.open_settings,
+                        tr("Weights folder, Hugging Face token, downloads, default device and precision"))
+        self.add_action(tr("Diagnostics…"), "treeseg_diagnostics", self.open_diagnostics,
+                        tr("Versions, GPU, CPU, libraries and folders, to copy into a bug report"))
+        self.add_action(tr("Getting Started…"), "treeseg_getting_started", self.open_getting_started,
+                        tr("What a run needs (Python packages, weights, device), and how to get it"))
         self.check_dependencies()
         if treeseg_settings.first_start():
             self.open_getting_started()
@@ -73,14 +82,15 @@ class TreeSegPlugin:
         action.setObjectName(name)
         action.setToolTip(tip)
         action.triggered.connect(slot)
-        self.iface.addPluginToRasterMenu(MENU, action)
+        self.iface.addPluginToRasterMenu(menu(), action)
         self.actions.append(action)
         return action
 
     def unload(self) -> None:
-        """Remove menu entries, toolbar icons, the message and the provider; end the kept worker."""
+        """Remove menu entries, toolbar icons, the message and the provider; end the kept worker; remove the
+        translation."""
         for action in self.actions:
-            self.iface.removePluginRasterMenu(MENU, action)
+            self.iface.removePluginRasterMenu(menu(), action)
             self.iface.removeRasterToolBarIcon(action)
             action.deleteLater()
         self.actions.clear()
@@ -97,6 +107,7 @@ class TreeSegPlugin:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
         kept_worker.release()  # its memory (the loaded model) back to the system
+        uninstall_translators()
 
     def check_dependencies(self) -> None:
         """When a required package is missing or too old, offer "Install…" in the message bar."""
@@ -105,10 +116,10 @@ class TreeSegPlugin:
             return
         from qgis.gui import QgsMessageBarItem
 
-        button = QPushButton("Install…", self.iface.mainWindow())  # a parent owns it; the item reparents it
+        button = QPushButton(tr("Install…"), self.iface.mainWindow())  # a parent owns it; the item reparents it
         button.clicked.connect(lambda: self.open_installer())
         self.dependency_message = QgsMessageBarItem(
-            "TreeSeg", "Python packages needed: " + "; ".join(str(problem) for problem in problems) + ".",
+            "TreeSeg", tr("Python packages needed: {problems}.").format(problems=problem_list(problems)),
             button, Qgis.MessageLevel.Warning, 0)
         self.iface.messageBar().pushItem(self.dependency_message)
 

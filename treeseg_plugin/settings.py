@@ -29,6 +29,7 @@ from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsSettings
 from .dinov3.chmv2 import config as chmv2
 from .dinov3.variants import VARIANTS
 from .engine.jobs.segmentation import DEVICES, PRECISIONS
+from .i18n import tr
 
 GROUP = "treeseg"
 AUTH_METHOD = "Basic"
@@ -137,21 +138,23 @@ def token_from_auth_config(config_id: str, interactive: bool = True) -> Optional
     """
     manager = QgsApplication.authManager()
     if manager.isDisabled():
-        raise TokenError("QGIS's authentication system is disabled (no Qt crypto support), so TreeSeg cannot "
-                         "read the Hugging Face token; set HF_TOKEN instead.")
+        raise TokenError(tr("QGIS's authentication system is disabled (no Qt crypto support), so TreeSeg cannot "
+                            "read the Hugging Face token; set HF_TOKEN instead."))
     if not interactive and not manager.masterPasswordIsSet():
         return None
     ok, config = manager.loadAuthenticationConfig(config_id, QgsAuthMethodConfig(), True)
     if not ok or not config.isValid():
-        raise TokenError(f"Authentication configuration '{config_id}' could not be read (removed, or the master "
-                         "password was not given). Choose another one in TreeSeg > Settings.")
+        raise TokenError(tr("Authentication configuration '{config}' could not be read (removed, or the master "
+                            "password was not given). Choose another one in TreeSeg > Settings.").format(
+                                config=config_id))
     if config.method() != AUTH_METHOD:
-        raise TokenError(f"Authentication configuration '{config.name()}' is of type {config.method()}; TreeSeg "
-                         f"reads the token from the password of a {AUTH_METHOD} configuration.")
+        raise TokenError(tr("Authentication configuration '{config}' is of type {method}; TreeSeg reads the token "
+                            "from the password of a {expected} configuration.").format(
+                                config=config.name(), method=config.method(), expected=AUTH_METHOD))
     token = config.config("password").strip()
     if not token:
-        raise TokenError(f"Authentication configuration '{config.name()}' has an empty password; put the "
-                         "Hugging Face access token there.")
+        raise TokenError(tr("Authentication configuration '{config}' has an empty password; put the Hugging Face "
+                            "access token there.").format(config=config.name()))
     return token
 
 

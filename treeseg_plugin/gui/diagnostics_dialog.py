@@ -8,9 +8,10 @@ from qgis.PyQt.QtGui import QFontDatabase, QGuiApplication
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 from ..diagnostics import report_text
+from ..i18n import tr, translatable
 
-INTRO = ("Paste this report into your bug report (it holds no token or password). "
-         "Headless: <tt>qgis_process run treeseg:diagnostics</tt>.")
+INTRO = translatable("Paste this report into your bug report (it holds no token or password). "
+                     "Headless: <tt>qgis_process run treeseg:diagnostics</tt>.")
 
 
 class DiagnosticsDialog(QDialog):
@@ -18,9 +19,9 @@ class DiagnosticsDialog(QDialog):
 
     def __init__(self, parent: Optional[QWidget] = None, text: Optional[str] = None):
         super().__init__(parent)
-        self.setWindowTitle("TreeSeg – Diagnostics")
+        self.setWindowTitle(tr("TreeSeg – Diagnostics"))
         self.setObjectName("treeseg_diagnostics_dialog")
-        intro = QLabel(INTRO)
+        intro = QLabel(tr(INTRO))
         intro.setWordWrap(True)
         self.report = QPlainTextEdit()
         self.report.setReadOnly(True)
@@ -29,7 +30,7 @@ class DiagnosticsDialog(QDialog):
         self.report.setPlainText(report_text() if text is None else text)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.copy_button = buttons.addButton("Copy to clipboard", QDialogButtonBox.ButtonRole.ActionRole)
+        self.copy_button = buttons.addButton(tr("Copy to clipboard"), QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.clicked.connect(self.copy_to_clipboard)
         buttons.rejected.connect(self.reject)
 

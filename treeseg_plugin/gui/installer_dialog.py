@@ -20,7 +20,9 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ...processing_provider.dependencies import problem_text
 from .. import installer
+from ..i18n import tr
 from ..nvidia_gpus import CPU_DOWNLOAD, CUDA_DOWNLOAD, nvidia_gpus
 
 
@@ -31,7 +33,7 @@ class InstallTask(QgsTask):
     done = pyqtSignal(object)
 
     def __init__(self, plan: installer.InstallPlan):
-        super().__init__("Installing TreeSeg's Python packages", QgsTask.Flag.CanCancel)
+        super().__init__(tr("Installing TreeSeg's Python packages"), QgsTask.Flag.CanCancel)
         self.plan = plan
         self.result: Optional[installer.InstallResult] = None
 
@@ -49,7 +51,7 @@ class InstallerDialog(QDialog):
     def __init__(self, folder: Path, problems: Sequence[installer.Problem], packages: Sequence[str],
                  find_links: Optional[Path] = None, parent: Optional[QWidget] = None):
         super().__init__(parent)
-        self.setWindowTitle("TreeSeg – Install Python packages")
+        self.setWindowTitle(tr("TreeSeg – Install Python packages"))
         self.setObjectName("treeseg_installer_dialog")
         self.folder = Path(folder)
         self.packages = tuple(packages)
@@ -58,19 +60,19 @@ class InstallerDialog(QDialog):
         self.result: Optional[installer.InstallResult] = None
         self.restart_prompt: Optional[QMessageBox] = None
 
-        missing = "".join(f"<li>{problem}</li>" for problem in problems)
-        needs = f"<p>TreeSeg needs these Python packages:</p><ul>{missing}</ul>" if missing else ""
+        missing = "".join(f"<li>{problem_text(problem)}</li>" for problem in problems)
+        needs = f"<p>{tr('TreeSeg needs these Python packages:')}</p><ul>{missing}</ul>" if missing else ""
         gpus = nvidia_gpus()
-        preselected = (f"An NVIDIA GPU was found ({gpus[0]}): the CUDA build is selected." if gpus else
-                       "No NVIDIA GPU was found (nvidia-smi): the CPU build is selected.")
-        self.intro = QLabel(
-            f"{needs}<p>pip will install <b>{', '.join(self.packages)}</b> into<br><code>{self.folder}</code><br>"
-            "(TreeSeg's own folder: QGIS's Python and its numpy are not changed). It downloads from PyPI and "
-            f"download.pytorch.org; a CUDA build of PyTorch is {CUDA_DOWNLOAD}, the CPU build {CPU_DOWNLOAD}.</p>"
-            f"<p>{preselected}</p>")
+        preselected = (tr("An NVIDIA GPU was found ({gpu}): the CUDA build is selected.").format(gpu=gpus[0]) if gpus
+                       else tr("No NVIDIA GPU was found (nvidia-smi): the CPU build is selected."))
+        install = tr("pip will install <b>{packages}</b> into<br><code>{folder}</code><br>(TreeSeg's own folder: "
+                     "QGIS's Python and its numpy are not changed). It downloads from PyPI and download.pytorch.org; "
+                     "a CUDA build of PyTorch is {cuda}, the CPU build {cpu}.").format(
+                         packages=", ".join(self.packages), folder=self.folder, cuda=CUDA_DOWNLOAD, cpu=CPU_DOWNLOAD)
+        self.intro = QLabel(f"{needs}<p>{install}</p><p>{preselected}</p>")
         self.intro.setWordWrap(True)
-        self.cpu = QRadioButton("PyTorch for the CPU only (smaller; works everywhere)")
-        self.cuda = QRadioButton("PyTorch with CUDA (NVIDIA GPU with a recent driver)")
+        self.cpu = QRadioButton(tr("PyTorch for the CPU only (smaller; works everywhere)"))
+        self.cuda = QRadioButton(tr("PyTorch with CUDA (NVIDIA GPU with a recent driver)"))
         (self.cuda if gpus else self.cpu).setChecked(True)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -78,15 +80,15 @@ class InstallerDialog(QDialog):
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.log.setPlaceholderText("pip's output appears here.")
+        self.log.setPlaceholderText(tr("pip's output appears here."))
         self.status = QLabel()
         self.status.setWordWrap(True)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.buttons.rejected.connect(self.reject)
-        self.install_button = self.buttons.addButton("Install", QDialogButtonBox.ButtonRole.ActionRole)
+        self.install_button = self.buttons.addButton(tr("Install"), QDialogButtonBox.ButtonRole.ActionRole)
         self.install_button.clicked.connect(self.start)
-        self.cancel_button = self.buttons.addButton("Cancel installation", QDialogButtonBox.ButtonRole.ActionRole)
+        self.cancel_button = self.buttons.addButton(tr("Cancel installation"), QDialogButtonBox.ButtonRole.ActionRole)
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
 
@@ -105,7 +107,7 @@ class InstallerDialog(QDialog):
         self.task.line.connect(self.log.appendPlainText)
         self.task.done.connect(self.finish)
         self.progress.setRange(0, 0)  # busy: pip reports no overall progress
-        self.status.setText("Running pip…")
+        self.status.setText(tr("Running pip…"))
         for widget in (self.install_button, self.cpu, self.cuda):
             widget.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -128,12 +130,13 @@ class InstallerDialog(QDialog):
         self.progress.setRange(0, 1)
         ok = result is not None and result.ok
         self.progress.setValue(1 if ok else 0)
-        self.status.setText(result.message if result is not None else "Installation canceled; nothing was installed.")
+        self.status.setText(result.message if result is not None else
+                            tr("Installation canceled; nothing was installed."))
         if not ok:
             for widget in (self.install_button, self.cpu, self.cuda):
                 widget.setEnabled(True)
             return
-        self.restart_prompt = QMessageBox(QMessageBox.Icon.Information, "Restart QGIS",
-                                          f"{result.message}\n\nTreeSeg uses the new packages after QGIS restarts.",
-                                          QMessageBox.StandardButton.Ok, self)
+        restart = tr("TreeSeg uses the new packages after QGIS restarts.")
+        self.restart_prompt = QMessageBox(QMessageBox.Icon.Information, tr("Restart QGIS"),
+                                          f"{result.message}\n\n{restart}", QMessageBox.StandardButton.Ok, self)
         self.restart_prompt.open()

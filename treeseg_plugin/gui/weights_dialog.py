@@ -28,10 +28,15 @@ from qgis.PyQt.QtWidgets import (
 from .. import settings as treeseg_settings
 from ..dinov3.chmv2 import config as chmv2
 from ..dinov3.variants import VARIANTS
+from ..i18n import tr, translatable
 from .weights_tasks import WeightsTask, download_weights, hub_offline, import_weights, verify_weights
 
-COLUMNS = ("Model", "Parameters", "Licence", "Status")
+COLUMNS = (translatable("Model"), translatable("Parameters"), translatable("Licence"), translatable("Status"))
 STATUS_COLUMN = 3
+PLACES = (translatable("weights folder"), translatable("Hugging Face cache"), translatable("torch hub cache"),
+          translatable("Hugging Face model folder"), translatable("downloaded from Hugging Face"),
+          translatable("local file"))
+"""Where settings.locate finds weights (Location.where), named in the status column in the user's language."""
 
 
 @dataclass(frozen=True)
@@ -47,36 +52,38 @@ class CanopyHeightEntry:
 
 def licence_note(variant) -> str:
     """Short text for the table; :func:`licence_detail` is its tooltip."""
-    return "Gated: Hugging Face or Meta's form" if variant.hf_repo_id else "Gated: Meta's form only"
+    return tr("Gated: Hugging Face or Meta's form") if variant.hf_repo_id else tr("Gated: Meta's form only")
 
 
 def licence_detail(variant) -> str:
     from ..dinov3.variants import META_DOWNLOAD_FORM
 
     if variant.name == chmv2.WEIGHTS_NAME:
-        return (f"Accept the licence at https://huggingface.co/{variant.hf_repo_id} (the model with its backbone), "
-                f"or request {variant.meta_filename} through Meta's form ({chmv2.CHMV2_DOWNLOAD_FORM}): Meta's "
-                "decoder holds only the head and runs with the ViT-L/16 (SAT-493M) weights listed above.")
-    meta = f"request {variant.meta_filename} through Meta's form ({META_DOWNLOAD_FORM})"
+        return tr("Accept the licence at https://huggingface.co/{repo} (the model with its backbone), or request "
+                  "{file} through Meta's form ({form}): Meta's decoder holds only the head and runs with the ViT-L/16 "
+                  "(SAT-493M) weights listed above.").format(
+                      repo=variant.hf_repo_id, file=variant.meta_filename, form=chmv2.CHMV2_DOWNLOAD_FORM)
+    meta = tr("request {file} through Meta's form ({form})").format(file=variant.meta_filename,
+                                                                    form=META_DOWNLOAD_FORM)
     if variant.hf_repo_id:
-        return (f"Accept the DINOv3 licence at https://huggingface.co/{variant.hf_repo_id} before downloading, "
-                f"or {meta}.")
-    return f"Not on Hugging Face: {meta}."
+        return tr("Accept the DINOv3 licence at https://huggingface.co/{repo} before downloading, or {meta}.").format(
+            repo=variant.hf_repo_id, meta=meta)
+    return tr("Not on Hugging Face: {meta}.").format(meta=meta)
 
 
 def status_text(location: Optional[treeseg_settings.Location]) -> str:
     """"Missing", or where the weights are and what the loader verified."""
     if location is None:
-        return "Missing"
+        return tr("Missing")
     file = location.path
     if file.is_dir():
         file = next((file / name for name in treeseg_settings.HF_WEIGHT_FILES if (file / name).is_file()), file)
-    text = f"Found in the {location.where}: {file}"
+    text = tr("Found in the {where}: {file}").format(where=tr(location.where), file=file)
     record = treeseg_settings.verification_of(file)
     if record is None:
-        return text + " (not verified yet: select it and press Verify)"
-    return (f"{text}; verified: {record['tensors_loaded']}/{record['tensors_total']} tensors, "
-            f"SHA-256 {record['sha256']}")
+        return text + tr(" (not verified yet: select it and press Verify)")
+    return text + tr("; verified: {loaded}/{total} tensors, SHA-256 {sha256}").format(
+        loaded=record["tensors_loaded"], total=record["tensors_total"], sha256=record["sha256"])
 
 
 class WeightsDialog(QDialog):
@@ -88,7 +95,7 @@ class WeightsDialog(QDialog):
 
     def __init__(self, parent: Optional[QWidget] = None, open_settings: Optional[Callable[[], None]] = None):
         super().__init__(parent)
-        self.setWindowTitle("TreeSeg – DINOv3 weights")
+        self.setWindowTitle(tr("TreeSeg – DINOv3 weights"))
         self.setObjectName("treeseg_weights_dialog")
         self.variants = [*VARIANTS.values(), CanopyHeightEntry()]
         self.locations: Dict[str, Optional[treeseg_settings.Location]] = {}
@@ -102,16 +109,16 @@ class WeightsDialog(QDialog):
 
         self.table = self._variant_table()
 
-        self.download_button = QPushButton("Download")
+        self.download_button = QPushButton(tr("Download"))
         self.download_button.clicked.connect(self.download_selected)
-        self.verify_button = QPushButton("Verify")
+        self.verify_button = QPushButton(tr("Verify"))
         self.verify_button.clicked.connect(self.verify_selected)
-        self.add_button = QPushButton("Add file…")
+        self.add_button = QPushButton(tr("Add file…"))
         self.add_button.clicked.connect(self.add_file)
-        self.settings_button = QPushButton("Settings…")
+        self.settings_button = QPushButton(tr("Settings…"))
         self.settings_button.clicked.connect(self.show_settings)
         self.settings_button.setVisible(open_settings is not None)
-        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button = QPushButton(tr("Cancel"))
         self.cancel_button.clicked.connect(self.cancel_task)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -143,7 +150,7 @@ class WeightsDialog(QDialog):
     def _variant_table(self) -> QTableWidget:
         """One read-only row per released variant, one selectable at a time; the status column stretches."""
         table = QTableWidget(len(self.variants), len(COLUMNS))
-        table.setHorizontalHeaderLabels(list(COLUMNS))
+        table.setHorizontalHeaderLabels([tr(column) for column in COLUMNS])
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -175,17 +182,18 @@ class WeightsDialog(QDialog):
 
     def download_notice(self) -> str:
         """Whether "Download" can work here, and the manual route when it cannot."""
-        folder = f"Weights folder: {self.settings.weights_folder}."
+        folder = tr("Weights folder: {folder}.").format(folder=self.settings.weights_folder)
         if hub_offline():
-            return (f"{folder} Offline (HF_HUB_OFFLINE is set): nothing can be downloaded. Get the weights on "
-                    "another machine (Hugging Face or Meta's form) and import them here with Add file…")
+            return folder + " " + tr("Offline (HF_HUB_OFFLINE is set): nothing can be downloaded. Get the weights on "
+                                     "another machine (Hugging Face or Meta's form) and import them here with Add "
+                                     "file…")
         if not self.settings.allow_download:
-            return (f"{folder} Downloads are off: allow them in Settings, or get the weights by hand and import "
-                    "them with Add file…")
+            return folder + " " + tr("Downloads are off: allow them in Settings, or get the weights by hand and "
+                                     "import them with Add file…")
         if not treeseg_settings.has_token_source(self.settings):
-            return (f"{folder} No Hugging Face token: choose an authentication configuration in Settings "
-                    "(or set HF_TOKEN) to download.")
-        return f"{folder} Downloads go to the Hugging Face cache, where Segment Trees finds them."
+            return folder + " " + tr("No Hugging Face token: choose an authentication configuration in Settings (or "
+                                     "set HF_TOKEN) to download.")
+        return folder + " " + tr("Downloads go to the Hugging Face cache, where Segment Trees finds them.")
 
     def selected_variant(self):
         rows = {index.row() for index in self.table.selectionModel().selectedRows()}
@@ -219,7 +227,7 @@ class WeightsDialog(QDialog):
             if task.error is not None:
                 self.message.setText(task.error)
             elif task.result is None:
-                self.message.setText(f"{description}: canceled.")
+                self.message.setText(tr("{task}: canceled.").format(task=description))
             else:
                 self.message.setText(on_success(task))
             self.show_running(False)
@@ -245,20 +253,21 @@ class WeightsDialog(QDialog):
         def job(task: WeightsTask) -> Path:
             return download_weights(variant.hf_repo_id, token, task.report, task.isCanceled)
 
-        self.start(f"Downloading {variant.display_name}", job,
-                   lambda task: f"Downloaded {variant.display_name} to {task.result}. Press Verify to check it.")
+        self.start(tr("Downloading {model}").format(model=variant.display_name), job,
+                   lambda task: tr("Downloaded {model} to {path}. Press Verify to check it.").format(
+                       model=variant.display_name, path=task.result))
 
     def verify_selected(self) -> None:
         variant = self.selected_variant()
         location = self.locations.get(variant.name) if variant is not None else None
         if location is None:
             return
-        self.start(f"Verifying {variant.display_name}", lambda task: verify_weights(str(location.path)),
-                   self.remember)
+        self.start(tr("Verifying {model}").format(model=variant.display_name),
+                   lambda task: verify_weights(str(location.path)), self.remember)
 
     def add_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Add DINOv3 or CHMv2 weights", "",
-                                              "DINOv3 / CHMv2 weights (*.pth *.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(self, tr("Add DINOv3 or CHMv2 weights"), "",
+                                              tr("DINOv3 / CHMv2 weights (*.pth *.safetensors)"))
         if not path:
             return
         folder = Path(self.settings.weights_folder).expanduser()
@@ -266,7 +275,7 @@ class WeightsDialog(QDialog):
         def job(task: WeightsTask):
             return import_weights(Path(path), folder, task.report, task.isCanceled)
 
-        self.start(f"Importing {Path(path).name}", job, self.imported)
+        self.start(tr("Importing {file}").format(file=Path(path).name), job, self.imported)
 
     def remember(self, task: WeightsTask) -> str:
         """Record a verification and say what was verified."""
@@ -274,9 +283,10 @@ class WeightsDialog(QDialog):
         treeseg_settings.remember_verification(verified.path, verified.sha256, verified.tensors_loaded,
                                                verified.tensors_total)
         names = {variant.name: variant.display_name for variant in self.variants}
-        what = names.get(verified.variant, "a custom ViT (not a released DINOv3 model)")
-        return (f"Verified {verified.path}: {what}, {verified.tensors_loaded}/{verified.tensors_total} tensors, "
-                f"SHA-256 {verified.sha256}.")
+        what = names.get(verified.variant, tr("a custom ViT (not a released DINOv3 model)"))
+        return tr("Verified {path}: {what}, {loaded}/{total} tensors, SHA-256 {sha256}.").format(
+            path=verified.path, what=what, loaded=verified.tensors_loaded, total=verified.tensors_total,
+            sha256=verified.sha256)
 
     def imported(self, task: WeightsTask) -> str:
         """Like :meth:`remember`, and says when the file is not found by its model name."""
@@ -284,8 +294,8 @@ class WeightsDialog(QDialog):
         path = task.result.path
         found = treeseg_settings.weights_in_folder(task.result.variant, self.settings.weights_folder)
         if found not in (path, path.parent):
-            text += (" Not recognisable as a released file (name, hash or dataset), so no model name finds it: "
-                     "choose it as Weights file in Segment Trees or Canopy Height.")
+            text += " " + tr("Not recognisable as a released file (name, hash or dataset), so no model name finds it: "
+                             "choose it as Weights file in Segment Trees or Canopy Height.")
         return text
 
     def cancel_task(self) -> None:

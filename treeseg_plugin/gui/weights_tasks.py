@@ -15,6 +15,8 @@ from typing import Any, Callable, Optional
 
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 
+from ..i18n import tr
+
 LOG_TAG = "TreeSeg"
 COPY_CHUNK = 8 << 20
 OFFLINE_VALUES = {"1", "ON", "YES", "TRUE"}
@@ -50,10 +52,10 @@ def manual_route(repo_id: Optional[str], meta_filename: str) -> str:
     from ..dinov3.variants import META_DOWNLOAD_FORM
 
     form = CHMV2_DOWNLOAD_FORM if repo_id == HF_REPO_ID else META_DOWNLOAD_FORM
-    hub = (f"on a machine with internet, accept the licence at https://huggingface.co/{repo_id} and run "
-           f"'huggingface-cli download {repo_id}', or " if repo_id else "")
-    return (f"To add the weights by hand: {hub}request {meta_filename} through Meta's form "
-            f"({form}); then use Add file... here, or give the file as Weights file.")
+    hub = tr("on a machine with internet, accept the licence at https://huggingface.co/{repo} and run "
+             "'huggingface-cli download {repo}', or ").format(repo=repo_id) if repo_id else ""
+    return tr("To add the weights by hand: {hub}request {file} through Meta's form ({form}); then use Add file... "
+              "here, or give the file as Weights file.").format(hub=hub, file=meta_filename, form=form)
 
 
 def progress_bar_class(report: Report, is_canceled: IsCanceled) -> type:
@@ -85,9 +87,9 @@ def download_weights(repo_id: str, token: Optional[str], report: Report, is_canc
 
     if hub_offline():
         files = {**{v.hf_repo_id: v.meta_filename for v in VARIANTS.values()}, HF_REPO_ID: DECODER_FILENAME}
-        filename = files.get(repo_id, "the .pth file")
-        raise DownloadError(f"Offline: HF_HUB_OFFLINE is set, so {repo_id} cannot be downloaded. "
-                            f"{manual_route(repo_id, filename)}")
+        filename = files.get(repo_id, tr("the .pth file"))
+        offline = tr("Offline: HF_HUB_OFFLINE is set, so {repo} cannot be downloaded.").format(repo=repo_id)
+        raise DownloadError(f"{offline} {manual_route(repo_id, filename)}")
     try:
         folder = download_snapshot(repo_id, token, tqdm_class=progress_bar_class(report, is_canceled))
     except JobCanceledError:
@@ -96,7 +98,7 @@ def download_weights(repo_id: str, token: Optional[str], report: Report, is_canc
         reason = download_failure(error, repo_id, token)
     else:
         return folder
-    raise DownloadError(f"Downloading {repo_id} failed: {reason}.")
+    raise DownloadError(tr("Downloading {repo} failed: {reason}.").format(repo=repo_id, reason=reason))
 
 
 @dataclass
@@ -180,12 +182,13 @@ def copy_file(source: Path, destination: Path, report: Report, is_canceled: IsCa
 def import_weights(source: Path, folder: Path, report: Report, is_canceled: IsCanceled) -> Verified:
     """Verify ``source`` with the loader, then copy it (and its Hugging Face JSON files) into ``folder``."""
     if source.suffix not in (".pth", ".safetensors"):
-        raise ValueError(f"{source.name}: choose a .pth or .safetensors file.")
+        raise ValueError(tr("{file}: choose a .pth or .safetensors file.").format(file=source.name))
     verified = verify_weights(str(source))
     destination = import_destination(verified, Path(folder))
     if destination.resolve() != source.resolve():
         if destination.exists():
-            raise FileExistsError(f"{destination} already exists; remove it first to import {source.name}.")
+            raise FileExistsError(tr("{destination} already exists; remove it first to import {file}.").format(
+                destination=destination, file=source.name))
         copy_file(source, destination, report, is_canceled)
         if destination.suffix == ".safetensors":
             for name in ("config.json", "preprocessor_config.json"):
