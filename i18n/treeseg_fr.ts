@@ -828,6 +828,201 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
       <translation>Copier dans le presse-papiers</translation>
     </message>
     <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>TreeSeg: checking what a run needs</source>
+      <translation>TreeSeg : vérification de ce qu'une exécution nécessite</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>TreeSeg – Getting started</source>
+      <translation>TreeSeg – Prise en main</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>Segment Trees needs three things. Each shows its state and what fixes it; QGIS stays usable meanwhile. This window opens again from &lt;i&gt;Raster &amp;gt; Tree Segmentation &amp;gt; Getting Started…&lt;/i&gt;</source>
+      <translation>Segmenter les arbres a besoin de trois choses. Chacune indique son état et ce qui y remédie ; QGIS reste utilisable pendant ce temps. Cette fenêtre se rouvre depuis &lt;i&gt;Raster &amp;gt; Segmentation des arbres &amp;gt; Prise en main…&lt;/i&gt;</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <location filename="../treeseg_plugin/plugin.py" />
+      <source>Install…</source>
+      <translation>Installer…</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>DINOv3 weights are gated by Meta. Either &lt;b&gt;(a)&lt;/b&gt; sign in to Hugging Face, open the model's page and accept the licence, create a read token and choose it in &lt;i&gt;Weights… &amp;gt; Settings…&lt;/i&gt;, tick &lt;i&gt;Allow downloading weights&lt;/i&gt; and press &lt;i&gt;Download&lt;/i&gt;; or &lt;b&gt;(b)&lt;/b&gt; request the files through Meta's form (the links come by e-mail), then press &lt;i&gt;Add file…&lt;/i&gt; to add the downloaded file.</source>
+      <translation>L'accès aux poids DINOv3 est restreint par Meta. Soit &lt;b&gt;(a)&lt;/b&gt; connectez-vous à Hugging Face, ouvrez la page du modèle et acceptez la licence, créez un jeton de lecture et choisissez-le dans &lt;i&gt;Poids… &amp;gt; Paramètres…&lt;/i&gt;, cochez &lt;i&gt;Autoriser le téléchargement des poids&lt;/i&gt; et cliquez sur &lt;i&gt;Télécharger&lt;/i&gt; ; soit &lt;b&gt;(b)&lt;/b&gt; demandez les fichiers via le formulaire de Meta (les liens arrivent par e-mail), puis cliquez sur &lt;i&gt;Ajouter un fichier…&lt;/i&gt; pour ajouter le fichier téléchargé.</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>{model} on Hugging Face</source>
+      <translation>{model} sur Hugging Face</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>Meta's request form</source>
+      <translation>Formulaire de demande de Meta</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <location filename="../treeseg_plugin/gui/weights_dialog.py" />
+      <source>Add file…</source>
+      <translation>Ajouter un fichier…</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <location filename="../treeseg_plugin/plugin.py" />
+      <source>Weights…</source>
+      <translation>Poids…</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>Install the CUDA build…</source>
+      <translation>Installer la version CUDA…</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <location filename="../treeseg_plugin/plugin.py" />
+      <source>Diagnostics…</source>
+      <translation>Diagnostic…</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>1. Python packages</source>
+      <translation>1. Paquets Python</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>2. DINOv3 weights</source>
+      <translation>2. Poids DINOv3</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>3. Device</source>
+      <translation>3. Périphérique de calcul</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>Check again</source>
+      <translation>Vérifier à nouveau</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>Checking…</source>
+      <translation>Vérification…</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>The check failed: {error}</source>
+      <translation>La vérification a échoué : {error}</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>Ready</source>
+      <translation>Prêt</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <location filename="../treeseg_plugin/gui/weights_dialog.py" />
+      <source>Missing</source>
+      <translation>Absent</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>Check</source>
+      <translation>À vérifier</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>{state}: {text}</source>
+      <translation>{state} : {text}</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>torch, safetensors and huggingface_hub are installed.</source>
+      <translation>torch, safetensors et huggingface_hub sont installés.</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>{problems}. Press &lt;i&gt;Install…&lt;/i&gt;: pip installs them into TreeSeg's own folder (QGIS's numpy stays), then restart QGIS.</source>
+      <translation>{problems}. Cliquez sur &lt;i&gt;Installer…&lt;/i&gt; : pip les installe dans le dossier propre à TreeSeg (le numpy de QGIS reste tel quel), puis redémarrez QGIS.</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>Segment Trees finds {models}.</source>
+      <translation>Segmenter les arbres trouve {models}.</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>no DINOv3 weights in the weights folder (&lt;tt&gt;{folder}&lt;/tt&gt;) or the Hugging Face and torch hub caches.</source>
+      <translation>aucun poids DINOv3 dans le dossier des poids (&lt;tt&gt;{folder}&lt;/tt&gt;) ni dans les caches Hugging Face et torch hub.</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>An NVIDIA GPU was found ({gpu}).</source>
+      <translation>Un GPU NVIDIA a été trouvé ({gpu}).</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>No NVIDIA GPU was found (nvidia-smi): runs use the CPU, more slowly.</source>
+      <translation>Aucun GPU NVIDIA trouvé (nvidia-smi) : les exécutions utilisent le processeur, plus lentement.</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>Install… selects PyTorch's CUDA build.</source>
+      <translation>Installer… sélectionne la version CUDA de PyTorch.</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>Install… selects PyTorch's CPU build.</source>
+      <translation>Installer… sélectionne la version de PyTorch pour processeur.</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>PyTorch is not installed yet (step 1). {gpu} {build}</source>
+      <translation>PyTorch n'est pas encore installé (étape 1). {gpu} {build}</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>PyTorch does not import: {error}. Install it again (step 1).</source>
+      <translation>PyTorch ne s'importe pas : {error}. Réinstallez-le (étape 1).</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>CPU-only build</source>
+      <translation>version pour processeur seulement</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>CUDA {cuda} build</source>
+      <translation>version CUDA {cuda}</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>PyTorch {version} ({build}).</source>
+      <translation>PyTorch {version} ({build}).</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>{torch} Runs use the GPU: {device}.</source>
+      <translation>{torch} Les exécutions utilisent le GPU : {device}.</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>{torch} Runs use Apple's GPU (MPS).</source>
+      <translation>{torch} Les exécutions utilisent le GPU d'Apple (MPS).</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>{torch} {gpu} This PyTorch cannot use it, so runs use the CPU: install PyTorch's CUDA build into TreeSeg's folder with &lt;i&gt;Install the CUDA build…&lt;/i&gt;.</source>
+      <translation>{torch} {gpu} Ce PyTorch ne peut pas l'utiliser, les exécutions utilisent donc le processeur : installez la version CUDA de PyTorch dans le dossier de TreeSeg avec &lt;i&gt;Installer la version CUDA…&lt;/i&gt;.</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
+      <source>{torch} {gpu} This PyTorch cannot use it (NVIDIA driver missing or too old?), so runs use the CPU: see &lt;i&gt;Diagnostics…&lt;/i&gt;.</source>
+      <translation>{torch} {gpu} Ce PyTorch ne peut pas l'utiliser (pilote NVIDIA absent ou trop ancien ?), les exécutions utilisent donc le processeur : voir &lt;i&gt;Diagnostic…&lt;/i&gt;.</translation>
+    </message>
+    <message>
       <location filename="../treeseg_plugin/gui/installer_dialog.py" />
       <source>Installing TreeSeg's Python packages</source>
       <translation>Installation des paquets Python de TreeSeg</translation>
@@ -1029,11 +1224,6 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/weights_dialog.py" />
-      <source>Missing</source>
-      <translation>Absent</translation>
-    </message>
-    <message>
-      <location filename="../treeseg_plugin/gui/weights_dialog.py" />
       <source>Found in the {where}: {file}</source>
       <translation>Trouvé dans le {where} : {file}</translation>
     </message>
@@ -1061,11 +1251,6 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
       <location filename="../treeseg_plugin/gui/weights_dialog.py" />
       <source>Verify</source>
       <translation>Vérifier</translation>
-    </message>
-    <message>
-      <location filename="../treeseg_plugin/gui/weights_dialog.py" />
-      <source>Add file…</source>
-      <translation>Ajouter un fichier…</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/weights_dialog.py" />
@@ -1205,11 +1390,6 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../treeseg_plugin/plugin.py" />
-      <source>Weights…</source>
-      <translation>Poids…</translation>
-    </message>
-    <message>
-      <location filename="../treeseg_plugin/plugin.py" />
       <source>DINOv3 weights: status, download, verify, add a file</source>
       <translation>Poids DINOv3 : état, téléchargement, vérification, ajout d'un fichier</translation>
     </message>
@@ -1220,18 +1400,18 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../treeseg_plugin/plugin.py" />
-      <source>Diagnostics…</source>
-      <translation>Diagnostic…</translation>
-    </message>
-    <message>
-      <location filename="../treeseg_plugin/plugin.py" />
       <source>Versions, GPU, CPU, libraries and folders, to copy into a bug report</source>
       <translation>Versions, GPU, processeur, bibliothèques et dossiers, à copier dans un rapport de bogue</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/plugin.py" />
-      <source>Install…</source>
-      <translation>Installer…</translation>
+      <source>Getting Started…</source>
+      <translation>Prise en main…</translation>
+    </message>
+    <message>
+      <location filename="../treeseg_plugin/plugin.py" />
+      <source>What a run needs (Python packages, weights, device), and how to get it</source>
+      <translation>Ce qu'une exécution nécessite (paquets Python, poids, périphérique de calcul) et comment l'obtenir</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/plugin.py" />

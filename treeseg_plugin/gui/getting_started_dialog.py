@@ -25,8 +25,10 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ...processing_provider.dependencies import problem_list
 from .. import installer, readiness
 from ..dinov3.variants import META_DOWNLOAD_FORM, VARIANTS
+from ..i18n import tr
 
 OK, MISSING, WARNING = "ready", "missing", "check"
 COLOURS = {OK: "#2e7d32", MISSING: "#c62828", WARNING: "#ef6c00"}
@@ -46,7 +48,7 @@ class CheckTask(QgsTask):
     done = pyqtSignal(object)
 
     def __init__(self, check: Callable[[], readiness.Readiness]):
-        super().__init__("TreeSeg: checking what a run needs")
+        super().__init__(tr("TreeSeg: checking what a run needs"))
         self.check = check
         self.outcome: object = None
 
@@ -71,7 +73,7 @@ class GettingStartedDialog(QDialog):
                  open_weights: Callable[[], QDialog], open_diagnostics: Callable[[], None],
                  check: Callable[[], readiness.Readiness] = readiness.check):
         super().__init__(parent)
-        self.setWindowTitle(self.tr("TreeSeg – Getting started"))
+        self.setWindowTitle(tr("TreeSeg – Getting started"))
         self.setObjectName("treeseg_getting_started_dialog")
         self.setModal(False)
         self.check = check
@@ -81,41 +83,41 @@ class GettingStartedDialog(QDialog):
         self.states: Dict[str, str] = {}
         self.watched_weights: Optional[QDialog] = None
 
-        intro = QLabel(self.tr(
+        intro = QLabel(tr(
             "Segment Trees needs three things. Each shows its state and what fixes it; QGIS stays usable "
             "meanwhile. This window opens again from <i>Raster &gt; Tree Segmentation &gt; Getting Started…</i>"))
         intro.setWordWrap(True)
         self.packages = self._state_label()
         self.weights = self._state_label()
         self.device = self._state_label()
-        self.install_button = self._button(self.tr("Install…"), open_installer)
-        steps = QLabel(self.tr(
+        self.install_button = self._button(tr("Install…"), open_installer)
+        steps = QLabel(tr(
             "DINOv3 weights are gated by Meta. Either <b>(a)</b> sign in to Hugging Face, open the model's page "
             "and accept the licence, create a read token and choose it in <i>Weights… &gt; Settings…</i>, tick "
             "<i>Allow downloading weights</i> and press <i>Download</i>; or <b>(b)</b> request the files through "
             "Meta's form (the links come by e-mail), then press <i>Add file…</i> to add the downloaded file."))
         steps.setWordWrap(True)
         self.link_buttons = {
-            "default_model": self._button(self.tr("{} on Hugging Face").format(DEFAULT_MODEL.display_name),
+            "default_model": self._button(tr("{model} on Hugging Face").format(model=DEFAULT_MODEL.display_name),
                                           lambda: self.open_link("default_model")),
-            "aerial_model": self._button(self.tr("{} on Hugging Face").format(AERIAL_MODEL.display_name),
+            "aerial_model": self._button(tr("{model} on Hugging Face").format(model=AERIAL_MODEL.display_name),
                                          lambda: self.open_link("aerial_model")),
-            "meta_form": self._button(self.tr("Meta's request form"), lambda: self.open_link("meta_form")),
+            "meta_form": self._button(tr("Meta's request form"), lambda: self.open_link("meta_form")),
         }
-        self.add_file_button = self._button(self.tr("Add file…"), self.add_file)
-        self.weights_button = self._button(self.tr("Weights…"), self.show_weights)
-        self.cuda_button = self._button(self.tr("Install the CUDA build…"), lambda: open_installer((TORCH,)))
+        self.add_file_button = self._button(tr("Add file…"), self.add_file)
+        self.weights_button = self._button(tr("Weights…"), self.show_weights)
+        self.cuda_button = self._button(tr("Install the CUDA build…"), lambda: open_installer((TORCH,)))
         self.cuda_button.setVisible(False)
-        self.diagnostics_button = self._button(self.tr("Diagnostics…"), open_diagnostics)
+        self.diagnostics_button = self._button(tr("Diagnostics…"), open_diagnostics)
 
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
-        layout.addWidget(self._group(self.tr("1. Python packages"), [self.packages], [self.install_button]))
-        layout.addWidget(self._group(self.tr("2. DINOv3 weights"), [self.weights, steps],
+        layout.addWidget(self._group(tr("1. Python packages"), [self.packages], [self.install_button]))
+        layout.addWidget(self._group(tr("2. DINOv3 weights"), [self.weights, steps],
                                      [*self.link_buttons.values(), self.add_file_button, self.weights_button]))
-        layout.addWidget(self._group(self.tr("3. Device"), [self.device], [self.cuda_button, self.diagnostics_button]))
+        layout.addWidget(self._group(tr("3. Device"), [self.device], [self.cuda_button, self.diagnostics_button]))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.check_button = buttons.addButton(self.tr("Check again"), QDialogButtonBox.ButtonRole.ActionRole)
+        self.check_button = buttons.addButton(tr("Check again"), QDialogButtonBox.ButtonRole.ActionRole)
         self.check_button.clicked.connect(self.refresh)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -154,7 +156,7 @@ class GettingStartedDialog(QDialog):
         if self.task is not None:
             return
         for label in (self.packages, self.weights, self.device):
-            label.setText(self.tr("Checking…"))
+            label.setText(tr("Checking…"))
         self.check_button.setEnabled(False)
         self.task = CheckTask(self.check)
         self.task.done.connect(self.show_states)
@@ -166,7 +168,7 @@ class GettingStartedDialog(QDialog):
         self.check_button.setEnabled(True)
         if not isinstance(outcome, readiness.Readiness):
             for name, label in (("packages", self.packages), ("weights", self.weights), ("device", self.device)):
-                self._set(name, label, WARNING, self.tr("The check failed: {}").format(outcome))
+                self._set(name, label, WARNING, tr("The check failed: {error}").format(error=outcome))
             return
         self.readiness = outcome
         self._set("packages", self.packages, *self.packages_state(outcome))
@@ -177,52 +179,53 @@ class GettingStartedDialog(QDialog):
 
     def _set(self, name: str, label: QLabel, state: str, text: str) -> None:
         self.states[name] = state
-        words = {OK: self.tr("Ready"), MISSING: self.tr("Missing"), WARNING: self.tr("Check")}
-        label.setText(f"<b style=\"color:{COLOURS[state]}\">{words[state]}</b>: {text}")
+        words = {OK: tr("Ready"), MISSING: tr("Missing"), WARNING: tr("Check")}
+        shown = f"<b style=\"color:{COLOURS[state]}\">{words[state]}</b>"
+        label.setText(tr("{state}: {text}").format(state=shown, text=text))
 
     def packages_state(self, ready: readiness.Readiness) -> tuple:
         if not ready.problems:
-            return OK, self.tr("torch, safetensors and huggingface_hub are installed.")
-        listed = html.escape("; ".join(str(problem) for problem in ready.problems))
-        return MISSING, self.tr("{}. Press <i>Install…</i>: pip installs them into TreeSeg's own folder (QGIS's "
-                                "numpy stays), then restart QGIS.").format(listed)
+            return OK, tr("torch, safetensors and huggingface_hub are installed.")
+        listed = html.escape(problem_list(list(ready.problems)))
+        return MISSING, tr("{problems}. Press <i>Install…</i>: pip installs them into TreeSeg's own folder (QGIS's "
+                           "numpy stays), then restart QGIS.").format(problems=listed)
 
     def weights_state(self, ready: readiness.Readiness) -> tuple:
         if ready.found:
-            models = "; ".join(f"{html.escape(name)} ({html.escape(location.where)}: "
+            models = "; ".join(f"{html.escape(name)} ({html.escape(tr(location.where))}: "
                                f"<tt>{html.escape(str(location.path))}</tt>)" for name, location in ready.found)
-            return OK, self.tr("Segment Trees finds {}.").format(models)
+            return OK, tr("Segment Trees finds {models}.").format(models=models)
         folder = html.escape(ready.weights_folder)
-        return MISSING, self.tr("no DINOv3 weights in the weights folder (<tt>{}</tt>) or the Hugging Face and "
-                                "torch hub caches.").format(folder)
+        return MISSING, tr("no DINOv3 weights in the weights folder (<tt>{folder}</tt>) or the Hugging Face and "
+                           "torch hub caches.").format(folder=folder)
 
     def device_state(self, ready: readiness.Readiness) -> tuple:
         gpu = html.escape(ready.gpus[0]) if ready.gpus else ""
-        found = (self.tr("An NVIDIA GPU was found ({}).").format(gpu) if gpu else
-                 self.tr("No NVIDIA GPU was found (nvidia-smi): runs use the CPU, more slowly."))
+        found = (tr("An NVIDIA GPU was found ({gpu}).").format(gpu=gpu) if gpu else
+                 tr("No NVIDIA GPU was found (nvidia-smi): runs use the CPU, more slowly."))
         if ready.torch_missing:
-            build = self.tr("Install… selects PyTorch's CUDA build.") if gpu else self.tr(
+            build = tr("Install… selects PyTorch's CUDA build.") if gpu else tr(
                 "Install… selects PyTorch's CPU build.")
-            return MISSING, self.tr("PyTorch is not installed yet (step 1). {} {}").format(found, build)
+            return MISSING, tr("PyTorch is not installed yet (step 1). {gpu} {build}").format(gpu=found, build=build)
         version = ready.torch.get("version")
         if version is None:
-            return MISSING, self.tr("PyTorch does not import: {}. Install it again (step 1).").format(
-                html.escape(ready.torch.get("torch", "")))
-        build = self.tr("CPU-only build") if ready.cpu_only_torch else self.tr("CUDA {} build").format(
-            ready.torch.get("CUDA build"))
-        described = self.tr("PyTorch {} ({}).").format(html.escape(version), html.escape(build))
+            return MISSING, tr("PyTorch does not import: {error}. Install it again (step 1).").format(
+                error=html.escape(ready.torch.get("torch", "")))
+        build = tr("CPU-only build") if ready.cpu_only_torch else tr("CUDA {cuda} build").format(
+            cuda=ready.torch.get("CUDA build"))
+        described = tr("PyTorch {version} ({build}).").format(version=html.escape(version), build=html.escape(build))
         if ready.cuda:
             device = html.escape(ready.torch.get("CUDA device 0", gpu))
-            return OK, self.tr("{} Runs use the GPU: {}.").format(described, device)
+            return OK, tr("{torch} Runs use the GPU: {device}.").format(torch=described, device=device)
         if ready.mps:
-            return OK, self.tr("{} Runs use Apple's GPU (MPS).").format(described)
+            return OK, tr("{torch} Runs use Apple's GPU (MPS).").format(torch=described)
         if gpu and ready.cpu_only_torch:
-            return WARNING, self.tr("{} {} This PyTorch cannot use it, so runs use the CPU: install PyTorch's "
-                                    "CUDA build into TreeSeg's folder with <i>Install the CUDA build…</i>."
-                                    ).format(described, found)
+            return WARNING, tr("{torch} {gpu} This PyTorch cannot use it, so runs use the CPU: install PyTorch's "
+                               "CUDA build into TreeSeg's folder with <i>Install the CUDA build…</i>."
+                               ).format(torch=described, gpu=found)
         if gpu:
-            return WARNING, self.tr("{} {} This PyTorch cannot use it (NVIDIA driver missing or too old?), so runs "
-                                    "use the CPU: see <i>Diagnostics…</i>.").format(described, found)
+            return WARNING, tr("{torch} {gpu} This PyTorch cannot use it (NVIDIA driver missing or too old?), so runs "
+                               "use the CPU: see <i>Diagnostics…</i>.").format(torch=described, gpu=found)
         return OK, f"{described} {found}"
 
     # ---------------------------------------------------------------- actions
