@@ -226,3 +226,35 @@ def test_without_a_translation_for_the_locale_the_plugin_stays_english(treeseg_p
     finally:
         settings.remove("locale/overrideFlag")
         settings.remove("locale/userLocale")
+
+
+def test_the_getting_started_dialog_reads_in_french(french_qgis, tmp_path):
+    """A fresh QGIS with an NVIDIA GPU: nothing installed, no weights; every state, its fix and the buttons in
+    French, the placeholders filled in the French order."""
+    from qgis.PyQt.QtGui import QTextDocument
+    from qt_events import wait_until
+    from treeseg.treeseg_plugin import installer, readiness
+    from treeseg.treeseg_plugin.gui.getting_started_dialog import GettingStartedDialog
+
+    def shown(label) -> str:  # what the rich-text label reads
+        document = QTextDocument()
+        document.setHtml(label.text())
+        return document.toPlainText()
+
+    torch = next(requirement for requirement in installer.REQUIREMENTS if requirement.distribution == "torch")
+    state = readiness.Readiness((installer.Problem(torch, None),), str(tmp_path), (), {},
+                                ("GPU 0: NVIDIA H100 80GB HBM3",))
+    dialog = GettingStartedDialog(None, lambda packages=(): None, lambda: None, lambda: None, check=lambda: state)
+    assert dialog.packages.text() == "Vérification…"
+    wait_until(lambda: dialog.task is None)
+    assert dialog.windowTitle() == "TreeSeg – Prise en main"
+    assert shown(dialog.packages) == ("Absent : torch n'est pas installé. Cliquez sur Installer… : pip les installe "
+                                      "dans le dossier propre à TreeSeg (le numpy de QGIS reste tel quel), puis "
+                                      "redémarrez QGIS.")
+    assert shown(dialog.weights) == (f"Absent : aucun poids DINOv3 dans le dossier des poids ({tmp_path}) ni dans "
+                                     "les caches Hugging Face et torch hub.")
+    assert shown(dialog.device) == (
+        "Absent : PyTorch n'est pas encore installé (étape 1). Un GPU NVIDIA a été trouvé (GPU 0: NVIDIA H100 80GB "
+        "HBM3). Installer… sélectionne la version CUDA de PyTorch.")
+    assert {dialog.install_button.text(), dialog.add_file_button.text(), dialog.cuda_button.text()} == {
+        "Installer…", "Ajouter un fichier…", "Installer la version CUDA…"}
