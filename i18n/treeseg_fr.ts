@@ -830,7 +830,7 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     <message>
       <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
       <source>TreeSeg: checking what a run needs</source>
-      <translation>TreeSeg : vérification de ce qu'une exécution nécessite</translation>
+      <translation>TreeSeg : vérification de ce qu'un traitement nécessite</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
@@ -965,7 +965,7 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     <message>
       <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
       <source>No NVIDIA GPU was found (nvidia-smi): runs use the CPU, more slowly.</source>
-      <translation>Aucun GPU NVIDIA trouvé (nvidia-smi) : les exécutions utilisent le processeur, plus lentement.</translation>
+      <translation>Aucun GPU NVIDIA trouvé (nvidia-smi) : les traitements utilisent le processeur, plus lentement.</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
@@ -1005,22 +1005,22 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     <message>
       <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
       <source>{torch} Runs use the GPU: {device}.</source>
-      <translation>{torch} Les exécutions utilisent le GPU : {device}.</translation>
+      <translation>{torch} Les traitements utilisent le GPU : {device}.</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
       <source>{torch} Runs use Apple's GPU (MPS).</source>
-      <translation>{torch} Les exécutions utilisent le GPU d'Apple (MPS).</translation>
+      <translation>{torch} Les traitements utilisent le GPU d'Apple (MPS).</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
       <source>{torch} {gpu} This PyTorch cannot use it, so runs use the CPU: install PyTorch's CUDA build into TreeSeg's folder with &lt;i&gt;Install the CUDA build…&lt;/i&gt;.</source>
-      <translation>{torch} {gpu} Ce PyTorch ne peut pas l'utiliser, les exécutions utilisent donc le processeur : installez la version CUDA de PyTorch dans le dossier de TreeSeg avec &lt;i&gt;Installer la version CUDA…&lt;/i&gt;.</translation>
+      <translation>{torch} {gpu} Ce PyTorch ne peut pas l'utiliser, les traitements utilisent donc le processeur : installez la version CUDA de PyTorch dans le dossier de TreeSeg avec &lt;i&gt;Installer la version CUDA…&lt;/i&gt;.</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/getting_started_dialog.py" />
       <source>{torch} {gpu} This PyTorch cannot use it (NVIDIA driver missing or too old?), so runs use the CPU: see &lt;i&gt;Diagnostics…&lt;/i&gt;.</source>
-      <translation>{torch} {gpu} Ce PyTorch ne peut pas l'utiliser (pilote NVIDIA absent ou trop ancien ?), les exécutions utilisent donc le processeur : voir &lt;i&gt;Diagnostic…&lt;/i&gt;.</translation>
+      <translation>{torch} {gpu} Ce PyTorch ne peut pas l'utiliser (pilote NVIDIA absent ou trop ancien ?), les traitements utilisent donc le processeur : voir &lt;i&gt;Diagnostic…&lt;/i&gt;.</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/installer_dialog.py" />
@@ -1411,7 +1411,7 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     <message>
       <location filename="../treeseg_plugin/plugin.py" />
       <source>What a run needs (Python packages, weights, device), and how to get it</source>
-      <translation>Ce qu'une exécution nécessite (paquets Python, poids, périphérique de calcul) et comment l'obtenir</translation>
+      <translation>Ce qu'un traitement nécessite (paquets Python, poids, périphérique de calcul) et comment l'obtenir</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/plugin.py" />
