@@ -1,32 +1,31 @@
 """The ``.tscm`` cluster model file: one safetensors file, no pickle (format: docs/cluster-model.md).
 
-The file holds one tensor, ``centroids`` (float32 ``[K, D]``), and one header metadata string,
-``treeseg_cluster_model``: the JSON object ``{"model": <document, schema SCHEMA_VERSION>, "sha256": <hex>}``,
-the checksum being the SHA-256 of the document's canonical JSON (:func:`canonical`: sorted keys, ASCII
-only, no whitespace) followed by the centroids' little-endian float32 bytes. One
-metadata entry keeps the file byte-for-byte deterministic (safetensors writes several in a random order).
-Loading reads it with safetensors (never pickle, never ``torch.load``), checks the checksum first, so a
-truncated, damaged or hand-edited file is refused, then every field's type, range and shape.
+The file is TreeSeg's model container (engine/cluster/container.py) holding one tensor, ``centroids`` (float32
+``[K, D]``), and one header metadata string, ``treeseg_cluster_model``: the JSON object ``{"model": <document,
+schema SCHEMA_VERSION>, "sha256": <hex>}``, the checksum being the SHA-256 of the document's canonical JSON
+(:func:`canonical`: sorted keys, ASCII only, no whitespace) followed by the centroids' little-endian float32
+bytes. Loading checks the checksum first (the container), so a truncated, damaged or hand-edited file is
+refused, then every field's type, range and shape.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
 import re
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save_file
 
 from ..errors import EngineError
 from ..jobs.segmentation import MAX_CLUSTERS
 from ..raster.palette import Legend
 from ..raster.pixels import Stretch
+from . import container
+from .container import FieldError as _FieldError
+from .container import get as _get
+from .container import get_int as _int
 from .model import (
     FEATURE_NORMALISATION,
     BackboneIdentity,
@@ -75,49 +74,15 @@ def _encoding_document(encoding: Encoding) -> Dict[str, Any]:
     return document
 
 
-def canonical(document: Dict[str, Any]) -> str:
-    """The document's JSON text the checksum covers."""
-    return json.dumps(document, sort_keys=True, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-
-
 def checksum(document: Dict[str, Any], centroids: np.ndarray) -> str:
     """SHA-256 (hex) of the canonical document and the centroids' float32 little-endian bytes."""
-    return hashlib.sha256(canonical(document).encode("utf-8") + centroids.astype("<f4").tobytes()).hexdigest()
+    return container.checksum(document, [centroids])
 
 
 def save_cluster_model(model: ClusterModel, path: str) -> None:
     """Write ``model`` to ``path`` (a ``.tscm`` file; raises OSError when it cannot be written)."""
     centroids = np.ascontiguousarray(model.centroids, dtype=np.float32)
-    document = _document(model)
-    text = json.dumps({"model": document, "sha256": checksum(document, centroids)}, sort_keys=True, indent=1)
-    try:
-        save_file({TENSOR: centroids}, path, metadata={METADATA_KEY: text})
-    except SafetensorError as exc:  # safetensors reports I/O failures as its own error
-        raise OSError(str(exc)) from exc
-
-
-class _FieldError(ValueError):
-    """A field of the document is missing, of the wrong type or out of range."""
-
-
-def _get(data: Dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if not isinstance(data, dict) or key not in data:
-        raise _FieldError(f"'{where}{key}' is missing")
-    value = data[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
-        raise _FieldError(f"'{where}{key}' must be {kind.__name__}, not {type(value).__name__}")
-    if kind is float and not math.isfinite(value):
-        raise _FieldError(f"'{where}{key}' must be finite")
-    return value
-
-
-def _int(data: Dict[str, Any], key: str, where: str, low: int, high: int = 2**31) -> int:
-    value = _get(data, key, int, where)
-    if not low <= value <= high:
-        raise _FieldError(f"'{where}{key}' is {value}, outside {low}..{high}")
-    return value
+    container.save(path, METADATA_KEY, _document(model), {TENSOR: centroids})
 
 
 def _floats(data: Dict[str, Any], key: str, where: str, count: int) -> Tuple[float, ...]:
@@ -225,36 +190,14 @@ def _model(doc: Dict[str, Any], centroids: np.ndarray) -> ClusterModel:
                         _legend(_get(doc, "labels", dict, ""), k), _fit(_get(doc, "fit", dict, "")))
 
 
-def _read(path: str) -> Tuple[Dict[str, str], np.ndarray]:
-    """The header metadata and the centroids, through safetensors (which checks the header and sizes)."""
-    size = os.path.getsize(path)
-    if size > MAX_FILE_BYTES:
-        raise _FieldError(f"it is {size} bytes, more than a cluster model can be ({MAX_FILE_BYTES})")
-    try:
-        with safe_open(path, framework="numpy") as handle:
-            metadata, names = handle.metadata() or {}, list(handle.keys())
-            if names != [TENSOR]:
-                raise _FieldError(f"it holds the tensors {names}, not just {TENSOR!r}")
-            return metadata, handle.get_tensor(TENSOR)
-    except SafetensorError as exc:
-        raise _FieldError(f"it is not a complete safetensors file ({exc})") from exc
-
-
 def load_cluster_model(path: str) -> ClusterModel:
     """Read and check the model at ``path``; :class:`EngineError` names what is wrong."""
     if not os.path.isfile(path):
         raise EngineError(f"The cluster model '{path}' does not exist. Choose a .tscm file written by Fit Cluster "
                           "Model or by Segment Trees' cluster model output.")
     try:
-        metadata, centroids = _read(path)
-        if set(metadata) != {METADATA_KEY}:
-            raise _FieldError("its header is not a TreeSeg cluster model's")
-        sealed = json.loads(metadata[METADATA_KEY])
-        if not isinstance(sealed, dict) or set(sealed) != {"model", "sha256"} or not isinstance(sealed["model"], dict):
-            raise _FieldError("its metadata is not a TreeSeg cluster model's")
-        if checksum(sealed["model"], centroids) != sealed["sha256"]:
-            raise _FieldError("its checksum does not match its contents (edited by hand, or damaged)")
-        return dataclasses.replace(_model(sealed["model"], centroids), sha256=sealed["sha256"])
+        document, sha256, tensors = container.load(path, METADATA_KEY, [TENSOR], MAX_FILE_BYTES, "cluster model")
+        return dataclasses.replace(_model(document, tensors[TENSOR]), sha256=sha256)
     except OSError as exc:
         raise EngineError(f"Cannot read the cluster model '{path}': {exc}. Check that the file is readable.") \
             from exc
