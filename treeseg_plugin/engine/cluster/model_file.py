@@ -49,11 +49,7 @@ def _document(model: ClusterModel) -> Dict[str, Any]:
     return {
         "format": FORMAT, "schema_version": SCHEMA_VERSION, "k": model.k,
         "features": {"normalisation": FEATURE_NORMALISATION, "dim": int(model.centroids.shape[1])},
-        "backbone": {"variant": bb.variant, "embed_dim": bb.embed_dim, "patch_size": bb.patch_size,
-                     "patch_stride": bb.patch_stride, "weights_sha256": bb.weights_sha256,
-                     "weights_format": bb.weights_format, "mean": list(bb.mean), "std": list(bb.std)},
-        "input": {"bands": list(bands.bands), "band_count": bands.band_count,
-                  "stretch": {str(b): {"low": s.low, "high": s.high} for b, s in sorted(bands.stretch.items())}},
+        "backbone": backbone_document(bb), "input": input_document(bands),
         "labels": {"order": "largest cluster of the fit sample first", "colors": list(model.legend.colors),
                    "names": list(model.legend.names)},
         "wcss": {str(k): v for k, v in sorted(model.wcss.items())},
@@ -62,11 +58,24 @@ def _document(model: ClusterModel) -> Dict[str, Any]:
                 "seed": fit.seed, "max_samples": fit.max_samples, "treeseg_version": fit.treeseg_version,
                 "inputs": [{"name": i.name, "valid_patches": i.valid_patches, "sampled": i.sampled}
                            for i in fit.inputs],
-                **({} if fit.encoding is None else {"encoding": _encoding_document(fit.encoding)})},
+                **({} if fit.encoding is None else {"encoding": encoding_document(fit.encoding)})},
     }
 
 
-def _encoding_document(encoding: Encoding) -> Dict[str, Any]:
+def backbone_document(bb: BackboneIdentity) -> Dict[str, Any]:
+    """The ``backbone`` section: what makes features comparable (read back by :func:`read_backbone`)."""
+    return {"variant": bb.variant, "embed_dim": bb.embed_dim, "patch_size": bb.patch_size,
+            "patch_stride": bb.patch_stride, "weights_sha256": bb.weights_sha256,
+            "weights_format": bb.weights_format, "mean": list(bb.mean), "std": list(bb.std)}
+
+
+def input_document(bands: InputBands) -> Dict[str, Any]:
+    """The ``input`` section: bands and stretch (read back by :func:`read_input`)."""
+    return {"bands": list(bands.bands), "band_count": bands.band_count,
+            "stretch": {str(b): {"low": s.low, "high": s.high} for b, s in sorted(bands.stretch.items())}}
+
+
+def encoding_document(encoding: Encoding) -> Dict[str, Any]:
     """``fit.encoding``; the working resolution only when there is one (files at native resolution unchanged)."""
     document = dataclasses.asdict(encoding)
     if not encoding.working_resolution:
@@ -102,7 +111,7 @@ def _k_table(data: Dict[str, Any], key: str, optional_values: bool) -> Dict[int,
     return out
 
 
-def _backbone(data: Dict[str, Any]) -> BackboneIdentity:
+def read_backbone(data: Dict[str, Any]) -> BackboneIdentity:
     w = "backbone."
     sha = data.get("weights_sha256") if isinstance(data, dict) else None
     if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
@@ -113,7 +122,7 @@ def _backbone(data: Dict[str, Any]) -> BackboneIdentity:
                             _floats(data, "std", w, 3))
 
 
-def _input(data: Dict[str, Any]) -> InputBands:
+def read_input(data: Dict[str, Any]) -> InputBands:
     w = "input."
     count = _int(data, "band_count", w, 1)
     bands = _get(data, "bands", list, w)
@@ -129,7 +138,8 @@ def _input(data: Dict[str, Any]) -> InputBands:
     return InputBands(chosen, count, stretch)
 
 
-def _legend(data: Dict[str, Any], k: int) -> Legend:
+def read_legend(data: Dict[str, Any], k: int) -> Legend:
+    """The ``labels`` section: ``k`` colours and ``k + 1`` names (NoData first)."""
     colors, names = _get(data, "colors", list, "labels."), _get(data, "names", list, "labels.")
     if len(colors) != k or not all(isinstance(c, str) and _HEX_COLOR.fullmatch(c) for c in colors):
         raise _FieldError(f"'labels.colors' must be {k} colours written #rrggbb")
@@ -149,10 +159,10 @@ def _fit(data: Dict[str, Any]) -> FitRecord:
     return FitRecord(_get(data, "k_mode", str, w), _int(data, "k_min", w, 2), _int(data, "k_max", w, 2),
                      _get(data, "elbow_threshold", float, w), _int(data, "seed", w, 0),
                      _int(data, "max_samples", w, 1), tuple(inputs), _get(data, "treeseg_version", str, w),
-                     _encoding(data["encoding"]) if "encoding" in data else None)
+                     read_encoding(data["encoding"]) if "encoding" in data else None)
 
 
-def _encoding(data: Any) -> Encoding:
+def read_encoding(data: Any) -> Encoding:
     """The optional ``fit.encoding`` (absent in files of TreeSeg versions that did not record it)."""
     w = "fit.encoding."
     if not isinstance(data, dict):
@@ -172,7 +182,7 @@ def _model(doc: Dict[str, Any], centroids: np.ndarray) -> ClusterModel:
         raise _FieldError(f"it has schema version {version}, newer than this TreeSeg reads ({SCHEMA_VERSION}); "
                           "update TreeSeg")
     k = _int(doc, "k", "", 2, MAX_CLUSTERS)
-    backbone = _backbone(_get(doc, "backbone", dict, ""))
+    backbone = read_backbone(_get(doc, "backbone", dict, ""))
     features = _get(doc, "features", dict, "")
     if _get(features, "normalisation", str, "features.") != FEATURE_NORMALISATION:
         raise _FieldError(f"'features.normalisation' is not {FEATURE_NORMALISATION!r}")
@@ -186,8 +196,8 @@ def _model(doc: Dict[str, Any], centroids: np.ndarray) -> ClusterModel:
     drop = _k_table(doc, "wcss_drop_percent", True)
     if k not in wcss or any(v < 0 for v in wcss.values()) or not set(drop) <= set(wcss):
         raise _FieldError("'wcss' must hold the chosen K and values >= 0, 'wcss_drop_percent' only its K")
-    return ClusterModel(centroids, wcss, drop, backbone, _input(_get(doc, "input", dict, "")),
-                        _legend(_get(doc, "labels", dict, ""), k), _fit(_get(doc, "fit", dict, "")))
+    return ClusterModel(centroids, wcss, drop, backbone, read_input(_get(doc, "input", dict, "")),
+                        read_legend(_get(doc, "labels", dict, ""), k), _fit(_get(doc, "fit", dict, "")))
 
 
 def load_cluster_model(path: str) -> ClusterModel:
