@@ -267,7 +267,7 @@ def test_points_in_another_crs_are_examples(scene, tmp_path):
     utm.ImportFromEPSG(32617)
     utm.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     features = []
-    for t, name in enumerate(TEXTURES):
+    for t in range(len(TEXTURES)):
         for i in range(4):
             geometry = point(t * STRIP + 48, 24 + 40 * i)
             geometry.Transform(osr.CoordinateTransformation(utm, wgs84))
