@@ -332,3 +332,22 @@ def test_the_settings_are_checked_before_anything_runs(scene):
                             ({"examples_path": "e.gpkg", "class_field": "k", "regularisation": 0}, "Regularisation")):
         with pytest.raises(EngineError, match=match):
             validate_classify_config(ClassifyConfig(**base, **settings))
+
+
+@pytest.mark.parametrize("regularisation", [1e-2, 1.0])
+def test_the_logistic_regression_is_scikit_learns_with_balanced_classes(regularisation):
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from treeseg.treeseg_plugin.engine.classify.linear import fit_logistic
+
+    rng = np.random.default_rng(1)
+    sizes = (200, 40, 15)  # unbalanced, overlapping classes: the weights and the penalty's scale matter
+    x = np.concatenate([rng.normal(loc=0.3 * c, size=(n, 8)) for c, n in enumerate(sizes)])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.repeat(np.arange(3), sizes)
+    ours = fit_logistic(x, y, 3, regularisation)
+    theirs = sklearn.LogisticRegression(C=1 / (len(y) * regularisation), class_weight="balanced", tol=1e-12,
+                                        max_iter=100000).fit(x, y)
+    scores = x @ ours.weights.T.astype(np.float64) + ours.bias
+    probabilities = np.exp(scores - scores.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    assert np.abs(probabilities - theirs.predict_proba(x)).max() < 1e-4
