@@ -127,7 +127,8 @@ class Fitted(Protocol):
     input: InputBands
 
     @property
-    def encoding(self) -> Optional[Encoding]: ...
+    def encoding(self) -> Optional[Encoding]:
+        """How the fit's features were computed (None: not recorded)."""
 
 
 def backbone_identity(backbone: Any, with_sha256: bool = True) -> BackboneIdentity:
