@@ -351,3 +351,15 @@ def test_the_logistic_regression_is_scikit_learns_with_balanced_classes(regulari
     probabilities = np.exp(scores - scores.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     assert np.abs(probabilities - theirs.predict_proba(x)).max() < 1e-4
+
+
+def test_the_job_runs_in_a_worker_process_with_the_same_result(scene, fitted, tmp_path):
+    from treeseg.treeseg_plugin.worker.client import run_job
+
+    config = ClassifyConfig(scene["ortho"], str(tmp_path / "classes.tif"), model=scene["weights"],
+                            examples_path=scene["examples"], class_field="kind", **SETTINGS)
+    log = Log()
+    result = run_job(config, log)
+    assert type(result).__name__ == "ClassifyResult" and "Fitting classifier" in log.stages
+    assert result.accuracy == fitted["result"].accuracy and result.class_names == fitted["result"].class_names
+    assert np.array_equal(read(result.output_path), read(fitted["result"].output_path))
