@@ -304,7 +304,7 @@ def test_examples_outside_the_raster_are_refused(scene, tmp_path):
 
 
 def test_an_example_without_a_class_is_refused(scene, tmp_path):
-    refused(scene, tmp_path, five_per_class() + [(None, box(30, 30, 60, 60)), ("  ", box(30, 60, 60, 90))],
+    refused(scene, tmp_path, [*five_per_class(), (None, box(30, 30, 60, 60)), ("  ", box(30, 60, 60, 90))],
             r"2 example\(s\) have no class in field 'kind'")
 
 

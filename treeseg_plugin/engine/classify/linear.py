@@ -103,7 +103,7 @@ def _minimise(function: Callable[[np.ndarray], Tuple[float, np.ndarray]], theta:
             size /= 2
         change = new_gradient - gradient
         if float(change @ (candidate - theta)) > 1e-16:
-            history = (history + [(candidate - theta, change)])[-HISTORY:]
+            history = [*history, (candidate - theta, change)][-HISTORY:]
         theta, loss, gradient = candidate, new_loss, new_gradient
     return theta
 
