@@ -363,3 +363,17 @@ def test_the_job_runs_in_a_worker_process_with_the_same_result(scene, fitted, tm
     assert type(result).__name__ == "ClassifyResult" and "Fitting classifier" in log.stages
     assert result.accuracy == fitted["result"].accuracy and result.class_names == fitted["result"].class_names
     assert np.array_equal(read(result.output_path), read(fitted["result"].output_path))
+
+
+def test_few_or_unbalanced_examples_are_warned_about(scene, tmp_path):
+    features = [("green", box(*r)) for r in rectangles(0)] + [("tan", box(*r)) for r in rectangles(1)[:2]]
+    features += [("blue", box(2 * STRIP + 2, 2, WIDTH - 2, HEIGHT - 2)), ("blue", box(*rectangles(2)[0]))]
+    examples = write_examples(tmp_path / "few.gpkg", features)
+    log = Log()
+    result = classify(scene, tmp_path, log, examples_path=str(examples), class_field="kind")
+    patches = {row["class"]: row["patches"] for row in result.accuracy["per_class"]}
+    assert patches["blue"] > 5 * patches["tan"]  # the scene: the large blue polygon against two small tan ones
+    few = [w for w in result.warnings if "example(s)" in w]
+    assert len(few) == 2 and any("'tan' has 2 example(s)" in w for w in few)  # and blue with its 2 polygons
+    assert any("far from balanced: class 'blue'" in w and "class 'tan'" in w for w in result.warnings)
+    assert set(result.warnings) <= set(log.warnings)
