@@ -260,7 +260,7 @@ def test_one_class_gives_its_similarity(scene, tmp_path):
     assert blue.min() > others.max()
     applied = classify(scene, tmp_path / "applied", classifier=str(tmp_path / "blue.tscc"))
     assert applied.mode == "similarity" and np.array_equal(read(applied.output_path), similarity)
-    with pytest.raises(EngineError, match="one class .* the confidence need two classes or more"):
+    with pytest.raises(EngineError, match=r"one class .* the confidence need two classes or more"):
         classify(scene, tmp_path / "refused", classifier=str(tmp_path / "blue.tscc"),
                  confidence_path=str(tmp_path / "refused" / "confidence.tif"))
 
@@ -275,9 +275,9 @@ def test_tree_classes_give_the_tree_wings_mask_and_crowns(scene, tmp_path):
     crowns = ogr.Open(result.crowns_path)
     assert crowns.GetLayer(0).GetFeatureCount() >= 1
     for feature in crowns.GetLayer(0):
-        x0, x1, _, _ = feature.GetGeometryRef().GetEnvelope()
+        _, x1, _, _ = feature.GetGeometryRef().GetEnvelope()
         assert x1 <= ORIGIN[0] + (STRIP + BORDER) * PIXEL  # crowns only over the green strip
-    with pytest.raises(EngineError, match="Tree class\\(es\\) oak are not classes"):
+    with pytest.raises(EngineError, match=r"Tree class\(es\) oak are not classes"):
         classify(scene, tmp_path / "oak", tree_classes=["oak"], trees_path=str(tmp_path / "oak" / "trees.tif"))
 
 
