@@ -10,6 +10,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..treeseg_plugin import installer
 from ..treeseg_plugin.version import help_url, plugin_version
 from .canopy_height import CanopyHeightAlgorithm
+from .classify_examples import ClassifyExamplesAlgorithm
 from .diagnostics import DiagnosticsAlgorithm
 from .fit_cluster_model import FitClusterModelAlgorithm
 from .segment_trees import SegmentTreesAlgorithm
@@ -20,8 +21,8 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
 class TreeSegProvider(QgsProcessingProvider):
-    """Provides Segment Trees, Fit Cluster Model, Canopy Height, Diagnostics and the models in ``MODELS_DIR``
-    (Tree Inventory); registers even when PyTorch is missing."""
+    """Provides Segment Trees, Fit Cluster Model, Canopy Height, Classify from Examples, Diagnostics and the models
+    in ``MODELS_DIR`` (Tree Inventory); registers even when PyTorch is missing."""
 
     ID = "treeseg"
 
@@ -65,6 +66,7 @@ class TreeSegProvider(QgsProcessingProvider):
         self.addAlgorithm(SegmentTreesAlgorithm())
         self.addAlgorithm(FitClusterModelAlgorithm())
         self.addAlgorithm(CanopyHeightAlgorithm())
+        self.addAlgorithm(ClassifyExamplesAlgorithm())
         self.addAlgorithm(DiagnosticsAlgorithm())
         for path in sorted(MODELS_DIR.glob("*.model3")):
             model = QgsProcessingModelAlgorithm()
