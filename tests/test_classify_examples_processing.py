@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import ORIGIN, make_raster
-from osgeo import ogr
+from osgeo import gdal, ogr
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
@@ -179,3 +180,100 @@ def test_decimal_classes_and_a_layer_without_crs_are_refused(treeseg_provider, t
     no_crs.dataProvider().addFeatures([_feature(no_crs, QgsGeometry.fromWkt("POINT(1 2)"), "a")])
     with pytest.raises(QgsProcessingException, match="has no CRS"):
         write_examples(no_crs, "class", str(tmp_path / "b.gpkg"))
+
+
+def run_classify(parameters: dict) -> dict:
+    import processing
+
+    return processing.run(ALGORITHM, parameters)
+
+
+def majority(values: np.ndarray) -> int:
+    found, counts = np.unique(values, return_counts=True)
+    return int(found[np.argmax(counts)])
+
+
+@pytest.mark.slow
+def test_memory_polygons_classify_the_raster_on_its_grid(treeseg_provider, weights, tmp_path):
+    raster = make_raster(tmp_path / "ortho.tif", 128, 96)
+    out = {"OUTPUT": tmp_path / "classes.tif", "CONFIDENCE": tmp_path / "confidence.tif",
+           "POLYGONS": tmp_path / "classes.gpkg", "STATISTICS": tmp_path / "stats.json"}
+    results = run_classify({"INPUT": str(raster), "EXAMPLES": strip_examples(), "CLASS_FIELD": "class",
+                            "WEIGHTS": str(weights), "TILE_SIZE": 64, "OVERLAP": 16,
+                            **{name: str(path) for name, path in out.items()}})
+    assert {name: results[name] for name in out} == {name: str(path) for name, path in out.items()}
+    assert 0.0 <= results["ACCURACY"] <= 100.0  # percent, cross-validated over the 6 example polygons
+    classes = gdal.Open(str(out["OUTPUT"]))
+    assert (classes.RasterXSize, classes.RasterYSize, classes.GetGeoTransform()) == \
+        (128, 96, gdal.Open(str(raster)).GetGeoTransform())
+    values = classes.GetRasterBand(1).ReadAsArray()
+    assert set(np.unique(values)) <= {1, 2}  # forest = 1, soil = 2: class names in alphabetical order
+    for number, name in enumerate(("forest", "soil"), start=1):  # the examples' own patches take their class
+        left = STRIP_LEFT[name] + 15
+        assert majority(values[6:18, left:left + 12]) == number, name
+    confidence = gdal.Open(str(out["CONFIDENCE"])).GetRasterBand(1).ReadAsArray()
+    assert confidence.shape == values.shape and confidence.min() >= 50 and confidence.max() <= 100  # 2 classes
+    polygons = QgsVectorLayer(str(out["POLYGONS"]), "polygons", "ogr")
+    assert {"class", "class_id"} <= set(polygons.fields().names())
+    assert {(f["class"], f["class_id"]) for f in polygons.getFeatures()} <= {("forest", 1), ("soil", 2)}
+    assert "forest" in out["STATISTICS"].read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_examples_outside_the_raster_stop_the_run_with_the_fix(treeseg_provider, weights, tmp_path):
+    raster = make_raster(tmp_path / "ortho.tif", 128, 96)
+    far = memory_layer("Polygon", "class:string", [(box(2000 + 20 * i, 0), name) for i, name in
+                                                   enumerate(("forest", "soil", "forest", "soil"))])
+    with pytest.raises(QgsProcessingException) as raised:
+        run_classify({"INPUT": str(raster), "EXAMPLES": far, "CLASS_FIELD": "class", "WEIGHTS": str(weights),
+                      "TILE_SIZE": 64, "OVERLAP": 16, "OUTPUT": str(tmp_path / "classes.tif")})
+    message = str(raised.value)
+    assert "None of the 4 examples lies inside the raster" in message and "CRS" in message, message
+    assert not (tmp_path / "classes.tif").exists()
+
+
+@pytest.mark.slow
+def test_examples_without_a_class_are_named_by_their_feature_ids(treeseg_provider, weights, tmp_path):
+    raster = make_raster(tmp_path / "ortho.tif", 128, 96)
+    examples = strip_examples()  # features 1-3 forest, 4-6 soil
+    examples.dataProvider().changeAttributeValues({2: {0: None}, 5: {0: ""}})
+    with pytest.raises(QgsProcessingException) as raised:
+        run_classify({"INPUT": str(raster), "EXAMPLES": examples, "CLASS_FIELD": "class", "WEIGHTS": str(weights),
+                      "TILE_SIZE": 64, "OVERLAP": 16, "OUTPUT": str(tmp_path / "classes.tif")})
+    message = str(raised.value)
+    assert "have no class in field 'class'" in message and "2, 5" in message, message
+    assert not (tmp_path / "classes.tif").exists()
+
+
+@pytest.mark.slow
+def test_in_qgis_the_layers_are_grouped_styled_with_class_names_and_summed_up(treeseg_provider, processing_iface,
+                                                                             weights, tmp_path):
+    import processing
+    from qgis.core import QgsLayerTreeGroup, QgsPalettedRasterRenderer
+
+    raster = make_raster(tmp_path / "ortho.tif", 128, 96)
+    try:
+        results = processing.runAndLoadResults(ALGORITHM, {
+            "INPUT": str(raster), "EXAMPLES": strip_examples(), "CLASS_FIELD": "class", "WEIGHTS": str(weights),
+            "TILE_SIZE": 64, "OVERLAP": 16, "OUTPUT": str(tmp_path / "classes.tif"),
+            "CONFIDENCE": str(tmp_path / "confidence.tif"), "POLYGONS": str(tmp_path / "polygons.gpkg")})
+        root = QgsProject.instance().layerTreeRoot()
+        [group] = root.children()
+        assert isinstance(group, QgsLayerTreeGroup) and group.name() == "ortho"
+        assert [(node.name(), node.isVisible()) for node in group.children()] == [
+            ("ortho class polygons", True), ("ortho confidence", False), ("ortho classes", True)]
+        classes = group.children()[2].layer()
+        assert isinstance(classes.renderer(), QgsPalettedRasterRenderer)
+        assert [(entry.value, entry.label) for entry in classes.renderer().classes()] == [(1, "forest"), (2, "soil")]
+
+        values = gdal.Open(results["OUTPUT"]).GetRasterBand(1).ReadAsArray()
+        shares = {name: 100.0 * np.count_nonzero(values == number) / values.size
+                  for number, name in enumerate(("forest", "soil"), start=1)}
+        item = processing_iface.messageBar().currentItem()
+        assert item is not None and item.title() == "Classify from Examples"
+        assert item.text().startswith(f"forest {shares['forest']:.1f} %, soil {shares['soil']:.1f} %; accuracy "
+                                      f"{results['ACCURACY']:.1f} % by example; "), item.text()
+        assert item.text().endswith(" s")
+    finally:
+        QgsProject.instance().removeAllMapLayers()
+        QgsProject.instance().layerTreeRoot().removeAllChildren()
