@@ -254,7 +254,6 @@ def write_examples(source: QgsFeatureSource, field: str, path: str) -> None:
     keep_ids = all(fid > 0 for fid, _, _ in features)
     srs = osr.SpatialReference()
     srs.ImportFromWkt(crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED_GDAL))
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)  # x, y as QGIS gives them
     dataset = ogr.GetDriverByName("GPKG").CreateDataSource(path)
     layer = dataset.CreateLayer("examples", srs, ogr.wkbUnknown)
     layer.CreateField(ogr.FieldDefn(field, kind))

@@ -74,12 +74,21 @@ def test_qgis_process_classifies_the_sample_from_points_of_two_classes(weights, 
     classes = gdal.Open(str(out["OUTPUT"]))
     assert classes.GetGeoTransform() == gdal.Open(str(SAMPLE)).GetGeoTransform()
     values = classes.GetRasterBand(1).ReadAsArray()
-    assert values.shape == (400, 400) and set(np.unique(values)) <= {1, 2}  # crown = 1, ground = 2
-    confidence = gdal.Open(str(out["CONFIDENCE"])).GetRasterBand(1).ReadAsArray()
-    assert confidence.shape == values.shape and confidence.min() >= 50 and confidence.max() <= 100
+    sample = gdal.Open(str(SAMPLE))
+    nodata = (sample.ReadAsArray() == 255).any(axis=0)  # the sample's NoData value, 255 on each band
+    assert values.shape == (400, 400) and set(np.unique(values[~nodata])) == {1, 2}  # crown = 1, ground = 2
+    assert (values[nodata] == 0).all()  # 0 = NoData
+    confidence = read_band(str(out["CONFIDENCE"]))
+    assert confidence.shape == values.shape
+    assert confidence[~nodata].min() >= 50 and confidence[~nodata].max() <= 100  # two classes: at least 50 %
     assert (tmp_path / "classes.qml").is_file()  # the class names and colours for QGIS
     report = out["STATISTICS"].read_text(encoding="utf-8")
     assert "crown" in report and "ground" in report
+
+
+def read_band(path: str) -> np.ndarray:
+    dataset = gdal.Open(path)  # held while its band is read
+    return dataset.GetRasterBand(1).ReadAsArray()
 
 
 def build_model() -> QgsProcessingModelAlgorithm:

@@ -188,6 +188,11 @@ def run_classify(parameters: dict) -> dict:
     return processing.run(ALGORITHM, parameters)
 
 
+def read_band(path: str) -> np.ndarray:
+    dataset = gdal.Open(path)  # held while its band is read
+    return dataset.GetRasterBand(1).ReadAsArray()
+
+
 def majority(values: np.ndarray) -> int:
     found, counts = np.unique(values, return_counts=True)
     return int(found[np.argmax(counts)])
@@ -211,7 +216,7 @@ def test_memory_polygons_classify_the_raster_on_its_grid(treeseg_provider, weigh
     for number, name in enumerate(("forest", "soil"), start=1):  # the examples' own patches take their class
         left = STRIP_LEFT[name] + 15
         assert majority(values[6:18, left:left + 12]) == number, name
-    confidence = gdal.Open(str(out["CONFIDENCE"])).GetRasterBand(1).ReadAsArray()
+    confidence = read_band(str(out["CONFIDENCE"]))
     assert confidence.shape == values.shape and confidence.min() >= 50 and confidence.max() <= 100  # 2 classes
     polygons = QgsVectorLayer(str(out["POLYGONS"]), "polygons", "ogr")
     assert {"class", "class_id"} <= set(polygons.fields().names())
@@ -236,12 +241,13 @@ def test_examples_outside_the_raster_stop_the_run_with_the_fix(treeseg_provider,
 def test_examples_without_a_class_are_named_by_their_feature_ids(treeseg_provider, weights, tmp_path):
     raster = make_raster(tmp_path / "ortho.tif", 128, 96)
     examples = strip_examples()  # features 1-3 forest, 4-6 soil
-    examples.dataProvider().changeAttributeValues({2: {0: None}, 5: {0: ""}})
+    examples.dataProvider().deleteFeatures([1])  # the ids the analyst sees are no longer the rows' numbers
+    examples.dataProvider().changeAttributeValues({3: {0: None}, 6: {0: ""}})
     with pytest.raises(QgsProcessingException) as raised:
         run_classify({"INPUT": str(raster), "EXAMPLES": examples, "CLASS_FIELD": "class", "WEIGHTS": str(weights),
                       "TILE_SIZE": 64, "OVERLAP": 16, "OUTPUT": str(tmp_path / "classes.tif")})
     message = str(raised.value)
-    assert "have no class in field 'class'" in message and "2, 5" in message, message
+    assert "have no class in field 'class'" in message and "feature ids 3, 6" in message, message
     assert not (tmp_path / "classes.tif").exists()
 
 
@@ -266,7 +272,7 @@ def test_in_qgis_the_layers_are_grouped_styled_with_class_names_and_summed_up(tr
         assert isinstance(classes.renderer(), QgsPalettedRasterRenderer)
         assert [(entry.value, entry.label) for entry in classes.renderer().classes()] == [(1, "forest"), (2, "soil")]
 
-        values = gdal.Open(results["OUTPUT"]).GetRasterBand(1).ReadAsArray()
+        values = read_band(results["OUTPUT"])
         shares = {name: 100.0 * np.count_nonzero(values == number) / values.size
                   for number, name in enumerate(("forest", "soil"), start=1)}
         item = processing_iface.messageBar().currentItem()
