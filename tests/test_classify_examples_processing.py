@@ -202,9 +202,10 @@ def majority(values: np.ndarray) -> int:
 def test_memory_polygons_classify_the_raster_on_its_grid(treeseg_provider, weights, tmp_path):
     raster = make_raster(tmp_path / "ortho.tif", 128, 96)
     out = {"OUTPUT": tmp_path / "classes.tif", "CONFIDENCE": tmp_path / "confidence.tif",
-           "POLYGONS": tmp_path / "classes.gpkg", "STATISTICS": tmp_path / "stats.json"}
+           "POLYGONS": tmp_path / "classes.gpkg", "STATISTICS": tmp_path / "stats.json",
+           "TREES": tmp_path / "trees.tif", "CROWNS": tmp_path / "crowns.gpkg"}
     results = run_classify({"INPUT": str(raster), "EXAMPLES": strip_examples(), "CLASS_FIELD": "class",
-                            "WEIGHTS": str(weights), "TILE_SIZE": 64, "OVERLAP": 16,
+                            "WEIGHTS": str(weights), "TILE_SIZE": 64, "OVERLAP": 16, "TREE_CLASSES": " forest ",
                             **{name: str(path) for name, path in out.items()}})
     assert {name: results[name] for name in out} == {name: str(path) for name, path in out.items()}
     assert 0.0 <= results["ACCURACY"] <= 100.0  # percent, cross-validated over the 6 example polygons
@@ -222,6 +223,8 @@ def test_memory_polygons_classify_the_raster_on_its_grid(treeseg_provider, weigh
     assert {"class", "class_id"} <= set(polygons.fields().names())
     assert {(f["class"], f["class_id"]) for f in polygons.getFeatures()} <= {("forest", 1), ("soil", 2)}
     assert "forest" in out["STATISTICS"].read_text(encoding="utf-8")
+    assert np.array_equal(read_band(str(out["TREES"])), (values == 1).astype(np.uint8))  # the forest class
+    assert QgsVectorLayer(str(out["CROWNS"]), "crowns", "ogr").featureCount() > 0
 
 
 @pytest.mark.slow
