@@ -286,3 +286,16 @@ def test_in_qgis_the_layers_are_grouped_styled_with_class_names_and_summed_up(tr
     finally:
         QgsProject.instance().removeAllMapLayers()
         QgsProject.instance().layerTreeRoot().removeAllChildren()
+
+
+@pytest.mark.slow
+def test_a_saved_classifier_applied_without_examples_gives_the_same_classes(treeseg_provider, weights, tmp_path):
+    raster = make_raster(tmp_path / "ortho.tif", 128, 96)
+    common = {"INPUT": str(raster), "WEIGHTS": str(weights), "TILE_SIZE": 64, "OVERLAP": 16}
+    fitted = run_classify({**common, "EXAMPLES": strip_examples(), "CLASS_FIELD": "class",
+                           "CLASSIFIER_OUTPUT": str(tmp_path / "strips.tscc"), "OUTPUT": str(tmp_path / "fit.tif")})
+    assert fitted["CLASSIFIER_OUTPUT"] == str(tmp_path / "strips.tscc")
+    applied = run_classify({**common, "CLASSIFIER": fitted["CLASSIFIER_OUTPUT"],
+                            "OUTPUT": str(tmp_path / "applied.tif")})
+    assert applied["ACCURACY"] is None  # nothing fitted, nothing to cross-validate
+    assert np.array_equal(read_band(applied["OUTPUT"]), read_band(fitted["OUTPUT"]))
