@@ -76,12 +76,12 @@ def _classifier(doc: Dict[str, Any], tensors: Dict[str, np.ndarray]) -> Classifi
     dim = get_int(features, "dim", "features.", 1)
     weights, bias = tensors["weights"], tensors["bias"]
     count = weights.shape[0] if weights.ndim == 2 else 0
-    low = 1 if mode == SIMILARITY else 2
-    if not low <= count <= (1 if mode == SIMILARITY else MAX_CLASSES) or weights.shape != (count, dim) \
-            or dim != backbone.embed_dim or bias.shape != (count,) or {weights.dtype, bias.dtype} != {np.float32}:
+    low, high = (1, 1) if mode == SIMILARITY else (2, MAX_CLASSES)
+    shapes = low <= count <= high and weights.shape == (count, dim) and bias.shape == (count,)
+    if not shapes or dim != backbone.embed_dim or weights.dtype != np.float32 or bias.dtype != np.float32:
         raise FieldError(f"the weights are {weights.dtype} {list(weights.shape)} and the bias {bias.dtype} "
                          f"{list(bias.shape)}, not float32 [C, {dim}] and [C] with {dim} = the backbone's embedding "
-                         f"and C classes ({low} to {1 if mode == SIMILARITY else MAX_CLASSES})")
+                         f"and C classes ({low} to {high})")
     if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
         raise FieldError("the weights hold NaN or infinite values")
     fit = get(doc, "fit", dict, "")

@@ -127,7 +127,8 @@ class Fitted(Protocol):
     input: InputBands
 
     @property
-    def encoding(self) -> Optional[Encoding]: ...
+    def encoding(self) -> Optional[Encoding]:
+        """How the fit's features were computed (None: not recorded)."""
 
 
 def backbone_identity(backbone: Any, with_sha256: bool = True) -> BackboneIdentity:
@@ -223,6 +224,7 @@ def _short(sha: Optional[str]) -> str:
 def refuse_mismatch(path: str, differences: Sequence[str], what: str = "cluster model") -> None:
     """Raise :class:`EngineError` naming every difference between the ``what`` at ``path`` and the run."""
     if differences:
+        noun = what.split()[-1]  # "model", "classifier"
         raise EngineError(f"The {what} '{path}' does not fit this run: {'; '.join(differences)}. Run with "
-                          f"the backbone, weights, patch stride and bands the {what} was fitted with, or fit a new "
-                          f"{what} for this input.")
+                          f"the backbone, weights, patch stride and bands the {noun} was fitted with, or fit a new "
+                          f"{noun} for this input.")

@@ -286,4 +286,3 @@ def _result(config: ClassifyConfig, model: Classifier, fit: Optional[ExampleFit]
         config.confidence_path, config.polygons_path, config.stats_path,
         os.path.splitext(config.output_path)[0] + ".qml", config.classifier_output, config.trees_path,
         config.crowns_path)
-

@@ -175,7 +175,7 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
 
 
 def load_backbone(settings: FitSettings, model: Optional[Fitted], model_path: Optional[str],
-                   progress: Progress) -> Tuple[Backbone, str, str]:
+                  progress: Progress) -> Tuple[Backbone, str, str]:
     """Stage "Loading model": the backbone, its device and precision, checked against an applied model (read
     from ``model_path``)."""
     backbone, device, precision = load_model(settings, progress)
@@ -198,7 +198,7 @@ def check_grid(backbone: Backbone, plan: TilePlan) -> None:
 
 
 def encode_window(settings: FitSettings, folder: str, backbone: Backbone, inputs: RunInput, plan: TilePlan,
-            progress: Progress, report: StageProgress, stack: contextlib.ExitStack) -> Tuple[FeatureStore, int]:
+                  progress: Progress, report: StageProgress, stack: contextlib.ExitStack) -> Tuple[FeatureStore, int]:
     """Stage "Encoding tiles": every tile's patch features into the store (in ``folder``, closed with ``stack``);
     returns the store and the number of tiles skipped for having no valid pixel."""
     window = inputs.encoded_window
