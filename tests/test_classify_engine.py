@@ -250,13 +250,35 @@ def test_statistics_as_csv_and_html(scene, tmp_path):
 
 def test_one_class_gives_its_similarity(scene, tmp_path):
     examples = write_examples(tmp_path / "one.gpkg", [("blue", box(*r)) for r in rectangles(2)])
-    result = classify(scene, tmp_path, examples_path=str(examples), class_field="kind")
+    result = classify(scene, tmp_path, examples_path=str(examples), class_field="kind",
+                      classifier_output=str(tmp_path / "blue.tscc"))
     assert result.mode == "similarity" and result.accuracy is None
     similarity = read(result.output_path).astype(float)
     assert similarity.max() <= 100
     texture, away = texture_of_pixels(), away_from_borders()
     blue, others = similarity[away & (texture == 2)], similarity[away & (texture != 2)]
     assert blue.min() > others.max()
+    applied = classify(scene, tmp_path / "applied", classifier=str(tmp_path / "blue.tscc"))
+    assert applied.mode == "similarity" and np.array_equal(read(applied.output_path), similarity)
+    with pytest.raises(EngineError, match="one class .* the confidence need two classes or more"):
+        classify(scene, tmp_path / "refused", classifier=str(tmp_path / "blue.tscc"),
+                 confidence_path=str(tmp_path / "refused" / "confidence.tif"))
+
+
+def test_tree_classes_give_the_tree_wings_mask_and_crowns(scene, tmp_path):
+    pytest.importorskip("scipy")
+    result = classify(scene, tmp_path, tree_classes=["green"], trees_path=str(tmp_path / "trees.tif"),
+                      crowns_path=str(tmp_path / "crowns.gpkg"))
+    classes = read(result.output_path)
+    green = result.class_names.index("green") + 1
+    assert np.array_equal(read(result.trees_path) == 1, classes == green)
+    crowns = ogr.Open(result.crowns_path)
+    assert crowns.GetLayer(0).GetFeatureCount() >= 1
+    for feature in crowns.GetLayer(0):
+        x0, x1, _, _ = feature.GetGeometryRef().GetEnvelope()
+        assert x1 <= ORIGIN[0] + (STRIP + BORDER) * PIXEL  # crowns only over the green strip
+    with pytest.raises(EngineError, match="Tree class\\(es\\) oak are not classes"):
+        classify(scene, tmp_path / "oak", tree_classes=["oak"], trees_path=str(tmp_path / "oak" / "trees.tif"))
 
 
 def test_points_in_another_crs_are_examples(scene, tmp_path):
@@ -304,7 +326,7 @@ def test_examples_outside_the_raster_are_refused(scene, tmp_path):
 
 
 def test_an_example_without_a_class_is_refused(scene, tmp_path):
-    refused(scene, tmp_path, five_per_class() + [(None, box(30, 30, 60, 60)), ("  ", box(30, 60, 60, 90))],
+    refused(scene, tmp_path, [*five_per_class(), (None, box(30, 30, 60, 60)), ("  ", box(30, 60, 60, 90))],
             r"2 example\(s\) have no class in field 'kind'")
 
 
@@ -363,3 +385,17 @@ def test_the_job_runs_in_a_worker_process_with_the_same_result(scene, fitted, tm
     assert type(result).__name__ == "ClassifyResult" and "Fitting classifier" in log.stages
     assert result.accuracy == fitted["result"].accuracy and result.class_names == fitted["result"].class_names
     assert np.array_equal(read(result.output_path), read(fitted["result"].output_path))
+
+
+def test_few_or_unbalanced_examples_are_warned_about(scene, tmp_path):
+    features = [("green", box(*r)) for r in rectangles(0)] + [("tan", box(*r)) for r in rectangles(1)[:2]]
+    features += [("blue", box(2 * STRIP + 2, 2, WIDTH - 2, HEIGHT - 2)), ("blue", box(*rectangles(2)[0]))]
+    examples = write_examples(tmp_path / "few.gpkg", features)
+    log = Log()
+    result = classify(scene, tmp_path, log, examples_path=str(examples), class_field="kind")
+    patches = {row["class"]: row["patches"] for row in result.accuracy["per_class"]}
+    assert patches["blue"] > 5 * patches["tan"]  # the scene: the large blue polygon against two small tan ones
+    few = [w for w in result.warnings if "example(s)" in w]
+    assert len(few) == 2 and any("'tan' has 2 example(s)" in w for w in few)  # and blue with its 2 polygons
+    assert any("far from balanced: class 'blue'" in w and "class 'tan'" in w for w in result.warnings)
+    assert set(result.warnings) <= set(log.warnings)

@@ -60,12 +60,7 @@ def save_classifier(model: Classifier, path: str) -> None:
 
 
 def _classifier(doc: Dict[str, Any], tensors: Dict[str, np.ndarray]) -> Classifier:
-    if get(doc, "format", str, "") != FORMAT:
-        raise FieldError(f"'format' is not {FORMAT!r}")
-    version = get_int(doc, "schema_version", "", 1)
-    if version > SCHEMA_VERSION:
-        raise FieldError(f"it has schema version {version}, newer than this TreeSeg reads ({SCHEMA_VERSION}); "
-                         "update TreeSeg")
+    container.check_format(doc, FORMAT, SCHEMA_VERSION)
     mode = get(doc, "mode", str, "")
     if mode not in (CLASSES, SIMILARITY):
         raise FieldError(f"'mode' is {mode!r}, not {CLASSES!r} or {SIMILARITY!r}")

@@ -98,3 +98,12 @@ def get_int(data: Dict[str, Any], key: str, where: str, low: int, high: int = 2*
     if not low <= value <= high:
         raise FieldError(f"'{where}{key}' is {value}, outside {low}..{high}")
     return value
+
+
+def check_format(document: Dict[str, Any], name: str, newest: int) -> None:
+    """The document is of format ``name`` and of a schema version this TreeSeg reads (up to ``newest``)."""
+    if get(document, "format", str, "") != name:
+        raise FieldError(f"'format' is not {name!r}")
+    version = get_int(document, "schema_version", "", 1)
+    if version > newest:
+        raise FieldError(f"it has schema version {version}, newer than this TreeSeg reads ({newest}); update TreeSeg")

@@ -175,12 +175,7 @@ def read_encoding(data: Any) -> Encoding:
 
 
 def _model(doc: Dict[str, Any], centroids: np.ndarray) -> ClusterModel:
-    if _get(doc, "format", str, "") != FORMAT:
-        raise _FieldError(f"'format' is not {FORMAT!r}")
-    version = _int(doc, "schema_version", "", 1)
-    if version > SCHEMA_VERSION:
-        raise _FieldError(f"it has schema version {version}, newer than this TreeSeg reads ({SCHEMA_VERSION}); "
-                          "update TreeSeg")
+    container.check_format(doc, FORMAT, SCHEMA_VERSION)
     k = _int(doc, "k", "", 2, MAX_CLUSTERS)
     backbone = read_backbone(_get(doc, "backbone", dict, ""))
     features = _get(doc, "features", dict, "")

@@ -28,7 +28,8 @@ from .segmentation import (
     STATS_EXTENSIONS,
     FitSettings,
     SegmentationConfig,
-    check_output_path,
+    check_extensions,
+    check_raster_paths,
     fit_settings,
     validate_settings,
 )
@@ -77,30 +78,19 @@ def _require(ok: bool, message: str) -> None:
         raise EngineError(message)
 
 
-def _extension(path: str) -> str:
-    return os.path.splitext(path)[1].lower()
-
-
 def validate_classify_config(config: ClassifyConfig) -> None:
     """Raise :class:`EngineError` naming the first invalid setting or path and how to fix it."""
-    _require(bool(config.input_path), "No input raster given. Choose an input raster layer or file.")
-    _require(bool(config.output_path), "No output path given. Choose where to save the class raster.")
-    _require(_extension(config.output_path) in RASTER_EXTENSIONS,
-             f"The output must be a GeoTIFF; '{config.output_path}' does not end in .tif or .tiff. "
-             "Change the output file name.")
-    check_output_path(config.output_path, ".tif", [config.input_path], "the input raster")
+    check_raster_paths(config.input_path, config.output_path, "class raster")
     validate_settings(config.segmentation_settings())
     _validate_source(config)
-    for path, extensions, message in (
-            (config.confidence_path, RASTER_EXTENSIONS, "The confidence raster '{}' must end in .tif or .tiff."),
-            (config.stats_path, STATS_EXTENSIONS, "Statistics file '{}' must end in .json, .csv or .html."),
-            (config.polygons_path, POLYGON_DRIVERS, "Polygon file '{}' must end in .gpkg, .shp or .geojson."),
-            (config.trees_path, RASTER_EXTENSIONS,
-             "The tree canopy mask '{}' must be a GeoTIFF ending in .tif or .tiff."),
-            (config.crowns_path, POLYGON_DRIVERS, "Crown file '{}' must end in .gpkg, .shp or .geojson."),
-            (config.classifier_output, (CLASSIFIER_EXTENSION,),
-             "Classifier output '{}' must end in " + CLASSIFIER_EXTENSION + ". Change the file name.")):
-        _require(not path or _extension(path) in extensions, message.format(path))
+    check_extensions((
+        (config.confidence_path, RASTER_EXTENSIONS, "The confidence raster '{}' must end in .tif or .tiff."),
+        (config.stats_path, STATS_EXTENSIONS, "Statistics file '{}' must end in .json, .csv or .html."),
+        (config.polygons_path, POLYGON_DRIVERS, "Polygon file '{}' must end in .gpkg, .shp or .geojson."),
+        (config.trees_path, RASTER_EXTENSIONS, "The tree canopy mask '{}' must be a GeoTIFF ending in .tif or .tiff."),
+        (config.crowns_path, POLYGON_DRIVERS, "Crown file '{}' must end in .gpkg, .shp or .geojson."),
+        (config.classifier_output, (CLASSIFIER_EXTENSION,),
+         "Classifier output '{}' must end in " + CLASSIFIER_EXTENSION + ". Change the file name.")))
     _validate_trees(config)
     outputs = config.output_paths()
     _require(len({os.path.abspath(p) for p in outputs}) == len(outputs),
@@ -114,7 +104,7 @@ def validate_classify_config(config: ClassifyConfig) -> None:
 def _validate_source(config: ClassifyConfig) -> None:
     """Examples to fit on, or a classifier to apply: one of them, with what each needs."""
     if config.classifier:
-        _require(_extension(config.classifier) == CLASSIFIER_EXTENSION,
+        _require(os.path.splitext(config.classifier)[1].lower() == CLASSIFIER_EXTENSION,
                  f"Classifier '{config.classifier}' must end in {CLASSIFIER_EXTENSION}. Choose a classifier file "
                  "saved by Classify from Examples.")
         _require(not config.examples_path,

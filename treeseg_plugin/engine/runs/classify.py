@@ -86,6 +86,7 @@ def _run(config: ClassifyConfig, run: Run) -> ClassifyResult:
         backbone, device, precision = load_backbone(settings, applied, config.classifier, progress)
     with run.stage("Encoding tiles") as report:
         check_grid(backbone, plan)
+        staged = staging.path(config.output_path)  # creates a missing output folder, where the features go
         store, skipped = encode_window(settings, output_folder(config.output_path), backbone, inputs, plan, progress,
                                        report, stack)
     fit = None
@@ -95,7 +96,7 @@ def _run(config: ClassifyConfig, run: Run) -> ClassifyResult:
         _log_fit(fit, progress)
     model = applied or _classifier(config, fit, backbone, run_encoding(settings, device, precision), inputs)
     with run.stage("Writing classes") as report:
-        written = _write_classes(config, model, inputs, store, run, report)
+        written = _write_classes(config, model, inputs, store, staged, run, report)
         if config.classifier_output:
             _save(model, staging.path(config.classifier_output), config.classifier_output, progress)
     _write_optional_outputs(config, model, written.staged, inputs, tree_ids, run)
@@ -163,10 +164,9 @@ def _save(model: Classifier, staged: str, destination: str, progress: Progress) 
     progress.info(f"Classifier ({len(model.names)} class(es)) saved to '{destination}'.")
 
 
-def _writers(config: ClassifyConfig, model: Classifier, grid: Grid, run: Run) \
+def _writers(config: ClassifyConfig, model: Classifier, grid: Grid, staged: str, run: Run) \
         -> Tuple[GeoTiffWriter, Optional[GeoTiffWriter]]:
-    """The class (or similarity) raster's writer and the confidence raster's (when asked for), on staged paths."""
-    staged = run.staging.path(config.output_path)
+    """The class (or similarity) raster's writer (at ``staged``) and the confidence raster's (when asked for)."""
     if model.mode == SIMILARITY:
         writer = percent_writer(staged, grid, f"similarity to '{model.names[0]}' (%)")
     else:
@@ -179,14 +179,14 @@ def _writers(config: ClassifyConfig, model: Classifier, grid: Grid, run: Run) \
     return writer, confidence
 
 
-def _write_classes(config: ClassifyConfig, model: Classifier, inputs: RunInput, store: FeatureStore, run: Run,
-                   report: StageProgress) -> Written:
+def _write_classes(config: ClassifyConfig, model: Classifier, inputs: RunInput, store: FeatureStore, staged: str,
+                   run: Run, report: StageProgress) -> Written:
     """Stage "Writing classes": the staged class (or similarity) raster and the confidence, block by block on
     the input's grid, with their styles."""
     window, encoded = inputs.window, inputs.encoded_window
     grid = Grid(window.width, window.height, inputs.geotransform, inputs.source.srs)
     try:
-        writer, confidence = _writers(config, model, grid, run)
+        writer, confidence = _writers(config, model, grid, staged, run)
         pixels = np.zeros(256, dtype=np.int64)
         for left, top, w, h, ends_row in blocks(window.width, window.height):
             check_canceled(run.progress)
