@@ -291,7 +291,7 @@ CONFIDENCE = _spec("CONFIDENCE", _destination(QgsProcessingParameterRasterDestin
                    "Byte GeoTIFF on the input's grid: the winning class's probability in percent (0-100).")
 CLASS_POLYGONS = _spec("POLYGONS", _destination(QgsProcessingParameterVectorDestination, "Class polygons",
                                                 QgsProcessing.SourceType.TypeVectorPolygon),
-                       "One polygon per connected region of a class, with fields class (its name) and class_id.")
+                       "One polygon per connected region of a class, with fields class_id, class (its name) and area.")
 CLASS_TREES = TREES.with_help("Byte GeoTIFF on the classes' grid: 1 = tree canopy (the tree classes), 0 = not "
                               "trees, 255 = NoData; with a .qml style.")
 CLASS_CROWNS = CROWNS.with_help("One polygon per tree crown in the tree classes (watershed from the treetops of the "
