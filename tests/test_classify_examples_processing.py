@@ -299,3 +299,24 @@ def test_a_saved_classifier_applied_without_examples_gives_the_same_classes(tree
                             "OUTPUT": str(tmp_path / "applied.tif")})
     assert applied["ACCURACY"] is None  # nothing fitted, nothing to cross-validate
     assert np.array_equal(read_band(applied["OUTPUT"]), read_band(fitted["OUTPUT"]))
+
+
+@pytest.mark.slow
+def test_one_class_gives_the_similarity_layer_and_no_accuracy(treeseg_provider, processing_iface, weights, tmp_path):
+    import processing
+
+    raster = make_raster(tmp_path / "ortho.tif", 128, 96)
+    try:
+        results = processing.runAndLoadResults(ALGORITHM, {
+            "INPUT": str(raster), "EXAMPLES": strip_examples(("forest",)), "CLASS_FIELD": "class",
+            "WEIGHTS": str(weights), "TILE_SIZE": 64, "OVERLAP": 16, "OUTPUT": str(tmp_path / "similarity.tif")})
+        assert results["ACCURACY"] is None
+        similarity = read_band(results["OUTPUT"])
+        assert similarity.max() <= 100  # percent, no NoData in this raster
+        [group] = QgsProject.instance().layerTreeRoot().children()
+        assert [node.name() for node in group.children()] == ["ortho similarity"]
+        text = processing_iface.messageBar().currentItem().text()
+        assert text.startswith("similarity to forest; ") and "accuracy" not in text, text
+    finally:
+        QgsProject.instance().removeAllMapLayers()
+        QgsProject.instance().layerTreeRoot().removeAllChildren()
