@@ -260,7 +260,7 @@ def test_one_class_gives_its_similarity(scene, tmp_path):
     assert blue.min() > others.max()
     applied = classify(scene, tmp_path / "applied", classifier=str(tmp_path / "blue.tscc"))
     assert applied.mode == "similarity" and np.array_equal(read(applied.output_path), similarity)
-    with pytest.raises(EngineError, match="one class .* the confidence need two classes or more"):
+    with pytest.raises(EngineError, match=r"one class .* the confidence need two classes or more"):
         classify(scene, tmp_path / "refused", classifier=str(tmp_path / "blue.tscc"),
                  confidence_path=str(tmp_path / "refused" / "confidence.tif"))
 
@@ -275,9 +275,9 @@ def test_tree_classes_give_the_tree_wings_mask_and_crowns(scene, tmp_path):
     crowns = ogr.Open(result.crowns_path)
     assert crowns.GetLayer(0).GetFeatureCount() >= 1
     for feature in crowns.GetLayer(0):
-        x0, x1, _, _ = feature.GetGeometryRef().GetEnvelope()
+        _, x1, _, _ = feature.GetGeometryRef().GetEnvelope()
         assert x1 <= ORIGIN[0] + (STRIP + BORDER) * PIXEL  # crowns only over the green strip
-    with pytest.raises(EngineError, match="Tree class\\(es\\) oak are not classes"):
+    with pytest.raises(EngineError, match=r"Tree class\(es\) oak are not classes"):
         classify(scene, tmp_path / "oak", tree_classes=["oak"], trees_path=str(tmp_path / "oak" / "trees.tif"))
 
 
@@ -399,3 +399,17 @@ def test_few_or_unbalanced_examples_are_warned_about(scene, tmp_path):
     assert len(few) == 2 and any("'tan' has 2 example(s)" in w for w in few)  # and blue with its 2 polygons
     assert any("far from balanced: class 'blue'" in w and "class 'tan'" in w for w in result.warnings)
     assert set(result.warnings) <= set(log.warnings)
+
+
+@pytest.mark.parametrize("working_resolution", [0.0, 0.2])
+def test_an_extent_keeps_the_examples_inside_it_and_drops_a_class_left_outside(scene, tmp_path, working_resolution):
+    left = STRIP + 16  # px: the extent starts inside the tan strip, so the green examples lie outside it
+    extent = (ORIGIN[0] + left * PIXEL, ORIGIN[1] - HEIGHT * PIXEL, ORIGIN[0] + WIDTH * PIXEL, ORIGIN[1])
+    log = Log()
+    result = classify(scene, tmp_path, log, extent=extent, working_resolution=working_resolution)
+    assert result.class_names == ["blue", "tan"]
+    assert any("Class 'green' has no example" in w for w in log.warnings)
+    classes = read(result.output_path)
+    assert classes.shape == (HEIGHT, WIDTH - left)
+    expected = np.array([0, 2, 1])[texture_of_pixels()][:, left:]
+    assert (classes == expected)[away_from_borders()[:, left:] & (np.arange(WIDTH - left) >= BORDER)].mean() >= 0.98

@@ -19,7 +19,7 @@ def geometry(wkt: str) -> ogr.Geometry:
 
 def test_the_patch_grid_is_centred_on_the_patch_centres():
     # cell (r, c) is 16 px wide, centred on pixel (c*16 + 8, r*16 + 8)
-    assert patch_geotransform(WINDOW_GT, 16, 8) == WINDOW_GT[:1] + (16.0, 0.0, 200.0, 0.0, -16.0)
+    assert patch_geotransform(WINDOW_GT, 16, 8) == (100.0, 16.0, 0.0, 200.0, 0.0, -16.0)
     # at stride 8 the centres are 8 px apart and the first is still at pixel 8: the cells start at pixel 4
     assert patch_geotransform(WINDOW_GT, 8, 8) == (104.0, 8.0, 0.0, 196.0, 0.0, -8.0)
 

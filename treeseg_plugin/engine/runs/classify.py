@@ -72,6 +72,7 @@ def run_classify(config: ClassifyConfig, progress: Optional[Progress] = None) ->
 
 
 def _run(config: ClassifyConfig, run: Run) -> ClassifyResult:
+    """The stages in order (TABLE); the run's exit stack closes and removes what they opened."""
     progress, stack, staging = run.progress, run.stack, run.staging
     settings = config.segmentation_settings()
     applied = load_classifier(config.classifier) if config.classifier else None
