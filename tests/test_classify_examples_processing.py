@@ -14,6 +14,7 @@ from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import ORIGIN, make_raster
 from osgeo import gdal, ogr
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsGeometry,
@@ -318,5 +319,44 @@ def test_one_class_gives_the_similarity_layer_and_no_accuracy(treeseg_provider, 
         text = processing_iface.messageBar().currentItem().text()
         assert text.startswith("similarity to forest; ") and "accuracy" not in text, text
     finally:
+        QgsProject.instance().removeAllMapLayers()
+        QgsProject.instance().layerTreeRoot().removeAllChildren()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(Qgis.QGIS_VERSION_INT >= 32800, reason="drives QGIS 3.22's synchronous Batch runner, as "
+                    "test_gui_results does for Segment Trees")
+def test_the_batch_dialog_classifies_each_row_with_the_examples_file(treeseg_provider, processing_iface, weights,
+                                                                     tmp_path):
+    from batch_panel import dispose
+    from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
+    from qgis.core import QgsApplication, QgsVectorFileWriter
+
+    examples = tmp_path / "examples.gpkg"
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    error = QgsVectorFileWriter.writeAsVectorFormatV3(strip_examples(), str(examples), QgsProject.instance()
+                                                      .transformContext(), options)
+    assert error[0] == QgsVectorFileWriter.WriterError.NoError, error
+    dialog = BatchAlgorithmDialog(QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM))
+    panel = dialog.mainWidget()
+    panel.addRow()
+    for row, name in enumerate(("north", "south")):
+        values = {"INPUT": str(make_raster(tmp_path / f"{name}.tif", 128, 96, seed=row)), "EXAMPLES": str(examples),
+                  "CLASS_FIELD": "class", "WEIGHTS": str(weights), "TILE_SIZE": 64, "OVERLAP": 16}
+        for parameter, value in values.items():
+            panel.wrappers[row][panel.parameter_to_column[parameter]].setParameterValue(value, panel.processing_context)
+        widget = panel.tblParameters.cellWidget(row + 1, panel.parameter_to_column["OUTPUT"])
+        widget.setValue(str(tmp_path / f"{name}-classes.tif"))
+    try:
+        panel.checkLoadLayersOnCompletion.setChecked(True)
+        dialog.runAlgorithm()
+        groups = sorted((group.name(), [node.name() for node in group.children()])
+                        for group in QgsProject.instance().layerTreeRoot().children())
+        assert groups == [("north", ["north classes"]), ("south", ["south classes"])]
+        assert all(set(np.unique(read_band(str(tmp_path / f"{name}-classes.tif")))) <= {1, 2}
+                   for name in ("north", "south"))
+    finally:
+        dispose(dialog)
         QgsProject.instance().removeAllMapLayers()
         QgsProject.instance().layerTreeRoot().removeAllChildren()
