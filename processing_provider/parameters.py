@@ -1,6 +1,7 @@
-"""Every parameter of Segment Trees, Fit Cluster Model and Canopy Height, declared once as data: its name, how its
-definition is built, its help and whether it is advanced. Each algorithm lists the ones it takes, in dialog order
-(``*_PARAMETERS`` in its module); a parameter two algorithms share is one object here, so they cannot drift apart.
+"""Every parameter of Segment Trees, Fit Cluster Model, Canopy Height and Classify from Examples, declared once as
+data: its name, how its definition is built, its help and whether it is advanced. Each algorithm lists the ones it
+takes, in dialog order (``*_PARAMETERS`` in its module); a parameter two algorithms share is one object here, so they
+cannot drift apart.
 
 Names, types, defaults, flags, order and help are what saved graphical models and scripts rely on: keep them.
 Labels and help are English here and translated when a definition is built (the algorithm's ``tr``);
@@ -19,6 +20,8 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
@@ -33,6 +36,7 @@ from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.dinov3.chmv2.config import DECODER_FILENAME, HF_REPO_ID, TRAINING_GSD_M
 from ..treeseg_plugin.dinov3.variants import VARIANTS
 from ..treeseg_plugin.engine.jobs.canopy_height import MAX_RESOLUTION_M, CanopyHeightConfig
+from ..treeseg_plugin.engine.jobs.classify import CLASSIFIER_EXTENSION, DEFAULT_REGULARISATION
 from ..treeseg_plugin.engine.jobs.segmentation import DEVICES, MAX_CLUSTERS, PRECISIONS, STRIDES, SegmentationConfig
 from ..treeseg_plugin.i18n import translatable
 
@@ -172,6 +176,9 @@ WORKING_RESOLUTION = _spec(
 CLUSTER_SETTINGS = (WORKING_RESOLUTION, MODEL, WEIGHTS, DEVICE, PRECISION, STRIDE, K, K_MIN, K_MAX, ELBOW_THRESHOLD,
                     SEED, TILE_SIZE, OVERLAP, BATCH_SIZE, MAX_SAMPLES, ALLOW_DOWNLOAD)
 """The settings of the features and their clustering, in dialog order (Segment Trees adds its own among them)."""
+ENCODING_SETTINGS = tuple(spec for spec in CLUSTER_SETTINGS
+                          if spec not in (K, K_MIN, K_MAX, ELBOW_THRESHOLD, SEED, MAX_SAMPLES))
+"""The settings of the features alone (Classify from Examples: no k-means), in the same order."""
 
 # Fit Cluster Model only.
 ORTHOPHOTOS = _spec("INPUT", lambda name, tr: QgsProcessingParameterMultipleLayers(
@@ -253,3 +260,53 @@ CHM_ALLOW_DOWNLOAD = ALLOW_DOWNLOAD.with_help("Download {repo} from Hugging Face
                                               "needs a token with access).")
 HEIGHTS = _spec("OUTPUT", lambda name, tr: QgsProcessingParameterRasterDestination(name, tr("Canopy height")),
                 "Float32 GeoTIFF of heights in metres on the input's grid, NoData -9999; with a .qml style.")
+
+# Classify from Examples: the examples and their class field, or a classifier to apply; its outputs.
+CLASSIFIER_FILTER = f"TreeSeg classifier (*{CLASSIFIER_EXTENSION})"
+EXAMPLES = _spec("EXAMPLES", lambda name, tr: QgsProcessingParameterFeatureSource(
+    name, tr("Examples (polygons or points)"),
+    [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint], optional=True),
+    "Features drawn over the orthophoto, each naming its class in the class field: any layer (a scratch layer "
+    "too), in any CRS. Polygons: every patch under them; points: the patch under each. Empty when a classifier is "
+    "applied.")
+CLASS_FIELD = _spec("CLASS_FIELD", lambda name, tr: QgsProcessingParameterField(
+    name, tr("Class field"), parentLayerParameterName="EXAMPLES", type=QgsProcessingParameterField.DataType.Any,
+    optional=True),
+    "The text or integer field of the examples that names each feature's class (every feature needs a value).")
+TREE_CLASSES = _spec("TREE_CLASSES", lambda name, tr: QgsProcessingParameterString(
+    name, tr("Tree classes"), optional=True),
+    "Class names that are trees, separated by commas (e.g. conifer,broadleaf): the tree mask and crowns are made "
+    "of them.")
+CLASSIFIER = _spec("CLASSIFIER", lambda name, tr: QgsProcessingParameterFile(
+    name, tr("Classifier (apply)"), fileFilter=CLASSIFIER_FILTER, optional=True),
+    f"A {CLASSIFIER_EXTENSION} file saved by an earlier run: classify with it instead of fitting (no examples). It "
+    "must come from the same weights, patch stride and bands.")
+CROSS_VALIDATION = _spec("CROSS_VALIDATION", lambda name, tr: QgsProcessingParameterBoolean(
+    name, tr("Cross-validate by example"), defaultValue=True),
+    "Estimate the accuracy by leaving out whole example features (never single pixels, whose neighbours would "
+    "inflate it): needs at least two features per class.")
+REGULARISATION = _spec("REGULARISATION", number("Regularisation (L2)", Double, DEFAULT_REGULARISATION,
+                                                minValue=1e-9, maxValue=1e6),
+                       "The L2 penalty on the classifier's weights; larger gives smoother, less confident classes.",
+                       advanced=True)
+CLASSES = _spec("OUTPUT", lambda name, tr: QgsProcessingParameterRasterDestination(name, tr("Classes")),
+                "Byte GeoTIFF on the input's grid: class numbers 1..N in the order of the report, 0 = NoData, with "
+                "the class names in a colour table and a .qml style. With one class: the similarity to the "
+                "examples, 0-100.")
+CONFIDENCE = _spec("CONFIDENCE", _destination(QgsProcessingParameterRasterDestination, "Confidence"),
+                   "Byte GeoTIFF on the input's grid: the winning class's probability in percent (0-100).")
+CLASS_POLYGONS = _spec("POLYGONS", _destination(QgsProcessingParameterVectorDestination, "Class polygons",
+                                                QgsProcessing.SourceType.TypeVectorPolygon),
+                       "One polygon per connected region of a class, with fields class_id, class (its name) and area.")
+CLASS_TREES = TREES.with_help("Byte GeoTIFF on the classes' grid: 1 = tree canopy (the tree classes), 0 = not "
+                              "trees, 255 = NoData; with a .qml style.")
+CLASS_CROWNS = CROWNS.with_help("One polygon per tree crown in the tree classes (watershed from the treetops of the "
+                                "distance to the canopy edge), with crown_id and area_m2.")
+CLASS_STATISTICS = _spec("STATISTICS", _destination(QgsProcessingParameterFileDestination, "Statistics report",
+                                                    "JSON (*.json);;CSV (*.csv);;HTML (*.html)"),
+                         "The examples per class, the cross-validated accuracy, per-class precision, recall and F1, "
+                         "the confusion matrix, class areas, model and timings.")
+CLASSIFIER_OUTPUT = _spec("CLASSIFIER_OUTPUT", _destination(QgsProcessingParameterFileDestination,
+                                                            "Classifier (save)", CLASSIFIER_FILTER),
+                          f"Save the fitted classifier ({CLASSIFIER_EXTENSION}), to apply it to other rasters with "
+                          "the Classifier input or the batch command.")

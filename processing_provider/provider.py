@@ -11,6 +11,7 @@ from ..treeseg_plugin import installer
 from ..treeseg_plugin.i18n import tr
 from ..treeseg_plugin.version import help_url, plugin_version
 from .canopy_height import CanopyHeightAlgorithm
+from .classify_examples import ClassifyExamplesAlgorithm
 from .diagnostics import DiagnosticsAlgorithm
 from .fit_cluster_model import FitClusterModelAlgorithm
 from .segment_trees import SegmentTreesAlgorithm
@@ -21,8 +22,8 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
 class TreeSegProvider(QgsProcessingProvider):
-    """Provides Segment Trees, Fit Cluster Model, Canopy Height, Diagnostics and the models in ``MODELS_DIR``
-    (Tree Inventory); registers even when PyTorch is missing."""
+    """Provides Segment Trees, Fit Cluster Model, Canopy Height, Classify from Examples, Diagnostics and the models
+    in ``MODELS_DIR`` (Tree Inventory); registers even when PyTorch is missing."""
 
     ID = "treeseg"
     tr = staticmethod(tr)  # the plugin's one translation context (treeseg_plugin/i18n.py)
@@ -67,6 +68,7 @@ class TreeSegProvider(QgsProcessingProvider):
         self.addAlgorithm(SegmentTreesAlgorithm())
         self.addAlgorithm(FitClusterModelAlgorithm())
         self.addAlgorithm(CanopyHeightAlgorithm())
+        self.addAlgorithm(ClassifyExamplesAlgorithm())
         self.addAlgorithm(DiagnosticsAlgorithm())
         for path in sorted(MODELS_DIR.glob("*.model3")):
             model = QgsProcessingModelAlgorithm()

@@ -99,12 +99,12 @@ def present_results(context: QgsProcessingContext, input_path: str, results: Seq
     ResultLayerPostProcessor.instances = kept[-ResultLayerPostProcessor.KEPT:]
 
 
-def list_report(stats_path: Optional[str], icon: QIcon) -> None:
-    """An HTML report in Processing's results viewer (in the QGIS window only)."""
+def list_report(stats_path: Optional[str], icon: QIcon, name: str) -> None:
+    """An HTML report in Processing's results viewer, listed as ``name`` (in the QGIS window only)."""
     if stats_path and stats_path.lower().endswith(REPORT_SUFFIXES) and _has_main_window():
         from processing.core.ProcessingResults import resultsList
 
-        resultsList.addResult(icon=icon, name=tr("Segment Trees report"), timestamp=time.localtime(), result=stats_path)
+        resultsList.addResult(icon=icon, name=name, timestamp=time.localtime(), result=stats_path)
 
 
 def _has_main_window() -> bool:

@@ -1,5 +1,6 @@
-"""A Segment Trees run in one line on QGIS's message bar: K, the tree share and area, the crowns, the device and
-the time, with a button that opens the report. Only in the QGIS window (qgis_process has no message bar)."""
+"""A run in one line on QGIS's message bar, with a button that opens the report: Segment Trees' K, tree share and
+area, crowns, device and time; Classify from Examples' classes, accuracy and time. Only in the QGIS window
+(qgis_process has no message bar)."""
 
 from __future__ import annotations
 
@@ -31,14 +32,31 @@ def summary_text(stats: Dict[str, Any], seconds: float) -> str:
     return "; ".join(parts)
 
 
-def show_summary(stats: Dict[str, Any], seconds: float, report_path: Optional[str]) -> None:
-    """Push the summary onto the QGIS window's message bar (it stays until closed); nothing without a window."""
+def classify_summary_text(result: Any, seconds: float) -> str:
+    """"conifer 41.2 %, lawn 58.8 %; accuracy 93.5 % by example; 1 warning; 12 s" from a ClassifyResult (one
+    class: "similarity to conifer") and the run's duration."""
+    if result.mode == "similarity":
+        parts = [f"similarity to {result.class_names[0]}"]
+    else:
+        total = sum(result.class_pixels.values()) or 1
+        parts = [", ".join(f"{name} {100.0 * result.class_pixels.get(name, 0) / total:.1f} %"
+                           for name in result.class_names)]
+    if result.accuracy:
+        parts.append(f"accuracy {100.0 * result.accuracy['overall_accuracy']:.1f} % by example")
+    if result.warnings:
+        parts.append(f"{len(result.warnings)} warning{'s' if len(result.warnings) > 1 else ''}")
+    parts.append(f"{seconds:.0f} s")
+    return "; ".join(parts)
+
+
+def show_summary(title: str, text: str, report_path: Optional[str]) -> None:
+    """Push ``text`` onto the QGIS window's message bar (it stays until closed); nothing without a window."""
     from qgis.utils import iface
 
     if iface is None:
         return
     bar = iface.messageBar()
-    item = bar.createMessage(tr("Segment Trees"), summary_text(stats, seconds))
+    item = bar.createMessage(title, text)
     if report_path:
         button = QPushButton(tr("Open report"), item)
         button.setToolTip(report_path)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProcessingOutputNumber
+from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProcessingOutputNumber
 
-from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.engine.errors import EngineError
 from ..treeseg_plugin.engine.jobs.segmentation import (
-    STRIDES,
     SegmentationConfig,
     validate_cluster_model_paths,
     validate_settings,
@@ -86,15 +84,8 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
                                          self.parameterAsFileOutput(parameters, self.CLUSTER_MODEL_OUTPUT, context))
         except EngineError as error:
             return False, str(error)
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        bands = self._bands(parameters, context)
-        if layer is not None and bands:
-            count = layer.bandCount()
-            wrong = [band for band in bands if not 1 <= band <= count]
-            if wrong:
-                return False, self.tr("Band(s) {wrong} do not exist: the input has bands 1 to {count}. Choose band "
-                                      "numbers in that range.").format(wrong=wrong, count=count)
-        return True, ""
+        problem = self._bands_problem(parameters, context)
+        return not problem, problem
 
     def _input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
         """Why an INPUT path that QGIS cannot load is not a raster (QGIS alone says only "not found")."""
@@ -132,7 +123,7 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
         run's summary on the message bar."""
         if self._outputs:
             from .results import ResultLayer, list_report, present_results, qml_style
-            from .run_summary import show_summary
+            from .run_summary import show_summary, summary_text
 
             out = self._outputs
             trees_shown = any(out[name] and context.willLoadLayerOnCompletion(out[name])
@@ -142,21 +133,14 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
                 ResultLayer(out[self.OUTPUT_POLYGONS], self.tr("cluster polygons")),
                 ResultLayer(out[self.TREES], self.tr("trees"), qml_style),
                 ResultLayer(out[self.OUTPUT], self.tr("clusters"), qml_style, visible=not trees_shown)))
-            list_report(out[self.STATS], self.icon())
+            list_report(out[self.STATS], self.icon(), self.tr("Segment Trees report"))
             if self._summary:
-                show_summary(*self._summary, out[self.STATS])
+                show_summary(self.displayName(), summary_text(*self._summary), out[self.STATS])
         return {}
 
     def _engine_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
         """Translate Processing parameters into SegmentationConfig fields."""
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise QgsProcessingException(self.tr("The input orthophoto could not be opened as a raster layer."))
-        if layer.providerType() != "gdal":
-            raise QgsProcessingException(self.tr(
-                "The input layer '{layer}' is served by the '{provider}' provider; Segment Trees reads files through "
-                "GDAL. Save it as a GeoTIFF first (Raster > Conversion > Translate).").format(
-                    layer=layer.name(), provider=layer.providerType()))
+        layer = self._gdal_raster(parameters, context)
         heights = self.parameterAsRasterLayer(parameters, self.CANOPY_HEIGHT, context)
         return {
             "input_path": layer.source(),
@@ -190,22 +174,14 @@ def cluster_settings(algorithm: WorkerAlgorithm, parameters: dict[str, Any],
     def integer(parameter: spec.ParameterSpec) -> int:
         return algorithm.parameterAsInt(parameters, parameter.name, context)
 
-    weights = algorithm.parameterAsFile(parameters, spec.WEIGHTS.name, context)
-    name = spec.MODELS[algorithm.parameterAsEnum(parameters, spec.MODEL.name, context)].name
     return {
-        **algorithm._device_arguments(parameters, context),
-        "model": weights or str(treeseg_settings.weights_in_folder(name) or name),
-        "stride": STRIDES[algorithm.parameterAsEnum(parameters, spec.STRIDE.name, context)],
+        **algorithm._encoding_arguments(parameters, context),
         "k": integer(spec.K),
         "k_min": integer(spec.K_MIN),
         "k_max": integer(spec.K_MAX),
         "elbow_threshold": algorithm.parameterAsDouble(parameters, spec.ELBOW_THRESHOLD.name, context),
         "seed": integer(spec.SEED),
-        "tile_size": integer(spec.TILE_SIZE),
-        "overlap": integer(spec.OVERLAP),
-        "batch_size": integer(spec.BATCH_SIZE),
         "max_samples": integer(spec.MAX_SAMPLES),
-        "working_resolution": algorithm.parameterAsDouble(parameters, spec.WORKING_RESOLUTION.name, context),
     }
 
 

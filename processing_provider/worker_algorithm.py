@@ -1,6 +1,7 @@
-"""What Segment Trees, Fit Cluster Model and Canopy Height share: the group, the dependency check, adding their
-parameters (declared in parameters.py), reading the ones they share (bands, device, precision, downloads), the token
-read in the main thread, and the engine job in the worker process with its errors as Processing messages."""
+"""What Segment Trees, Fit Cluster Model, Canopy Height and Classify from Examples share: the group, the dependency
+check, adding their parameters (declared in parameters.py), reading the ones they share (the input raster, bands,
+device, precision, downloads, the encoding settings), the token read in the main thread, and the engine job in the
+worker process with its errors as Processing messages."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from qgis.core import (
 
 from ..treeseg_plugin import settings as treeseg_settings
 from ..treeseg_plugin.engine.errors import EngineError
-from ..treeseg_plugin.engine.jobs.segmentation import DEVICES, PRECISIONS
+from ..treeseg_plugin.engine.jobs.segmentation import DEVICES, PRECISIONS, STRIDES
 from ..treeseg_plugin.i18n import tr
+from . import parameters as spec
 from .dependencies import missing_dependencies
 from .parameters import ParameterSpec
 
@@ -61,8 +63,8 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
 
     def _add_parameters(self, specs: Iterable[ParameterSpec]) -> None:
         """Add the definitions of ``specs`` (from parameters.py), in this order."""
-        for spec in specs:
-            self.addParameter(spec.definition(self.tr))
+        for parameter in specs:
+            self.addParameter(parameter.definition(self.tr))
 
     def _bands(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[int] | None:
         """BANDS as band numbers, None when empty: a list from the band picker or a saved model, text such as
@@ -82,6 +84,48 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
             "precision": PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
             "allow_download": self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context),
         }
+
+    def _encoding_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """The FitSettings fields of ``spec.ENCODING_SETTINGS``: the model, how the raster is tiled and encoded."""
+        def integer(parameter: spec.ParameterSpec) -> int:
+            return self.parameterAsInt(parameters, parameter.name, context)
+
+        weights = self.parameterAsFile(parameters, spec.WEIGHTS.name, context)
+        name = spec.MODELS[self.parameterAsEnum(parameters, spec.MODEL.name, context)].name
+        return {
+            **self._device_arguments(parameters, context),
+            "model": weights or str(treeseg_settings.weights_in_folder(name) or name),
+            "stride": STRIDES[self.parameterAsEnum(parameters, spec.STRIDE.name, context)],
+            "tile_size": integer(spec.TILE_SIZE),
+            "overlap": integer(spec.OVERLAP),
+            "batch_size": integer(spec.BATCH_SIZE),
+            "working_resolution": self.parameterAsDouble(parameters, spec.WORKING_RESOLUTION.name, context),
+        }
+
+    def _bands_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+        """Why BANDS does not fit the INPUT raster ("" when it does or either is not known yet)."""
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        bands = self._bands(parameters, context)
+        if layer is None or not bands:
+            return ""
+        count = layer.bandCount()
+        wrong = [band for band in bands if not 1 <= band <= count]
+        if not wrong:
+            return ""
+        return self.tr("Band(s) {wrong} do not exist: the input has bands 1 to {count}. Choose band "
+                       "numbers in that range.").format(wrong=wrong, count=count)
+
+    def _gdal_raster(self, parameters: dict[str, Any], context: QgsProcessingContext) -> Any:
+        """The INPUT raster layer, read through GDAL; a QgsProcessingException saying what to do otherwise."""
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise QgsProcessingException(self.tr("The input orthophoto could not be opened as a raster layer."))
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(self.tr(
+                "The input layer '{layer}' is served by the '{provider}' provider; {algorithm} reads files through "
+                "GDAL. Save it as a GeoTIFF first (Raster > Conversion > Translate).").format(
+                    layer=layer.name(), provider=layer.providerType(), algorithm=self.displayName()))
+        return layer
 
     def _extent(self, parameters: dict[str, Any], context: QgsProcessingContext,
                 layer: Any) -> tuple[float, float, float, float] | None:

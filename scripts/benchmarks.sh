@@ -28,4 +28,5 @@ run memory scripts/bench_memory.py --sizes 2048 8192 20000 --mosaic --precision 
 run clustering scripts/bench_clustering.py                                    # target 5
 run qgis scripts/bench_qgis.py --desktop                                      # target 7: inside QGIS
 run batch scripts/bench_batch.py --rasters 6 --size 1024                      # many rasters: local and Dask
+run classify scripts/bench_classify.py                                         # issue 27: the fit vs Segment Trees
 echo "Reports in $out; target 6 (GPU) is scripts/gpu_check.py, on a GPU machine."

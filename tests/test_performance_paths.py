@@ -355,3 +355,14 @@ def test_bench_attention_runs_every_kernel(tmp_path):
     assert all(math.isfinite(row["error_scale_4"]) and row["error_scale_4"] > 0 for key, row in rows.items()
                if key[0] == "bf16")
     assert rows["fp32", "explicit"]["error_scale_4"] < 1e-3
+
+
+def test_bench_classify_runs_both_and_reports_the_fit_share(tmp_path):
+    out = _script("bench_classify.py", "--model", "tiny", "--width", "256", "--height", "256", "--examples", "3",
+                  "--repeats", "1", "--threads", "1", "--json", str(tmp_path / "c.json"))
+    assert "fit / Segment Trees run" in out and "load average" in out and "leave-one-polygon-out" in out
+    import json
+
+    results = json.loads((tmp_path / "c.json").read_text())["results"]
+    for row in results.values():  # the share is the fit stage over the Segment Trees run
+        assert 0 < row["fit_s"] < row["classify_s"] and row["fit_share"] == row["fit_s"] / row["segment_s"]

@@ -38,8 +38,8 @@ def test_provider_identity(treeseg_provider):
     assert treeseg_provider.name() == "Tree segmentation"
     assert "torch 2." in treeseg_provider.versionInfo()
     assert sorted(alg.id() for alg in treeseg_provider.algorithms()) == [
-        "treeseg:Tree Inventory", "treeseg:canopyheight", "treeseg:diagnostics", "treeseg:fitclustermodel",
-        ALGORITHM_ID]
+        "treeseg:Tree Inventory", "treeseg:canopyheight", "treeseg:classifyexamples", "treeseg:diagnostics",
+        "treeseg:fitclustermodel", ALGORITHM_ID]
 
 
 def test_help_urls_are_sections_of_the_homepage_in_metadata(treeseg_provider):

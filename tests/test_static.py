@@ -65,7 +65,7 @@ def test_dependencies_point_one_way():
 
 
 # The engine's wings, each above the ones it may import (docs/architecture.md).
-WING_ORDER = ("runs", "cluster", "trees", "encode", "raster", "jobs", "progress", "errors")
+WING_ORDER = ("runs", "classify", "cluster", "trees", "encode", "raster", "jobs", "progress", "errors")
 SIDE_BY_SIDE = {frozenset({"cluster", "trees"})}
 
 

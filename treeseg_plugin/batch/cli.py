@@ -1,9 +1,9 @@
 """The batch command line: ``python -m treeseg_plugin INPUT... --output-folder OUT [options]``.
 
-Fits one cluster model on the inputs (or applies ``--cluster-model``), writes ``<name>_labels.tif`` per
-input and ``mosaic.vrt``; ``--workers N`` runs on a local Dask cluster of N processes, ``--scheduler
-tcp://host:8786`` on an existing one. The Segment Trees options take the engine's defaults
-(engine/jobs/segmentation.py). Exit status: 0 done, 1 an error (printed, with its fix), 130 interrupted.
+Fits one cluster model on the inputs (or applies ``--cluster-model``, or a classifier with ``--classifier``),
+writes ``<name>_labels.tif`` per input and ``mosaic.vrt``; ``--workers N`` runs on a local Dask cluster of N
+processes, ``--scheduler tcp://host:8786`` on an existing one. The Segment Trees options take the engine's
+defaults (engine/jobs/segmentation.py). Exit status: 0 done, 1 an error (printed, with its fix), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ def _parser() -> argparse.ArgumentParser:
                     "and colours.")
     parser.add_argument("inputs", nargs="+", help="raster files, folders, glob patterns, .txt lists or VRTs")
     parser.add_argument("-o", "--output-folder", required=True, help="where the label rasters and mosaic.vrt go")
-    parser.add_argument("--cluster-model", help="apply this .tscm model instead of fitting one")
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument("--cluster-model", help="apply this .tscm model instead of fitting one")
+    models.add_argument("--classifier", help="apply this .tscc classifier (Classify from Examples) instead: class "
+                                             "rasters, no clustering")
     parser.add_argument("--fit-rasters", type=int, default=0,
                         help="fit on this many inputs, spread evenly (default: all)")
     parser.add_argument("--window", type=int, default=0,
@@ -66,8 +69,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     names = {f.name for f in dataclasses.fields(SegmentationConfig)}
     engine = dataclasses.replace(_DEFAULTS, **{k: v for k, v in vars(args).items() if k in names - {"cluster_model"}})
-    settings = BatchSettings(args.inputs, args.output_folder, engine, args.cluster_model, args.fit_rasters,
-                             args.window, args.scheduler, args.workers, args.redo)
+    settings = BatchSettings(args.inputs, args.output_folder, engine, args.cluster_model, args.classifier,
+                             args.fit_rasters, args.window, args.scheduler, args.workers, args.redo)
     try:
         run_batch(settings)
     except (EngineError, Canceled) as error:

@@ -1,4 +1,5 @@
-"""A batch run: fit one cluster model on a sample of many rasters, apply it to each, mosaic the labels.
+"""A batch run: fit one cluster model on a sample of many rasters, apply it to each, mosaic the labels; or apply
+one classifier (``classifier``, a ``.tscc`` of Classify from Examples) to each and mosaic the classes.
 
 Steps (:func:`run_batch`):
 
@@ -8,8 +9,9 @@ Steps (:func:`run_batch`):
    with Dask); the samples come back here and Segment Trees' K choice fits the model
    (engine/runs/fit.py). The fit rasters are all inputs, or ``fit_rasters`` of them spread evenly.
 2. **Apply**: one task per raster (or per window of a raster larger than ``window`` px, stitched into
-   one output afterwards) runs Segment Trees with the model. Resumable: an output that exists is kept
-   and skipped, unless the model was fitted in this run (then its labels would come from another model).
+   one output afterwards) runs Segment Trees with the model (or Classify from Examples with the
+   classifier). Resumable: an output that exists is kept and skipped, unless the model was fitted in this
+   run (then its labels would come from another model).
    Outputs are all-or-nothing, so an interrupted run leaves only finished outputs.
 3. **Mosaic**: ``<output folder>/mosaic.vrt`` over every label raster, with the model's colours.
 
@@ -48,6 +50,7 @@ class BatchSettings:
     output_folder: str
     engine: SegmentationConfig  # input_path/output_path unused; the rest applies to every raster
     cluster_model: Optional[str] = None  # apply this model; None: fit one (or reuse the folder's)
+    classifier: Optional[str] = None  # apply this .tscc classifier instead (class rasters, no cluster model)
     fit_rasters: int = 0  # fit on this many inputs spread evenly (0: all)
     window: int = 0  # split rasters larger than window x window px into windows (0: never)
     scheduler: Optional[str] = None
@@ -93,6 +96,27 @@ def _apply_task(config: SegmentationConfig) -> str:
 
     keep_models_loaded()
     return run_segmentation(config).output_path
+
+
+def _classify_task(config: Any) -> str:
+    """On a worker: Classify from Examples with the classifier on one raster or window; returns the output."""
+    from ..engine.encode.runtime import keep_models_loaded
+    from ..engine.runs.classify import run_classify
+
+    keep_models_loaded()
+    return run_classify(config).output_path
+
+
+def _configs(settings: BatchSettings, model_path: str, parts: Sequence[Part]) -> Tuple[Any, List[Any]]:
+    """The task and its job per part: Segment Trees with the cluster model, or the classifier applied."""
+    if settings.classifier:
+        from ..engine.jobs.classify import ClassifyConfig
+        from ..engine.jobs.segmentation import fit_settings
+
+        return _classify_task, [ClassifyConfig(p.raster, p.path, extent=p.extent, classifier=settings.classifier,
+                                               **fit_settings(settings.engine)) for p in parts]
+    return _apply_task, [dataclasses.replace(settings.engine, input_path=p.raster, output_path=p.path,
+                                             extent=p.extent, cluster_model=model_path) for p in parts]
 
 
 def _fit(settings: BatchSettings, rasters: Sequence[str], backend: Any, destination: str, log: Progress) -> None:
@@ -158,10 +182,9 @@ def _apply(settings: BatchSettings, model_path: str, outputs: Dict[str, str], ba
     parts: List[Part] = []
     for raster, output in todo.items():
         parts += plan_parts(raster, output, settings.window, settings.engine)
-    configs = [dataclasses.replace(settings.engine, input_path=p.raster, output_path=p.path, extent=p.extent,
-                                   cluster_model=model_path) for p in parts]
+    task, configs = _configs(settings, model_path, parts)
     by_path = {p.path: p for p in parts}
-    finished = [by_path[path] for _, path in _tracked(backend.map(_apply_task, configs), len(configs), "labelled",
+    finished = [by_path[path] for _, path in _tracked(backend.map(task, configs), len(configs), "labelled",
                                                       lambda c: c.output_path)]
     for output in todo.values():
         pieces = [p for p in finished if p.output == output and p.path != output]
@@ -184,6 +207,18 @@ def _mosaic(folder: str, outputs: Sequence[str]) -> str:
     return path
 
 
+def _check_models(settings: BatchSettings) -> None:
+    """The cluster model or the classifier given exists, and not both are given."""
+    if settings.cluster_model and settings.classifier:
+        raise EngineError("Both a cluster model and a classifier are given. Give --cluster-model to label the "
+                          "rasters with clusters, or --classifier to classify them, not both.")
+    for path, what, fix in ((settings.cluster_model, "cluster model", "Give a .tscm file, or leave it out to fit "
+                             "one."), (settings.classifier, "classifier", "Give a .tscc file saved by Classify from "
+                                       "Examples.")):
+        if path and not os.path.isfile(path):
+            raise EngineError(f"The {what} '{path}' does not exist. {fix}")
+
+
 @raising_gdal_errors
 def run_batch(settings: BatchSettings, log: Optional[Progress] = None) -> str:
     """Fit (or reuse) the model, label every input, write the mosaic; returns the mosaic's path."""
@@ -196,11 +231,10 @@ def run_batch(settings: BatchSettings, log: Optional[Progress] = None) -> str:
                           "resample the rasters first (gdalwarp -tr) and run them at their own resolution.")
     rasters = expand_inputs(settings.inputs)
     outputs = label_paths(rasters, settings.output_folder)
-    if settings.cluster_model and not os.path.isfile(settings.cluster_model):
-        raise EngineError(f"The cluster model '{settings.cluster_model}' does not exist. Give a .tscm file, or "
-                          "leave it out to fit one.")
+    _check_models(settings)
     os.makedirs(settings.output_folder, exist_ok=True)
-    model_path = settings.cluster_model or os.path.join(os.path.abspath(settings.output_folder), MODEL_NAME)
+    model_path = settings.classifier or settings.cluster_model or \
+        os.path.join(os.path.abspath(settings.output_folder), MODEL_NAME)
     backend = make_backend(settings.scheduler, settings.workers)
     fresh_model = False
     try:
@@ -208,7 +242,8 @@ def run_batch(settings: BatchSettings, log: Optional[Progress] = None) -> str:
             _fit(settings, _spread(rasters, settings.fit_rasters), backend, model_path, log)
             fresh_model = True
         else:
-            log.info(f"Using the cluster model '{model_path}'" + ("" if settings.cluster_model else
+            what = "classifier" if settings.classifier else "cluster model"
+            log.info(f"Using the {what} '{model_path}'" + ("" if settings.cluster_model or settings.classifier else
                      " fitted by an earlier run (delete it to fit again)") + ".")
         written = _apply(settings, model_path, outputs, backend, fresh_model, log)
     finally:

@@ -58,8 +58,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ..engine.errors import Canceled, EngineError
 from ..engine.jobs.canopy_height import CanopyHeightConfig, CanopyHeightResult, validate_canopy_config
+from ..engine.jobs.classify import ClassifyConfig, validate_classify_config
 from ..engine.jobs.fit import ClusterFitConfig, ClusterFitResult, validate_fit_config
-from ..engine.jobs.results import SegmentationResult
+from ..engine.jobs.results import ClassifyResult, SegmentationResult
 from ..engine.jobs.segmentation import SegmentationConfig, validate_config
 from ..engine.progress import Progress
 from ..engine.raster.staging import remove_leftovers
@@ -110,6 +111,7 @@ JOB_KINDS = (
     JobKind("segment", SegmentationConfig, validate_config, SegmentationResult),
     JobKind("fit", ClusterFitConfig, validate_fit_config, ClusterFitResult),
     JobKind("canopy-height", CanopyHeightConfig, validate_canopy_config, CanopyHeightResult),
+    JobKind("classify", ClassifyConfig, validate_classify_config, ClassifyResult),
 )
 
 

@@ -91,10 +91,12 @@ def extend_sys_path(entries: Sequence[str]) -> None:
 def engine_functions() -> Dict[str, Callable[[Any, Any], Any]]:
     """Each job kind's engine function (imports torch and GDAL: in the worker only)."""
     from ..engine.runs.canopy_height import run_canopy_height
+    from ..engine.runs.classify import run_classify
     from ..engine.runs.fit import run_fit_cluster_model
     from ..engine.runs.segmentation import run_segmentation
 
-    return {"segment": run_segmentation, "fit": run_fit_cluster_model, "canopy-height": run_canopy_height}
+    return {"segment": run_segmentation, "fit": run_fit_cluster_model, "canopy-height": run_canopy_height,
+            "classify": run_classify}
 
 
 def run(job: Dict[str, Any], progress: PipeProgress) -> int:

@@ -11,7 +11,7 @@ a term common to all clusters, so the arg-min is smooth and free of patch blocks
 
 from __future__ import annotations
 
-from typing import Callable, Tuple
+from typing import Callable, Iterator, Tuple
 
 import numpy as np
 
@@ -31,12 +31,12 @@ def axis_weights(start: int, count: int, stride: int, length: int) -> Tuple[np.n
     return lo, hi, weight
 
 
-def block_labels(store: FeatureStore, centroids: np.ndarray, distances: DistanceFn, stride: int,
-                 top: int, left: int, valid: np.ndarray) -> np.ndarray:
-    """Labels (uint8) of the window pixels ``[top, top+h) x [left, left+w)`` given their validity."""
-    h, w = valid.shape
-    r_lo, r_hi, r_wt = axis_weights(top, h, stride, store.rows)
-    c_lo, c_hi, c_wt = axis_weights(left, w, stride, store.cols)
+def planes(store: FeatureStore, centroids: np.ndarray, distances: DistanceFn, stride: int, top: int, left: int,
+           height: int, width: int) -> Iterator[np.ndarray]:
+    """Each centroid's distances (``distances(features, centroids)`` [N, K]) interpolated to the window pixels
+    ``[top, top+height) x [left, left+width)``: one plane [height, width] per centroid, in order."""
+    r_lo, r_hi, r_wt = axis_weights(top, height, stride, store.rows)
+    c_lo, c_hi, c_wt = axis_weights(left, width, stride, store.cols)
     r0, r1 = int(r_lo.min()), int(r_hi.max()) + 1
     c0, c1 = int(c_lo.min()), int(c_hi.max()) + 1
     feats = store.read(r0, r1, c0, c1)
@@ -44,11 +44,19 @@ def block_labels(store: FeatureStore, centroids: np.ndarray, distances: Distance
     d = distances(feats.reshape(-1, feats.shape[-1]), centroids).T.reshape(k, r1 - r0, c1 - c0)  # [K, rows, cols]
     rows = d[:, r_lo - r0] * (1 - r_wt)[None, :, None] + d[:, r_hi - r0] * r_wt[None, :, None]  # [K, h, cols]
     c_lo_wt, c_hi_wt = (1 - c_wt)[None, :], c_wt[None, :]
-    labels = np.ones((h, w), dtype=np.uint8)
-    nearest = None  # [h, w] smallest interpolated distance so far; one cluster plane at a time keeps it in cache
-    for cluster in range(k):
+    for cluster in range(k):  # one plane at a time keeps the caller's running results in cache
         plane = rows[cluster][:, c_lo - c0] * c_lo_wt
         plane += rows[cluster][:, c_hi - c0] * c_hi_wt
+        yield plane
+
+
+def block_labels(store: FeatureStore, centroids: np.ndarray, distances: DistanceFn, stride: int,
+                 top: int, left: int, valid: np.ndarray) -> np.ndarray:
+    """Labels (uint8) of the window pixels ``[top, top+h) x [left, left+w)`` given their validity."""
+    h, w = valid.shape
+    labels = np.ones((h, w), dtype=np.uint8)
+    nearest = None  # [h, w] smallest interpolated distance so far
+    for cluster, plane in enumerate(planes(store, centroids, distances, stride, top, left, h, w)):
         if nearest is None:
             nearest = plane
             continue

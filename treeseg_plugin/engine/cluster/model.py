@@ -12,7 +12,7 @@ No torch here: a client that only reads or checks models needs numpy alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
@@ -106,9 +106,29 @@ class ClusterModel:
     fit: FitRecord
     sha256: Optional[str] = None  # the file's checksum, when read from a file
 
+    what: ClassVar[str] = "cluster model"
+
     @property
     def k(self) -> int:
         return int(self.centroids.shape[0])
+
+    @property
+    def encoding(self) -> Optional[Encoding]:
+        """How the fit's features were computed (None: saved before TreeSeg recorded it)."""
+        return self.fit.encoding
+
+
+class Fitted(Protocol):
+    """What applying a fitted file checks against a run: a cluster model, or a classifier
+    (engine/classify/model.py); ``what`` names it in messages."""
+
+    what: ClassVar[str]
+    backbone: BackboneIdentity
+    input: InputBands
+
+    @property
+    def encoding(self) -> Optional[Encoding]:
+        """How the fit's features were computed (None: not recorded)."""
 
 
 def backbone_identity(backbone: Any, with_sha256: bool = True) -> BackboneIdentity:
@@ -124,7 +144,7 @@ def _stretched(stretch: Dict[int, Stretch]) -> str:
     return ", ".join(str(b) for b in sorted(stretch)) or "none"
 
 
-def input_differences(model: ClusterModel, band_count: int, bands: Sequence[int],
+def input_differences(model: Fitted, band_count: int, bands: Sequence[int],
                       stretched: Sequence[int]) -> List[str]:
     """What differs between the model's input and a raster with ``band_count`` bands, using ``bands`` as
     RGB, whose bands ``stretched`` are not Byte; empty when the model applies."""
@@ -141,7 +161,7 @@ def input_differences(model: ClusterModel, band_count: int, bands: Sequence[int]
     return differences
 
 
-def backbone_differences(model: ClusterModel, run: BackboneIdentity) -> List[str]:
+def backbone_differences(model: Fitted, run: BackboneIdentity) -> List[str]:
     """What differs between the backbone the model was fitted with and this run's; empty when equal."""
     ours = model.backbone
     differences = []
@@ -161,34 +181,34 @@ def backbone_differences(model: ClusterModel, run: BackboneIdentity) -> List[str
     return differences
 
 
-def encoding_notes(model: ClusterModel, run: Encoding) -> Tuple[List[str], List[str]]:
+def encoding_notes(model: Fitted, run: Encoding) -> Tuple[List[str], List[str]]:
     """(warnings, notes) on how this run's encoding differs from the fit's: precision and tiling change the
     features, so labels may differ from the fit's; the device alone changes only rounding."""
-    fitted = model.fit.encoding
+    fitted, what = model.encoding, model.what
     if fitted is None:
-        return [], ["The cluster model does not record the precision and tiling it was fitted with (saved by an "
+        return [], [f"The {what} does not record the precision and tiling it was fitted with (saved by an "
                     "older TreeSeg), so they cannot be compared with this run's."]
     warnings, notes = [], []
     if fitted.precision != run.precision:
         warnings.append(
-            f"The cluster model was fitted on {fitted.precision} features, this run computes {run.precision} "
+            f"The {what} was fitted on {fitted.precision} features, this run computes {run.precision} "
             "features: they differ slightly, so pixels near a cluster boundary may get another label than the fit "
             f"would give. For the same labels set Precision to {fitted.precision}, or fit the model again in "
             f"{run.precision}.")
     if (fitted.tile_size, fitted.overlap) != (run.tile_size, run.overlap):
         warnings.append(
-            f"The cluster model was fitted on tiles of {fitted.tile_size} px with {fitted.overlap} px overlap, this "
+            f"The {what} was fitted on tiles of {fitted.tile_size} px with {fitted.overlap} px overlap, this "
             f"run uses {run.tile_size} px with {run.overlap} px: a patch's features depend on the tile around it, so "
             f"labels may shift, most near tile edges. For the same labels set Tile size {fitted.tile_size} and "
             f"Overlap {fitted.overlap}, or fit the model again with this run's tiling.")
     if fitted.working_resolution != run.working_resolution:
         warnings.append(
-            f"The cluster model was fitted at {_resolution(fitted.working_resolution)}, this run encodes at "
+            f"The {what} was fitted at {_resolution(fitted.working_resolution)}, this run encodes at "
             f"{_resolution(run.working_resolution)}: a patch covers another ground area, so its features, and the "
             f"labels, differ. For the labels the model was meant to give set Working resolution to "
             f"{fitted.working_resolution:g}, or fit the model again at this run's.")
     if fitted.device != run.device and fitted.precision == run.precision:
-        notes.append(f"The cluster model was fitted on {fitted.device}, this run runs on {run.device}: at the same "
+        notes.append(f"The {what} was fitted on {fitted.device}, this run runs on {run.device}: at the same "
                      "precision the features agree up to rounding.")
     return warnings, notes
 
@@ -201,9 +221,10 @@ def _short(sha: Optional[str]) -> str:
     return f"{sha[:12]}..." if sha else "unknown (not one file)"
 
 
-def refuse_mismatch(path: str, differences: Sequence[str]) -> None:
-    """Raise :class:`EngineError` naming every difference between the model at ``path`` and the run."""
+def refuse_mismatch(path: str, differences: Sequence[str], what: str = "cluster model") -> None:
+    """Raise :class:`EngineError` naming every difference between the ``what`` at ``path`` and the run."""
     if differences:
-        raise EngineError(f"The cluster model '{path}' does not fit this run: {'; '.join(differences)}. Run with "
-                          "the backbone, weights, patch stride and bands the model was fitted with, or fit a new "
-                          "model for this input.")
+        noun = what.split()[-1]  # "model", "classifier"
+        raise EngineError(f"The {what} '{path}' does not fit this run: {'; '.join(differences)}. Run with "
+                          f"the backbone, weights, patch stride and bands the {noun} was fitted with, or fit a new "
+                          f"{noun} for this input.")

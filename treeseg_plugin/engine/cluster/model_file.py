@@ -1,32 +1,31 @@
 """The ``.tscm`` cluster model file: one safetensors file, no pickle (format: docs/cluster-model.md).
 
-The file holds one tensor, ``centroids`` (float32 ``[K, D]``), and one header metadata string,
-``treeseg_cluster_model``: the JSON object ``{"model": <document, schema SCHEMA_VERSION>, "sha256": <hex>}``,
-the checksum being the SHA-256 of the document's canonical JSON (:func:`canonical`: sorted keys, ASCII
-only, no whitespace) followed by the centroids' little-endian float32 bytes. One
-metadata entry keeps the file byte-for-byte deterministic (safetensors writes several in a random order).
-Loading reads it with safetensors (never pickle, never ``torch.load``), checks the checksum first, so a
-truncated, damaged or hand-edited file is refused, then every field's type, range and shape.
+The file is TreeSeg's model container (engine/cluster/container.py) holding one tensor, ``centroids`` (float32
+``[K, D]``), and one header metadata string, ``treeseg_cluster_model``: the JSON object ``{"model": <document,
+schema SCHEMA_VERSION>, "sha256": <hex>}``, the checksum being the SHA-256 of the document's canonical JSON
+(:func:`canonical`: sorted keys, ASCII only, no whitespace) followed by the centroids' little-endian float32
+bytes. Loading checks the checksum first (the container), so a truncated, damaged or hand-edited file is
+refused, then every field's type, range and shape.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
 import re
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save_file
 
 from ..errors import EngineError
 from ..jobs.segmentation import MAX_CLUSTERS
 from ..raster.palette import Legend
 from ..raster.pixels import Stretch
+from . import container
+from .container import FieldError as _FieldError
+from .container import get as _get
+from .container import get_int as _int
 from .model import (
     FEATURE_NORMALISATION,
     BackboneIdentity,
@@ -50,11 +49,7 @@ def _document(model: ClusterModel) -> Dict[str, Any]:
     return {
         "format": FORMAT, "schema_version": SCHEMA_VERSION, "k": model.k,
         "features": {"normalisation": FEATURE_NORMALISATION, "dim": int(model.centroids.shape[1])},
-        "backbone": {"variant": bb.variant, "embed_dim": bb.embed_dim, "patch_size": bb.patch_size,
-                     "patch_stride": bb.patch_stride, "weights_sha256": bb.weights_sha256,
-                     "weights_format": bb.weights_format, "mean": list(bb.mean), "std": list(bb.std)},
-        "input": {"bands": list(bands.bands), "band_count": bands.band_count,
-                  "stretch": {str(b): {"low": s.low, "high": s.high} for b, s in sorted(bands.stretch.items())}},
+        "backbone": backbone_document(bb), "input": input_document(bands),
         "labels": {"order": "largest cluster of the fit sample first", "colors": list(model.legend.colors),
                    "names": list(model.legend.names)},
         "wcss": {str(k): v for k, v in sorted(model.wcss.items())},
@@ -63,11 +58,24 @@ def _document(model: ClusterModel) -> Dict[str, Any]:
                 "seed": fit.seed, "max_samples": fit.max_samples, "treeseg_version": fit.treeseg_version,
                 "inputs": [{"name": i.name, "valid_patches": i.valid_patches, "sampled": i.sampled}
                            for i in fit.inputs],
-                **({} if fit.encoding is None else {"encoding": _encoding_document(fit.encoding)})},
+                **({} if fit.encoding is None else {"encoding": encoding_document(fit.encoding)})},
     }
 
 
-def _encoding_document(encoding: Encoding) -> Dict[str, Any]:
+def backbone_document(bb: BackboneIdentity) -> Dict[str, Any]:
+    """The ``backbone`` section: what makes features comparable (read back by :func:`read_backbone`)."""
+    return {"variant": bb.variant, "embed_dim": bb.embed_dim, "patch_size": bb.patch_size,
+            "patch_stride": bb.patch_stride, "weights_sha256": bb.weights_sha256,
+            "weights_format": bb.weights_format, "mean": list(bb.mean), "std": list(bb.std)}
+
+
+def input_document(bands: InputBands) -> Dict[str, Any]:
+    """The ``input`` section: bands and stretch (read back by :func:`read_input`)."""
+    return {"bands": list(bands.bands), "band_count": bands.band_count,
+            "stretch": {str(b): {"low": s.low, "high": s.high} for b, s in sorted(bands.stretch.items())}}
+
+
+def encoding_document(encoding: Encoding) -> Dict[str, Any]:
     """``fit.encoding``; the working resolution only when there is one (files at native resolution unchanged)."""
     document = dataclasses.asdict(encoding)
     if not encoding.working_resolution:
@@ -75,49 +83,15 @@ def _encoding_document(encoding: Encoding) -> Dict[str, Any]:
     return document
 
 
-def canonical(document: Dict[str, Any]) -> str:
-    """The document's JSON text the checksum covers."""
-    return json.dumps(document, sort_keys=True, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-
-
 def checksum(document: Dict[str, Any], centroids: np.ndarray) -> str:
     """SHA-256 (hex) of the canonical document and the centroids' float32 little-endian bytes."""
-    return hashlib.sha256(canonical(document).encode("utf-8") + centroids.astype("<f4").tobytes()).hexdigest()
+    return container.checksum(document, [centroids])
 
 
 def save_cluster_model(model: ClusterModel, path: str) -> None:
     """Write ``model`` to ``path`` (a ``.tscm`` file; raises OSError when it cannot be written)."""
     centroids = np.ascontiguousarray(model.centroids, dtype=np.float32)
-    document = _document(model)
-    text = json.dumps({"model": document, "sha256": checksum(document, centroids)}, sort_keys=True, indent=1)
-    try:
-        save_file({TENSOR: centroids}, path, metadata={METADATA_KEY: text})
-    except SafetensorError as exc:  # safetensors reports I/O failures as its own error
-        raise OSError(str(exc)) from exc
-
-
-class _FieldError(ValueError):
-    """A field of the document is missing, of the wrong type or out of range."""
-
-
-def _get(data: Dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if not isinstance(data, dict) or key not in data:
-        raise _FieldError(f"'{where}{key}' is missing")
-    value = data[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
-        raise _FieldError(f"'{where}{key}' must be {kind.__name__}, not {type(value).__name__}")
-    if kind is float and not math.isfinite(value):
-        raise _FieldError(f"'{where}{key}' must be finite")
-    return value
-
-
-def _int(data: Dict[str, Any], key: str, where: str, low: int, high: int = 2**31) -> int:
-    value = _get(data, key, int, where)
-    if not low <= value <= high:
-        raise _FieldError(f"'{where}{key}' is {value}, outside {low}..{high}")
-    return value
+    container.save(path, METADATA_KEY, _document(model), {TENSOR: centroids})
 
 
 def _floats(data: Dict[str, Any], key: str, where: str, count: int) -> Tuple[float, ...]:
@@ -137,7 +111,7 @@ def _k_table(data: Dict[str, Any], key: str, optional_values: bool) -> Dict[int,
     return out
 
 
-def _backbone(data: Dict[str, Any]) -> BackboneIdentity:
+def read_backbone(data: Dict[str, Any]) -> BackboneIdentity:
     w = "backbone."
     sha = data.get("weights_sha256") if isinstance(data, dict) else None
     if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
@@ -148,7 +122,7 @@ def _backbone(data: Dict[str, Any]) -> BackboneIdentity:
                             _floats(data, "std", w, 3))
 
 
-def _input(data: Dict[str, Any]) -> InputBands:
+def read_input(data: Dict[str, Any]) -> InputBands:
     w = "input."
     count = _int(data, "band_count", w, 1)
     bands = _get(data, "bands", list, w)
@@ -164,7 +138,8 @@ def _input(data: Dict[str, Any]) -> InputBands:
     return InputBands(chosen, count, stretch)
 
 
-def _legend(data: Dict[str, Any], k: int) -> Legend:
+def read_legend(data: Dict[str, Any], k: int) -> Legend:
+    """The ``labels`` section: ``k`` colours and ``k + 1`` names (NoData first)."""
     colors, names = _get(data, "colors", list, "labels."), _get(data, "names", list, "labels.")
     if len(colors) != k or not all(isinstance(c, str) and _HEX_COLOR.fullmatch(c) for c in colors):
         raise _FieldError(f"'labels.colors' must be {k} colours written #rrggbb")
@@ -184,10 +159,10 @@ def _fit(data: Dict[str, Any]) -> FitRecord:
     return FitRecord(_get(data, "k_mode", str, w), _int(data, "k_min", w, 2), _int(data, "k_max", w, 2),
                      _get(data, "elbow_threshold", float, w), _int(data, "seed", w, 0),
                      _int(data, "max_samples", w, 1), tuple(inputs), _get(data, "treeseg_version", str, w),
-                     _encoding(data["encoding"]) if "encoding" in data else None)
+                     read_encoding(data["encoding"]) if "encoding" in data else None)
 
 
-def _encoding(data: Any) -> Encoding:
+def read_encoding(data: Any) -> Encoding:
     """The optional ``fit.encoding`` (absent in files of TreeSeg versions that did not record it)."""
     w = "fit.encoding."
     if not isinstance(data, dict):
@@ -200,14 +175,9 @@ def _encoding(data: Any) -> Encoding:
 
 
 def _model(doc: Dict[str, Any], centroids: np.ndarray) -> ClusterModel:
-    if _get(doc, "format", str, "") != FORMAT:
-        raise _FieldError(f"'format' is not {FORMAT!r}")
-    version = _int(doc, "schema_version", "", 1)
-    if version > SCHEMA_VERSION:
-        raise _FieldError(f"it has schema version {version}, newer than this TreeSeg reads ({SCHEMA_VERSION}); "
-                          "update TreeSeg")
+    container.check_format(doc, FORMAT, SCHEMA_VERSION)
     k = _int(doc, "k", "", 2, MAX_CLUSTERS)
-    backbone = _backbone(_get(doc, "backbone", dict, ""))
+    backbone = read_backbone(_get(doc, "backbone", dict, ""))
     features = _get(doc, "features", dict, "")
     if _get(features, "normalisation", str, "features.") != FEATURE_NORMALISATION:
         raise _FieldError(f"'features.normalisation' is not {FEATURE_NORMALISATION!r}")
@@ -221,23 +191,8 @@ def _model(doc: Dict[str, Any], centroids: np.ndarray) -> ClusterModel:
     drop = _k_table(doc, "wcss_drop_percent", True)
     if k not in wcss or any(v < 0 for v in wcss.values()) or not set(drop) <= set(wcss):
         raise _FieldError("'wcss' must hold the chosen K and values >= 0, 'wcss_drop_percent' only its K")
-    return ClusterModel(centroids, wcss, drop, backbone, _input(_get(doc, "input", dict, "")),
-                        _legend(_get(doc, "labels", dict, ""), k), _fit(_get(doc, "fit", dict, "")))
-
-
-def _read(path: str) -> Tuple[Dict[str, str], np.ndarray]:
-    """The header metadata and the centroids, through safetensors (which checks the header and sizes)."""
-    size = os.path.getsize(path)
-    if size > MAX_FILE_BYTES:
-        raise _FieldError(f"it is {size} bytes, more than a cluster model can be ({MAX_FILE_BYTES})")
-    try:
-        with safe_open(path, framework="numpy") as handle:
-            metadata, names = handle.metadata() or {}, list(handle.keys())
-            if names != [TENSOR]:
-                raise _FieldError(f"it holds the tensors {names}, not just {TENSOR!r}")
-            return metadata, handle.get_tensor(TENSOR)
-    except SafetensorError as exc:
-        raise _FieldError(f"it is not a complete safetensors file ({exc})") from exc
+    return ClusterModel(centroids, wcss, drop, backbone, read_input(_get(doc, "input", dict, "")),
+                        read_legend(_get(doc, "labels", dict, ""), k), _fit(_get(doc, "fit", dict, "")))
 
 
 def load_cluster_model(path: str) -> ClusterModel:
@@ -246,15 +201,8 @@ def load_cluster_model(path: str) -> ClusterModel:
         raise EngineError(f"The cluster model '{path}' does not exist. Choose a .tscm file written by Fit Cluster "
                           "Model or by Segment Trees' cluster model output.")
     try:
-        metadata, centroids = _read(path)
-        if set(metadata) != {METADATA_KEY}:
-            raise _FieldError("its header is not a TreeSeg cluster model's")
-        sealed = json.loads(metadata[METADATA_KEY])
-        if not isinstance(sealed, dict) or set(sealed) != {"model", "sha256"} or not isinstance(sealed["model"], dict):
-            raise _FieldError("its metadata is not a TreeSeg cluster model's")
-        if checksum(sealed["model"], centroids) != sealed["sha256"]:
-            raise _FieldError("its checksum does not match its contents (edited by hand, or damaged)")
-        return dataclasses.replace(_model(sealed["model"], centroids), sha256=sealed["sha256"])
+        document, sha256, tensors = container.load(path, METADATA_KEY, [TENSOR], MAX_FILE_BYTES, "cluster model")
+        return dataclasses.replace(_model(document, tensors[TENSOR]), sha256=sha256)
     except OSError as exc:
         raise EngineError(f"Cannot read the cluster model '{path}': {exc}. Check that the file is readable.") \
             from exc

@@ -116,6 +116,21 @@ class FeatureStore:
             del flags
         return total
 
+    def valid_flags(self) -> np.ndarray:
+        """Which patches are valid for the fit, bool ``[rows, cols]``."""
+        flags = self._valid_rows(0, self.rows, "r")
+        out = np.array(flags, dtype=bool)
+        del flags
+        return out
+
+    def gather(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Features of the patches ``(rows[i], cols[i])``, float32 ``[n, dim]``, one patch row mapped at a time."""
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        for row in np.unique(rows):
+            at = np.flatnonzero(rows == row)
+            out[at] = self.read(int(row), int(row) + 1, 0, self.cols)[0, cols[at]]
+        return out
+
     def sample(self, count: int, seed: int) -> np.ndarray:
         """At most ``count`` valid patch features drawn uniformly without replacement, float32 ``[m, dim]``."""
         total = self.count_valid()

@@ -57,3 +57,39 @@ class SegmentationResult(SweepResult):
     crowns_path: Optional[str] = None
 
     int_keyed: ClassVar[Tuple[str, ...]] = ("wcss", "wcss_drop", "cluster_pixels", "cluster_area")
+
+
+@dataclass
+class ClassifyResult:
+    """What a Classify from Examples run produced (paths are the final destinations).
+
+    ``accuracy`` (None when applying a classifier, with one class, or without cross-validation): the
+    cross-validation grouped by example polygon (engine/classify/validation.py): ``{"scheme", "folds",
+    "overall_accuracy", "per_class": [{"class", "precision", "recall", "f1", "polygons", "patches"}],
+    "confusion": [[...]]}`` (rows: the examples' class, columns: the predicted class, in ``class_names``'
+    order)."""
+
+    output_path: str
+    mode: str  # "classes", or "similarity" (one class: cosine similarity to its examples, 0-100)
+    class_names: List[str]
+    class_colours: List[str]  # "#rrggbb", in class_names' order (class id = index + 1)
+    class_pixels: Dict[str, int]  # output pixels per class name
+    polygons_per_class: Dict[str, int]  # example polygons (or points) per class name; {} when applying
+    accuracy: Optional[Dict[str, Any]]
+    warnings: List[str]
+    timings_s: Dict[str, float]  # wall seconds per stage (engine/runs/classify.py: STAGES) and "total"
+    cpu_s: Dict[str, float]  # process CPU seconds, likewise
+    confidence_path: Optional[str] = None
+    polygons_path: Optional[str] = None
+    stats_path: Optional[str] = None
+    style_path: Optional[str] = None
+    classifier_path: Optional[str] = None  # the classifier this run saved (classifier_output)
+    trees_path: Optional[str] = None
+    crowns_path: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Dict[str, Any]) -> ClassifyResult:
+        return cls(**data)

@@ -130,20 +130,13 @@ def _extension(path: str) -> str:
 
 def validate_config(config: SegmentationConfig) -> None:
     """Raise :class:`EngineError` naming the first invalid setting or path and how to fix it."""
-    _require(bool(config.input_path), "No input raster given. Choose an input raster layer or file.")
-    _require(bool(config.output_path), "No output path given. Choose where to save the label raster.")
-    _require(_extension(config.output_path) in RASTER_EXTENSIONS,
-             f"The output must be a GeoTIFF; '{config.output_path}' does not end in .tif or .tiff. "
-             "Change the output file name.")
-    check_output_path(config.output_path, ".tif", [config.input_path], "the input raster")
+    check_raster_paths(config.input_path, config.output_path, "label raster")
     validate_settings(config)
-    for path, extensions, message in (
-            (config.stats_path, STATS_EXTENSIONS, "Statistics file '{}' must end in .json, .csv or .html."),
-            (config.polygons_path, POLYGON_DRIVERS, "Polygon file '{}' must end in .gpkg, .shp or .geojson."),
-            (config.trees_path, RASTER_EXTENSIONS,
-             "The tree canopy mask '{}' must be a GeoTIFF ending in .tif or .tiff."),
-            (config.crowns_path, POLYGON_DRIVERS, "Crown file '{}' must end in .gpkg, .shp or .geojson.")):
-        _require(not path or _extension(path) in extensions, message.format(path))
+    check_extensions((
+        (config.stats_path, STATS_EXTENSIONS, "Statistics file '{}' must end in .json, .csv or .html."),
+        (config.polygons_path, POLYGON_DRIVERS, "Polygon file '{}' must end in .gpkg, .shp or .geojson."),
+        (config.trees_path, RASTER_EXTENSIONS, "The tree canopy mask '{}' must be a GeoTIFF ending in .tif or .tiff."),
+        (config.crowns_path, POLYGON_DRIVERS, "Crown file '{}' must end in .gpkg, .shp or .geojson.")))
     validate_cluster_model_paths(config.cluster_model, config.cluster_model_output)
     outputs = config.output_paths()
     _require(len({os.path.abspath(p) for p in outputs}) == len(outputs),
@@ -152,6 +145,23 @@ def validate_config(config: SegmentationConfig) -> None:
     if config.canopy_height_path:
         _require(os.path.abspath(config.canopy_height_path) not in {os.path.abspath(p) for p in outputs},
                  "The canopy height raster is one of the outputs. Choose another output file name.")
+
+
+def check_raster_paths(input_path: str, output_path: str, output_named: str) -> None:
+    """An input raster and an output GeoTIFF (called ``output_named`` in messages) are given, and differ."""
+    _require(bool(input_path), "No input raster given. Choose an input raster layer or file.")
+    _require(bool(output_path), f"No output path given. Choose where to save the {output_named}.")
+    _require(_extension(output_path) in RASTER_EXTENSIONS,
+             f"The output must be a GeoTIFF; '{output_path}' does not end in .tif or .tiff. Change the output file "
+             "name.")
+    check_output_path(output_path, ".tif", [input_path], "the input raster")
+
+
+def check_extensions(checks: Sequence[Tuple[Optional[str], Any, str]]) -> None:
+    """Each ``(path, extensions, message)``: a path given ends in one of ``extensions``, else ``message`` (its
+    ``{}`` the path)."""
+    for path, extensions, message in checks:
+        _require(not path or _extension(path) in extensions, message.format(path))
 
 
 def check_output_path(path: str, extension: str, inputs: Sequence[str], inputs_named: str) -> None:

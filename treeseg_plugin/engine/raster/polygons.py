@@ -8,8 +8,8 @@ the extension: .gpkg, .shp, .geojson), streaming, so memory stays flat. The scra
 (also on an error: the locals of the frames in its traceback, the copy function's included, are cleared,
 as they would hold the files open). Its users: :func:`polygonize` (fields
 ``cluster``, the integer label, and ``area``, the polygon area in map units²) and the crowns
-(engine/trees/crowns.py). OGR's global exception mode is left as QGIS set it: OGR results are checked
-explicitly.
+(engine/trees/crowns.py); with class names, Classify from Examples' polygons: ``class_id``, ``class`` (the
+name) and ``area``. OGR's global exception mode is left as QGIS set it: OGR results are checked explicitly.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class Layout(NamedTuple):
 
 
 _CLUSTERS = Layout(ogr.wkbPolygon, (("cluster", ogr.OFTInteger), ("area", ogr.OFTReal)), "clusters")
+_CLASSES = Layout(ogr.wkbPolygon, (("class_id", ogr.OFTInteger), ("class", ogr.OFTString), ("area", ogr.OFTReal)),
+                  "classes")
 
 
 def _check(ok: object, what: str) -> None:
@@ -104,7 +106,8 @@ def polygonize_then_copy(raster_path: str, scratch: str, value_field: str, vecto
         layer = vector = parts_layer = parts = band = raster = None  # closes the files before the scratch goes
 
 
-def _copy_with_area(source: ogr.Layer, vector: ogr.DataSource, layer: ogr.Layer, progress: Progress) -> int:
+def _copy_with_area(source: ogr.Layer, vector: ogr.DataSource, layer: ogr.Layer, progress: Progress,
+                    value_field: str, names: Optional[Sequence[str]]) -> int:
     transactions = bool(vector.TestCapability(ogr.ODsCTransactions))
     defn = layer.GetLayerDefn()
     count = 0
@@ -119,7 +122,10 @@ def _copy_with_area(source: ogr.Layer, vector: ogr.DataSource, layer: ogr.Layer,
                 _check(vector.StartTransaction() == ogr.OGRERR_NONE, "Starting a transaction")
         geometry = polygon.GetGeometryRef()
         feature = ogr.Feature(defn)
-        feature.SetField("cluster", polygon.GetField("cluster"))
+        value = polygon.GetField(value_field)
+        feature.SetField(value_field, value)
+        if names is not None:
+            feature.SetField("class", names[value])
         feature.SetField("area", geometry.GetArea())
         feature.SetGeometry(geometry)
         _check(layer.CreateFeature(feature) == ogr.OGRERR_NONE, "Writing a polygon")
@@ -129,17 +135,22 @@ def _copy_with_area(source: ogr.Layer, vector: ogr.DataSource, layer: ogr.Layer,
     return count
 
 
-def polygonize(raster_path: str, vector_path: str, progress: Progress, destination: Optional[str] = None) -> int:
+def polygonize(raster_path: str, vector_path: str, progress: Progress, destination: Optional[str] = None,
+               names: Optional[Sequence[str]] = None) -> int:
     """The label raster ``raster_path`` as polygons in a new ``vector_path``; returns the number of polygons.
 
-    ``destination`` is the path named in error messages (the final path when ``vector_path`` is staged).
+    ``destination`` is the path named in error messages (the final path when ``vector_path`` is staged). With
+    ``names`` (index = value, 0 unused) the raster holds classes: fields ``class_id``, ``class`` (its name) and
+    ``area``.
     """
+    value_field, layout = ("cluster", _CLUSTERS) if names is None else ("class_id", _CLASSES)
+
     def copy(_parts: ogr.DataSource, source: ogr.Layer, vector: ogr.DataSource, layer: ogr.Layer) -> int:
-        return _copy_with_area(source, vector, layer, progress)
+        return _copy_with_area(source, vector, layer, progress, value_field, names)
 
     try:
         with scratch_folder(vector_path, ".polygonize") as scratch:
-            return polygonize_then_copy(raster_path, scratch, "cluster", vector_path, _CLUSTERS, copy, progress)
+            return polygonize_then_copy(raster_path, scratch, value_field, vector_path, layout, copy, progress)
     except (RuntimeError, OSError) as exc:
         if progress.is_canceled():
             raise Canceled() from exc

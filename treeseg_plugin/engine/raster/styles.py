@@ -13,7 +13,7 @@ escaping of ``& < > "`` and of tabs and line breaks in attribute values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 PaletteEntry = Tuple[int, str, str, str]
 """(value, colour "#rrggbb", alpha "0".."255", label) of one paletted-renderer entry."""
@@ -64,6 +64,22 @@ def add_renderer(pipe: StyleElement, kind: str, attributes: Dict[str, str], opac
                                            **attributes, "nodataColor": ""})
     renderer.add("rasterTransparency")
     return renderer
+
+
+def ramp_style(ramp: Sequence[Tuple[float, str]], unit: str) -> str:
+    """A single-band pseudocolour style: colours interpolated between ``ramp``'s (value, "#rrggbb") stops,
+    labelled with ``unit``; NoData transparent."""
+    root, pipe = style_root()
+    low, top = f"{ramp[0][0]:g}", f"{ramp[-1][0]:g}"
+    renderer = add_renderer(pipe, "singlebandpseudocolor", {"classificationMin": low, "classificationMax": top})
+    shader = renderer.add("rastershader").add("colorrampshader", {
+        "colorRampType": "INTERPOLATED", "classificationMode": "1", "clip": "0", "minimumValue": low,
+        "maximumValue": top})
+    for value, colour in ramp:
+        shader.add("item", {"value": f"{value:g}", "color": colour, "alpha": "255", "label": f"{value:g} {unit}"})
+    pipe.add("brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
+    pipe.add("rasterresampler", {"maxOversampling": "2"})
+    return style_text(root)
 
 
 def add_palette(pipe: StyleElement, entries: Iterable[PaletteEntry], opacity: float = 1.0) -> None:

@@ -26,6 +26,7 @@ from ..cluster.model import (
     Encoding,
     FitInput,
     FitRecord,
+    Fitted,
     InputBands,
     backbone_differences,
     backbone_identity,
@@ -43,26 +44,27 @@ from ..raster.palette import Legend, default_legend
 from ..raster.pixels import RasterSource, Stretch, stretched_bands
 
 
-def run_bands(model: Optional[ClusterModel], bands: Optional[Sequence[int]]) -> Optional[Sequence[int]]:
+def run_bands(model: Optional[Fitted], bands: Optional[Sequence[int]]) -> Optional[Sequence[int]]:
     """The band choice to open the input with: the run's, else the applied model's."""
     return model.input.bands if model is not None and bands is None else bands
 
 
-def model_stretch(model: ClusterModel, path: str, raster: InputRaster, progress: Progress) -> Dict[int, Stretch]:
+def model_stretch(model: Fitted, path: str, raster: InputRaster, progress: Progress) -> Dict[int, Stretch]:
     """Refuse a model whose input differs from ``raster``; else the model's stretch, to read ``raster`` with."""
-    refuse_mismatch(path, input_differences(model, raster.ds.RasterCount, raster.bands, stretched_bands(raster)))
+    refuse_mismatch(path, input_differences(model, raster.ds.RasterCount, raster.bands, stretched_bands(raster)),
+                    model.what)
     for band, stretch in sorted(model.input.stretch.items()):
         progress.info(f"Band {band} stretched to 0..1 between {stretch.low:.6g} and {stretch.high:.6g}, as in "
-                      "the cluster model.")
+                      f"the {model.what}.")
     return dict(model.input.stretch)
 
 
-def check_backbone(model: ClusterModel, path: str, backbone: Any) -> None:
+def check_backbone(model: Fitted, path: str, backbone: Any) -> None:
     """Refuse a model fitted with another backbone, weights, stride or normalisation than ``backbone``."""
-    refuse_mismatch(path, backbone_differences(model, backbone_identity(backbone)))
+    refuse_mismatch(path, backbone_differences(model, backbone_identity(backbone)), model.what)
 
 
-def compare_encoding(model: ClusterModel, run: Encoding, progress: Progress) -> None:
+def compare_encoding(model: Fitted, run: Encoding, progress: Progress) -> None:
     """Warn when this run's precision or tiling differs from the fit's (the features, and labels, may differ)."""
     warnings, notes = encoding_notes(model, run)
     for text in warnings:

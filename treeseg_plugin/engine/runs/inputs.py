@@ -11,7 +11,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..cluster.model import ClusterModel
+from ..cluster.model import Fitted
 from ..encode.tiling import PATCH, grid_length
 from ..errors import EngineError
 from ..jobs.segmentation import FitSettings, SegmentationConfig
@@ -55,11 +55,11 @@ def check_size(window: Window, settings: FitSettings, what: str) -> None:
                       "extent, a smaller patch stride, or fewer clusters.")
 
 
-def open_input(config: SegmentationConfig, model: Optional[ClusterModel], progress: Progress,
-               report: StageProgress, stack: contextlib.ExitStack) -> RunInput:
+def open_input(config: SegmentationConfig, model: Optional[Fitted], progress: Progress,
+               report: StageProgress, stack: contextlib.ExitStack, model_path: Optional[str] = None) -> RunInput:
     """Stage "Reading input": the input raster (closed with ``stack``) on its working window, checked, with the
-    stretch fitted (or the applied model's; sampling reported on ``report``), its pixel areas and, when given,
-    the canopy heights."""
+    stretch fitted (or the applied model's, read from ``model_path``, by default the config's cluster model;
+    sampling reported on ``report``), its pixel areas and, when given, the canopy heights."""
     raster = InputRaster(config.input_path, model_run.run_bands(model, config.bands), progress)
     stack.callback(raster.close)
     window = working_window(raster.geotransform, raster.width, raster.height, config.extent)
@@ -71,7 +71,8 @@ def open_input(config: SegmentationConfig, model: Optional[ClusterModel], progre
         check_size(grid.window, config, "extent" if config.extent is not None else "raster")
     progress.info(raster.describe_masks())
     check_nir_band(raster, config.nir_band)
-    stretch = model_run.model_stretch(model, config.cluster_model, raster, progress) if model is not None else None
+    path = model_path or config.cluster_model
+    stretch = model_run.model_stretch(model, path, raster, progress) if model is not None else None
     encoded = RasterSource(grid.raster, grid.window, progress, report, stretch)
     source = RasterSource(raster, window, progress, report, encoded.stretch) if grid.resampled else encoded
     gt = window_geotransform(source.geotransform, window)

@@ -16,12 +16,12 @@ import html
 import io
 import json
 import os
-from typing import Any, List
+from typing import Any, Callable, Dict, List
 
 from .statistics import SegmentationStatistics
 
 
-def _fmt(value: Any, digits: int = 6) -> str:
+def fmt(value: Any, digits: int = 6) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -104,7 +104,7 @@ def elbow_svg(stats: SegmentationStatistics, width: int = 480, height: int = 280
                      f'font-size="11">{k}</text>')
     for w in (w_lo, (w_lo + w_hi) / 2, w_hi):
         parts.append(f'<text x="{left - 6}" y="{y(w) + 4:.1f}" text-anchor="end" font-size="11">'
-                     f'{html.escape(_fmt(w, 4))}</text>')
+                     f'{html.escape(fmt(w, 4))}</text>')
     parts.append(f'<text x="{(left + width - right) / 2:.1f}" y="{height - 8}" text-anchor="middle" '
                  'font-size="12">K (clusters)</text>')
     parts.append(f'<text x="14" y="{(top + height - bottom) / 2:.1f}" text-anchor="middle" font-size="12" '
@@ -115,15 +115,25 @@ def elbow_svg(stats: SegmentationStatistics, width: int = 480, height: int = 280
         fill = "#D55E00" if chosen else "#0072B2"
         radius = 6 if chosen else 3.5
         parts.append(f'<circle cx="{x(k):.1f}" cy="{y(w):.1f}" r="{radius}" fill="{fill}">'
-                     f'<title>K={k}: WCSS {html.escape(_fmt(w))}</title></circle>')
+                     f'<title>K={k}: WCSS {html.escape(fmt(w))}</title></circle>')
     parts.append("</svg>")
     return "\n".join(parts)
 
 
-def _table(header: List[str], rows: List[List[str]]) -> str:
+def html_table(header: List[str], rows: List[List[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_head(title: str) -> List[str]:
+    """The report's first lines: the document head with its style, and the title as a heading."""
+    style = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}th{background:#eee}"
+             "td:first-child{text-align:left}.sw{display:inline-block;width:1em;height:1em;"
+             "vertical-align:middle;border:1px solid #555}")
+    return ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
+            f"<style>{style}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
 
 
 def html_text(stats: SegmentationStatistics) -> str:
@@ -141,23 +151,17 @@ def html_text(stats: SegmentationStatistics) -> str:
         ["Areas", e(str(stats.counts.area_note))],
         *_cluster_model_rows(stats),
     ]
-    wcss = [[str(k), e(_fmt(w)), "" if d is None else e(f"{d:.2f} %"), "&#10003;" if c else ""]
+    wcss = [[str(k), e(fmt(w)), "" if d is None else e(f"{d:.2f} %"), "&#10003;" if c else ""]
             for k, w, d, c in wcss_rows(stats)]
     clusters = [[str(label), f'<span class="sw" style="background:{color}"></span> {e(name)}', str(count),
-                 e(f"{pct:.2f} %"), e(_fmt(mu)), "" if ha is None else e(f"{ha:.4f}")]
+                 e(f"{pct:.2f} %"), e(fmt(mu)), "" if ha is None else e(f"{ha:.4f}")]
                 for label, name, color, count, pct, mu, ha in cluster_rows(stats)]
-    style = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}th{background:#eee}"
-             "td:first-child{text-align:left}.sw{display:inline-block;width:1em;height:1em;"
-             "vertical-align:middle;border:1px solid #555}")
     return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        "<title>TreeSeg segmentation report</title>", f"<style>{style}</style></head><body>",
-        "<h1>TreeSeg segmentation report</h1>", _table(["", ""], summary),
+        *html_head("TreeSeg segmentation report"), html_table(["", ""], summary),
         "<h2>Elbow (within-cluster sum of squares)</h2>", elbow_svg(stats),
-        _table(["K", "WCSS", "Drop to K+1", "Chosen"], wcss),
+        html_table(["K", "WCSS", "Drop to K+1", "Chosen"], wcss),
         "<h2>Clusters</h2>",
-        _table(["Label", "Name", "Pixels", "Share", "Area (map units²)", "Area (ha)"], clusters),
+        html_table(["Label", "Name", "Pixels", "Share", "Area (map units²)", "Area (ha)"], clusters),
         *_trees_html(stats),
         "</body></html>", ""])
 
@@ -180,21 +184,27 @@ def _trees_html(stats: SegmentationStatistics) -> List[str]:
     rows = evidence_rows(stats)
     if not rows:
         return []
-    cells = [[str(row[0]), "trees" if row[1] else "not trees", *(html.escape(_fmt(v, 4)) for v in row[2:])]
+    cells = [[str(row[0]), "trees" if row[1] else "not trees", *(html.escape(fmt(v, 4)) for v in row[2:])]
              for row in rows]
     header = ["Label", "Decision", "Branch", "Why", "R", "G", "B", "ExG", "VARI", "NDVI", "Height mean (m)",
               "Median (m)", "P90 (m)", "Max (m)"]
-    return ["<h2>Which clusters are trees</h2>", _table(header, cells)]
+    return ["<h2>Which clusters are trees</h2>", html_table(header, cells)]
 
 
 def write_stats(path: str, stats: SegmentationStatistics) -> None:
     """Write ``stats`` to ``path`` as JSON, CSV or HTML, by extension."""
+    write_report(path, stats.to_json, lambda: csv_text(stats), lambda: html_text(stats))
+
+
+def write_report(path: str, as_json: Callable[[], Dict[str, Any]], as_csv: Callable[[], str],
+                 as_html: Callable[[], str]) -> None:
+    """Write a report to ``path``: ``as_json()`` (as JSON), ``as_csv()`` or ``as_html()``, by extension."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".json":
-        text = json.dumps(stats.to_json(), indent=2, allow_nan=False) + "\n"
+        text = json.dumps(as_json(), indent=2, allow_nan=False) + "\n"
     elif ext == ".csv":
-        text = csv_text(stats)
+        text = as_csv()
     else:
-        text = html_text(stats)
+        text = as_html()
     with open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)

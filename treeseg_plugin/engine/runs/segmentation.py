@@ -44,7 +44,7 @@ from ...dinov3 import Backbone
 from ..cluster import kmeans
 from ..cluster.choice_of_k import Fit, fit_store
 from ..cluster.labels import block_labels, nearest_labels
-from ..cluster.model import ClusterModel, Encoding
+from ..cluster.model import ClusterModel, Encoding, Fitted
 from ..cluster.model_file import load_cluster_model
 from ..encode.features import FeatureStore, TileEncoder
 from ..encode.runtime import load_model
@@ -94,21 +94,22 @@ def _run(config: SegmentationConfig, run: Run) -> SegmentationResult:
         inputs = open_input(config, model, progress, report, stack)
 
     with run.stage("Loading model"):
-        backbone, device, precision = _load_backbone(config, model, config.cluster_model, progress)
+        backbone, device, precision = load_backbone(config, model, config.cluster_model, progress)
 
     with run.stage("Encoding tiles") as report:
         plan = plan_tiles(inputs.encoded_window.height, inputs.encoded_window.width, config.tile_size, config.overlap,
                           config.stride)
-        _check_grid(backbone, plan)
+        check_grid(backbone, plan)
         staged_output = staging.path(config.output_path)
-        store, skipped = _encode(config, _folder(config.output_path), backbone, inputs, plan, progress, report, stack)
+        store, skipped = encode_window(config, output_folder(config.output_path), backbone, inputs, plan, progress,
+                                       report, stack)
 
     fit = _fit(config, model, store, run)
 
     with run.stage("Writing labels") as report:
         labels, trees, legend = _label(config, model, inputs, store, fit, staged_output, stack, progress, report)
         if config.cluster_model_output:
-            model_run.save_fitted(config, fit, backbone, _encoding(config, device, precision), inputs.source,
+            model_run.save_fitted(config, fit, backbone, run_encoding(config, device, precision), inputs.source,
                                   legend, staging.path(config.cluster_model_output), progress)
     trees = _write_optional_outputs(config, staged_output, inputs, fit.k, trees, run)
 
@@ -136,7 +137,7 @@ def _grouped(seconds: Dict[str, float]) -> Dict[str, float]:
             "total": seconds["total"]}
 
 
-def _folder(path: str) -> str:
+def output_folder(path: str) -> str:
     return os.path.dirname(os.path.abspath(path))
 
 
@@ -173,31 +174,31 @@ def _write_labels(source: RasterSource, window: Window, store: FeatureStore, fit
     return LabelCounts(pixels, hectares, evidence)
 
 
-def _load_backbone(settings: FitSettings, model: Optional[ClusterModel], model_path: Optional[str],
-                   progress: Progress) -> Tuple[Backbone, str, str]:
+def load_backbone(settings: FitSettings, model: Optional[Fitted], model_path: Optional[str],
+                  progress: Progress) -> Tuple[Backbone, str, str]:
     """Stage "Loading model": the backbone, its device and precision, checked against an applied model (read
     from ``model_path``)."""
     backbone, device, precision = load_model(settings, progress)
     if model is not None:
         model_run.check_backbone(model, model_path, backbone)
-        model_run.compare_encoding(model, _encoding(settings, device, precision), progress)
+        model_run.compare_encoding(model, run_encoding(settings, device, precision), progress)
     check_canceled(progress)
     return backbone, device, precision
 
 
-def _encoding(settings: FitSettings, device: str, precision: str) -> Encoding:
+def run_encoding(settings: FitSettings, device: str, precision: str) -> Encoding:
     return Encoding(device, precision, settings.tile_size, settings.overlap, settings.working_resolution)
 
 
-def _check_grid(backbone: Backbone, plan: TilePlan) -> None:
+def check_grid(backbone: Backbone, plan: TilePlan) -> None:
     grid = tuple(backbone.grid_size(plan.tile_height, plan.tile_width))
     if grid != plan.tile_grid:
         raise EngineError(f"The model's patch grid {grid} does not match the tiling {plan.tile_grid}; the "
                           "weights are not a ViT with 16 px patches. Use DINOv3 ViT weights (patch size 16).")
 
 
-def _encode(settings: FitSettings, folder: str, backbone: Backbone, inputs: RunInput, plan: TilePlan,
-            progress: Progress, report: StageProgress, stack: contextlib.ExitStack) -> Tuple[FeatureStore, int]:
+def encode_window(settings: FitSettings, folder: str, backbone: Backbone, inputs: RunInput, plan: TilePlan,
+                  progress: Progress, report: StageProgress, stack: contextlib.ExitStack) -> Tuple[FeatureStore, int]:
     """Stage "Encoding tiles": every tile's patch features into the store (in ``folder``, closed with ``stack``);
     returns the store and the number of tiles skipped for having no valid pixel."""
     window = inputs.encoded_window
@@ -239,7 +240,7 @@ def _label(config: SegmentationConfig, model: Optional[ClusterModel], inputs: Ru
         writer.finish()
         write_qml(os.path.splitext(staged_output)[0] + ".qml", fit.k, legend)
     except OSError as exc:  # the writer's WriteError, the .qml, or the feature file gone with its folder
-        raise write_error(f"the label raster '{config.output_path}'", exc, _folder(config.output_path)) from exc
+        raise write_error(f"the label raster '{config.output_path}'", exc, output_folder(config.output_path)) from exc
     return labels, trees, legend
 
 
@@ -269,4 +270,4 @@ def _write_statistics(path: str, staging: Staging, stats: SegmentationStatistics
     try:
         write_stats(staging.path(path), stats)
     except OSError as exc:
-        raise write_error(f"the statistics file '{path}'", exc, _folder(path)) from exc
+        raise write_error(f"the statistics file '{path}'", exc, output_folder(path)) from exc
