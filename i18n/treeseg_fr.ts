@@ -59,6 +59,164 @@ model.safetensors Hugging Face accompagné de son config.json.&lt;/p&gt;</transl
       <translation>hauteur de canopée</translation>
     </message>
     <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>The orthophoto to classify (any GDAL raster: GeoTIFF, VRT, JPEG2000...).</source>
+      <translation>L'orthophoto à classer (tout raster GDAL : GeoTIFF, VRT, JPEG2000...).</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <location filename="../processing_provider/segment_trees.py" />
+      <source>Three bands in red, green, blue order. Empty: the first three bands, or the single band repeated for a one-band raster.</source>
+      <translation>Trois bandes dans l'ordre rouge, vert, bleu. Vide : les trois premières bandes, ou la bande unique répétée pour un raster à une bande.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>&lt;p&gt;Classifies an orthophoto into the classes you show it with a few examples
+(conifers and broadleaves, live and dead crowns, trees, hedges and lawn...). A linear classifier (multinomial
+logistic regression, L2-regularised, classes weighted equally) is fitted on the DINOv3 patch features under
+the examples and applied to every patch; no training of the network, no scikit-learn.&lt;/p&gt;
+
+&lt;h3&gt;How to draw examples&lt;/h3&gt;
+&lt;ol&gt;
+&lt;li&gt;&lt;i&gt;Layer &gt; Create Layer &gt; New Temporary Scratch Layer&lt;/i&gt;: geometry type Polygon (or Point), any CRS, and
+a text field named &lt;i&gt;class&lt;/i&gt;.&lt;/li&gt;
+&lt;li&gt;Toggle editing and draw polygons inside areas that are clearly one class (not across its borders); type
+each polygon's class name. Draw at least 3 polygons per class, spread over the image, with roughly as much area
+per class. Points take the patch under each point.&lt;/li&gt;
+&lt;li&gt;Choose the layer as &lt;i&gt;Examples&lt;/i&gt; and &lt;i&gt;class&lt;/i&gt; as &lt;i&gt;Class field&lt;/i&gt;. Tick &lt;i&gt;Selected features
+only&lt;/i&gt; to fit on a selection.&lt;/li&gt;
+&lt;/ol&gt;
+
+&lt;h3&gt;Accuracy&lt;/h3&gt;
+&lt;p&gt;With &lt;i&gt;Cross-validate by example&lt;/i&gt;, whole example features are left out in turn (grouped k-fold when
+there are many) and predicted by a classifier fitted on the others, never single pixels, whose neighbours would
+inflate the score. The log and the statistics report give the overall accuracy, per-class precision, recall
+and F1, the confusion matrix and the examples per class, with a warning when a class has fewer than 3 examples
+or the classes are far from balanced. ACCURACY returns the overall accuracy in percent.&lt;/p&gt;
+
+&lt;h3&gt;Outputs&lt;/h3&gt;
+&lt;p&gt;&lt;i&gt;Classes&lt;/i&gt;: a Byte GeoTIFF on the input's grid, class numbers 1..N (0 = NoData), paletted with the class
+names. With a single class it holds the similarity to the examples instead (0-100: find more like these).
+&lt;i&gt;Confidence&lt;/i&gt;: the winning class's probability (0-100). Optional: class polygons, and with &lt;i&gt;Tree
+classes&lt;/i&gt; the tree canopy mask and the tree crowns, the statistics report (.json, .csv or .html).&lt;/p&gt;
+
+&lt;h3&gt;Fit once, apply everywhere&lt;/h3&gt;
+&lt;p&gt;&lt;i&gt;Classifier (save)&lt;/i&gt; keeps the fitted classifier in a .tscc file (no pickle); &lt;i&gt;Classifier (apply)&lt;/i&gt;
+classifies another raster with it, without examples (in batch, in a model, or with the batch command). A
+classifier from other weights, another patch stride or other bands is refused before encoding.&lt;/p&gt;
+</source>
+      <translation>&lt;p&gt;Classe une orthophoto dans les classes que vous lui montrez par quelques exemples (conifères et
+feuillus, houppiers vivants et morts, arbres, haies et pelouse...). Un classifieur linéaire (régression logistique
+multinomiale, régularisée L2, classes de poids égal) est ajusté sur les descripteurs de patchs DINOv3 sous les
+exemples et appliqué à chaque patch ; aucun entraînement du réseau, pas de scikit-learn.&lt;/p&gt;
+
+&lt;h3&gt;Comment dessiner les exemples&lt;/h3&gt;
+&lt;ol&gt;
+&lt;li&gt;&lt;i&gt;Couche &gt; Créer une couche &gt; Nouvelle couche temporaire en mémoire&lt;/i&gt; : type de géométrie Polygone (ou
+Point), n'importe quel SCR, et un champ texte nommé &lt;i&gt;class&lt;/i&gt;.&lt;/li&gt;
+&lt;li&gt;Basculez en mode édition et dessinez des polygones à l'intérieur de zones qui sont clairement d'une seule
+classe (sans déborder sur leurs limites) ; saisissez le nom de classe de chaque polygone. Dessinez au moins 3
+polygones par classe, répartis sur l'image, avec à peu près autant de surface par classe. Les points prennent le
+patch sous chaque point.&lt;/li&gt;
+&lt;li&gt;Choisissez la couche comme &lt;i&gt;Exemples&lt;/i&gt; et &lt;i&gt;class&lt;/i&gt; comme &lt;i&gt;Champ de classe&lt;/i&gt;. Cochez &lt;i&gt;Entités
+sélectionnées uniquement&lt;/i&gt; pour ajuster sur une sélection.&lt;/li&gt;
+&lt;/ol&gt;
+
+&lt;h3&gt;Exactitude&lt;/h3&gt;
+&lt;p&gt;Avec &lt;i&gt;Validation croisée par exemple&lt;/i&gt;, des entités d'exemple entières sont écartées tour à tour (k-fold
+groupé quand elles sont nombreuses) et prédites par un classifieur ajusté sur les autres, jamais des pixels
+isolés, dont les voisins gonfleraient le score. Le journal et le rapport de statistiques donnent l'exactitude
+globale, la précision, le rappel et le F1 par classe, la matrice de confusion et les exemples par classe, avec un
+avertissement quand une classe a moins de 3 exemples ou que les classes sont très déséquilibrées. ACCURACY
+renvoie l'exactitude globale en pourcentage.&lt;/p&gt;
+
+&lt;h3&gt;Sorties&lt;/h3&gt;
+&lt;p&gt;&lt;i&gt;Classes&lt;/i&gt; : un GeoTIFF Byte sur la grille de l'entrée, numéros de classe 1..N (0 = NoData), en palette
+avec les noms des classes. Avec une seule classe, il contient à la place la similarité avec les exemples (0-100 :
+trouver d'autres zones semblables). &lt;i&gt;Confiance&lt;/i&gt; : la probabilité de la classe retenue (0-100). En option :
+les polygones des classes et, avec des &lt;i&gt;Classes d'arbres&lt;/i&gt;, le masque de canopée et les houppiers, le rapport
+de statistiques (.json, .csv ou .html).&lt;/p&gt;
+
+&lt;h3&gt;Ajuster une fois, appliquer partout&lt;/h3&gt;
+&lt;p&gt;&lt;i&gt;Classifieur (enregistrer)&lt;/i&gt; conserve le classifieur ajusté dans un fichier .tscc (sans pickle) ;
+&lt;i&gt;Classifieur (appliquer)&lt;/i&gt; classe un autre raster avec lui, sans exemples (en lot, dans un modèle ou avec la
+commande de traitement par lot). Un classifieur issu d'autres poids, d'un autre pas de patch ou d'autres bandes
+est refusé avant l'encodage.&lt;/p&gt;
+</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>Classify from Examples</source>
+      <translation>Classer à partir d'exemples</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>classify,classification,supervised,examples,training,dinov3,logistic regression,similarity,trees,species,orthophoto</source>
+      <translation>classer,classification,supervisée,exemples,apprentissage,dinov3,régression logistique,similarité,arbres,essences,orthophoto,classify,supervised,examples,training,logistic regression,similarity,species</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>Cross-validated accuracy (%)</source>
+      <translation>Exactitude en validation croisée (%)</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>The examples layer '{layer}' holds lines. Classify from Examples takes polygons (the patches under them) or points (the patch under each): choose such a layer.</source>
+      <translation>La couche d'exemples « {layer} » contient des lignes. Classer à partir d'exemples prend des polygones (les patchs qu'ils recouvrent) ou des points (le patch sous chacun) : choisissez une telle couche.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>The examples have no field '{field}' (their fields: {fields}). Choose the field that names each example's class.</source>
+      <translation>Les exemples n'ont pas de champ « {field} » (leurs champs : {fields}). Choisissez le champ qui nomme la classe de chaque exemple.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <location filename="../processing_provider/segment_trees.py" />
+      <source>crowns</source>
+      <translation>houppiers</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>class polygons</source>
+      <translation>polygones des classes</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <location filename="../processing_provider/segment_trees.py" />
+      <source>trees</source>
+      <translation>arbres</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>confidence</source>
+      <translation>confiance</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>similarity</source>
+      <translation>similarité</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>classes</source>
+      <translation>classes</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>Classify from Examples report</source>
+      <translation>Rapport de Classer à partir d'exemples</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>The examples layer has no CRS, so they cannot be placed on the orthophoto. Set its CRS (Layer Properties &gt; Source) to the one its coordinates are in.</source>
+      <translation>La couche d'exemples n'a pas de SCR, ils ne peuvent donc pas être placés sur l'orthophoto. Définissez son SCR (Propriétés de la couche &gt; Source) sur celui de ses coordonnées.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/classify_examples.py" />
+      <source>The class field '{field}' holds decimal numbers or other values that are no class names. Choose a text or integer field.</source>
+      <translation>Le champ de classe « {field} » contient des nombres décimaux ou d'autres valeurs qui ne sont pas des noms de classe. Choisissez un champ texte ou entier.</translation>
+    </message>
+    <message>
       <location filename="../processing_provider/dependencies.py" />
       <source>Install them with TreeSeg's own installer: restart the QGIS desktop and click 'Install...' in the TreeSeg message bar; it puts them into a folder of the plugin's and keeps QGIS's numpy as it is. Never replace or upgrade the numpy that QGIS came with. For other routes (Debian's packages, an offline wheel folder) see the TreeSeg README, section 'Installing the dependencies'.</source>
       <translation>Installez-les avec l'installateur de TreeSeg : redémarrez QGIS et cliquez sur « Installer… » dans la barre de messages TreeSeg ; il les place dans un dossier propre au plugin et conserve le numpy de QGIS tel quel. Ne remplacez ni ne mettez jamais à jour le numpy fourni avec QGIS. Pour les autres méthodes (paquets Debian, dossier de wheels hors ligne), voir le README de TreeSeg, section « Installing the dependencies ».</translation>
@@ -697,6 +855,121 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
       <translation>Hauteur de canopée</translation>
     </message>
     <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Features drawn over the orthophoto, each naming its class in the class field: any layer (a scratch layer too), in any CRS. Polygons: every patch under them; points: the patch under each. Empty when a classifier is applied.</source>
+      <translation>Des entités dessinées sur l'orthophoto, chacune nommant sa classe dans le champ de classe : toute couche (y compris une couche temporaire), dans n'importe quel SCR. Polygones : tous les patchs qu'ils recouvrent ; points : le patch sous chacun. Vide quand un classifieur est appliqué.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Examples (polygons or points)</source>
+      <translation>Exemples (polygones ou points)</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>The text or integer field of the examples that names each feature's class (every feature needs a value).</source>
+      <translation>Le champ texte ou entier des exemples qui nomme la classe de chaque entité (chaque entité doit avoir une valeur).</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Class field</source>
+      <translation>Champ de classe</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Class names that are trees, separated by commas (e.g. conifer,broadleaf): the tree mask and crowns are made of them.</source>
+      <translation>Les noms des classes qui sont des arbres, séparés par des virgules (par ex. conifer,broadleaf) : le masque de canopée et les houppiers en sont faits.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Tree classes</source>
+      <translation>Classes d'arbres</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>A {classifier_extension} file saved by an earlier run: classify with it instead of fitting (no examples). It must come from the same weights, patch stride and bands.</source>
+      <translation>Un fichier {classifier_extension} enregistré par un traitement antérieur : classer avec lui au lieu d'ajuster (sans exemples). Il doit provenir des mêmes poids, du même pas de patch et des mêmes bandes.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Classifier (apply)</source>
+      <translation>Classifieur (appliquer)</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Estimate the accuracy by leaving out whole example features (never single pixels, whose neighbours would inflate it): needs at least two features per class.</source>
+      <translation>Estimer l'exactitude en écartant des entités d'exemple entières (jamais des pixels isolés, dont les voisins la gonfleraient) : il faut au moins deux entités par classe.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Cross-validate by example</source>
+      <translation>Validation croisée par exemple</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>The L2 penalty on the classifier's weights; larger gives smoother, less confident classes.</source>
+      <translation>La pénalité L2 sur les poids du classifieur ; plus elle est grande, plus les classes sont lisses et moins sûres.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Regularisation (L2)</source>
+      <translation>Régularisation (L2)</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Byte GeoTIFF on the input's grid: class numbers 1..N in the order of the report, 0 = NoData, with the class names in a colour table and a .qml style. With one class: the similarity to the examples, 0-100.</source>
+      <translation>GeoTIFF Byte sur la grille de l'entrée : numéros de classe 1..N dans l'ordre du rapport, 0 = NoData, avec les noms des classes dans une table de couleurs et un style .qml. Avec une seule classe : la similarité avec les exemples, de 0 à 100.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Classes</source>
+      <translation>Classes</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Byte GeoTIFF on the input's grid: the winning class's probability in percent (0-100).</source>
+      <translation>GeoTIFF Byte sur la grille de l'entrée : la probabilité de la classe retenue, en pourcentage (0-100).</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Confidence</source>
+      <translation>Confiance</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>One polygon per connected region of a class, with fields class_id, class (its name) and area.</source>
+      <translation>Un polygone par région connexe d'une classe, avec les champs class_id, class (son nom) et area.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Class polygons</source>
+      <translation>Polygones des classes</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Byte GeoTIFF on the classes' grid: 1 = tree canopy (the tree classes), 0 = not trees, 255 = NoData; with a .qml style.</source>
+      <translation>GeoTIFF Byte sur la grille des classes : 1 = canopée (les classes d'arbres), 0 = pas d'arbres, 255 = NoData ; avec un style .qml.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>One polygon per tree crown in the tree classes (watershed from the treetops of the distance to the canopy edge), with crown_id and area_m2.</source>
+      <translation>Un polygone par houppier dans les classes d'arbres (ligne de partage des eaux depuis les sommets de la distance au bord de la canopée), avec crown_id et area_m2.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>The examples per class, the cross-validated accuracy, per-class precision, recall and F1, the confusion matrix, class areas, model and timings.</source>
+      <translation>Les exemples par classe, l'exactitude en validation croisée, la précision, le rappel et le F1 par classe, la matrice de confusion, les surfaces des classes, le modèle et les durées.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Save the fitted classifier ({classifier_extension}), to apply it to other rasters with the Classifier input or the batch command.</source>
+      <translation>Enregistrer le classifieur ajusté ({classifier_extension}), pour l'appliquer à d'autres rasters avec l'entrée Classifieur ou la commande de traitement par lot.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Classifier (save)</source>
+      <translation>Classifieur (enregistrer)</translation>
+    </message>
+    <message>
       <location filename="../processing_provider/provider.py" />
       <source>Tree segmentation</source>
       <translation>Segmentation des arbres</translation>
@@ -717,11 +990,6 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
       <translation>Impossible d'appliquer le style {style} : {message}</translation>
     </message>
     <message>
-      <location filename="../processing_provider/results.py" />
-      <source>Segment Trees report</source>
-      <translation>Rapport de Segmenter les arbres</translation>
-    </message>
-    <message>
       <location filename="../processing_provider/run_summary.py" />
       <source>{area} map units²</source>
       <translation>{area} unités de carte²</translation>
@@ -738,9 +1006,23 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../processing_provider/run_summary.py" />
-      <location filename="../processing_provider/segment_trees.py" />
-      <source>Segment Trees</source>
-      <translation>Segmenter les arbres</translation>
+      <source>similarity to {name}</source>
+      <translation>similarité avec {name}</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/run_summary.py" />
+      <source>accuracy {accuracy} % by example</source>
+      <translation>exactitude {accuracy} % par exemple</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/run_summary.py" />
+      <source>{count} warnings</source>
+      <translation>{count} avertissements</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/run_summary.py" />
+      <source>1 warning</source>
+      <translation>1 avertissement</translation>
     </message>
     <message>
       <location filename="../processing_provider/run_summary.py" />
@@ -754,8 +1036,8 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../processing_provider/segment_trees.py" />
-      <source>Three bands in red, green, blue order. Empty: the first three bands, or the single band repeated for a one-band raster.</source>
-      <translation>Trois bandes dans l'ordre rouge, vert, bleu. Vide : les trois premières bandes, ou la bande unique répétée pour un raster à une bande.</translation>
+      <source>Segment Trees</source>
+      <translation>Segmenter les arbres</translation>
     </message>
     <message>
       <location filename="../processing_provider/segment_trees.py" />
@@ -764,23 +1046,8 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../processing_provider/segment_trees.py" />
-      <source>Band(s) {wrong} do not exist: the input has bands 1 to {count}. Choose band numbers in that range.</source>
-      <translation>La ou les bandes {wrong} n'existent pas : l'entrée a les bandes 1 à {count}. Choisissez des numéros de bande dans cet intervalle.</translation>
-    </message>
-    <message>
-      <location filename="../processing_provider/segment_trees.py" />
-      <source>crowns</source>
-      <translation>houppiers</translation>
-    </message>
-    <message>
-      <location filename="../processing_provider/segment_trees.py" />
       <source>cluster polygons</source>
       <translation>polygones des classes</translation>
-    </message>
-    <message>
-      <location filename="../processing_provider/segment_trees.py" />
-      <source>trees</source>
-      <translation>arbres</translation>
     </message>
     <message>
       <location filename="../processing_provider/segment_trees.py" />
@@ -789,13 +1056,8 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../processing_provider/segment_trees.py" />
-      <source>The input orthophoto could not be opened as a raster layer.</source>
-      <translation>L'orthophoto en entrée n'a pas pu être ouverte comme couche raster.</translation>
-    </message>
-    <message>
-      <location filename="../processing_provider/segment_trees.py" />
-      <source>The input layer '{layer}' is served by the '{provider}' provider; Segment Trees reads files through GDAL. Save it as a GeoTIFF first (Raster &gt; Conversion &gt; Translate).</source>
-      <translation>La couche en entrée « {layer} » est servie par le fournisseur « {provider} » ; Segmenter les arbres lit les fichiers avec GDAL. Enregistrez-la d'abord en GeoTIFF (Raster &gt; Conversion &gt; Convertir).</translation>
+      <source>Segment Trees report</source>
+      <translation>Rapport de Segmenter les arbres</translation>
     </message>
     <message>
       <location filename="../processing_provider/segment_trees.py" />
@@ -811,6 +1073,21 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
       <location filename="../processing_provider/worker_algorithm.py" />
       <source>Segmentation</source>
       <translation>Segmentation</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/worker_algorithm.py" />
+      <source>Band(s) {wrong} do not exist: the input has bands 1 to {count}. Choose band numbers in that range.</source>
+      <translation>La ou les bandes {wrong} n'existent pas : l'entrée a les bandes 1 à {count}. Choisissez des numéros de bande dans cet intervalle.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/worker_algorithm.py" />
+      <source>The input orthophoto could not be opened as a raster layer.</source>
+      <translation>L'orthophoto en entrée n'a pas pu être ouverte comme couche raster.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/worker_algorithm.py" />
+      <source>The input layer '{layer}' is served by the '{provider}' provider; {algorithm} reads files through GDAL. Save it as a GeoTIFF first (Raster &gt; Conversion &gt; Translate).</source>
+      <translation>La couche en entrée « {layer} » est servie par le fournisseur « {provider} » ; {algorithm} lit les fichiers avec GDAL. Enregistrez-la d'abord en GeoTIFF (Raster &gt; Conversion &gt; Convertir).</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/diagnostics_dialog.py" />

@@ -18,10 +18,11 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QVariant
+from qgis.PyQt.QtCore import QVariant
 
 from ..treeseg_plugin.engine.errors import EngineError
 from ..treeseg_plugin.engine.jobs.classify import ClassifyConfig, validate_classify_config
+from ..treeseg_plugin.i18n import tr, translatable
 from ..treeseg_plugin.version import help_url
 from . import parameters as spec
 from .worker_algorithm import WorkerAlgorithm
@@ -35,10 +36,10 @@ CLASSIFY_PARAMETERS = (
     spec.CLASS_POLYGONS, spec.CLASS_TREES, spec.CLASS_CROWNS, spec.CLASS_STATISTICS, spec.CLASSIFIER_OUTPUT)
 """Classify from Examples' parameters in dialog order (declared in parameters.py)."""
 
-_HELP_SOURCE = """<p>Classifies an orthophoto into the classes you show it with a few examples (conifers and
-broadleaves, live and dead crowns, trees, hedges and lawn...). A linear classifier (multinomial logistic
-regression, L2-regularised, classes weighted equally) is fitted on the DINOv3 patch features under the examples
-and applied to every patch; no training of the network, no scikit-learn.</p>
+_HELP_SOURCE = translatable("""<p>Classifies an orthophoto into the classes you show it with a few examples
+(conifers and broadleaves, live and dead crowns, trees, hedges and lawn...). A linear classifier (multinomial
+logistic regression, L2-regularised, classes weighted equally) is fitted on the DINOv3 patch features under
+the examples and applied to every patch; no training of the network, no scikit-learn.</p>
 
 <h3>How to draw examples</h3>
 <ol>
@@ -68,14 +69,7 @@ classes</i> the tree canopy mask and the tree crowns, the statistics report (.js
 <p><i>Classifier (save)</i> keeps the fitted classifier in a .tscc file (no pickle); <i>Classifier (apply)</i>
 classifies another raster with it, without examples (in batch, in a model, or with the batch command). A
 classifier from other weights, another patch stride or other bands is refused before encoding.</p>
-"""
-
-SHORT_HELP = " ".join(_HELP_SOURCE.split())  # QGIS turns line breaks into paragraph breaks
-
-
-def tr(text: str) -> str:
-    """``text`` translated in this algorithm's context."""
-    return QCoreApplication.translate("ClassifyExamplesAlgorithm", text)
+""")
 
 
 class ClassifyExamplesAlgorithm(WorkerAlgorithm):
@@ -102,9 +96,6 @@ class ClassifyExamplesAlgorithm(WorkerAlgorithm):
     _seconds = 0.0
     _input_path = ""
 
-    def tr(self, text: str) -> str:
-        return tr(text)
-
     def name(self) -> str:
         return "classifyexamples"
 
@@ -116,7 +107,7 @@ class ClassifyExamplesAlgorithm(WorkerAlgorithm):
                        "similarity,trees,species,orthophoto").split(",")
 
     def shortHelpString(self) -> str:
-        return self.tr(SHORT_HELP)
+        return " ".join(self.tr(_HELP_SOURCE).split())  # QGIS turns line breaks into paragraph breaks
 
     def helpUrl(self) -> str:
         return help_url("classify-from-examples")
@@ -149,13 +140,14 @@ class ClassifyExamplesAlgorithm(WorkerAlgorithm):
         if source is None:
             return ""
         if QgsWkbTypes.wkbDimensions(source.wkbType()) == 1:
-            return self.tr(f"The examples layer '{source.sourceName()}' holds lines. Classify from Examples takes "
-                           "polygons (the patches under them) or points (the patch under each): choose such a layer.")
+            return self.tr("The examples layer '{layer}' holds lines. Classify from Examples takes polygons (the "
+                           "patches under them) or points (the patch under each): choose such a layer.").format(
+                               layer=source.sourceName())
         name = self.parameterAsString(parameters, self.CLASS_FIELD, context)
         if not name or source.fields().lookupField(name) >= 0:
             return ""
-        return self.tr(f"The examples have no field '{name}' (their fields: {', '.join(source.fields().names())}). "
-                       "Choose the field that names each example's class.")
+        return self.tr("The examples have no field '{field}' (their fields: {fields}). Choose the field that names "
+                       "each example's class.").format(field=name, fields=", ".join(source.fields().names()))
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
@@ -218,12 +210,12 @@ class ClassifyExamplesAlgorithm(WorkerAlgorithm):
             trees_shown = any(out[name] and context.willLoadLayerOnCompletion(out[name])
                               for name in (self.TREES, self.CROWNS))
             present_results(context, self._input_path, (
-                ResultLayer(out[self.CROWNS], "crowns", qml_style),
-                ResultLayer(out[self.POLYGONS], "class polygons"),
-                ResultLayer(out[self.TREES], "trees", qml_style),
-                ResultLayer(out[self.CONFIDENCE], "confidence", qml_style, visible=False),
-                ResultLayer(out[self.OUTPUT], "similarity" if self._result.mode == "similarity" else "classes",
-                            qml_style, visible=not trees_shown)))
+                ResultLayer(out[self.CROWNS], self.tr("crowns"), qml_style),
+                ResultLayer(out[self.POLYGONS], self.tr("class polygons")),
+                ResultLayer(out[self.TREES], self.tr("trees"), qml_style),
+                ResultLayer(out[self.CONFIDENCE], self.tr("confidence"), qml_style, visible=False),
+                ResultLayer(out[self.OUTPUT], self.tr("similarity") if self._result.mode == "similarity" else
+                            self.tr("classes"), qml_style, visible=not trees_shown)))
             list_report(out[self.STATISTICS], self.icon(), self.tr("Classify from Examples report"))
             show_summary(self.displayName(), classify_summary_text(self._result, self._seconds),
                          out[self.STATISTICS])
@@ -249,8 +241,8 @@ def write_examples(source: QgsFeatureSource, field: str, path: str) -> None:
     kind = ogr.OFTInteger64 if values and all(isinstance(v, int) for v in values) else ogr.OFTString
     if not all(isinstance(v, (int, str)) for v in values):
         raise QgsProcessingException(tr(
-            f"The class field '{field}' holds decimal numbers or other values that are no class names. Choose a "
-            "text or integer field."))
+            "The class field '{field}' holds decimal numbers or other values that are no class names. Choose a "
+            "text or integer field.").format(field=field))
     keep_ids = all(fid > 0 for fid, _, _ in features)
     srs = osr.SpatialReference()
     srs.ImportFromWkt(crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED_GDAL))

@@ -54,7 +54,8 @@ BANDS_HELP = translatable(" Headless (qgis_process) and in text inputs: BANDS=3,
 Integer = QgsProcessingParameterNumber.Type.Integer
 Double = QgsProcessingParameterNumber.Type.Double
 Advanced = QgsProcessingParameterDefinition.Flag.FlagAdvanced
-HELP_VALUES = {"decoder": DECODER_FILENAME, "repo": HF_REPO_ID, "gsd": f"{TRAINING_GSD_M:g}"}
+HELP_VALUES = {"decoder": DECODER_FILENAME, "repo": HF_REPO_ID, "gsd": f"{TRAINING_GSD_M:g}",
+               "classifier_extension": CLASSIFIER_EXTENSION}
 """The names a help text may hold as {placeholders}: filled after translation, so the translation keeps them."""
 
 
@@ -279,7 +280,7 @@ TREE_CLASSES = _spec("TREE_CLASSES", lambda name, tr: QgsProcessingParameterStri
     "of them.")
 CLASSIFIER = _spec("CLASSIFIER", lambda name, tr: QgsProcessingParameterFile(
     name, tr("Classifier (apply)"), fileFilter=CLASSIFIER_FILTER, optional=True),
-    f"A {CLASSIFIER_EXTENSION} file saved by an earlier run: classify with it instead of fitting (no examples). It "
+    "A {classifier_extension} file saved by an earlier run: classify with it instead of fitting (no examples). It "
     "must come from the same weights, patch stride and bands.")
 CROSS_VALIDATION = _spec("CROSS_VALIDATION", lambda name, tr: QgsProcessingParameterBoolean(
     name, tr("Cross-validate by example"), defaultValue=True),
@@ -308,5 +309,5 @@ CLASS_STATISTICS = _spec("STATISTICS", _destination(QgsProcessingParameterFileDe
                          "the confusion matrix, class areas, model and timings.")
 CLASSIFIER_OUTPUT = _spec("CLASSIFIER_OUTPUT", _destination(QgsProcessingParameterFileDestination,
                                                             "Classifier (save)", CLASSIFIER_FILTER),
-                          f"Save the fitted classifier ({CLASSIFIER_EXTENSION}), to apply it to other rasters with "
+                          "Save the fitted classifier ({classifier_extension}), to apply it to other rasters with "
                           "the Classifier input or the batch command.")

@@ -36,15 +36,17 @@ def classify_summary_text(result: Any, seconds: float) -> str:
     """"conifer 41.2 %, lawn 58.8 %; accuracy 93.5 % by example; 1 warning; 12 s" from a ClassifyResult (one
     class: "similarity to conifer") and the run's duration."""
     if result.mode == "similarity":
-        parts = [f"similarity to {result.class_names[0]}"]
+        parts = [tr("similarity to {name}").format(name=result.class_names[0])]
     else:
         total = sum(result.class_pixels.values()) or 1
         parts = [", ".join(f"{name} {100.0 * result.class_pixels.get(name, 0) / total:.1f} %"
                            for name in result.class_names)]
     if result.accuracy:
-        parts.append(f"accuracy {100.0 * result.accuracy['overall_accuracy']:.1f} % by example")
+        parts.append(tr("accuracy {accuracy} % by example").format(
+            accuracy=f"{100.0 * result.accuracy['overall_accuracy']:.1f}"))
     if result.warnings:
-        parts.append(f"{len(result.warnings)} warning{'s' if len(result.warnings) > 1 else ''}")
+        count = len(result.warnings)
+        parts.append(tr("{count} warnings").format(count=count) if count > 1 else tr("1 warning"))
     parts.append(f"{seconds:.0f} s")
     return "; ".join(parts)
 

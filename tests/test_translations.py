@@ -258,3 +258,17 @@ def test_the_getting_started_dialog_reads_in_french(french_qgis, tmp_path):
         "HBM3). Installer… sélectionne la version CUDA de PyTorch.")
     assert {dialog.install_button.text(), dialog.add_file_button.text(), dialog.cuda_button.text()} == {
         "Installer…", "Ajouter un fichier…", "Installer la version CUDA…"}
+
+
+def test_classify_from_examples_reads_in_french_with_the_shared_parameters(french_qgis, treeseg_provider):
+    """Its own strings and the parameters it shares with Segment Trees are translated in the plugin's one context;
+    the help's placeholder is filled after the lookup."""
+    from qgis.core import QgsApplication
+
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("treeseg:classifyexamples")
+    assert algorithm.displayName() == "Classer à partir d'exemples"
+    assert algorithm.parameterDefinition("DEVICE").description() == "Périphérique de calcul"  # shared
+    assert algorithm.parameterDefinition("EXAMPLES").description() == "Exemples (polygones ou points)"
+    assert algorithm.parameterDefinition("CLASSIFIER").help().startswith(
+        "Un fichier .tscc enregistré par un traitement antérieur")
+    assert "<h3>Comment dessiner les exemples</h3>" in algorithm.shortHelpString()
