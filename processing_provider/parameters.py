@@ -108,7 +108,12 @@ def _destination(kind: type, label: str, *arguments: Any) -> Build:
 
 
 EXTENT = _spec("EXTENT", lambda name, tr: QgsProcessingParameterExtent(name, tr("Extent"), optional=True),
-               "Process only this part of the orthophoto, snapped outwards to the input's pixel grid.")
+               "Process only this part of the orthophoto, snapped outwards to the input's pixel grid. A layer that "
+               "is not a file (XYZ, WMS, WMTS, WCS...) is fetched over this extent at the working resolution; empty: "
+               "the map canvas extent in the desktop (docs/web-layers.md).")
+WEB_EXTENT = EXTENT.with_help("Only for inputs that are not files (XYZ, WMS, WMTS, WCS...): they are fetched over "
+                              "this extent at the working resolution (empty: the map canvas extent in the desktop); "
+                              "files are read whole (docs/web-layers.md).")
 DEVICE = _spec("DEVICE", _settings_enum("Device", DEVICES, "device"), "auto: CUDA, then Apple MPS, then CPU.")
 PRECISION = _spec("PRECISION", _settings_enum("Precision", PRECISIONS, "precision"),
                   "auto: bf16 on CUDA GPUs from Ampere on (fp16 on older ones) and on CPUs with native bf16 (AMX or "

@@ -19,6 +19,7 @@ from ..treeseg_plugin.engine.jobs.segmentation import (
 from ..treeseg_plugin.version import help_url
 from . import parameters as spec
 from .help_text import SHORT_HELP
+from .web_input import LayerInputs
 from .worker_algorithm import WorkerAlgorithm
 
 SEGMENT_TREES_PARAMETERS = (
@@ -112,7 +113,8 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         started = time.monotonic()
-        result = self._run_job(lambda: self._config(parameters, context), feedback)
+        with LayerInputs(feedback) as inputs:
+            result = self._run_job(lambda: self._config(parameters, context, inputs), feedback)
         self._summary = (result.stats, time.monotonic() - started)
         self._outputs = {
             self.OUTPUT: result.output_path,
@@ -125,8 +127,9 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
         }
         return self._outputs
 
-    def _config(self, parameters: dict[str, Any], context: QgsProcessingContext) -> SegmentationConfig:
-        config = SegmentationConfig(**self._engine_arguments(parameters, context))
+    def _config(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                inputs: LayerInputs) -> SegmentationConfig:
+        config = SegmentationConfig(**self._engine_arguments(parameters, context, inputs))
         self._input_path = config.input_path
         return config
 
@@ -150,22 +153,23 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
                 show_summary(*self._summary, out[self.STATS])
         return {}
 
-    def _engine_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
-        """Translate Processing parameters into SegmentationConfig fields."""
+    def _engine_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                          inputs: LayerInputs) -> dict[str, Any]:
+        """Translate Processing parameters into SegmentationConfig fields (a layer that is not a file fetched
+        by ``inputs``)."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException(self.tr("The input orthophoto could not be opened as a raster layer."))
-        if layer.providerType() != "gdal":
-            raise QgsProcessingException(self.tr(
-                f"The input layer '{layer.name()}' is served by the '{layer.providerType()}' provider; Segment "
-                "Trees reads files through GDAL. Save it as a GeoTIFF first (Raster > Conversion > Translate)."))
         heights = self.parameterAsRasterLayer(parameters, self.CANOPY_HEIGHT, context)
+        settings = cluster_settings(self, parameters, context)
+        input_path, extent = self._input_source(inputs, layer, parameters, context,
+                                                (settings["working_resolution"], spec.WORKING_RESOLUTION.name))
         return {
-            "input_path": layer.source(),
+            "input_path": input_path,
             "canopy_height_path": heights.source() if heights is not None else None,
             "output_path": self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
-            "extent": self._extent(parameters, context, layer),
-            **cluster_settings(self, parameters, context),
+            "extent": extent,
+            **settings,
             **self._tree_arguments(parameters, context),
             "token": self._token,
             "stats_path": self.parameterAsFileOutput(parameters, self.STATS, context) or None,
