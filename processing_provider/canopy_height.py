@@ -29,9 +29,10 @@ are resampled back onto the input's grid; the log says what was done.</p>
 Meta's decoder .pth (then the backbone comes from <i>Backbone weights</i> or the weights folder) or a Hugging Face
 model.safetensors with its config.json.</p>"""
 CANOPY_HEIGHT_PARAMETERS = (
-    spec.orthophoto("The RGB orthophoto (any GDAL raster)."),
-    spec.bands("Three bands in red, green, blue order. Empty: the first three bands."),
-    spec.EXTENT, spec.CHM_WEIGHTS, spec.BACKBONE, spec.RESOLUTION, spec.DEVICE, spec.CHM_PRECISION, spec.CHM_TILE_SIZE,
+    spec.orthophoto("The RGB orthophoto: any GDAL raster, or any QGIS raster layer (XYZ, WMS, WMTS, WCS...: fetched "
+                    "over the extent at the model resolution)."),
+    spec.RESOLUTION, spec.bands("Three bands in red, green, blue order. Empty: the first three bands."),
+    spec.EXTENT, spec.CHM_WEIGHTS, spec.BACKBONE, spec.DEVICE, spec.CHM_PRECISION, spec.CHM_TILE_SIZE,
     spec.CHM_OVERLAP, spec.CHM_BATCH_SIZE, spec.CHM_ALLOW_DOWNLOAD, spec.HEIGHTS)
 """Canopy Height's parameters in dialog order (declared in parameters.py)."""
 

@@ -20,7 +20,7 @@ from .web_input import LayerInputs
 from .worker_algorithm import WorkerAlgorithm
 
 FIT_CLUSTER_MODEL_PARAMETERS = (
-    spec.ORTHOPHOTOS,
+    spec.ORTHOPHOTOS, spec.WORKING_RESOLUTION,
     spec.bands("Three band numbers in red, green, blue order, e.g. 3,2,1, or one band (repeated to RGB). Empty: the "
                "first three bands, or the single band of a one-band raster.", one_raster=False),
     spec.WEB_EXTENT, *spec.CLUSTER_SETTINGS, spec.CLUSTER_MODEL_FILE)

@@ -161,20 +161,32 @@ MAX_SAMPLES = _spec("MAX_SAMPLES", number("Maximum k-means samples", Integer, SE
                                           minValue=100),
                     "At most this many valid patch features, sampled over the whole raster, fit k-means.",
                     advanced=True)
+def resolution_widget(build: Build) -> Build:
+    """``build`` with the dialog's resolution widget (its unit and the input's own pixel size beside it;
+    resolution_widget.py), named by class path: Processing imports it only when it builds a dialog."""
+    def built(name: str, tr: Translate) -> QgsProcessingParameterDefinition:
+        parameter = build(name, tr)
+        parameter.setMetadata({"widget_wrapper": {"class": f"{__package__}.resolution_widget.ResolutionWidgetWrapper"}})
+        return parameter
+    return built
+
+
 WORKING_RESOLUTION = _spec(
-    "WORKING_RESOLUTION", number("Working resolution (m per pixel, 0 = input's)", Double,
-                                 SEGMENTATION_DEFAULTS.working_resolution, minValue=0.0, optional=True),
+    "WORKING_RESOLUTION", resolution_widget(number("Working resolution (m per pixel, 0 = input's)", Double,
+                                                   SEGMENTATION_DEFAULTS.working_resolution, minValue=0.0,
+                                                   optional=True)),
     "Encode, cluster and find trees at this ground resolution (ground metres also in a geographic CRS); the outputs "
     "stay on the input's grid. A 16 px patch covers 16 x this: see docs/resolution.md for drone imagery. 0 or empty: "
     "the input's own pixels (optional, so models saved before it existed still run).")
-CLUSTER_SETTINGS = (WORKING_RESOLUTION, MODEL, WEIGHTS, DEVICE, PRECISION, STRIDE, K, K_MIN, K_MAX, ELBOW_THRESHOLD,
+CLUSTER_SETTINGS = (MODEL, WEIGHTS, DEVICE, PRECISION, STRIDE, K, K_MIN, K_MAX, ELBOW_THRESHOLD,
                     SEED, TILE_SIZE, OVERLAP, BATCH_SIZE, MAX_SAMPLES, ALLOW_DOWNLOAD)
-"""The settings of the features and their clustering, in dialog order (Segment Trees adds its own among them)."""
+"""The settings of the features and their clustering, in dialog order (Segment Trees adds its own among them);
+WORKING_RESOLUTION comes under the input, before them."""
 
 # Fit Cluster Model only.
 ORTHOPHOTOS = _spec("INPUT", lambda name, tr: QgsProcessingParameterMultipleLayers(
     name, tr("Orthophotos"), QgsProcessing.SourceType.TypeRaster), "The rasters to fit on (any GDAL rasters with the "
-    "same bands).")
+    "same bands, or QGIS raster layers such as XYZ or WMS, fetched over the extent at the working resolution).")
 CLUSTER_MODEL_FILE = _spec("OUTPUT", lambda name, tr: QgsProcessingParameterFileDestination(
     name, tr("Cluster model"), CLUSTER_MODEL_FILTER),
     "The .tscm file to apply with Segment Trees' Cluster model input.")
@@ -233,8 +245,9 @@ BACKBONE = _spec("BACKBONE", lambda name, tr: QgsProcessingParameterFile(
     name, tr("Backbone weights (with Meta's decoder)"), fileFilter=DINOV3_WEIGHTS_FILTER, optional=True),
     "The DINOv3 ViT-L/16 SAT-493M backbone for Meta's decoder. Empty: the weights folder, then the Hugging Face "
     "cache.")
-RESOLUTION = _spec("RESOLUTION", number("Model resolution (m per pixel, 0 = input's)", Double,
-                                        CANOPY_DEFAULTS.resolution, minValue=0.0, maxValue=MAX_RESOLUTION_M),
+RESOLUTION = _spec("RESOLUTION", resolution_widget(number("Model resolution (m per pixel, 0 = input's)", Double,
+                                                          CANOPY_DEFAULTS.resolution, minValue=0.0,
+                                                          maxValue=MAX_RESOLUTION_M)),
                    f"The input is resampled to this resolution for the model (CHMv2 was trained at {TRAINING_GSD_M:g} "
                    "m) and the heights back onto the input's grid. 0: no resampling.")
 CHM_PRECISION = PRECISION.with_help("auto: bf16 on CUDA GPUs from Ampere on (fp16 on older ones) and on CPUs with "

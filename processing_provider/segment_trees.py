@@ -23,7 +23,9 @@ from .web_input import LayerInputs
 from .worker_algorithm import WorkerAlgorithm
 
 SEGMENT_TREES_PARAMETERS = (
-    spec.orthophoto("The orthophoto to segment (any GDAL raster: GeoTIFF, VRT, JPEG2000...)."),
+    spec.orthophoto("The orthophoto to segment: any GDAL raster (GeoTIFF, VRT, JPEG2000...) or any QGIS raster layer "
+                    "(XYZ, WMS, WMTS, WCS...: fetched over the extent at the working resolution)."),
+    spec.WORKING_RESOLUTION,
     spec.bands("Three bands in red, green, blue order. Empty: the first three bands, or the single band repeated for "
                "a one-band raster."),
     spec.EXTENT, *spec.CLUSTER_SETTINGS, spec.CLUSTER_MODEL, spec.NIR_BAND, spec.CANOPY_HEIGHT, spec.MIN_TREE_HEIGHT,

@@ -90,6 +90,17 @@ def _has_grid(layer: QgsRasterLayer) -> bool:
     return bool(provider.capabilities() & QgsRasterDataProvider.Capability.Size) and provider.xSize() > 0
 
 
+def native_ground_size(layer: QgsRasterLayer) -> Optional[Tuple[float, float]]:
+    """``layer``'s own (column, row) pixel size in ground metres at its centre; None when it has no pixel size of
+    its own (web services) or its CRS does not tell metres."""
+    if not _has_grid(layer):
+        return None
+    extent, provider = layer.extent(), layer.dataProvider()
+    geotransform = (extent.xMinimum(), layer.rasterUnitsPerPixelX(), 0.0, extent.yMaximum(), 0.0,
+                    -layer.rasterUnitsPerPixelY())
+    return ground_pixel_size(geotransform, layer_srs(layer), Window(0, 0, provider.xSize(), provider.ySize()))
+
+
 def fetch_grid(layer: QgsRasterLayer, extent: Optional[QgsRectangle], resolution: float,
                resolution_name: str) -> FetchGrid:
     """The grid to fetch ``layer`` on: ``extent`` (in its CRS; None: the layer's own) at ``resolution`` ground

@@ -4,13 +4,13 @@ served by Python's http.server, and QGIS Server's development server (qgis_mapse
 from __future__ import annotations
 
 import functools
+import http.client
 import http.server
 import shutil
 import socket
 import subprocess
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
 
@@ -81,12 +81,16 @@ def wms_project(raster: Path, path: Path, crs_list: List[str]) -> Path:
     return path
 
 
-def _answers(url: str) -> bool:
+def _answers(port: int, path: str) -> bool:
+    """True when 127.0.0.1:``port`` answers GET ``path`` with 200."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return reply.status == 200
+        connection.request("GET", path)
+        return connection.getresponse().status == 200
     except OSError:
         return False
+    finally:
+        connection.close()
 
 
 def start_mapserver(project: Path, log: Path, env: Optional[dict] = None) -> Iterator[str]:
@@ -97,9 +101,8 @@ def start_mapserver(project: Path, log: Path, env: Optional[dict] = None) -> Ite
                                   stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/ows"
     try:
-        capabilities = f"{url}?SERVICE=WMS&REQUEST=GetCapabilities"
         deadline = time.monotonic() + 60
-        while not _answers(capabilities):
+        while not _answers(port, "/ows?SERVICE=WMS&REQUEST=GetCapabilities"):
             assert server.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         yield url
