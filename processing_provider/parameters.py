@@ -76,6 +76,16 @@ def number(label: str, kind: QgsProcessingParameterNumber.Type, default: float, 
     return lambda name, tr: QgsProcessingParameterNumber(name, tr(label), kind, default, **limits)
 
 
+def resolution_widget(build: Build) -> Build:
+    """``build`` with the dialog's resolution widget (its unit and the input's own pixel size beside it;
+    resolution_widget.py), named by class path: Processing imports it only when it builds a dialog."""
+    def built(name: str, tr: Translate) -> QgsProcessingParameterDefinition:
+        parameter = build(name, tr)
+        parameter.setMetadata({"widget_wrapper": {"class": f"{__package__}.resolution_widget.ResolutionWidgetWrapper"}})
+        return parameter
+    return built
+
+
 def _spec(name: str, build: Build, help_text: str, advanced: bool = False) -> ParameterSpec:
     """Shorthand of ParameterSpec, so the declarations below read as a table."""
     return ParameterSpec(name, build, help_text, advanced)
@@ -161,16 +171,6 @@ MAX_SAMPLES = _spec("MAX_SAMPLES", number("Maximum k-means samples", Integer, SE
                                           minValue=100),
                     "At most this many valid patch features, sampled over the whole raster, fit k-means.",
                     advanced=True)
-def resolution_widget(build: Build) -> Build:
-    """``build`` with the dialog's resolution widget (its unit and the input's own pixel size beside it;
-    resolution_widget.py), named by class path: Processing imports it only when it builds a dialog."""
-    def built(name: str, tr: Translate) -> QgsProcessingParameterDefinition:
-        parameter = build(name, tr)
-        parameter.setMetadata({"widget_wrapper": {"class": f"{__package__}.resolution_widget.ResolutionWidgetWrapper"}})
-        return parameter
-    return built
-
-
 WORKING_RESOLUTION = _spec(
     "WORKING_RESOLUTION", resolution_widget(number("Working resolution (m per pixel, 0 = input's)", Double,
                                                    SEGMENTATION_DEFAULTS.working_resolution, minValue=0.0,

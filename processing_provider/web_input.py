@@ -264,4 +264,3 @@ class LayerInputs:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
-

@@ -1,6 +1,6 @@
 """The one GeoTIFF writer: a new tiled (256 px), DEFLATE-compressed GeoTIFF (1 band, or several: a web layer
-fetched as red, green, blue and a validity mask) on a given grid, written block by block, and the block iterator that walks
-such a grid.
+fetched as red, green, blue and a validity mask) on a given grid, written block by block, and the block iterator
+that walks such a grid.
 
 Every output raster TreeSeg writes goes through :class:`GeoTiffWriter`: the label raster (Byte, NoData 0, a
 colour table and category names), the tree mask (Byte, NoData 255), the canopy heights (Float32, PREDICTOR=3)
