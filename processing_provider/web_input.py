@@ -42,7 +42,7 @@ from qgis.core import (
     QgsRectangle,
     QgsReferencedRectangle,
 )
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import QCoreApplication, Qt, QThread
 
 from ..treeseg_plugin.engine.errors import Canceled, EngineError, write_error
 from ..treeseg_plugin.engine.raster.georef import Window
@@ -220,10 +220,13 @@ def fetch(layer: QgsRasterLayer, grid: FetchGrid, path: str, feedback: QgsProces
 
 
 def canvas_extent() -> Optional[QgsReferencedRectangle]:
-    """The map canvas's extent in the desktop (call in the main thread); None elsewhere."""
+    """The map canvas's extent in the desktop, read in the main thread; None elsewhere (and in a model's step,
+    prepared in the model's thread)."""
     from qgis.utils import iface
 
-    if iface is None or iface.mapCanvas() is None:
+    application = QCoreApplication.instance()
+    if iface is None or application is None or QThread.currentThread() is not application.thread() or \
+            iface.mapCanvas() is None:
         return None
     canvas = iface.mapCanvas()
     return QgsReferencedRectangle(canvas.extent(), canvas.mapSettings().destinationCrs())

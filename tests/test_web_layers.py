@@ -341,3 +341,18 @@ def test_segment_trees_on_a_web_layer_in_a_graphical_model(treeseg_provider, tmp
     finally:
         QgsProject.instance().removeMapLayer(layer.id())
     assert_on_the_requested_grid(tmp_path / "labels.tif", rect, 3857, RESOLUTION)
+
+
+def test_in_the_desktop_a_web_layer_without_extent_is_fetched_over_the_map_canvas(treeseg_provider, tmp_path, tiny,
+                                                                                  tiles, processing_iface,
+                                                                                  monkeypatch):
+    from qgis.core import QgsCoordinateReferenceSystem
+    from treeseg.treeseg_plugin import settings
+
+    monkeypatch.setattr(settings, "is_desktop", lambda: True)  # pytest-qgis's application is not the desktop's
+    canvas = processing_iface.mapCanvas()
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+    canvas.setExtent(inner_extent(3857))
+    shown = canvas.extent()
+    _segment(xyz_layer(tiles), tmp_path, "labels", tiny, WORKING_RESOLUTION=RESOLUTION)
+    assert_on_the_requested_grid(tmp_path / "labels.tif", shown, 3857, RESOLUTION)
