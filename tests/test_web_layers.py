@@ -317,12 +317,7 @@ def test_canopy_height_on_a_wms_layer(treeseg_provider, tmp_path, wms_url):
 def test_segment_trees_on_a_web_layer_in_a_graphical_model(treeseg_provider, tmp_path, tiny, tiles):
     import processing
     from processing_models import add_step, child, model_input, new_model, static
-    from qgis.core import (
-        QgsProcessingParameterExtent,
-        QgsProcessingParameterRasterDestination,
-        QgsProcessingParameterRasterLayer,
-        QgsProject,
-    )
+    from qgis.core import QgsProcessingParameterExtent, QgsProcessingParameterRasterLayer, QgsProject
 
     model = new_model("web trees", QgsProcessingParameterRasterLayer("ortho", "Orthophoto"),
                       QgsProcessingParameterExtent("area", "Area"))
@@ -330,14 +325,15 @@ def test_segment_trees_on_a_web_layer_in_a_graphical_model(treeseg_provider, tmp
         "INPUT": model_input("ortho"), "EXTENT": model_input("area"), "WEIGHTS": static(tiny),
         "WORKING_RESOLUTION": static(RESOLUTION), **{name: static(value) for name, value in SMALL.items()}})
     add_step(model, step, {"labels": ("Labels", "OUTPUT")})
-    model.addModelParameter(QgsProcessingParameterRasterDestination("trees:labels", "Labels"),
-                            model.parameterComponent("ortho"))
+    ok, errors = model.validate()
+    assert ok, errors
+    [labels] = [parameter.name() for parameter in model.destinationParameterDefinitions()]  # named by QGIS
     layer = xyz_layer(tiles, "?model")
     QgsProject.instance().addMapLayer(layer)
     rect = inner_extent(3857)
     try:
         processing.run(model, {"ortho": layer.id(), "area": extent_text(rect, 3857),
-                               "trees:labels": str(tmp_path / "labels.tif")})
+                               labels: str(tmp_path / "labels.tif")})
     finally:
         QgsProject.instance().removeMapLayer(layer.id())
     assert_on_the_requested_grid(tmp_path / "labels.tif", rect, 3857, RESOLUTION)
