@@ -18,7 +18,14 @@ import numpy as np
 import pytest
 from checkpoint_factory import make_state_dict, write_meta_pth
 from osgeo import gdal, osr
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProcessingUtils, QgsRasterLayer, QgsRectangle
+from qgis.core import (
+    Qgis,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingUtils,
+    QgsRasterLayer,
+    QgsRectangle,
+)
 from web_servers import TileServer, make_tiles, start_mapserver, wms_project
 
 with warnings.catch_warnings():  # Debian's pyproj misses PROJ's data: geodesics need none
@@ -62,6 +69,12 @@ def xyz_layer(server: TileServer, query: str = "") -> QgsRasterLayer:
 def wms_layer(url: str) -> QgsRasterLayer:
     layer = QgsRasterLayer(f"crs=EPSG:32617&format=image/png&layers={SAMPLE.stem}&styles=&url={url}",
                            "sample wms", "wms")
+    assert layer.isValid(), layer.error().summary()
+    return layer
+
+
+def wcs_layer(url: str) -> QgsRasterLayer:
+    layer = QgsRasterLayer(f"url={url}&identifier={SAMPLE.stem}&crs=EPSG:32617&format=GeoTIFF", "sample wcs", "wcs")
     assert layer.isValid(), layer.error().summary()
     return layer
 
@@ -352,3 +365,14 @@ def test_in_the_desktop_a_web_layer_without_extent_is_fetched_over_the_map_canva
     shown = canvas.extent()
     _segment(xyz_layer(tiles), tmp_path, "labels", tiny, WORKING_RESOLUTION=RESOLUTION)
     assert_on_the_requested_grid(tmp_path / "labels.tif", shown, 3857, RESOLUTION)
+
+
+@pytest.mark.skipif(Qgis.QGIS_VERSION_INT < 32800, reason="QGIS 3.22's WCS provider crashes (a segmentation fault "
+                    "in QgsRasterLayer's constructor) on qgis_mapserver's WCS 1.0.0, whose answers GDAL reads")
+def test_a_wcs_coverage_is_fetched_on_its_own_grid_with_its_values(treeseg_provider, tmp_path, tiny, wms_url):
+    layer = wcs_layer(wms_url)
+    model = tmp_path / "wcs.tscm"
+    _segment(layer, tmp_path, "wcs", tiny, CLUSTER_MODEL_OUTPUT=str(model))  # no extent, no resolution: its own
+    _segment(str(SAMPLE), tmp_path, "file", tiny, CLUSTER_MODEL=str(model))
+    assert grid_of(tmp_path / "wcs.tif")[:3] == grid_of(SAMPLE)[:3]
+    assert (values(tmp_path / "wcs.tif") == values(tmp_path / "file.tif")).mean() >= 0.99

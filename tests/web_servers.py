@@ -62,7 +62,8 @@ class TileServer:
 
 
 def wms_project(raster: Path, path: Path, crs_list: List[str]) -> Path:
-    """A QGIS project publishing ``raster`` as WMS layer named after its file (stem), written with PyQGIS."""
+    """A QGIS project publishing ``raster`` as a WMS layer and a WCS coverage named after its file (stem), written
+    with PyQGIS."""
     from qgis.core import QgsProject, QgsRasterLayer
 
     project = QgsProject()
@@ -74,6 +75,7 @@ def wms_project(raster: Path, path: Path, crs_list: List[str]) -> Path:
     project.writeEntry("WMSServiceCapabilities", "/", True)
     project.writeEntry("WMSServiceTitle", "/", "TreeSeg test")
     project.writeEntry("WMSCrsList", "/", crs_list)
+    project.writeEntry("WCSLayers", "/", [layer.id()])
     project.writeEntry("WMSExtent", "/", [str(value) for value in (extent.xMinimum(), extent.yMinimum(),
                                                                       extent.xMaximum(), extent.yMaximum())])
     assert project.write(str(path))
