@@ -103,8 +103,8 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
     def _input_source(self, inputs: LayerInputs, layer: QgsRasterLayer, parameters: dict[str, Any],
                       context: QgsProcessingContext, resolution: tuple[float, str]) -> tuple[str, Extent]:
         """The path the worker reads for ``layer`` and the extent it cuts there. A layer that is not a file is
-        fetched over EXTENT (in the desktop, else the map canvas's extent) at ``resolution`` ((metres, the
-        parameter's name)) into a GeoTIFF of ``inputs``, read whole."""
+        fetched over EXTENT (when not given, in the desktop, over the map canvas's extent) at ``resolution``
+        ((metres, the parameter's name)) into a GeoTIFF of ``inputs``, read whole."""
         if is_file_layer(layer):
             return layer.source(), self._extent(parameters, context, layer)
         rect = self._extent_rect(parameters, context, layer)
