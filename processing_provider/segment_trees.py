@@ -19,7 +19,7 @@ from ..treeseg_plugin.engine.jobs.segmentation import (
 from ..treeseg_plugin.version import help_url
 from . import parameters as spec
 from .help_text import SHORT_HELP
-from .web_input import LayerInputs
+from .web_input import LayerInputs, fetched_band_count
 from .worker_algorithm import WorkerAlgorithm
 
 SEGMENT_TREES_PARAMETERS = (
@@ -95,7 +95,7 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         bands = self._bands(parameters, context)
         if layer is not None and bands:
-            count = layer.bandCount()
+            count = fetched_band_count(layer)
             wrong = [band for band in bands if not 1 <= band <= count]
             if wrong:
                 return False, self.tr(f"Band(s) {wrong} do not exist: the input has bands 1 to {count}. "

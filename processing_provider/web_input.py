@@ -60,6 +60,13 @@ def is_file_layer(layer: QgsRasterLayer) -> bool:
     return layer.providerType() == "gdal"
 
 
+def fetched_band_count(layer: QgsRasterLayer) -> int:
+    """The bands the worker sees of ``layer``: 3 (red, green, blue) for an image service, else its own."""
+    if not is_file_layer(layer) and layer.dataProvider().dataType(1) in ARGB:
+        return 3
+    return layer.bandCount()
+
+
 @dataclass(frozen=True)
 class FetchGrid:
     """What is fetched: ``extent`` in the layer's CRS, ``width`` x ``height`` pixels."""

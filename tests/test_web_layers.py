@@ -381,3 +381,18 @@ def test_a_wcs_coverage_on_its_own_grid_and_at_a_working_resolution(treeseg_prov
     web, resampling = check_web_run(layer, 32617, tmp_path, tiny)
     print(f"WCS agreement {web:.4f}, GDAL average and nearest {resampling:.4f}")
     assert web >= 0.87 and web >= resampling - 0.03, (web, resampling)
+
+
+def test_bands_of_an_image_service_are_the_fetched_red_green_blue(treeseg_provider):
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("treeseg:segmenttrees")
+    layer = QgsRasterLayer("type=xyz&url=http://127.0.0.1:9/{z}/{x}/{y}.png&zmin=0&zmax=19", "web", "wms")
+    assert layer.bandCount() == 1  # QGIS's view: one colour band
+    context = QgsProcessingContext()
+    ok, message = algorithm.checkParameterValues({"INPUT": layer, "BANDS": "3,2,1", "EXTENT": "0,1,0,1 [EPSG:3857]",
+                                                  "WORKING_RESOLUTION": 0.5, "OUTPUT": "labels.tif"}, context)
+    assert ok, message
+    ok, message = algorithm.checkParameterValues({"INPUT": layer, "BANDS": "4", "EXTENT": "0,1,0,1 [EPSG:3857]",
+                                                  "WORKING_RESOLUTION": 0.5, "OUTPUT": "labels.tif"}, context)
+    assert not ok and "the input has bands 1 to 3" in message
