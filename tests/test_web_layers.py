@@ -396,3 +396,33 @@ def test_bands_of_an_image_service_are_the_fetched_red_green_blue(treeseg_provid
     ok, message = algorithm.checkParameterValues({"INPUT": layer, "BANDS": "4", "EXTENT": "0,1,0,1 [EPSG:3857]",
                                                   "WORKING_RESOLUTION": 0.5, "OUTPUT": "labels.tif"}, context)
     assert not ok and "the input has bands 1 to 3" in message
+
+
+def test_classify_from_examples_on_an_xyz_layer(treeseg_provider, tmp_path, tiny, tiles):
+    """Classify from Examples takes a web layer the same way: the classes on the requested grid, the examples'
+    classes under them, the fetched GeoTIFF removed."""
+    import processing
+    from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsVectorLayer
+    from qgis.PyQt.QtCore import QVariant
+
+    rect = inner_extent(3857)
+    step = rect.width() / 6
+    examples = QgsVectorLayer("Polygon?crs=EPSG:3857", "examples", "memory")
+    examples.dataProvider().addAttributes([QgsField("class", QVariant.String)])
+    examples.updateFields()
+    for column, name in ((0, "west"), (1, "west"), (4, "east"), (5, "east")):
+        box = QgsRectangle(rect.xMinimum() + column * step, rect.yMinimum() + step,
+                           rect.xMinimum() + (column + 1) * step, rect.yMaximum() - step)
+        feature = QgsFeature(examples.fields())
+        feature.setGeometry(QgsGeometry.fromRect(box))
+        feature.setAttribute("class", name)
+        examples.dataProvider().addFeature(feature)
+    before = _fetch_folders()
+    processing.run("treeseg:classifyexamples", {
+        "INPUT": xyz_layer(tiles), "EXAMPLES": examples, "CLASS_FIELD": "class", "CROSS_VALIDATION": False,
+        "WEIGHTS": tiny, "TILE_SIZE": 64, "OVERLAP": 16, "EXTENT": extent_text(rect, 3857),
+        "WORKING_RESOLUTION": RESOLUTION, "OUTPUT": str(tmp_path / "classes.tif")})
+    assert _fetch_folders() == before
+    assert_on_the_requested_grid(tmp_path / "classes.tif", rect, 3857, RESOLUTION)
+    classes = values(tmp_path / "classes.tif")
+    assert set(np.unique(classes)) <= {1, 2} and len(np.unique(classes)) == 2  # both classes, no NoData inside
