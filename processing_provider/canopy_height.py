@@ -13,6 +13,7 @@ from ..treeseg_plugin.engine.jobs.canopy_height import CanopyHeightConfig, valid
 from ..treeseg_plugin.i18n import translatable
 from ..treeseg_plugin.version import help_url
 from . import parameters as spec
+from .web_input import LayerInputs
 from .worker_algorithm import WorkerAlgorithm
 
 SHORT_HELP = translatable("""<p>Canopy height in metres from an RGB orthophoto with Meta's CHMv2 (a DPT head on the
@@ -27,9 +28,10 @@ are resampled back onto the input's grid; the log says what was done.</p>
 Meta's decoder .pth (then the backbone comes from <i>Backbone weights</i> or the weights folder) or a Hugging Face
 model.safetensors with its config.json.</p>""")
 CANOPY_HEIGHT_PARAMETERS = (
-    spec.orthophoto("The RGB orthophoto (any GDAL raster)."),
-    spec.bands("Three bands in red, green, blue order. Empty: the first three bands."),
-    spec.EXTENT, spec.CHM_WEIGHTS, spec.BACKBONE, spec.RESOLUTION, spec.DEVICE, spec.CHM_PRECISION, spec.CHM_TILE_SIZE,
+    spec.orthophoto("The RGB orthophoto: any GDAL raster, or any QGIS raster layer (XYZ, WMS, WMTS, WCS...: fetched "
+                    "over the extent at the model resolution)."),
+    spec.RESOLUTION, spec.bands("Three bands in red, green, blue order. Empty: the first three bands."),
+    spec.EXTENT, spec.CHM_WEIGHTS, spec.BACKBONE, spec.DEVICE, spec.CHM_PRECISION, spec.CHM_TILE_SIZE,
     spec.CHM_OVERLAP, spec.CHM_BATCH_SIZE, spec.CHM_ALLOW_DOWNLOAD, spec.HEIGHTS)
 """Canopy Height's parameters in dialog order (declared in parameters.py)."""
 
@@ -80,20 +82,22 @@ class CanopyHeightAlgorithm(WorkerAlgorithm):
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        result = self._run_job(lambda: self._config(parameters, context), feedback)
+        with LayerInputs(feedback) as inputs:
+            result = self._run_job(lambda: self._config(parameters, context, inputs), feedback)
         self._output = result.output_path
         return {self.OUTPUT: result.output_path}
 
-    def _config(self, parameters: dict[str, Any], context: QgsProcessingContext) -> CanopyHeightConfig:
+    def _config(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                inputs: LayerInputs) -> CanopyHeightConfig:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None or layer.providerType() != "gdal":
-            raise QgsProcessingException(self.tr("The input orthophoto could not be opened as a GDAL raster. Save "
-                                                 "it as a GeoTIFF first (Raster > Conversion > Translate)."))
-        self._input_path = layer.source()
-        return CanopyHeightConfig(input_path=layer.source(),
+        if layer is None:
+            raise QgsProcessingException(self.tr("The input orthophoto could not be opened as a raster layer."))
+        settings = self._settings_arguments(parameters, context)
+        self._input_path, extent = self._input_source(inputs, layer, parameters, context,
+                                                      (settings["resolution"], self.RESOLUTION))
+        return CanopyHeightConfig(input_path=self._input_path,
                                   output_path=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
-                                  extent=self._extent(parameters, context, layer), token=self._token,
-                                  **self._settings_arguments(parameters, context))
+                                  extent=extent, token=self._token, **settings)
 
     def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict[str, Any]:
         """In QGIS: the height layer named after the input, with its colour-ramp style."""

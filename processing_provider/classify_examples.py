@@ -25,10 +25,13 @@ from ..treeseg_plugin.engine.jobs.classify import ClassifyConfig, validate_class
 from ..treeseg_plugin.i18n import tr, translatable
 from ..treeseg_plugin.version import help_url
 from . import parameters as spec
+from .web_input import LayerInputs
 from .worker_algorithm import WorkerAlgorithm
 
 CLASSIFY_PARAMETERS = (
-    spec.orthophoto("The orthophoto to classify (any GDAL raster: GeoTIFF, VRT, JPEG2000...)."),
+    spec.orthophoto("The orthophoto to classify: any GDAL raster (GeoTIFF, VRT, JPEG2000...) or any QGIS raster layer "
+                    "(XYZ, WMS, WMTS, WCS...: fetched over the extent at the working resolution)."),
+    spec.WORKING_RESOLUTION,
     spec.bands("Three bands in red, green, blue order. Empty: the first three bands, or the single band repeated for "
                "a one-band raster."),
     spec.EXTENT, spec.EXAMPLES, spec.CLASS_FIELD, spec.CROSS_VALIDATION, spec.CLASSIFIER, spec.TREE_CLASSES,
@@ -158,7 +161,8 @@ class ClassifyExamplesAlgorithm(WorkerAlgorithm):
             if source is not None:
                 examples = os.path.join(folder, "examples.gpkg")
                 write_examples(source, self.parameterAsString(parameters, self.CLASS_FIELD, context), examples)
-            result = self._run_job(lambda: self._config(parameters, context, examples), feedback)
+            with LayerInputs(feedback) as inputs:
+                result = self._run_job(lambda: self._config(parameters, context, examples, inputs), feedback)
         self._result, self._seconds = result, time.monotonic() - started
         accuracy = (result.accuracy or {}).get("overall_accuracy")
         self._outputs = {
@@ -173,11 +177,18 @@ class ClassifyExamplesAlgorithm(WorkerAlgorithm):
         }
         return self._outputs
 
-    def _config(self, parameters: dict[str, Any], context: QgsProcessingContext,
-                examples: str | None) -> ClassifyConfig:
-        """The job: Processing parameters as ClassifyConfig fields, the examples copied to ``examples``."""
-        layer = self._gdal_raster(parameters, context)
-        self._input_path = layer.source()
+    def _config(self, parameters: dict[str, Any], context: QgsProcessingContext, examples: str | None,
+                inputs: LayerInputs | None = None) -> ClassifyConfig:
+        """The job: Processing parameters as ClassifyConfig fields, the examples copied to ``examples``; a layer
+        that is not a file fetched by ``inputs`` (None: the check before the run, which fetches nothing)."""
+        layer = self._input_layer(parameters, context)
+        encoding = self._encoding_arguments(parameters, context)
+        if inputs is None:
+            input_path, extent = layer.source(), self._extent(parameters, context, layer)
+        else:
+            input_path, extent = self._input_source(inputs, layer, parameters, context,
+                                                    (encoding["working_resolution"], spec.WORKING_RESOLUTION.name))
+        self._input_path = input_path
 
         def output(name: str) -> str | None:
             return self.parameterAsOutputLayer(parameters, name, context) or None
@@ -186,8 +197,8 @@ class ClassifyExamplesAlgorithm(WorkerAlgorithm):
             return self.parameterAsFileOutput(parameters, name, context) or None
 
         return ClassifyConfig(
-            input_path=layer.source(), output_path=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
-            extent=self._extent(parameters, context, layer), examples_path=examples,
+            input_path=input_path, output_path=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            extent=extent, examples_path=examples,
             class_field=self.parameterAsString(parameters, self.CLASS_FIELD, context) or None,
             classifier=self.parameterAsFile(parameters, self.CLASSIFIER, context) or None,
             classifier_output=file_output(self.CLASSIFIER_OUTPUT), confidence_path=output(self.CONFIDENCE),
@@ -197,7 +208,7 @@ class ClassifyExamplesAlgorithm(WorkerAlgorithm):
             min_crown_area=self.parameterAsDouble(parameters, self.MIN_CROWN_AREA, context),
             cross_validation=self.parameterAsBool(parameters, self.CROSS_VALIDATION, context),
             regularisation=self.parameterAsDouble(parameters, self.REGULARISATION, context),
-            token=self._token, **self._encoding_arguments(parameters, context))
+            token=self._token, **encoding)
 
     def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> dict[str, Any]:
         """In QGIS: the result layers named, grouped and styled, an HTML report in the results viewer, the run's

@@ -16,13 +16,14 @@ from ..treeseg_plugin.i18n import translatable
 from ..treeseg_plugin.version import help_url
 from . import parameters as spec
 from .segment_trees import cluster_settings
+from .web_input import LayerInputs
 from .worker_algorithm import WorkerAlgorithm
 
 FIT_CLUSTER_MODEL_PARAMETERS = (
-    spec.ORTHOPHOTOS,
+    spec.ORTHOPHOTOS, spec.WORKING_RESOLUTION,
     spec.bands("Three band numbers in red, green, blue order, e.g. 3,2,1, or one band (repeated to RGB). Empty: the "
                "first three bands, or the single band of a one-band raster.", one_raster=False),
-    *spec.CLUSTER_SETTINGS, spec.CLUSTER_MODEL_FILE)
+    spec.WEB_EXTENT, *spec.CLUSTER_SETTINGS, spec.CLUSTER_MODEL_FILE)
 """Fit Cluster Model's parameters in dialog order (declared in parameters.py)."""
 
 HELP = translatable("<p>Fits one cluster model on patch features sampled across several orthophotos and saves it as "
@@ -71,23 +72,25 @@ class FitClusterModelAlgorithm(WorkerAlgorithm):
             return False, str(error)
         return True, ""
 
-    def _input_paths(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[str]:
+    def _input_paths(self, parameters: dict[str, Any], context: QgsProcessingContext, inputs: LayerInputs,
+                     resolution: float) -> list[str]:
+        """The rasters' paths: files as they are, other layers fetched over EXTENT by ``inputs``."""
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
             raise QgsProcessingException(self.tr("No input rasters given. Choose one or more orthophotos."))
-        for layer in layers:
-            if layer.providerType() != "gdal":
-                raise QgsProcessingException(self.tr(
-                    "The input layer '{layer}' is served by the '{provider}' provider; Fit Cluster Model reads files "
-                    "through GDAL. Save it as a GeoTIFF first.").format(
-                        layer=layer.name(), provider=layer.providerType()))
-        return [layer.source() for layer in layers]
+        return [self._input_source(inputs, layer, parameters, context,
+                                   (resolution, spec.WORKING_RESOLUTION.name))[0] for layer in layers]
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         from ..treeseg_plugin.engine.jobs.fit import ClusterFitConfig
 
-        result = self._run_job(lambda: ClusterFitConfig(
-            self._input_paths(parameters, context), self.parameterAsFileOutput(parameters, self.OUTPUT, context),
-            token=self._token, **cluster_settings(self, parameters, context)), feedback)
+        def config(inputs: LayerInputs) -> ClusterFitConfig:
+            settings = cluster_settings(self, parameters, context)
+            return ClusterFitConfig(self._input_paths(parameters, context, inputs, settings["working_resolution"]),
+                                    self.parameterAsFileOutput(parameters, self.OUTPUT, context), token=self._token,
+                                    **settings)
+
+        with LayerInputs(feedback) as inputs:
+            result = self._run_job(lambda: config(inputs), feedback)
         return {self.OUTPUT: result.output_path, self.CHOSEN_K: result.chosen_k}

@@ -26,6 +26,12 @@ the WCSS by less than the elbow threshold (in percent); the maximum K when no st
 pixel takes the nearest centroid, so boundaries follow the image rather than 16-pixel blocks.</li>
 </ol>
 
+<h3>Web maps</h3>
+<p>The orthophoto may be any QGIS raster layer: an XYZ basemap, WMS, WMTS, WCS, ArcGIS or PostGIS layer is
+fetched through QGIS (its authentication and proxy apply) over the <i>Extent</i> (empty: the map canvas
+extent) at the <i>Working resolution</i>, which it then needs, into a temporary GeoTIFF removed after the run.
+See docs/web-layers.md.</p>
+
 <h3>Output</h3>
 <p>A Byte GeoTIFF with exactly the input's (or the extent's) grid and CRS: labels 1..K, 1 being the
 cluster with the most patches in the fit sample (not always the most pixels), 0 = NoData, with a colour

@@ -88,6 +88,16 @@ def number(label: str, kind: QgsProcessingParameterNumber.Type, default: float, 
     return lambda name, tr: QgsProcessingParameterNumber(name, tr(label), kind, default, **limits)
 
 
+def resolution_widget(build: Build) -> Build:
+    """``build`` with the dialog's resolution widget (its unit and the input's own pixel size beside it;
+    resolution_widget.py), named by class path: Processing imports it only when it builds a dialog."""
+    def built(name: str, tr: Translate) -> QgsProcessingParameterDefinition:
+        parameter = build(name, tr)
+        parameter.setMetadata({"widget_wrapper": {"class": f"{__package__}.resolution_widget.ResolutionWidgetWrapper"}})
+        return parameter
+    return built
+
+
 def _spec(name: str, build: Build, help_text: str, advanced: bool = False, help_more: str = "") -> ParameterSpec:
     """Shorthand of ParameterSpec, so the declarations below read as a table."""
     return ParameterSpec(name, build, help_text, advanced, help_more)
@@ -120,7 +130,12 @@ def _destination(kind: type, label: str, *arguments: Any) -> Build:
 
 
 EXTENT = _spec("EXTENT", lambda name, tr: QgsProcessingParameterExtent(name, tr("Extent"), optional=True),
-               "Process only this part of the orthophoto, snapped outwards to the input's pixel grid.")
+               "Process only this part of the orthophoto, snapped outwards to the input's pixel grid. A layer that "
+               "is not a file (XYZ, WMS, WMTS, WCS...) is fetched over this extent at the working resolution; empty: "
+               "the map canvas extent in the desktop (docs/web-layers.md).")
+WEB_EXTENT = EXTENT.with_help("Only for inputs that are not files (XYZ, WMS, WMTS, WCS...): they are fetched over "
+                              "this extent at the working resolution (empty: the map canvas extent in the desktop); "
+                              "files are read whole (docs/web-layers.md).")
 DEVICE = _spec("DEVICE", _settings_enum("Device", DEVICES, "device"), "auto: CUDA, then Apple MPS, then CPU.")
 PRECISION = _spec("PRECISION", _settings_enum("Precision", PRECISIONS, "precision"),
                   "auto: bf16 on CUDA GPUs from Ampere on (fp16 on older ones) and on CPUs with native bf16 (AMX or "
@@ -169,14 +184,16 @@ MAX_SAMPLES = _spec("MAX_SAMPLES", number("Maximum k-means samples", Integer, SE
                     "At most this many valid patch features, sampled over the whole raster, fit k-means.",
                     advanced=True)
 WORKING_RESOLUTION = _spec(
-    "WORKING_RESOLUTION", number("Working resolution (m per pixel, 0 = input's)", Double,
-                                 SEGMENTATION_DEFAULTS.working_resolution, minValue=0.0, optional=True),
+    "WORKING_RESOLUTION", resolution_widget(number("Working resolution (m per pixel, 0 = input's)", Double,
+                                                   SEGMENTATION_DEFAULTS.working_resolution, minValue=0.0,
+                                                   optional=True)),
     "Encode, cluster and find trees at this ground resolution (ground metres also in a geographic CRS); the outputs "
     "stay on the input's grid. A 16 px patch covers 16 x this: see docs/resolution.md for drone imagery. 0 or empty: "
     "the input's own pixels (optional, so models saved before it existed still run).")
-CLUSTER_SETTINGS = (WORKING_RESOLUTION, MODEL, WEIGHTS, DEVICE, PRECISION, STRIDE, K, K_MIN, K_MAX, ELBOW_THRESHOLD,
+CLUSTER_SETTINGS = (MODEL, WEIGHTS, DEVICE, PRECISION, STRIDE, K, K_MIN, K_MAX, ELBOW_THRESHOLD,
                     SEED, TILE_SIZE, OVERLAP, BATCH_SIZE, MAX_SAMPLES, ALLOW_DOWNLOAD)
-"""The settings of the features and their clustering, in dialog order (Segment Trees adds its own among them)."""
+"""The settings of the features and their clustering, in dialog order (Segment Trees adds its own among them);
+WORKING_RESOLUTION comes under the input, before them."""
 ENCODING_SETTINGS = tuple(spec for spec in CLUSTER_SETTINGS
                           if spec not in (K, K_MIN, K_MAX, ELBOW_THRESHOLD, SEED, MAX_SAMPLES))
 """The settings of the features alone (Classify from Examples: no k-means), in the same order."""
@@ -184,7 +201,7 @@ ENCODING_SETTINGS = tuple(spec for spec in CLUSTER_SETTINGS
 # Fit Cluster Model only.
 ORTHOPHOTOS = _spec("INPUT", lambda name, tr: QgsProcessingParameterMultipleLayers(
     name, tr("Orthophotos"), QgsProcessing.SourceType.TypeRaster), "The rasters to fit on (any GDAL rasters with the "
-    "same bands).")
+    "same bands, or QGIS raster layers such as XYZ or WMS, fetched over the extent at the working resolution).")
 CLUSTER_MODEL_FILE = _spec("OUTPUT", lambda name, tr: QgsProcessingParameterFileDestination(
     name, tr("Cluster model"), CLUSTER_MODEL_FILTER),
     "The .tscm file to apply with Segment Trees' Cluster model input.")
@@ -242,8 +259,9 @@ BACKBONE = _spec("BACKBONE", lambda name, tr: QgsProcessingParameterFile(
     name, tr("Backbone weights (with Meta's decoder)"), fileFilter=DINOV3_WEIGHTS_FILTER, optional=True),
     "The DINOv3 ViT-L/16 SAT-493M backbone for Meta's decoder. Empty: the weights folder, then the Hugging Face "
     "cache.")
-RESOLUTION = _spec("RESOLUTION", number("Model resolution (m per pixel, 0 = input's)", Double,
-                                        CANOPY_DEFAULTS.resolution, minValue=0.0, maxValue=MAX_RESOLUTION_M),
+RESOLUTION = _spec("RESOLUTION", resolution_widget(number("Model resolution (m per pixel, 0 = input's)", Double,
+                                                          CANOPY_DEFAULTS.resolution, minValue=0.0,
+                                                          maxValue=MAX_RESOLUTION_M)),
                    "The input is resampled to this resolution for the model (CHMv2 was trained at {gsd} "
                    "m) and the heights back onto the input's grid. 0: no resampling.")
 CHM_PRECISION = PRECISION.with_help("auto: bf16 on CUDA GPUs from Ampere on (fp16 on older ones) and on CPUs with "

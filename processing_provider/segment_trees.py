@@ -17,10 +17,13 @@ from ..treeseg_plugin.i18n import tr
 from ..treeseg_plugin.version import help_url
 from . import parameters as spec
 from .help_text import short_help
+from .web_input import LayerInputs
 from .worker_algorithm import WorkerAlgorithm
 
 SEGMENT_TREES_PARAMETERS = (
-    spec.orthophoto("The orthophoto to segment (any GDAL raster: GeoTIFF, VRT, JPEG2000...)."),
+    spec.orthophoto("The orthophoto to segment: any GDAL raster (GeoTIFF, VRT, JPEG2000...) or any QGIS raster layer "
+                    "(XYZ, WMS, WMTS, WCS...: fetched over the extent at the working resolution)."),
+    spec.WORKING_RESOLUTION,
     spec.bands("Three bands in red, green, blue order. Empty: the first three bands, or the single band repeated for "
                "a one-band raster."),
     spec.EXTENT, *spec.CLUSTER_SETTINGS, spec.CLUSTER_MODEL, spec.NIR_BAND, spec.CANOPY_HEIGHT, spec.MIN_TREE_HEIGHT,
@@ -100,7 +103,8 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         started = time.monotonic()
-        result = self._run_job(lambda: self._config(parameters, context), feedback)
+        with LayerInputs(feedback) as inputs:
+            result = self._run_job(lambda: self._config(parameters, context, inputs), feedback)
         self._summary = (result.stats, time.monotonic() - started)
         self._outputs = {
             self.OUTPUT: result.output_path,
@@ -113,8 +117,9 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
         }
         return self._outputs
 
-    def _config(self, parameters: dict[str, Any], context: QgsProcessingContext) -> SegmentationConfig:
-        config = SegmentationConfig(**self._engine_arguments(parameters, context))
+    def _config(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                inputs: LayerInputs) -> SegmentationConfig:
+        config = SegmentationConfig(**self._engine_arguments(parameters, context, inputs))
         self._input_path = config.input_path
         return config
 
@@ -138,16 +143,21 @@ class SegmentTreesAlgorithm(WorkerAlgorithm):
                 show_summary(self.displayName(), summary_text(*self._summary), out[self.STATS])
         return {}
 
-    def _engine_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
-        """Translate Processing parameters into SegmentationConfig fields."""
-        layer = self._gdal_raster(parameters, context)
+    def _engine_arguments(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                          inputs: LayerInputs) -> dict[str, Any]:
+        """Translate Processing parameters into SegmentationConfig fields (a layer that is not a file fetched
+        by ``inputs``)."""
+        layer = self._input_layer(parameters, context)
         heights = self.parameterAsRasterLayer(parameters, self.CANOPY_HEIGHT, context)
+        settings = cluster_settings(self, parameters, context)
+        input_path, extent = self._input_source(inputs, layer, parameters, context,
+                                                (settings["working_resolution"], spec.WORKING_RESOLUTION.name))
         return {
-            "input_path": layer.source(),
+            "input_path": input_path,
             "canopy_height_path": heights.source() if heights is not None else None,
             "output_path": self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
-            "extent": self._extent(parameters, context, layer),
-            **cluster_settings(self, parameters, context),
+            "extent": extent,
+            **settings,
             **self._tree_arguments(parameters, context),
             "token": self._token,
             "stats_path": self.parameterAsFileOutput(parameters, self.STATS, context) or None,

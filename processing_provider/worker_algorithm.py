@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import re
 import traceback
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional, Tuple
 
 from qgis.core import (
+    QgsCoordinateTransform,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsReferencedRectangle,
 )
 
 from ..treeseg_plugin import settings as treeseg_settings
@@ -23,6 +27,9 @@ from ..treeseg_plugin.i18n import tr
 from . import parameters as spec
 from .dependencies import missing_dependencies
 from .parameters import ParameterSpec
+from .web_input import LayerInputs, canvas_extent, fetched_band_count, is_file_layer
+
+Extent = Optional[Tuple[float, float, float, float]]
 
 
 def parse_bands(text: str) -> list[int] | None:
@@ -47,6 +54,7 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
 
     _token: str | None = None  # read in prepareAlgorithm (main thread), only when downloads are allowed
     tr = staticmethod(tr)  # the plugin's one translation context (treeseg_plugin/i18n.py)
+    _canvas: QgsReferencedRectangle | None = None  # the map canvas extent in the desktop, read in prepareAlgorithm
 
     def group(self) -> str:
         return self.tr("Segmentation")
@@ -108,37 +116,52 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
         bands = self._bands(parameters, context)
         if layer is None or not bands:
             return ""
-        count = layer.bandCount()
+        count = fetched_band_count(layer)
         wrong = [band for band in bands if not 1 <= band <= count]
         if not wrong:
             return ""
         return self.tr("Band(s) {wrong} do not exist: the input has bands 1 to {count}. Choose band "
                        "numbers in that range.").format(wrong=wrong, count=count)
 
-    def _gdal_raster(self, parameters: dict[str, Any], context: QgsProcessingContext) -> Any:
-        """The INPUT raster layer, read through GDAL; a QgsProcessingException saying what to do otherwise."""
+    def _input_layer(self, parameters: dict[str, Any], context: QgsProcessingContext) -> QgsRasterLayer:
+        """The INPUT raster layer (a file or any provider's); a QgsProcessingException when QGIS cannot open it."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException(self.tr("The input orthophoto could not be opened as a raster layer."))
-        if layer.providerType() != "gdal":
-            raise QgsProcessingException(self.tr(
-                "The input layer '{layer}' is served by the '{provider}' provider; {algorithm} reads files through "
-                "GDAL. Save it as a GeoTIFF first (Raster > Conversion > Translate).").format(
-                    layer=layer.name(), provider=layer.providerType(), algorithm=self.displayName()))
         return layer
 
-    def _extent(self, parameters: dict[str, Any], context: QgsProcessingContext,
-                layer: Any) -> tuple[float, float, float, float] | None:
+    def _extent(self, parameters: dict[str, Any], context: QgsProcessingContext, layer: Any) -> Extent:
         """EXTENT in ``layer``'s CRS as (xmin, ymin, xmax, ymax); None when not given."""
+        rect = self._extent_rect(parameters, context, layer)
+        return None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+
+    def _extent_rect(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                     layer: Any) -> QgsRectangle | None:
+        """EXTENT in ``layer``'s CRS; None when not given."""
         if not parameters.get(self.EXTENT):
             return None
-        rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
-        return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        return self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
+
+    def _input_source(self, inputs: LayerInputs, layer: QgsRasterLayer, parameters: dict[str, Any],
+                      context: QgsProcessingContext, resolution: tuple[float, str]) -> tuple[str, Extent]:
+        """The path the worker reads for ``layer`` and the extent it cuts there. A layer that is not a file is
+        fetched over EXTENT (when not given, in the desktop, over the map canvas's extent) at ``resolution``
+        ((metres, the parameter's name)) into a GeoTIFF of ``inputs``, read whole."""
+        if is_file_layer(layer):
+            return layer.source(), self._extent(parameters, context, layer)
+        rect = self._extent_rect(parameters, context, layer)
+        if rect is None and self._canvas is not None:
+            transform = QgsCoordinateTransform(self._canvas.crs(), layer.crs(), context.transformContext())
+            rect = transform.transformBoundingBox(self._canvas)
+            inputs.feedback.pushInfo(f"No extent given: '{layer.name()}' is fetched over the map canvas's extent.")
+        return inputs.path(layer, rect, *resolution), None
 
     def prepareAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> bool:
-        """Read the Hugging Face token here, in the main thread, where QGIS may ask for its master password."""
+        """Read the Hugging Face token here, in the main thread, where QGIS may ask for its master password, and
+        the map canvas extent (the default extent of a web layer) in the desktop."""
         self._token = None
+        self._canvas = canvas_extent() if treeseg_settings.is_desktop() else None
         if self.parameterAsBool(parameters, self.ALLOW_DOWNLOAD, context):
             try:
                 self._token = treeseg_settings.hf_token(interactive=treeseg_settings.is_desktop())

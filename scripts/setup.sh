@@ -59,8 +59,10 @@ version_at_least() {  # version_at_least HAVE WANT: HAVE >= WANT, numerically by
 
 # QGIS runs Debian's /usr/bin/python3; the venv sees its packages (PyQGIS, GDAL, numpy).
 # ca-certificates: pip's HTTPS (a minbase system has none); python3-venv: ensurepip for the venv;
-# qttools5-dev-tools: lrelease, which compiles the translations (scripts/translations.py compile, their test).
-apt_install qgis python3-qgis gdal-bin python3-gdal python3-venv python3-pip ca-certificates xvfb qttools5-dev-tools
+# qttools5-dev-tools: lrelease, which compiles the translations (scripts/translations.py compile, their test);
+# qgis-server: qgis_mapserver, the WMS server on 127.0.0.1 of tests/test_web_layers.py.
+apt_install qgis python3-qgis gdal-bin python3-gdal python3-venv python3-pip ca-certificates xvfb qttools5-dev-tools \
+  qgis-server
 
 python_version=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 python_tag=cp${python_version/./}

@@ -79,8 +79,8 @@ def test_its_parameters_and_outputs_are_the_contracts(treeseg_provider):
     algorithm = QgsApplication.processingRegistry().algorithmById(ALGORITHM)
     assert (algorithm.displayName(), algorithm.group()) == ("Classify from Examples", "Segmentation")
     names = [d.name() for d in algorithm.parameterDefinitions()]
-    assert names == ["INPUT", "BANDS", "EXTENT", "EXAMPLES", "CLASS_FIELD", "CROSS_VALIDATION", "CLASSIFIER",
-                     "TREE_CLASSES", "WORKING_RESOLUTION", "MODEL", "WEIGHTS", "DEVICE", "PRECISION", "STRIDE",
+    assert names == ["INPUT", "WORKING_RESOLUTION", "BANDS", "EXTENT", "EXAMPLES", "CLASS_FIELD", "CROSS_VALIDATION",
+                     "CLASSIFIER", "TREE_CLASSES", "MODEL", "WEIGHTS", "DEVICE", "PRECISION", "STRIDE",
                      "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "ALLOW_DOWNLOAD", "REGULARISATION", "MIN_CROWN_AREA",
                      "OUTPUT", "CONFIDENCE", "POLYGONS", "TREES", "CROWNS", "STATISTICS", "CLASSIFIER_OUTPUT"]
     optional = {d.name() for d in algorithm.parameterDefinitions() if d.flags() & d.FlagOptional}

@@ -47,8 +47,9 @@ def test_fit_cluster_model_definition(treeseg_provider, rasters):
     assert algorithm.displayName() == "Fit Cluster Model"
     assert "in proportion to their valid" in algorithm.shortHelpString()
     names = [p.name() for p in algorithm.parameterDefinitions()]
-    assert names[:2] == ["INPUT", "BANDS"] and names[-1] == "OUTPUT"
-    for name in names[2:-1]:  # Segment Trees' own definitions: the same defaults, ranges and flags
+    assert names[:4] == ["INPUT", "WORKING_RESOLUTION", "BANDS", "EXTENT"] and names[-1] == "OUTPUT"
+    assert "Only for inputs that are not files" in algorithm.parameterDefinition("EXTENT").help()  # web layers
+    for name in [names[1], *names[4:-1]]:  # Segment Trees' own definitions: the same defaults, ranges and flags
         ours, theirs = algorithm.parameterDefinition(name), segment.parameterDefinition(name)
         assert (ours.type(), ours.defaultValue(), ours.flags(), ours.help()) == \
             (theirs.type(), theirs.defaultValue(), theirs.flags(), theirs.help()), name

@@ -1,5 +1,6 @@
-"""The one GeoTIFF writer: a new tiled (256 px), DEFLATE-compressed, 1-band GeoTIFF on a given grid, written
-block by block, and the block iterator that walks such a grid.
+"""The one GeoTIFF writer: a new tiled (256 px), DEFLATE-compressed GeoTIFF (1 band, or several: a web layer
+fetched as red, green, blue and a validity mask) on a given grid, written block by block, and the block iterator
+that walks such a grid.
 
 Every output raster TreeSeg writes goes through :class:`GeoTiffWriter`: the label raster (Byte, NoData 0, a
 colour table and category names), the tree mask (Byte, NoData 255), the canopy heights (Float32, PREDICTOR=3)
@@ -100,35 +101,42 @@ def _gdal_write(method: Callable[..., T]) -> Callable[..., T]:
 
 
 class GeoTiffWriter:
-    """Writes blocks into a new GeoTIFF at ``path`` on ``grid``: ``data_type`` (a GDT_*), ``nodata``, and where
-    given a ``predictor`` (creation option), a band ``description`` and ``classes`` (then paletted).
+    """Writes blocks into a new GeoTIFF at ``path`` on ``grid``: ``data_type`` (a GDT_*), ``nodata`` (None: none),
+    and where given a ``predictor`` (creation option), a band ``description``, ``classes`` (then paletted), a
+    ``band_count`` other than 1 and a ``mask`` (GDAL's per-dataset mask band: 0 invalid, 255 valid).
 
     Every failure to create or write the file raises :class:`WriteError` (an OSError).
     """
 
-    def __init__(self, path: str, grid: Grid, data_type: int, nodata: float, *, predictor: Optional[int] = None,
-                 description: Optional[str] = None, classes: Optional[Classes] = None) -> None:
+    def __init__(self, path: str, grid: Grid, data_type: int, nodata: Optional[float], *,
+                 predictor: Optional[int] = None, description: Optional[str] = None, classes: Optional[Classes] = None,
+                 band_count: int = 1, mask: bool = False) -> None:
         self.path, self.grid = path, grid
         self._numpy_type = gdal_array.flip_code(data_type)
         self.ds = self.band = None
-        self._create(data_type, nodata, predictor, description, classes)
+        self._create(data_type, nodata, predictor, description, classes, (band_count, mask))
 
     @_gdal_write
-    def _create(self, data_type: int, nodata: float, predictor: Optional[int], description: Optional[str],
-                classes: Optional[Classes]) -> None:
-        """The file with its grid and NoData, and its classes before any pixel is written (GDAL 3.10 refuses
-        a photometric change once writing began)."""
+    def _create(self, data_type: int, nodata: Optional[float], predictor: Optional[int], description: Optional[str],
+                classes: Optional[Classes], bands: Tuple[int, bool]) -> None:
+        """The file with its grid, NoData and (band count, mask or not), and its classes before any pixel is
+        written (GDAL 3.10 refuses a photometric change once writing began)."""
+        band_count, mask = bands
         predictors = [f"PREDICTOR={predictor}"] if predictor else []
+        interleave = ["INTERLEAVE=PIXEL"] if band_count > 1 else []
         options = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "COMPRESS=DEFLATE", *predictors,
-                   "BIGTIFF=IF_SAFER"]
+                   *interleave, "BIGTIFF=IF_SAFER"]
         grid = self.grid
-        self.ds = gdal.GetDriverByName("GTiff").Create(self.path, grid.width, grid.height, 1, data_type,
+        self.ds = gdal.GetDriverByName("GTiff").Create(self.path, grid.width, grid.height, band_count, data_type,
                                                        options=options)
         self.ds.SetGeoTransform(list(grid.geotransform))
         if grid.srs is not None:
             self.ds.SetSpatialRef(grid.srs)
         self.band = self.ds.GetRasterBand(1)
-        self.band.SetNoDataValue(nodata)
+        for index in range(1, band_count + 1) if nodata is not None else ():
+            self.ds.GetRasterBand(index).SetNoDataValue(nodata)
+        if mask:
+            self.ds.CreateMaskBand(gdal.GMF_PER_DATASET)
         if description is not None:
             self.band.SetDescription(description)
         if classes is not None:
@@ -151,9 +159,10 @@ class GeoTiffWriter:
         self._set_classes(classes)
 
     @_gdal_write
-    def write(self, top: int, left: int, values: np.ndarray) -> None:
-        """Write a block of values (cast to the file's data type) at pixel (top, left)."""
-        self.band.WriteArray(values.astype(self._numpy_type, copy=False), xoff=left, yoff=top)
+    def write(self, top: int, left: int, values: np.ndarray, band: int = 1) -> None:
+        """Write a block of values (cast to the file's data type) at pixel (top, left) of ``band`` (0: the mask)."""
+        target = self.band if band == 1 else self.ds.GetRasterBand(band) if band else self.band.GetMaskBand()
+        target.WriteArray(values.astype(self._numpy_type, copy=False), xoff=left, yoff=top)
 
     @_gdal_write
     def flush(self) -> None:
