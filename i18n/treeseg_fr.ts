@@ -30,8 +30,8 @@ model.safetensors Hugging Face accompagné de son config.json.&lt;/p&gt;</transl
     </message>
     <message>
       <location filename="../processing_provider/canopy_height.py" />
-      <source>The RGB orthophoto (any GDAL raster).</source>
-      <translation>L'orthophoto RVB (tout raster lisible par GDAL).</translation>
+      <source>The RGB orthophoto: any GDAL raster, or any QGIS raster layer (XYZ, WMS, WMTS, WCS...: fetched over the extent at the model resolution).</source>
+      <translation>L'orthophoto RVB : tout raster GDAL, ou toute couche raster QGIS (XYZ, WMS, WMTS, WCS... : récupérée sur l'emprise à la résolution du modèle).</translation>
     </message>
     <message>
       <location filename="../processing_provider/canopy_height.py" />
@@ -50,8 +50,9 @@ model.safetensors Hugging Face accompagné de son config.json.&lt;/p&gt;</transl
     </message>
     <message>
       <location filename="../processing_provider/canopy_height.py" />
-      <source>The input orthophoto could not be opened as a GDAL raster. Save it as a GeoTIFF first (Raster &gt; Conversion &gt; Translate).</source>
-      <translation>L'orthophoto en entrée n'a pas pu être ouverte comme raster GDAL. Enregistrez-la d'abord en GeoTIFF (Raster &gt; Conversion &gt; Convertir).</translation>
+      <location filename="../processing_provider/worker_algorithm.py" />
+      <source>The input orthophoto could not be opened as a raster layer.</source>
+      <translation>L'orthophoto en entrée n'a pas pu être ouverte comme couche raster.</translation>
     </message>
     <message>
       <location filename="../processing_provider/canopy_height.py" />
@@ -60,8 +61,8 @@ model.safetensors Hugging Face accompagné de son config.json.&lt;/p&gt;</transl
     </message>
     <message>
       <location filename="../processing_provider/classify_examples.py" />
-      <source>The orthophoto to classify (any GDAL raster: GeoTIFF, VRT, JPEG2000...).</source>
-      <translation>L'orthophoto à classer (tout raster GDAL : GeoTIFF, VRT, JPEG2000...).</translation>
+      <source>The orthophoto to classify: any GDAL raster (GeoTIFF, VRT, JPEG2000...) or any QGIS raster layer (XYZ, WMS, WMTS, WCS...: fetched over the extent at the working resolution).</source>
+      <translation>L'orthophoto à classer : tout raster GDAL (GeoTIFF, VRT, JPEG2000...) ou toute couche raster QGIS (XYZ, WMS, WMTS, WCS... : récupérée sur l'emprise à la résolution de travail).</translation>
     </message>
     <message>
       <location filename="../processing_provider/classify_examples.py" />
@@ -313,11 +314,6 @@ est refusé avant l'encodage.&lt;/p&gt;
       <translation>Aucun raster en entrée. Choisissez une ou plusieurs orthophotos.</translation>
     </message>
     <message>
-      <location filename="../processing_provider/fit_cluster_model.py" />
-      <source>The input layer '{layer}' is served by the '{provider}' provider; Fit Cluster Model reads files through GDAL. Save it as a GeoTIFF first.</source>
-      <translation>La couche en entrée « {layer} » est servie par le fournisseur « {provider} » ; Ajuster un modèle de classes lit les fichiers avec GDAL. Enregistrez-la d'abord en GeoTIFF.</translation>
-    </message>
-    <message>
       <location filename="../processing_provider/help_text.py" />
       <source>&lt;p&gt;Segments an orthophoto into K clusters of similar texture and colour (tree crowns,
 shadows, grass, bare soil...) with Meta's DINOv3 vision transformer and k-means, without training data.&lt;/p&gt;
@@ -340,6 +336,12 @@ the WCSS by less than the elbow threshold (in percent); the maximum K when no st
 &lt;li&gt;Every patch gets its distances to the K centroids; these are interpolated to the pixels before each
 pixel takes the nearest centroid, so boundaries follow the image rather than 16-pixel blocks.&lt;/li&gt;
 &lt;/ol&gt;
+
+&lt;h3&gt;Web maps&lt;/h3&gt;
+&lt;p&gt;The orthophoto may be any QGIS raster layer: an XYZ basemap, WMS, WMTS, WCS, ArcGIS or PostGIS layer is
+fetched through QGIS (its authentication and proxy apply) over the &lt;i&gt;Extent&lt;/i&gt; (empty: the map canvas
+extent) at the &lt;i&gt;Working resolution&lt;/i&gt;, which it then needs, into a temporary GeoTIFF removed after the run.
+See docs/web-layers.md.&lt;/p&gt;
 
 &lt;h3&gt;Output&lt;/h3&gt;
 &lt;p&gt;A Byte GeoTIFF with exactly the input's (or the extent's) grid and CRS: labels 1..K, 1 being the
@@ -409,6 +411,12 @@ pixel ne prenne le centroïde le plus proche, si bien que les limites suivent l'
 16 pixels.&lt;/li&gt;
 &lt;/ol&gt;
 
+&lt;h3&gt;Cartes web&lt;/h3&gt;
+&lt;p&gt;L'orthophoto peut être n'importe quelle couche raster QGIS : un fond de carte XYZ, une couche WMS, WMTS,
+WCS, ArcGIS ou PostGIS est récupérée par QGIS (son authentification et son proxy s'appliquent) sur
+l'&lt;i&gt;Emprise&lt;/i&gt; (vide : l'emprise du canevas de carte) à la &lt;i&gt;Résolution de travail&lt;/i&gt;, alors nécessaire,
+dans un GeoTIFF temporaire supprimé après le traitement. Voir docs/web-layers.md.&lt;/p&gt;
+
 &lt;h3&gt;Sortie&lt;/h3&gt;
 &lt;p&gt;Un GeoTIFF Byte avec exactement la grille et le SCR de l'entrée (ou de l'emprise) : étiquettes 1..K, 1 étant
 la classe qui compte le plus de patchs dans l'échantillon d'ajustement (pas toujours le plus de pixels),
@@ -476,13 +484,18 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../processing_provider/parameters.py" />
-      <source>Process only this part of the orthophoto, snapped outwards to the input's pixel grid.</source>
-      <translation>Ne traiter que cette partie de l'orthophoto, étendue vers l'extérieur jusqu'à la grille de pixels de l'entrée.</translation>
+      <source>Process only this part of the orthophoto, snapped outwards to the input's pixel grid. A layer that is not a file (XYZ, WMS, WMTS, WCS...) is fetched over this extent at the working resolution; empty: the map canvas extent in the desktop (docs/web-layers.md).</source>
+      <translation>Ne traiter que cette partie de l'orthophoto, étendue vers l'extérieur jusqu'à la grille de pixels de l'entrée. Une couche qui n'est pas un fichier (XYZ, WMS, WMTS, WCS...) est récupérée sur cette emprise à la résolution de travail ; vide : l'emprise du canevas de carte dans QGIS Desktop (docs/web-layers.md).</translation>
     </message>
     <message>
       <location filename="../processing_provider/parameters.py" />
       <source>Extent</source>
       <translation>Emprise</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/parameters.py" />
+      <source>Only for inputs that are not files (XYZ, WMS, WMTS, WCS...): they are fetched over this extent at the working resolution (empty: the map canvas extent in the desktop); files are read whole (docs/web-layers.md).</source>
+      <translation>Seulement pour les entrées qui ne sont pas des fichiers (XYZ, WMS, WMTS, WCS...) : elles sont récupérées sur cette emprise à la résolution de travail (vide : l'emprise du canevas de carte dans QGIS Desktop) ; les fichiers sont lus en entier (docs/web-layers.md).</translation>
     </message>
     <message>
       <location filename="../processing_provider/parameters.py" />
@@ -646,8 +659,8 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../processing_provider/parameters.py" />
-      <source>The rasters to fit on (any GDAL rasters with the same bands).</source>
-      <translation>Les rasters sur lesquels ajuster (tous rasters GDAL ayant les mêmes bandes).</translation>
+      <source>The rasters to fit on (any GDAL rasters with the same bands, or QGIS raster layers such as XYZ or WMS, fetched over the extent at the working resolution).</source>
+      <translation>Les rasters sur lesquels ajuster (tous rasters GDAL ayant les mêmes bandes, ou des couches raster QGIS comme XYZ ou WMS, récupérées sur l'emprise à la résolution de travail).</translation>
     </message>
     <message>
       <location filename="../processing_provider/parameters.py" />
@@ -985,6 +998,26 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
       <translation>{info} ; PyTorch non installé</translation>
     </message>
     <message>
+      <location filename="../processing_provider/resolution_widget.py" />
+      <source>input: pixel size in metres unknown (no CRS)</source>
+      <translation>entrée : taille de pixel en mètres inconnue (pas de SCR)</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/resolution_widget.py" />
+      <source>input: a web layer, no pixel size of its own (give one)</source>
+      <translation>entrée : une couche web, sans taille de pixel propre (indiquez-en une)</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/resolution_widget.py" />
+      <source>input: {size} m per pixel</source>
+      <translation>entrée : {size} m par pixel</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/resolution_widget.py" />
+      <source>m per pixel</source>
+      <translation>m par pixel</translation>
+    </message>
+    <message>
       <location filename="../processing_provider/results.py" />
       <source>Could not apply the style {style}: {message}</source>
       <translation>Impossible d'appliquer le style {style} : {message}</translation>
@@ -1031,8 +1064,8 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../processing_provider/segment_trees.py" />
-      <source>The orthophoto to segment (any GDAL raster: GeoTIFF, VRT, JPEG2000...).</source>
-      <translation>L'orthophoto à segmenter (tout raster GDAL : GeoTIFF, VRT, JPEG2000...).</translation>
+      <source>The orthophoto to segment: any GDAL raster (GeoTIFF, VRT, JPEG2000...) or any QGIS raster layer (XYZ, WMS, WMTS, WCS...: fetched over the extent at the working resolution).</source>
+      <translation>L'orthophoto à segmenter : tout raster GDAL (GeoTIFF, VRT, JPEG2000...) ou toute couche raster QGIS (XYZ, WMS, WMTS, WCS... : récupérée sur l'emprise à la résolution de travail).</translation>
     </message>
     <message>
       <location filename="../processing_provider/segment_trees.py" />
@@ -1065,6 +1098,76 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
       <translation>Classes d'arbres « {text} » : indiquez des numéros de classe séparés par des virgules, par ex. 2,5.</translation>
     </message>
     <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>The layer '{layer}' ('{provider}' provider) has no extent of its own: give the EXTENT to fetch (in the dialog: Extent &gt; Use Map Canvas Extent; in qgis_process: EXTENT='xmin,xmax,ymin,ymax [EPSG:code]').</source>
+      <translation>La couche « {layer} » (fournisseur « {provider} ») n'a pas d'emprise propre : indiquez l'emprise (EXTENT) à récupérer (dans la boîte de dialogue : Emprise &gt; Utiliser l'emprise du canevas de carte ; avec qgis_process : EXTENT='xmin,xmax,ymin,ymax [EPSG:code]').</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>The layer '{layer}' ('{provider}' provider) has no pixel size of its own: give {parameter} in metres per pixel (e.g. 0.1 for 10 cm aerial imagery).</source>
+      <translation>La couche « {layer} » (fournisseur « {provider} ») n'a pas de taille de pixel propre : indiquez {parameter} en mètres par pixel (par ex. 0.1 pour une image aérienne à 10 cm).</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>The CRS of layer '{layer}' ({crs}) does not tell its size in metres, so {parameter}={resolution} m cannot be fetched. Give the layer a CRS.</source>
+      <translation>Le SCR de la couche « {layer} » ({crs}) ne permet pas de connaître sa taille en mètres, {parameter}={resolution} m ne peut donc pas être récupéré. Attribuez un SCR à la couche.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>none</source>
+      <translation>aucun</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>a smaller extent</source>
+      <translation>une emprise plus petite</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>{parameter} of at least {resolution} m, or {fix}</source>
+      <translation>{parameter} d'au moins {resolution} m, ou {fix}</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>Fetching '{layer}' over this extent is {width} x {height} = {pixels} px, more than the {limit} px a layer that is not a file may be fetched at. Choose {fix}.</source>
+      <translation>Récupérer « {layer} » sur cette emprise représente {width} x {height} = {pixels} px, plus que les {limit} px auxquels une couche qui n'est pas un fichier peut être récupérée. Choisissez {fix}.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>The '{provider}' provider returned no block for {rect}: {reason}.</source>
+      <translation>Le fournisseur « {provider} » n'a renvoyé aucun bloc pour {rect} : {reason}.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>no reason given</source>
+      <translation>aucune raison indiquée</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>The layer '{layer}' returned only transparent pixels over {extent}: the extent is outside its data or the service failed (see its tab in the Log Messages panel). Check the extent and the layer.</source>
+      <translation>La couche « {layer} » n'a renvoyé que des pixels transparents sur {extent} : l'emprise est en dehors de ses données ou le service a échoué (voir son onglet dans le panneau Journal des messages). Vérifiez l'emprise et la couche.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>at {resolution} m per pixel</source>
+      <translation>à {resolution} m par pixel</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>at its own pixel size</source>
+      <translation>à sa propre taille de pixel</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>Fetching '{layer}' through QGIS's '{provider}' provider {how}: {width} x {height} px over {extent} ({crs}), into a temporary GeoTIFF.</source>
+      <translation>Récupération de « {layer} » par le fournisseur « {provider} » de QGIS {how} : {width} x {height} px sur {extent} ({crs}), dans un GeoTIFF temporaire.</translation>
+    </message>
+    <message>
+      <location filename="../processing_provider/web_input.py" />
+      <source>Fetching {layer}</source>
+      <translation>Récupération de {layer}</translation>
+    </message>
+    <message>
       <location filename="../processing_provider/worker_algorithm.py" />
       <source>Bands '{text}': give band numbers such as 3,2,1 (or one band), or leave it empty.</source>
       <translation>Bandes « {text} » : indiquez des numéros de bande comme 3,2,1 (ou une seule bande), ou laissez vide.</translation>
@@ -1081,13 +1184,8 @@ d'authentification de QGIS) et le périphérique et la précision par défaut.&l
     </message>
     <message>
       <location filename="../processing_provider/worker_algorithm.py" />
-      <source>The input orthophoto could not be opened as a raster layer.</source>
-      <translation>L'orthophoto en entrée n'a pas pu être ouverte comme couche raster.</translation>
-    </message>
-    <message>
-      <location filename="../processing_provider/worker_algorithm.py" />
-      <source>The input layer '{layer}' is served by the '{provider}' provider; {algorithm} reads files through GDAL. Save it as a GeoTIFF first (Raster &gt; Conversion &gt; Translate).</source>
-      <translation>La couche en entrée « {layer} » est servie par le fournisseur « {provider} » ; {algorithm} lit les fichiers avec GDAL. Enregistrez-la d'abord en GeoTIFF (Raster &gt; Conversion &gt; Convertir).</translation>
+      <source>No extent given: '{layer}' is fetched over the map canvas's extent.</source>
+      <translation>Aucune emprise indiquée : « {layer} » est récupérée sur l'emprise du canevas de carte.</translation>
     </message>
     <message>
       <location filename="../treeseg_plugin/gui/diagnostics_dialog.py" />

@@ -19,16 +19,12 @@ from qgis.core import (
     QgsRasterLayer,
 )
 from qgis.gui import QgsAbstractProcessingParameterWidgetWrapper, QgsDoubleSpinBox, QgsGui, QgsProcessingGui
-from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtWidgets import QHBoxLayout, QLabel, QWidget
 
+from ..treeseg_plugin.i18n import tr
 from .web_input import canvas_extent, is_file_layer, native_ground_size
 
 STANDARD_DIALOGS = ("AlgorithmDialog",)  # Processing's own dialog classes (processing/gui/wrappers.py: dialogTypes)
-
-
-def tr(text: str) -> str:
-    return QCoreApplication.translate("ResolutionWidgetWrapper", text)
 
 
 def layer_note(layer: Optional[QgsRasterLayer]) -> str:

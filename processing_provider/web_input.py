@@ -48,6 +48,7 @@ from ..treeseg_plugin.engine.errors import Canceled, EngineError, write_error
 from ..treeseg_plugin.engine.raster.georef import Window
 from ..treeseg_plugin.engine.raster.geotiff import Block, GeoTiffWriter, Grid, blocks
 from ..treeseg_plugin.engine.raster.working_grid import ground_pixel_size, resampled_size
+from ..treeseg_plugin.i18n import tr
 
 MAX_FETCH_PIXELS = 100_000_000
 """The largest grid fetched from a layer that is not a file (10,000 x 10,000 px: 400 MB as RGB and mask)."""
@@ -116,21 +117,24 @@ def fetch_grid(layer: QgsRasterLayer, extent: Optional[QgsRectangle], resolution
     name, provider = layer.name(), layer.providerType()
     if extent is None or extent.isEmpty():
         if not _has_grid(layer):
-            raise EngineError(f"The layer '{name}' ('{provider}' provider) has no extent of its own: give the "
-                              "EXTENT to fetch (in the dialog: Extent > Use Map Canvas Extent; in qgis_process: "
-                              "EXTENT='xmin,xmax,ymin,ymax [EPSG:code]').")
+            raise EngineError(tr("The layer '{layer}' ('{provider}' provider) has no extent of its own: give the "
+                                 "EXTENT to fetch (in the dialog: Extent > Use Map Canvas Extent; in qgis_process: "
+                                 "EXTENT='xmin,xmax,ymin,ymax [EPSG:code]').").format(layer=name, provider=provider))
         extent = layer.extent()
     probe = Window(0, 0, 1000, 1000)  # a fine grid over the extent: its central pixel's ground size
     ground = ground_pixel_size(FetchGrid(extent, probe.width, probe.height).geotransform, layer_srs(layer), probe)
     if resolution == 0:
         if not _has_grid(layer):
-            raise EngineError(f"The layer '{name}' ('{provider}' provider) has no pixel size of its own: give "
-                              f"{resolution_name} in metres per pixel (e.g. 0.1 for 10 cm aerial imagery).")
+            raise EngineError(tr("The layer '{layer}' ('{provider}' provider) has no pixel size of its own: give "
+                                 "{parameter} in metres per pixel (e.g. 0.1 for 10 cm aerial imagery).").format(
+                                     layer=name, provider=provider, parameter=resolution_name))
         width = max(1, round(extent.width() / layer.rasterUnitsPerPixelX()))
         height = max(1, round(extent.height() / layer.rasterUnitsPerPixelY()))
     elif ground is None:
-        raise EngineError(f"The CRS of layer '{name}' ({layer.crs().authid() or 'none'}) does not tell its size "
-                          f"in metres, so {resolution_name}={resolution:g} m cannot be fetched. Give the layer a CRS.")
+        raise EngineError(tr("The CRS of layer '{layer}' ({crs}) does not tell its size in metres, so "
+                             "{parameter}={resolution} m cannot be fetched. Give the layer a CRS.").format(
+                                 layer=name, crs=layer.crs().authid() or tr("none"), parameter=resolution_name,
+                                 resolution=f"{resolution:g}"))
     else:
         width, height = resampled_size(probe, ground, resolution)
     grid = FetchGrid(extent, width, height)
@@ -143,14 +147,17 @@ def _check_size(grid: FetchGrid, probe_m: Optional[Tuple[float, float]], name: s
     pixels = grid.width * grid.height
     if pixels <= MAX_FETCH_PIXELS:
         return
-    fix = "a smaller extent"
+    fix = tr("a smaller extent")
     if probe_m is not None:  # the grid's ground pixel size, from the 1000 px probe's
         pixel_m = math.sqrt(probe_m[0] * 1000 / grid.width * probe_m[1] * 1000 / grid.height)
         needed = pixel_m * math.sqrt(pixels / MAX_FETCH_PIXELS)
         digits = 10 ** (math.floor(math.log10(needed)) - 1)
-        fix = f"{resolution_name} of at least {math.ceil(needed / digits) * digits:.3g} m, or {fix}"
-    raise EngineError(f"Fetching '{name}' over this extent is {grid.width:,} x {grid.height:,} = {pixels:,} px, more "
-                      f"than the {MAX_FETCH_PIXELS:,} px a layer that is not a file may be fetched at. Choose {fix}.")
+        fix = tr("{parameter} of at least {resolution} m, or {fix}").format(
+            parameter=resolution_name, resolution=f"{math.ceil(needed / digits) * digits:.3g}", fix=fix)
+    raise EngineError(tr("Fetching '{layer}' over this extent is {width} x {height} = {pixels} px, more than the "
+                         "{limit} px a layer that is not a file may be fetched at. Choose {fix}.").format(
+                             layer=name, width=f"{grid.width:,}", height=f"{grid.height:,}", pixels=f"{pixels:,}",
+                             limit=f"{MAX_FETCH_PIXELS:,}", fix=fix))
 
 
 def _argb_bands(raw: bytes, block: Block, premultiplied: bool) -> Iterator[Tuple[int, np.ndarray]]:
@@ -175,8 +182,9 @@ def _read_block(provider: QgsRasterDataProvider, rect: QgsRectangle, block: Bloc
         if feedback.isCanceled():
             raise Canceled()
         if not raster.isValid():
-            raise EngineError(f"The '{provider.name()}' provider returned no block for {rect.toString(3)}: "
-                              f"{provider.error().summary() or 'no reason given'}.")
+            raise EngineError(tr("The '{provider}' provider returned no block for {rect}: {reason}.").format(
+                provider=provider.name(), rect=rect.toString(3),
+                reason=provider.error().summary() or tr("no reason given")))
         raw = bytes(raster.data())
         if kind in ARGB:
             yield from _argb_bands(raw, block, kind == Qgis.DataType.ARGB32_Premultiplied)
@@ -216,9 +224,10 @@ def fetch(layer: QgsRasterLayer, grid: FetchGrid, path: str, feedback: QgsProces
                     seen = seen or (band == 0 and bool(values.any()))
                 feedback.setProgress(100.0 * done / len(todo))
             if not seen:
-                raise EngineError(f"The layer '{layer.name()}' returned only transparent pixels over "
-                                  f"{grid.extent.toString(3)}: the extent is outside its data or the service failed "
-                                  "(see its tab in the Log Messages panel). Check the extent and the layer.")
+                raise EngineError(tr("The layer '{layer}' returned only transparent pixels over {extent}: the extent "
+                                     "is outside its data or the service failed (see its tab in the Log Messages "
+                                     "panel). Check the extent and the layer.").format(
+                                         layer=layer.name(), extent=grid.extent.toString(3)))
             writer.finish()
     except OSError as error:
         raise write_error(f"the fetched layer '{layer.name()}'", error, os.path.dirname(path)) from None
@@ -259,11 +268,13 @@ class LayerInputs:
         while os.path.exists(path):  # two layers of one name (Fit Cluster Model)
             number += 1
             path = os.path.join(self.folder, f"{stem}-{number}.tif")
-        how = f"at {resolution:g} m per pixel" if resolution else "at its own pixel size"
-        self.feedback.pushInfo(f"Fetching '{layer.name()}' through QGIS's '{layer.providerType()}' provider {how}: "
-                               f"{grid.width} x {grid.height} px over {grid.extent.toString(3)} "
-                               f"({layer.crs().authid()}), into a temporary GeoTIFF.")
-        self.feedback.setProgressText(f"Fetching {layer.name()}")
+        how = tr("at {resolution} m per pixel").format(resolution=f"{resolution:g}") if resolution else \
+            tr("at its own pixel size")
+        self.feedback.pushInfo(tr("Fetching '{layer}' through QGIS's '{provider}' provider {how}: {width} x {height} "
+                                  "px over {extent} ({crs}), into a temporary GeoTIFF.").format(
+                                      layer=layer.name(), provider=layer.providerType(), how=how, width=grid.width,
+                                      height=grid.height, extent=grid.extent.toString(3), crs=layer.crs().authid()))
+        self.feedback.setProgressText(tr("Fetching {layer}").format(layer=layer.name()))
         fetch(layer, grid, path, self.feedback)
         return path
 

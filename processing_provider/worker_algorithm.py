@@ -153,7 +153,8 @@ class WorkerAlgorithm(QgsProcessingAlgorithm):
         if rect is None and self._canvas is not None:
             transform = QgsCoordinateTransform(self._canvas.crs(), layer.crs(), context.transformContext())
             rect = transform.transformBoundingBox(self._canvas)
-            inputs.feedback.pushInfo(f"No extent given: '{layer.name()}' is fetched over the map canvas's extent.")
+            inputs.feedback.pushInfo(self.tr("No extent given: '{layer}' is fetched over the map canvas's "
+                                             "extent.").format(layer=layer.name()))
         return inputs.path(layer, rect, *resolution), None
 
     def prepareAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,

@@ -272,3 +272,20 @@ def test_classify_from_examples_reads_in_french_with_the_shared_parameters(frenc
     assert algorithm.parameterDefinition("CLASSIFIER").help().startswith(
         "Un fichier .tscc enregistré par un traitement antérieur")
     assert "<h3>Comment dessiner les exemples</h3>" in algorithm.shortHelpString()
+
+
+def test_a_web_layer_without_an_extent_is_refused_in_french(french_qgis):
+    """An error raised on the QGIS side before anything is fetched (web_input.py), the layer and the fix filled in
+    after the lookup; the dialog's resolution note too."""
+    from qgis.core import QgsRasterLayer
+    from treeseg.processing_provider.resolution_widget import layer_note
+    from treeseg.processing_provider.web_input import fetch_grid
+    from treeseg.treeseg_plugin.engine.errors import EngineError
+
+    layer = QgsRasterLayer("type=xyz&url=http://127.0.0.1:9/%7Bz%7D/%7Bx%7D/%7By%7D.png", "fond", "wms")
+    assert layer.isValid()
+    with pytest.raises(EngineError) as refused:
+        fetch_grid(layer, None, 0.1, "WORKING_RESOLUTION")
+    assert str(refused.value).startswith("La couche « fond » (fournisseur « wms ») n'a pas d'emprise propre : "
+                                         "indiquez l'emprise (EXTENT) à récupérer")
+    assert layer_note(layer) == "entrée : une couche web, sans taille de pixel propre (indiquez-en une)"
