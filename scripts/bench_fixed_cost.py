@@ -9,14 +9,15 @@ Per round (``--repeats``, medians reported), in turn, on a ``--size`` px synthet
   and in a profile without it: QGIS's own start-up with a native algorithm, and the plugin's load (the
   difference).
 
-With ``--trace`` (needs strace) one more Segment Trees run is timed under ``strace -f`` (execve, exit_group
+With ``--trace N`` (needs strace) N more Segment Trees runs are timed under ``strace -f`` (execve, exit_group
 and write only, filtered in the kernel by seccomp-bpf), which splits the command into: QGIS's start-up and the
 algorithm's checks until the worker is launched (the interpreter check included), the worker's interpreter
 start (through any launcher script such as a pyenv shim), its Python start until it reads the job, its
 imports until the run's first stage, the engine's run (model loading included), the worker's exit after its
-result, and qgis_process's exit. strace slows the traced run; its phases are shares of that run.
+result, and qgis_process's exit (medians over the N runs). strace slows a traced run; its phases are shares of
+that run.
 
-    .venv/bin/python scripts/bench_fixed_cost.py --repeats 5 --trace
+    .venv/bin/python scripts/bench_fixed_cost.py --repeats 5 --trace 5
     .venv/bin/python scripts/bench_fixed_cost.py --model tiny --repeats 1     # seconds (the smoke test)
 """
 
@@ -144,7 +145,7 @@ def summarise(rounds: List[Dict[str, float]], traced: Optional[Dict[str, float]]
           f"; a native algorithm's whole command {medians['native_with_plugin_s']:.2f} s; the plugin's load "
           f"{medians['plugin_load_s']:+.2f} s.\n")
     if traced:
-        print("| phase of the traced run | s | share |\n|---|---|---|")
+        print("| phase of a traced run (medians) | s | share |\n|---|---|---|")
         for name, seconds in traced.items():
             print(f"| {name} | {seconds:.2f} | {100 * seconds / traced['whole traced command']:.0f} % |")
     return medians
@@ -155,7 +156,8 @@ def main(argv: List[str] = sys.argv[1:]) -> Dict[str, object]:
     parser.add_argument("--size", type=int, default=64, help="raster width and height, px")
     parser.add_argument("--model", default="vits16")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--trace", action="store_true", help="also one run under strace, split into phases")
+    parser.add_argument("--trace", type=int, default=0, metavar="N",
+                        help="also N runs under strace, split into phases (medians)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     if args.trace and not shutil.which("strace"):
@@ -181,7 +183,8 @@ def main(argv: List[str] = sys.argv[1:]) -> Dict[str, object]:
     print(f"- input: {args.size} x {args.size} px RGB Byte GeoTIFF, synthetic 'blobs'; model {args.model}, random "
           f"weights, Meta .pth; fp32; {args.repeats} round(s); native algorithm {NATIVE}\n")
     rounds = [one_round(envs, raster, parameters) for _ in range(args.repeats)]
-    traced = traced_run(folder, envs["plugin"], parameters) if args.trace else None
+    traces = [traced_run(folder, envs["plugin"], parameters) for _ in range(args.trace)]
+    traced = {name: statistics.median(t[name] for t in traces) for name in traces[0]} if traces else None
     medians = summarise(rounds, traced)
     if args.json:
         write_results(args.json, args, {"rounds": rounds, "medians": medians, "traced": traced})
