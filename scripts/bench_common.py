@@ -55,6 +55,11 @@ def cpu_flags() -> List[str]:
     return []
 
 
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, as `uptime` prints them ("?" where the OS has none)."""
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+
+
 def describe_machine() -> str:
     """One line: CPU model, cores, relevant flags, torch build, threads, load average."""
     load = ""
@@ -119,6 +124,17 @@ def vit_gflop(shape: VitShape, size: int, stride: int = 16) -> Tuple[float, floa
     linear = shape.depth * (8 * n * d * d + ffn) + 2 * patches * 3 * shape.patch**2 * d
     attention = shape.depth * 4 * n * n * d
     return linear / 1e9, attention / 1e9
+
+
+def meta_checkpoint(model: str, folder: Path) -> Path:
+    """A random-weight checkpoint of ``model`` (a key of VIT_SHAPES) in Meta's .pth format, written by
+    tests/checkpoint_factory: the real architecture, not trained weights."""
+    from checkpoint_factory import FactoryConfig, make_state_dict, write_meta_pth
+
+    shape = VIT_SHAPES[model]
+    config = model if model in ("tiny", "vits16") else FactoryConfig(
+        embed_dim=shape.dim, depth=shape.depth, num_heads=shape.heads, ffn=shape.ffn)
+    return write_meta_pth(folder / f"{model}.pth", make_state_dict(config, seed=0))
 
 
 def linear_gemms(shape: VitShape, rows: int) -> List[Tuple[int, int, int]]:

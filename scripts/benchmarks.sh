@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces every CPU figure of docs/benchmarks.md in one go: about 30 minutes on 2 cores.
+# Reproduces every CPU figure of docs/benchmarks.md in one go: about 40 minutes on 2 cores (quiet).
 # Run it on an otherwise idle machine; each script's report goes to build/benchmarks/<name>.md.
 #   bash scripts/benchmarks.sh [output folder]
 set -euo pipefail
@@ -29,4 +29,6 @@ run clustering scripts/bench_clustering.py                                    # 
 run qgis scripts/bench_qgis.py --desktop                                      # target 7: inside QGIS
 run batch scripts/bench_batch.py --rasters 6 --size 1024                      # many rasters: local and Dask
 run classify scripts/bench_classify.py                                         # issue 27: the fit vs Segment Trees
+run fixed-cost scripts/bench_fixed_cost.py --repeats 5 $(command -v strace >/dev/null && echo --trace 3)  # issue 28
+run hectares scripts/bench_hectares.py --side 800                             # issue 25: working resolution
 echo "Reports in $out; target 6 (GPU) is scripts/gpu_check.py, on a GPU machine."

@@ -36,6 +36,7 @@ from bench_common import (
     VIT_SHAPES,
     describe_machine,
     linear_gemms,
+    meta_checkpoint,
     shaped_matmuls,
     square_matmul,
     sync,
@@ -51,15 +52,6 @@ SMOKE = {"models": {"tiny": 4}, "size": 64, "iterations": 2, "matmul": 256, "chm
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-def checkpoint(model: str, folder: Path) -> Path:
-    from checkpoint_factory import FactoryConfig, make_state_dict, write_meta_pth
-
-    shape = VIT_SHAPES[model]
-    config = model if model in ("tiny", "vits16") else FactoryConfig(
-        embed_dim=shape.dim, depth=shape.depth, num_heads=shape.heads, ffn=shape.ffn)
-    return write_meta_pth(folder / f"{model}.pth", make_state_dict(config, seed=0))
 
 
 def rate(function, gflop: float, device: torch.device, iterations: int) -> float:
@@ -94,7 +86,7 @@ def throughput(model: str, batch: int, size: int, device: torch.device, precisio
     gemm_call, gemm_gf = shaped_matmuls(linear_gemms(shape, batch * tokens(shape, size)), torch.bfloat16, device)
     gemm_rate = rate(gemm_call, gemm_gf, device, iterations)
     del gemm_call
-    fp32 = load_backbone(checkpoint(model, folder), device=device)
+    fp32 = load_backbone(meta_checkpoint(model, folder), device=device)
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
     reference = fp32.forward_features(x)["x_norm_patchtokens"].float()
     rows = []
@@ -190,7 +182,7 @@ def oom_backoff(device: torch.device, folder: Path) -> Dict[str, Any]:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
             return self._backbone.forward_features(x)
 
-    weights = checkpoint("tiny", folder)
+    weights = meta_checkpoint("tiny", folder)
     raster = make_raster(folder / "in.tif", 300, 260, kind="blobs")
     real = pipeline.load_model
     wrapped: List[OomAbove] = []

@@ -25,7 +25,7 @@ from treeseg.treeseg_plugin.engine import Canceled, EngineError, SegmentationCon
 from treeseg.treeseg_plugin.engine.jobs.fit import ClusterFitResult
 from treeseg.treeseg_plugin.engine.jobs.results import SegmentationResult
 from treeseg.treeseg_plugin.engine.raster.staging import Staging
-from treeseg.treeseg_plugin.worker.client import WorkerDiedError, death_message, run_job
+from treeseg.treeseg_plugin.worker.client import PLUGIN_ROOT, WorkerDiedError, death_message, run_job
 
 ALGORITHM = "treeseg:segmenttrees"
 
@@ -198,6 +198,23 @@ def test_results_cross_the_pipe_as_strict_json():
         line = json.dumps(result.to_json(), allow_nan=False)
         assert type(result).from_json(json.loads(line)) == result
 
+
+
+@pytest.mark.parametrize(("stdin", "returncode", "stderr"), [("", 0, ""), ('{"protocol": 0}\n', 2, "protocol 0")])
+def test_the_worker_leaves_without_the_interpreters_teardown(tmp_path, stdin, returncode, stderr):
+    """Once its input ends the worker exits at once (os._exit), skipping the interpreter's teardown that takes
+    0.4-0.6 s with torch loaded (docs/benchmarks.md, "The fixed cost per qgis_process run"): exit handlers do not
+    run, and the exit code and the last words on stderr still come through."""
+    marker = tmp_path / "teardown-ran"
+    (tmp_path / "sitecustomize.py").write_text(f"import atexit\natexit.register(open, {str(marker)!r}, 'w')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), PLUGIN_ROOT])}
+    subprocess.run([sys.executable, "-c", "pass"], env=env, check=True, timeout=60)
+    assert marker.exists()  # the exit handler runs when a Python process ends normally
+    marker.unlink()
+    done = subprocess.run([sys.executable, "-m", "treeseg_plugin.worker.process"], input=stdin, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == returncode and stderr in done.stderr
+    assert not marker.exists()
 
 # -- a worker whose stdout closes before it exits ------------------------------------------------------
 

@@ -2,7 +2,8 @@
 the other, until its input ends; the last backbone it loaded stays loaded for the next job
 (engine/encode/runtime.py decides when it fits).
 
-The pipe's messages are described in :mod:`.client`. The worker keeps its real stdout for them and sends
+When its input ends it leaves without the interpreter's teardown (:func:`leave`). The pipe's messages are
+described in :mod:`.client`. The worker keeps its real stdout for them and sends
 everything else that is printed (by libraries, warnings, a fatal-error traceback) to stderr.
 """
 
@@ -170,5 +171,13 @@ def main() -> int:
     return code
 
 
+def leave(code: int) -> None:
+    """End the process with ``code`` at once: every job has answered and closed its files, and the interpreter's
+    teardown (finalising torch's and GDAL's modules) would add 0.4-0.6 s to every run (docs/benchmarks.md,
+    "The fixed cost per qgis_process run")."""
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())
