@@ -7,6 +7,7 @@ geodesics (GeographicLib) for ground distances, and the inputs' own grids.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import warnings
@@ -64,10 +65,11 @@ def test_a_4x_upsampled_raster_at_the_original_resolution_gives_the_original_lab
     fine = make_raster(tmp_path / "fine.tif", 384, 320, pixel_size=0.1, nodata=0, data=fine_data,
                        invalid=fine_invalid)
 
-    _run(coarse, tmp_path / "coarse_labels.tif", tiny, trees_path=str(tmp_path / "coarse_trees.tif"))
+    _run(coarse, tmp_path / "coarse_labels.tif", tiny, trees_path=str(tmp_path / "coarse_trees.tif"),
+         stats_path=str(tmp_path / "coarse.json"))
     log = Log()
     _run(fine, tmp_path / "fine_labels.tif", tiny, log, working_resolution=0.4,
-         trees_path=str(tmp_path / "fine_trees.tif"))
+         trees_path=str(tmp_path / "fine_trees.tif"), stats_path=str(tmp_path / "fine.json"))
 
     expected = np.repeat(np.repeat(band_values(tmp_path / "coarse_labels.tif"), 4, axis=0), 4, axis=1)
     labels = band_values(tmp_path / "fine_labels.tif")
@@ -81,6 +83,9 @@ def test_a_4x_upsampled_raster_at_the_original_resolution_gives_the_original_lab
     assert (band_values(tmp_path / "fine_trees.tif") == trees).mean() >= 0.99
     assert _encoded(log) == (96, 80)
     assert any("Native pixel size 0.1 x 0.1 m" in line for line in log.lines)
+    stats = json.loads((tmp_path / "fine.json").read_text())  # the report says how the run was encoded
+    assert stats["working_resolution_m"] == 0.4 and stats["encoded_pixels"] == {"width": 96, "height": 80}
+    assert "working_resolution_m" not in json.loads((tmp_path / "coarse.json").read_text())
 
 
 _GEOD = Geod(ellps="WGS84")  # GeographicLib's geodesics

@@ -147,6 +147,8 @@ def html_text(stats: SegmentationStatistics) -> str:
         ["Model", e(f"{stats.model.variant} ({stats.model.weights_path})")],
         ["Device / precision", e(f"{encoding.device} / {encoding.precision}")],
         ["Stride / tile / overlap", e(f"{encoding.stride} / {encoding.tile_size} / {encoding.overlap} px")],
+        *([["Working resolution", e(f"{encoding.working_resolution:g} m: {encoding.encoded_size[0]} x "
+                                    f"{encoding.encoded_size[1]} px encoded")]] if encoding.working_resolution else []),
         ["Tiles (skipped)", e(f"{stats.tiles.total} ({stats.tiles.skipped})")],
         ["Areas", e(str(stats.counts.area_note))],
         *_cluster_model_rows(stats),

@@ -94,7 +94,8 @@ class ModelStatistics:
 
 @dataclass(frozen=True)
 class Encoding:
-    """How the tiles were encoded: device, precision, stride, tiling and batch size."""
+    """How the tiles were encoded: device, precision, stride, tiling and batch size; at a working resolution
+    (metres, 0: the raster's own pixels), the (width, height) of the grid encoded."""
 
     device: str
     precision: str
@@ -102,6 +103,15 @@ class Encoding:
     tile_size: int
     overlap: int
     batch_size: int
+    working_resolution: float = 0.0
+    encoded_size: Tuple[int, int] = (0, 0)
+
+    def working_json(self) -> Dict[str, Any]:
+        """The stats file's working-resolution keys: none at the raster's own pixels (files as before)."""
+        if not self.working_resolution:
+            return {}
+        return {"working_resolution_m": self.working_resolution,
+                "encoded_pixels": {"width": self.encoded_size[0], "height": self.encoded_size[1]}}
 
 
 @dataclass(frozen=True)
@@ -222,7 +232,7 @@ class SegmentationStatistics:
             "input": self.input.to_json(), "output": self.output, "model": asdict(self.model),
             "device": encoding.device, "precision": encoding.precision, "stride": encoding.stride,
             "tile_size": encoding.tile_size, "overlap": encoding.overlap, "batch_size": encoding.batch_size,
-            "tiles": asdict(self.tiles),
+            **encoding.working_json(), "tiles": asdict(self.tiles),
             "patches": {"valid": self.sampling.valid, "sampled": self.sampling.sampled},
             "seed": self.sampling.seed, "max_samples": self.sampling.max_samples,
             "cluster_model": asdict(self.cluster_model),
