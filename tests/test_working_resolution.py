@@ -191,3 +191,30 @@ def test_the_issues_acceptance_on_the_sample_10_cm_upsampled_to_2_5_cm(tmp_path,
     expected = np.repeat(np.repeat(band_values(tmp_path / "coarse.tif"), 4, axis=0), 4, axis=1)
     assert (band_values(tmp_path / "fine.tif") == expected).mean() >= 0.99
     assert _grid(tmp_path / "fine.tif") == _grid(fine)
+
+
+def test_a_utm_raster_keeps_its_own_metres_so_4x_coarser_is_exactly_4x(tmp_path, tiny):
+    """300 km west of UTM 17N's central meridian a map metre is 1.0007 ground metres (UTM's scale factor): a
+    3200 px strip of 2.5 cm pixels measured on the ellipsoid would give 800.6 working pixels at 0.1 m and a
+    grid that drifts against the input's. The projected CRS's own metres give exactly 800."""
+    origin = (200_000.0, 3_300_000.0)
+    lon0, lat0 = _transform_to_lonlat(origin[0], origin[1])
+    lon1, _ = _transform_to_lonlat(origin[0] + 3200 * 0.025, origin[1])
+    ground = _GEOD.inv(lon0, lat0, lon1, lat0)[2]
+    assert round(ground / 0.1) != 800  # the ellipsoid's measure alone would not give 4x (independent: pyproj)
+    strip = make_raster(tmp_path / "strip.tif", 3200, 64, pixel_size=0.025, origin=origin)
+    log = Log()
+    _run(strip, tmp_path / "labels.tif", tiny, log, working_resolution=0.1)
+    assert _encoded(log) == (800, 16)
+    assert _grid(tmp_path / "labels.tif") == _grid(strip)
+
+
+def _transform_to_lonlat(x: float, y: float) -> tuple:
+    from osgeo import osr
+
+    utm, wgs84 = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromEPSG(32617)
+    wgs84.ImportFromEPSG(4326)
+    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    utm.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return osr.CoordinateTransformation(utm, wgs84).TransformPoint(x, y)[:2]

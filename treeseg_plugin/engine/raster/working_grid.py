@@ -5,8 +5,10 @@ the same code. Decisions:
 
 * Ground metres whatever the CRS: the window's central pixel's sides, converted to latitude and longitude
   (osr) and measured on the CRS's ellipsoid (radii of curvature in the meridian and the prime vertical at
-  that latitude), so a geographic CRS, Web Mercator's scale or UTM's 0.9996 are all ground metres. Without
-  a CRS (or outside the CRS's area of use) the size in metres is unknown and only 0 (native) runs.
+  that latitude), so a geographic CRS and Web Mercator's scale are ground metres. A projected CRS whose map
+  metre is within 0.5 % of that (UTM's scale factor, national grids) keeps its own pixel size, so ratios the
+  analyst means (2.5 cm to 0.1 m: 4) stay exact. Without a CRS (or outside the CRS's area of use) the size
+  in metres is unknown and only 0 (native) runs.
 * The working grid is a GDAL VRT in memory (``/vsimem``) over the window, ``round(window * pixel size /
   resolution)`` pixels a side: GDAL resamples as each tile is read (``average`` when coarsening,
   ``bilinear`` when refining), so the whole raster is never held. It covers the window exactly, so working
@@ -34,10 +36,16 @@ from ..progress import Progress
 from .georef import GeoTransform, Window
 from .input import InputRaster
 
+MAP_METRE_TOLERANCE = 0.005
+"""A projected CRS whose map metre is within 0.5 % of a ground metre at the window's centre (UTM: at most 0.1 %,
+national grids) is taken at its word: 0.1 m from 2.5 cm pixels is then exactly 4 pixels, not 3.9989 (UTM's
+scale factor), which would shift the working grid against the input's by a pixel every few thousand."""
+
 
 def ground_pixel_size(gt: GeoTransform, srs: Optional[osr.SpatialReference], window: Window) \
         -> Optional[Tuple[float, float]]:
-    """(column, row) pixel size in ground metres at the window's centre, or None when the CRS does not tell."""
+    """(column, row) pixel size in ground metres at the window's centre (a projected CRS's own size where it is
+    within MAP_METRE_TOLERANCE of that), or None when the CRS does not tell."""
     if srs is None or not (srs.IsProjected() or srs.IsGeographic()):
         return None
     source = srs.Clone()
@@ -61,7 +69,12 @@ def ground_pixel_size(gt: GeoTransform, srs: Optional[osr.SpatialReference], win
     def metres(a: np.ndarray, b: np.ndarray) -> float:
         return math.hypot((b[0] - a[0]) * east, (b[1] - a[1]) * north)
 
-    return metres(lonlat[0], lonlat[1]), metres(lonlat[2], lonlat[3])
+    ground = metres(lonlat[0], lonlat[1]), metres(lonlat[2], lonlat[3])
+    if srs.IsProjected():
+        mapped = math.hypot(gt[1], gt[4]) * srs.GetLinearUnits(), math.hypot(gt[2], gt[5]) * srs.GetLinearUnits()
+        if all(abs(g / m - 1.0) < MAP_METRE_TOLERANCE for g, m in zip(ground, mapped)):
+            return mapped
+    return ground
 
 
 @dataclass
