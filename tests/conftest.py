@@ -107,6 +107,27 @@ def plugins_dir() -> Path:
     return PLUGINS_DIR
 
 
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    """A tiny random-weight DINOv3 checkpoint (D=64, 2 blocks) in Meta's .pth layout, one per test module."""
+    from checkpoint_factory import make_state_dict, write_meta_pth
+
+    return str(write_meta_pth(tmp_path_factory.mktemp("weights") / "tiny.pth", make_state_dict("tiny", seed=0)))
+
+
+@pytest.fixture()
+def weights_folder(qgis_app, tmp_path) -> Path:
+    """TreeSeg's weights folder setting pointed at ``tmp_path/weights`` (not created); settings reset after."""
+    from qgis.core import QgsSettings
+    from treeseg.treeseg_plugin import settings as treeseg_settings
+
+    QgsSettings().remove(treeseg_settings.GROUP)
+    folder = tmp_path / "weights"
+    treeseg_settings.save_settings(treeseg_settings.TreeSegSettings(str(folder)))
+    yield folder
+    QgsSettings().remove(treeseg_settings.GROUP)
+
+
 @pytest.fixture()
 def dest(tmp_path) -> Path:
     """A destination folder holding a previous result (labels, style, stats) that a failed run must keep."""

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoint_factory import make_state_dict, write_meta_pth
 from conftest import PLUGINS_DIR
 from data_factory import make_raster
 from osgeo import gdal
@@ -27,11 +26,6 @@ pytest.importorskip("distributed", reason="the Dask tests need dask[distributed]
 
 SETTINGS = ["--tile-size", "64", "--overlap", "16", "--k", "3"]
 PLUGIN = Path(PLUGINS_DIR) / "treeseg"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(write_meta_pth(tmp_path_factory.mktemp("weights") / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
 @pytest.fixture(scope="module")

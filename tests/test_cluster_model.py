@@ -30,12 +30,6 @@ STEP = TILE - OVERLAP  # neighbouring tiles share the overlap (engine/encode/til
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("weights")
-    return str(write_meta_pth(folder / "tiny.pth", make_state_dict("tiny", seed=0)))
-
-
-@pytest.fixture(scope="module")
 def fitted(tmp_path_factory, tiny):
     """Segment Trees on the sample orthophoto, saving its model: (folder, result)."""
     folder = tmp_path_factory.mktemp("fitted")

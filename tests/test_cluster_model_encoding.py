@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from checkpoint_factory import make_state_dict, write_meta_pth
 from recording_progress import Log
 from safetensors import safe_open
 from safetensors.numpy import save_file
@@ -17,11 +16,6 @@ from treeseg.treeseg_plugin.engine.cluster.model_file import METADATA_KEY, check
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
 TILE, OVERLAP = 64, 16
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(write_meta_pth(tmp_path_factory.mktemp("weights") / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from batch_panel import dispose, row_parameters
-from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from engine_runs import legend
 from processing_models import add_step, child, child_output, model_input, new_model, static
@@ -25,12 +24,6 @@ from qgis_process_runner import enable_plugin, qgis_process_env, run, run_algori
 FIT = "treeseg:fitclustermodel"
 SEGMENT = "treeseg:segmenttrees"
 SMALL = {"TILE_SIZE": 64, "OVERLAP": 16, "K_MAX": 4}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("weights")
-    return str(write_meta_pth(folder / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
 @pytest.fixture()

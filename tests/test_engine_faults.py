@@ -20,7 +20,6 @@ from typing import Dict, List
 
 import numpy as np
 import pytest
-from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster, trap_vrt
 from engine_runs import segmenter
 from osgeo import gdal, ogr, osr
@@ -51,12 +50,6 @@ class RaiseIn(Log):
     def progress(self, percent: float) -> None:
         if self.stages and self.stages[-1] == self.target:
             raise self.error
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("weights")
-    return str(write_meta_pth(folder / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
 @pytest.fixture(scope="module")

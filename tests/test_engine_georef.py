@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster, pattern
 from engine_runs import segmenter
 from osgeo import gdal, osr
@@ -23,11 +22,6 @@ from treeseg.treeseg_plugin.engine.raster.georef import pixel_area
 WGS84_A = 6378137.0
 WGS84_E2 = (1 / 298.257223563) * (2 - 1 / 298.257223563)
 WGS84_SURFACE_KM2 = 510065621.724  # the WGS 84 ellipsoid's surface area
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(write_meta_pth(tmp_path_factory.mktemp("weights") / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
 def _srs(epsg: int) -> osr.SpatialReference:

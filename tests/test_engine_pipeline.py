@@ -45,13 +45,6 @@ class CancelAt(Log):
         return False
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    """A tiny random-weight checkpoint (D=64, 2 blocks) in Meta's .pth layout."""
-    folder = tmp_path_factory.mktemp("weights")
-    return str(write_meta_pth(folder / "tiny.pth", make_state_dict("tiny", seed=0)))
-
-
 _run = segmenter(tile_size=128, overlap=32, k_max=4)
 _read = band_values
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster, trap_vrt
 from osgeo import gdal, ogr, osr
 from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
@@ -27,11 +26,6 @@ ALGORITHM = "treeseg:segmenttrees"
 STAGES = ("Reading input", "Loading model", "Encoding tiles", "Fitting k-means", "Writing labels",
           "Writing polygons", "Writing statistics")
 CUDA = 1  # index of "cuda" in the DEVICE enum
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(write_meta_pth(tmp_path_factory.mktemp("weights") / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from engine_runs import legend
 from osgeo import gdal
@@ -20,12 +19,6 @@ from treeseg.treeseg_plugin.engine.runs.fit import STAGES, run_fit_cluster_model
 from treeseg.treeseg_plugin.worker.client import run_job
 
 SETTINGS = {"tile_size": 64, "overlap": 16, "k_max": 4}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("weights")
-    return str(write_meta_pth(folder / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
 def _fit(paths, out, model, progress=None, **settings):

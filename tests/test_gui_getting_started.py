@@ -13,26 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 from checkpoint_factory import make_state_dict, write_hf_folder
-from qgis.core import QgsSettings
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import QFileDialog
 from qt_events import wait_until
 from test_torch_choice import H100, path_with_nvidia_smi
 from treeseg.treeseg_plugin import readiness
-from treeseg.treeseg_plugin import settings as treeseg_settings
 from treeseg.treeseg_plugin.gui.getting_started_dialog import MISSING, OK, WARNING, GettingStartedDialog
 from treeseg.treeseg_plugin.gui.weights_dialog import WeightsDialog
 
 VITS16_FOLDER = "dinov3-vits16-pretrain-lvd1689m"  # a Hugging Face model in the weights folder (docs/weights.md)
-
-
-@pytest.fixture()
-def weights_folder(qgis_app, tmp_path) -> Path:
-    QgsSettings().remove(treeseg_settings.GROUP)
-    folder = tmp_path / "weights"
-    treeseg_settings.save_settings(treeseg_settings.TreeSegSettings(str(folder)))
-    yield folder
-    QgsSettings().remove(treeseg_settings.GROUP)
 
 
 @pytest.fixture()

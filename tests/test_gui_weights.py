@@ -12,7 +12,7 @@ import pytest
 import torch
 from checkpoint_factory import make_state_dict, sha256_of, write_hf_folder, write_meta_pth
 from huggingface_hub import constants
-from qgis.core import QgsApplication, QgsSettings
+from qgis.core import QgsApplication
 from qgis.PyQt.QtWidgets import QFileDialog
 from qt_events import wait_until
 from treeseg.treeseg_plugin import settings as treeseg_settings
@@ -31,15 +31,6 @@ def segment_trees():
     from treeseg.processing_provider.segment_trees import SegmentTreesAlgorithm
 
     return SegmentTreesAlgorithm().create()
-
-
-@pytest.fixture()
-def weights_folder(qgis_app, tmp_path) -> Path:
-    QgsSettings().remove(treeseg_settings.GROUP)
-    folder = tmp_path / "weights"
-    treeseg_settings.save_settings(treeseg_settings.TreeSegSettings(str(folder)))
-    yield folder
-    QgsSettings().remove(treeseg_settings.GROUP)
 
 
 @pytest.fixture(scope="module")

@@ -33,11 +33,6 @@ KEPT_LINE = "kept loaded from an earlier run in this process"
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(write_meta_pth(tmp_path_factory.mktemp("weights") / "tiny.pth", make_state_dict("tiny", seed=0)))
-
-
-@pytest.fixture(scope="module")
 def raster(tmp_path_factory) -> str:
     return str(make_raster(tmp_path_factory.mktemp("input") / "ortho.tif", 256, 256))
 

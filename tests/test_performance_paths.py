@@ -56,11 +56,6 @@ class OomAbove:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(write_meta_pth(tmp_path_factory.mktemp("weights") / "tiny.pth", make_state_dict("tiny", seed=0)))
-
-
-@pytest.fixture(scope="module")
 def raster(tmp_path_factory) -> Path:
     return make_raster(tmp_path_factory.mktemp("raster") / "in.tif", 300, 260, kind="blobs")
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster, vegetation_scene, write_chm, write_scene
 from osgeo import gdal
 from recording_progress import Log
@@ -22,12 +21,6 @@ from treeseg.treeseg_plugin.engine.raster.palette import cluster_color
 from treeseg.treeseg_plugin.engine.trees.evidence import EvidenceAccumulator, EvidenceBlock
 
 PARTS = ("trees", "grass", "court", "soil")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("weights")
-    return str(write_meta_pth(folder / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoint_factory import make_state_dict, write_meta_pth
 from osgeo import gdal, osr
 from qgis.core import (
     Qgis,
@@ -36,11 +35,6 @@ SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
 SMALL = {"TILE_SIZE": 64, "OVERLAP": 16, "K": 3, "SEED": 0}
 RESOLUTION = 0.2
 _GEOD = Geod(ellps="WGS84")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(write_meta_pth(tmp_path_factory.mktemp("weights") / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster
 from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
@@ -28,11 +27,6 @@ from treeseg.treeseg_plugin.engine.raster.staging import Staging
 from treeseg.treeseg_plugin.worker.client import PLUGIN_ROOT, WorkerDiedError, death_message, run_job
 
 ALGORITHM = "treeseg:segmenttrees"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(write_meta_pth(tmp_path_factory.mktemp("weights") / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoint_factory import make_state_dict, write_meta_pth
 from data_factory import make_raster, pattern
 from engine_runs import band_values, segmenter
 from osgeo import gdal
@@ -32,12 +31,6 @@ with warnings.catch_warnings():  # Debian's pyproj (a python3-qgis dependency) m
 _run = segmenter(tile_size=128, overlap=32, k=3, seed=0)
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "OSBS_029.tif"
 _ENCODED = re.compile(r"encoded at .*: (\d+) x (\d+) = (\d+) px for (\d+) input px")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("weights")
-    return str(write_meta_pth(folder / "tiny.pth", make_state_dict("tiny", seed=0)))
 
 
 def _grid(path) -> tuple:
