@@ -12,6 +12,11 @@ the engine's against plain Python's in the same round (medians over the rounds; 
 
     .venv/bin/python scripts/bench_qgis.py                       # qgis_process and plain Python
     .venv/bin/python scripts/bench_qgis.py --desktop             # and the QGIS desktop (needs xvfb-run)
+    .venv/bin/python scripts/bench_qgis.py --fixed-cost          # and the fixed cost of a qgis_process run
+
+With ``--fixed-cost`` every round also runs the same command on a 64 x 64 px raster (the fixed cost of a run:
+QGIS's start-up, the worker's, loading the model) and a native QGIS algorithm on it, and reports the whole
+command less that fixed cost against the backbone (issue 28).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from bench_pipeline import tile_time
 from qgis_process_runner import QGIS_PROCESS, enable_plugin, qgis_process_env, run_algorithm
 
 ALGORITHM = "treeseg:segmenttrees"
+NATIVE = "native:rasterlayerstatistics"
+SMALL = 64  # px, the raster whose run is all fixed cost
 
 # Run by `qgis --code`: the algorithm through processing.run on QGIS's main thread, as the Python console
 # or a script in the desktop would; writes its wall time and QGIS's own CPU time meanwhile (or the error) and
@@ -71,6 +78,7 @@ class Ways:
         self.parameters = parameters
         self.precision = precision
         self.desktop_qgis_cpu: List[float] = []  # CPU s of the desktop's own process during each run
+        self.small_raster = folder / "small.tif"
         self.env = qgis_process_env(folder / "home", folder / "plugins")
         (folder / "plugins").mkdir()
         (folder / "plugins" / "treeseg").symlink_to(REPO_ROOT)
@@ -105,6 +113,26 @@ class Ways:
         if done.returncode != 0 or payload is None:
             raise SystemExit(f"qgis_process failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return (*engine_seconds(Path(outputs["STATS"])), wall)
+
+    def qgis_process_small(self) -> tuple:
+        """The same qgis_process command on a 64 x 64 px raster: what a run costs whatever its size."""
+        outputs = self._outputs("qgis-process-small")
+        tick = time.perf_counter()
+        done, payload = run_algorithm(ALGORITHM, {**self.parameters, "INPUT": str(self.small_raster), **outputs},
+                                      self.env)
+        wall = time.perf_counter() - tick
+        if done.returncode != 0 or payload is None:
+            raise SystemExit(f"qgis_process failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return (*engine_seconds(Path(outputs["STATS"])), wall)
+
+    def native_small(self) -> tuple:
+        """A native QGIS algorithm on the 64 x 64 px raster (QGIS's own fixed cost); no engine times."""
+        tick = time.perf_counter()
+        done, payload = run_algorithm(NATIVE, {"INPUT": str(self.small_raster), "BAND": "1"}, self.env)
+        wall = time.perf_counter() - tick
+        if done.returncode != 0 or payload is None:
+            raise SystemExit(f"{NATIVE} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return (0.0, 0.0, wall)
 
     def desktop(self) -> tuple:
         """`xvfb-run qgis --code`: processing.run in the QGIS desktop, the plugin loaded at start-up."""
@@ -160,6 +188,25 @@ def summarise(samples: Dict[str, List[tuple]], backbone: List[tuple]) -> Dict[st
     return report
 
 
+def summarise_fixed_cost(whole: List[tuple], small: List[tuple], native: List[tuple],
+                         backbone: List[tuple]) -> Dict[str, float]:
+    """Print the whole qgis_process command less the same command on 64 x 64 px, against the backbone timed
+    around the round (medians of round-by-round ratios), and the 64 x 64 px command beside a native
+    algorithm's."""
+    around = [(b[0] + a[0]) / 2 for b, a in zip(backbone, backbone[1:])]
+    less_fixed = [w[2] - s[2] for w, s in zip(whole, small)]
+    row = {"small_s": statistics.median(s[2] for s in small), "native_s": statistics.median(n[2] for n in native),
+           "less_fixed_s": statistics.median(less_fixed),
+           "less_fixed_to_backbone": statistics.median(d / b for d, b in zip(less_fixed, around))}
+    print(f"\nFixed cost: qgis_process on {SMALL} x {SMALL} px **{row['small_s']:.2f} s** (every round: "
+          f"{' '.join(f'{s[2]:.2f}' for s in small)}), {NATIVE} on the same raster **{row['native_s']:.2f} s** "
+          f"({' '.join(f'{n[2]:.2f}' for n in native)}).\n")
+    print(f"Whole qgis_process command less the {SMALL} x {SMALL} px command: **{row['less_fixed_s']:.1f} s**, "
+          f"**{row['less_fixed_to_backbone']:.2f}x** the backbone (every round: "
+          f"{' '.join(f'{d:.1f}' for d in less_fixed)} s).", flush=True)
+    return row
+
+
 def main(argv: List[str] = sys.argv[1:]) -> Dict[str, Dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--width", type=int, default=2299)
@@ -169,6 +216,8 @@ def main(argv: List[str] = sys.argv[1:]) -> Dict[str, Dict[str, float]]:
     parser.add_argument("--repeats", type=int, default=3, help="rounds of all ways (medians reported)")
     parser.add_argument("--rounds", type=int, default=3, help="backbone timing rounds between runs")
     parser.add_argument("--desktop", action="store_true", help="also the QGIS desktop under xvfb-run")
+    parser.add_argument("--fixed-cost", action="store_true",
+                        help=f"also qgis_process and {NATIVE} on {SMALL} x {SMALL} px in every round")
     args = parser.parse_args(argv)
     if args.desktop and not shutil.which("xvfb-run"):
         raise SystemExit("--desktop needs xvfb-run: apt-get install xvfb xauth")
@@ -188,6 +237,7 @@ def main(argv: List[str] = sys.argv[1:]) -> Dict[str, Dict[str, float]]:
     parameters = {"INPUT": str(raster), "WEIGHTS": str(weights), "DEVICE": str(DEVICES.index("cpu")),
                   "PRECISION": str(PRECISIONS.index(args.precision))}
     ways = Ways(folder, parameters, args.precision)
+    make_raster(ways.small_raster, SMALL, SMALL, data=blobs(SMALL, SMALL))
     chosen: Dict[str, Callable[[], tuple]] = {"plain Python": ways.plain_python, "qgis_process": ways.qgis_process}
     if args.desktop:
         chosen["QGIS desktop (Xvfb)"] = ways.desktop
@@ -199,13 +249,19 @@ def main(argv: List[str] = sys.argv[1:]) -> Dict[str, Dict[str, float]]:
           f"random weights; {args.precision}; default tiling; batch {batch}; {args.repeats} rounds")
     backbone = load_backbone(weights, dtype=DTYPES[args.precision])
     baseline = [tile_time(backbone, 512, batch, args.rounds)]  # (wall, CPU) s per tile
-    samples: Dict[str, List[tuple]] = {name: [] for name in chosen}
+    fixed: Dict[str, Callable[[], tuple]] = {"small": ways.qgis_process_small, "native": ways.native_small} \
+        if args.fixed_cost else {}
+    samples: Dict[str, List[tuple]] = {name: [] for name in [*chosen, *fixed]}
     for _ in range(args.repeats):
-        for name, way in chosen.items():
+        for name, way in [*chosen.items(), *fixed.items()]:
             samples[name].append(way())
         baseline.append(tile_time(backbone, 512, batch, args.rounds))
-    report = summarise(samples, [(args.width * args.height / 512**2 * wall, args.width * args.height / 512**2 * cpu)
-                                 for wall, cpu in baseline])
+    same_pixels = [(args.width * args.height / 512**2 * wall, args.width * args.height / 512**2 * cpu)
+                   for wall, cpu in baseline]
+    report = summarise({name: samples[name] for name in chosen}, same_pixels)
+    if fixed:
+        report["fixed cost"] = summarise_fixed_cost(samples["qgis_process"], samples["small"], samples["native"],
+                                                    same_pixels)
     if ways.desktop_qgis_cpu:
         print(f"\nThe QGIS desktop's own process during processing.run: "
               f"{' '.join(f'{cpu:.2f}' for cpu in ways.desktop_qgis_cpu)} CPU s (the worker did the work).")
