@@ -21,7 +21,7 @@ from qgis.core import (
 from qgis.gui import QgsAbstractProcessingParameterWidgetWrapper, QgsDoubleSpinBox, QgsGui, QgsProcessingGui
 from qgis.PyQt.QtWidgets import QHBoxLayout, QLabel, QWidget
 
-from ..treeseg_plugin.i18n import tr
+from ..treeseg_plugin.i18n import format_number, tr
 from .web_input import canvas_extent, is_file_layer, native_ground_size
 
 STANDARD_DIALOGS = ("AlgorithmDialog",)  # Processing's own dialog classes (processing/gui/wrappers.py: dialogTypes)
@@ -37,7 +37,7 @@ def layer_note(layer: Optional[QgsRasterLayer]) -> str:
             return tr("input: pixel size in metres unknown (no CRS)")
         return tr("input: a web layer, no pixel size of its own (give one)")
     side = math.sqrt(size[0] * size[1])
-    return tr("input: {size} m per pixel").format(size=f"{side:.3g}")
+    return tr("input: {size} m per pixel").format(size=format_number(side, ".3g"))
 
 
 class ResolutionWidgetWrapper(QgsAbstractProcessingParameterWidgetWrapper):

@@ -11,7 +11,7 @@ from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import QPushButton
 
-from ..treeseg_plugin.i18n import tr
+from ..treeseg_plugin.i18n import format_number, tr
 
 
 def summary_text(stats: Dict[str, Any], seconds: float) -> str:
@@ -22,13 +22,14 @@ def summary_text(stats: Dict[str, Any], seconds: float) -> str:
     hectares = [stats["cluster_area"][label]["hectares"] for label in labels]
     if None in hectares:
         area = tr("{area} map units²").format(
-            area=f"{sum(stats['cluster_area'][label]['map_units'] for label in labels):.6g}")
+            area=format_number(sum(stats["cluster_area"][label]["map_units"] for label in labels), ".6g"))
     else:
-        area = f"{sum(hectares):.2f} ha"
-    parts = [f"K = {stats['chosen_k']}", tr("trees {share} % ({area})").format(share=f"{share:.1f}", area=area)]
+        area = f"{format_number(sum(hectares), ',.2f')} ha"
+    share_text = format_number(share, ".1f")
+    parts = [f"K = {stats['chosen_k']}", tr("trees {share} % ({area})").format(share=share_text, area=area)]
     if "crowns" in trees:
         parts.append(tr("{count} crowns").format(count=trees["crowns"]))
-    parts += [str(stats["device"]), f"{seconds:.0f} s"]
+    parts += [str(stats["device"]), f"{format_number(seconds)} s"]
     return "; ".join(parts)
 
 
@@ -39,15 +40,15 @@ def classify_summary_text(result: Any, seconds: float) -> str:
         parts = [tr("similarity to {name}").format(name=result.class_names[0])]
     else:
         total = sum(result.class_pixels.values()) or 1
-        parts = [", ".join(f"{name} {100.0 * result.class_pixels.get(name, 0) / total:.1f} %"
+        parts = [", ".join(f"{name} {format_number(100.0 * result.class_pixels.get(name, 0) / total, '.1f')} %"
                            for name in result.class_names)]
     if result.accuracy:
         parts.append(tr("accuracy {accuracy} % by example").format(
-            accuracy=f"{100.0 * result.accuracy['overall_accuracy']:.1f}"))
+            accuracy=format_number(100.0 * result.accuracy["overall_accuracy"], ".1f")))
     if result.warnings:
         count = len(result.warnings)
         parts.append(tr("{count} warnings").format(count=count) if count > 1 else tr("1 warning"))
-    parts.append(f"{seconds:.0f} s")
+    parts.append(f"{format_number(seconds)} s")
     return "; ".join(parts)
 
 

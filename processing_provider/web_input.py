@@ -48,7 +48,7 @@ from ..treeseg_plugin.engine.errors import Canceled, EngineError, write_error
 from ..treeseg_plugin.engine.raster.georef import Window
 from ..treeseg_plugin.engine.raster.geotiff import Block, GeoTiffWriter, Grid, blocks
 from ..treeseg_plugin.engine.raster.working_grid import ground_pixel_size, resampled_size
-from ..treeseg_plugin.i18n import tr
+from ..treeseg_plugin.i18n import format_number, tr
 
 MAX_FETCH_PIXELS = 100_000_000
 """The largest grid fetched from a layer that is not a file (10,000 x 10,000 px: 400 MB as RGB and mask)."""
@@ -153,11 +153,11 @@ def _check_size(grid: FetchGrid, probe_m: Optional[Tuple[float, float]], name: s
         needed = pixel_m * math.sqrt(pixels / MAX_FETCH_PIXELS)
         digits = 10 ** (math.floor(math.log10(needed)) - 1)
         fix = tr("{parameter} of at least {resolution} m, or {fix}").format(
-            parameter=resolution_name, resolution=f"{math.ceil(needed / digits) * digits:.3g}", fix=fix)
+            parameter=resolution_name, resolution=format_number(math.ceil(needed / digits) * digits, ".3g"), fix=fix)
     raise EngineError(tr("Fetching '{layer}' over this extent is {width} x {height} = {pixels} px, more than the "
                          "{limit} px a layer that is not a file may be fetched at. Choose {fix}.").format(
-                             layer=name, width=f"{grid.width:,}", height=f"{grid.height:,}", pixels=f"{pixels:,}",
-                             limit=f"{MAX_FETCH_PIXELS:,}", fix=fix))
+                             layer=name, width=format_number(grid.width), height=format_number(grid.height),
+                             pixels=format_number(pixels), limit=format_number(MAX_FETCH_PIXELS), fix=fix))
 
 
 def _argb_bands(raw: bytes, block: Block, premultiplied: bool) -> Iterator[Tuple[int, np.ndarray]]:
@@ -264,16 +264,17 @@ class LayerInputs:
         if self.folder is None:
             self.folder = tempfile.mkdtemp(prefix="treeseg-fetch-", dir=QgsProcessingUtils.tempFolder())
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", layer.name()).strip("._") or "layer"  # results are named after it
-        path, number = os.path.join(self.folder, f"{stem}.tif"), 1
+        path, copy = os.path.join(self.folder, f"{stem}.tif"), 1
         while os.path.exists(path):  # two layers of one name (Fit Cluster Model)
-            number += 1
-            path = os.path.join(self.folder, f"{stem}-{number}.tif")
-        how = tr("at {resolution} m per pixel").format(resolution=f"{resolution:g}") if resolution else \
+            copy += 1
+            path = os.path.join(self.folder, f"{stem}-{copy}.tif")
+        how = tr("at {resolution} m per pixel").format(resolution=format_number(resolution, "g")) if resolution else \
             tr("at its own pixel size")
         self.feedback.pushInfo(tr("Fetching '{layer}' through QGIS's '{provider}' provider {how}: {width} x {height} "
                                   "px over {extent} ({crs}), into a temporary GeoTIFF.").format(
-                                      layer=layer.name(), provider=layer.providerType(), how=how, width=grid.width,
-                                      height=grid.height, extent=grid.extent.toString(3), crs=layer.crs().authid()))
+                                      layer=layer.name(), provider=layer.providerType(), how=how,
+                                      width=format_number(grid.width), height=format_number(grid.height),
+                                      extent=grid.extent.toString(3), crs=layer.crs().authid()))
         self.feedback.setProgressText(tr("Fetching {layer}").format(layer=layer.name()))
         fetch(layer, grid, path, self.feedback)
         return path

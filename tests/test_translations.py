@@ -289,3 +289,35 @@ def test_a_web_layer_without_an_extent_is_refused_in_french(french_qgis):
     assert str(refused.value).startswith("La couche « fond » (fournisseur « wms ») n'a pas d'emprise propre : "
                                          "indiquez l'emprise (EXTENT) à récupérer")
     assert layer_note(layer) == "entrée : une couche web, sans taille de pixel propre (indiquez-en une)"
+
+
+SUMMARY_STATS = {"chosen_k": 4, "device": "cpu", "cluster_percent": {"1": 20.1, "2": 18.1, "3": 61.8},
+                 "cluster_area": {"1": {"hectares": 0.2}, "2": {"hectares": 0.21}, "3": {"hectares": 0.6}},
+                 "trees": {"tree_labels": [1, 2], "crowns": 57}}
+
+
+def test_the_run_summary_writes_numbers_as_english_does_without_a_translation():
+    from treeseg.processing_provider.run_summary import summary_text
+
+    assert summary_text(SUMMARY_STATS, 1234.4) == "K = 4; trees 38.2 % (0.41 ha); 57 crowns; cpu; 1,234 s"
+
+
+def test_numbers_read_in_french_in_the_run_summary_and_a_web_layers_refusal(french_qgis):
+    """A decimal comma and thousands grouped by a space, as French writes them (20.1 + 18.1 = 38,2 %; 0.2 + 0.21 ha =
+    0,41 ha), on the message bar's summary and in a web layer's size refusal."""
+    from qgis.core import QgsRasterLayer, QgsRectangle
+    from treeseg.processing_provider.run_summary import summary_text
+    from treeseg.processing_provider.web_input import fetch_grid
+    from treeseg.treeseg_plugin.engine.errors import EngineError
+
+    summary = summary_text(SUMMARY_STATS, 1234.4)
+    assert re.fullmatch(r"K = 4; arbres 38,2 % \(0,41 ha\); 57 houppiers; cpu; 1\s234 s", summary), summary
+    layer = QgsRasterLayer("type=xyz&url=http://127.0.0.1:9/%7Bz%7D/%7Bx%7D/%7By%7D.png", "fond", "wms")
+    with pytest.raises(EngineError) as refused:  # 20 km x 20 km of Web Mercator at 0.1 m: far over the cap
+        fetch_grid(layer, QgsRectangle(0, 5_000_000, 20_000, 5_020_000), 0.1, "WORKING_RESOLUTION")
+    message = str(refused.value)
+    sizes = re.search(r" (\d{1,3}(?:\s\d{3})+) x (\d{1,3}(?:\s\d{3})+) = (\d{1,3}(?:\s\d{3})+) px", message)
+    assert sizes, message
+    width, height, pixels = (int(re.sub(r"\s", "", sizes.group(index))) for index in (1, 2, 3))
+    assert pixels == width * height > 100_000_000
+    assert not re.search(r"\d,\d{3}", message)  # no English thousands separator left

@@ -31,6 +31,14 @@ def translatable(text: str) -> str:
     return text
 
 
+def format_number(value: float, spec: str = ",.0f") -> str:
+    """``value`` formatted by ``spec`` (Python's format mini-language: ",.1f", ".3g", ","), written with the decimal
+    point and thousands separator of QGIS's language: "38,2" and "100 000 000" in French. Python rounds, so the
+    digits are the same in every language."""
+    locale = QLocale(qgis_locale())
+    return format(value, spec).translate({ord(","): locale.groupSeparator(), ord("."): locale.decimalPoint()})
+
+
 def qgis_locale() -> str:
     """The locale QGIS shows its interface in: ``locale/userLocale`` when ``locale/overrideFlag`` is set (Options >
     General > Override system locale), else the system's ("fr_FR")."""
