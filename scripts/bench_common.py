@@ -25,6 +25,8 @@ for _path in (str(REPO_ROOT / "tests"), str(REPO_ROOT)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from treeseg_plugin.dinov3.variants import VARIANTS, Variant, swiglu_hidden_dim  # noqa: E402 (after the path)
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU = torch.device("cpu")
 
@@ -95,13 +97,20 @@ class VitShape:
     patch: int = 16
 
 
-VIT_SHAPES = {
-    "tiny": VitShape("tiny", 64, 2, 2, 256),
-    "vits16": VitShape("vits16", 384, 12, 6, 1536),
-    "vits16plus": VitShape("vits16plus", 384, 12, 6, 1536, "swiglu"),
-    "vitb16": VitShape("vitb16", 768, 12, 12, 3072),
-    "vitl16": VitShape("vitl16", 1024, 24, 16, 4096),
-}
+def _released_architecture(arch: str) -> Variant:
+    """The first released variant of architecture ``arch`` ("vitl16"): the one source of the shapes below."""
+    return next(variant for variant in VARIANTS.values() if variant.arch == arch)
+
+
+def _shape(variant: Variant) -> VitShape:
+    hidden = swiglu_hidden_dim(variant.embed_dim, variant.ffn_ratio, variant.swiglu_align) \
+        if variant.ffn_layer == "swiglu" else int(variant.embed_dim * variant.ffn_ratio)
+    return VitShape(variant.arch, variant.embed_dim, variant.depth, variant.num_heads, hidden, variant.ffn_layer,
+                    variant.n_storage_tokens)
+
+
+VIT_SHAPES = {"tiny": VitShape("tiny", 64, 2, 2, 256),  # tests/checkpoint_factory's "tiny", not a released model
+              **{v.arch: _shape(v) for v in VARIANTS.values()}}
 
 
 def grid(size: int, stride: int = 16, patch: int = 16) -> int:
@@ -131,9 +140,13 @@ def meta_checkpoint(model: str, folder: Path) -> Path:
     tests/checkpoint_factory: the real architecture, not trained weights."""
     from checkpoint_factory import FactoryConfig, make_state_dict, write_meta_pth
 
-    shape = VIT_SHAPES[model]
-    config = model if model in ("tiny", "vits16") else FactoryConfig(
-        embed_dim=shape.dim, depth=shape.depth, num_heads=shape.heads, ffn=shape.ffn)
+    if model == "tiny":
+        config = model
+    else:
+        v = _released_architecture(model)
+        config = FactoryConfig(embed_dim=v.embed_dim, depth=v.depth, num_heads=v.num_heads, ffn=v.ffn_layer,
+                               ffn_ratio=v.ffn_ratio, swiglu_align=v.swiglu_align, n_storage_tokens=v.n_storage_tokens,
+                               qkv_bias=v.qkv_bias, local_cls_norm=v.local_cls_norm)
     return write_meta_pth(folder / f"{model}.pth", make_state_dict(config, seed=0))
 
 

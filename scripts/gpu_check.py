@@ -1,34 +1,40 @@
-"""One-shot GPU check (target 6 of docs/benchmarks.md): throughput, precision and OOM back-off on a CUDA GPU.
+"""One-shot GPU check (issue 28, target 6 of docs/benchmarks.md): throughput, precision and OOM back-off on a GPU.
 
-Prepared for an H100/H200-class machine: one run, well under 10 minutes, no internet (random weights
-from tests/checkpoint_factory). It reports, on the first CUDA device:
+Prepared for an H100/H200-class machine: one run under 10 minutes, no internet (random weights written by
+tests/checkpoint_factory in Meta's .pth format). It reports, on the first CUDA device:
 
-1. the GPU's dense matmul rate (8192^3) in fp32 (TF32 off, as the backbone runs), bf16 and fp16, and the
-   rate of the model's own linear-layer GEMM shapes;
-2. ViT-S/16 and ViT-L/16 throughput at 1024x1024 in fp32, bf16 and fp16 (images/s, analytic GFLOP/s,
-   fraction of the bf16 matmul rate, peak memory), with the patch-feature cosine against fp32;
-3. CHMv2 (one ViT-L/16 forward + DPT head + mixlog, random weights) on one tile of each size (512, Canopy
-   Height's default, and 1024) in fp32, bf16 and fp16: seconds per tile, peak memory, and the largest height
-   difference against fp32 (metres);
-4. that the engine's out-of-memory back-off works: a real Segment Trees run on the GPU whose backbone
-   raises torch.cuda.OutOfMemoryError for batches above 1 must halve the batch 4 -> 2 -> 1 and finish
-   with the labels of a batch-1 run.
+1. the GPU's dense matmul rate (8192^3) in fp32 (TF32 off, as the backbone runs), bf16 and fp16;
+2. ViT-S/16, ViT-B/16, ViT-L/16 and ViT-7B/16 on tiles of 512, 1024 and 2048 px in fp32, bf16 and fp16, at the
+   batch the engine starts with (SegmentationConfig.batch_size), halved on out-of-memory as the engine does:
+   images/s, analytic GFLOP/s, the share of the bf16 matmul rate and of the bf16 rate of the model's own GEMM
+   shapes, peak memory, and the patch-feature cosine against fp32;
+3. CHMv2 (ViT-L/16 + DPT head + mixlog, random weights) on one tile of 512, 1024 and 2048 px in each precision:
+   seconds per tile, peak memory, the largest height difference against fp32 (metres);
+4. that the engine's out-of-memory back-off works: a real Segment Trees run on the GPU whose backbone raises
+   torch.cuda.OutOfMemoryError for batches above 1 must halve the batch 4 -> 2 -> 1 and finish with the labels of
+   a batch-1 run;
+5. a whole Segment Trees run through the worker process (as QGIS runs it) on the GPU, ViT-L/16, auto precision:
+   wall time, the stages' times and the pixels per second.
 
-    python scripts/gpu_check.py [--json gpu.json]     # on the GPU machine
+4 and 5 need GDAL's Python bindings (osgeo); without them they are reported as skipped. Each measurement stops
+after its time budget (at least one timed call after the warm-up), and the JSON report is written after every
+section, so a run cut short still leaves what it measured.
+
+    python scripts/gpu_check.py --json gpu.json                        # on the GPU machine
+    python scripts/gpu_check.py --models vits16,vitl16 --sizes 1024    # a part of it
     python scripts/gpu_check.py --smoke               # tiny sizes; runs on the CPU too (tested)
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from bench_common import (
@@ -44,28 +50,40 @@ from bench_common import (
     vit_gflop,
 )
 
-FULL = {"models": {"vits16": 16, "vitl16": 4}, "size": 1024, "iterations": 10, "matmul": 8192, "chmv2_tiny": False,
-        "chmv2_sizes": (512, 1024)}
-SMOKE = {"models": {"tiny": 4}, "size": 64, "iterations": 2, "matmul": 256, "chmv2_tiny": True,
-         "chmv2_sizes": (32, 64)}
+FULL = {"models": ["vits16", "vitb16", "vitl16", "vit7b16"], "sizes": [512, 1024, 2048], "iterations": 10,
+        "budget_s": 3.0, "matmul": 8192, "chmv2_tiny": False, "chmv2_sizes": [512, 1024, 2048],
+        "run_model": "vitl16", "run_size": 4096}
+LAST = {"vit7b16"}
+"""Measured after everything else: writing its random 27 GB checkpoint and three loads take minutes."""
+SMOKE = {"models": ["tiny"], "sizes": [64, 96], "iterations": 2, "budget_s": 1.0, "matmul": 256, "chmv2_tiny": True,
+         "chmv2_sizes": [32, 64], "run_model": "tiny", "run_size": 160}
 
 
 def log(message: str) -> None:
     print(message, flush=True)
 
 
-def rate(function, gflop: float, device: torch.device, iterations: int) -> float:
-    """GFLOP/s of `function`, best of `iterations` after a warm-up."""
-    function()
-    sync(device)
-    best = float("inf")
+def best_seconds(function: Callable[[], Any], device: torch.device, iterations: int, budget_s: float) -> float:
+    """The fastest of up to ``iterations`` timed calls of ``function`` (the caller has warmed it up), stopping once
+    ``budget_s`` seconds have been spent; at least one call."""
+    best, spent = float("inf"), 0.0
     for _ in range(iterations):
         sync(device)
         start = time.perf_counter()
         function()
         sync(device)
-        best = min(best, time.perf_counter() - start)
-    return gflop / best
+        took = time.perf_counter() - start
+        best, spent = min(best, took), spent + took
+        if spent >= budget_s:
+            break
+    return best
+
+
+def rate(function: Callable[[], Any], gflop: float, device: torch.device, iterations: int,
+         budget_s: float = 3.0) -> float:
+    """GFLOP/s of ``function``, best of its timed calls after a warm-up."""
+    function()
+    return gflop / best_seconds(function, device, iterations, budget_s)
 
 
 def matmul_rates(device: torch.device, precisions: List[str], n: int, iterations: int) -> Dict[str, float]:
@@ -77,81 +95,120 @@ def matmul_rates(device: torch.device, precisions: List[str], n: int, iterations
     return rates
 
 
-def throughput(model: str, batch: int, size: int, device: torch.device, precisions: List[str], iterations: int,
-               bf16_peak: float, folder: Path) -> List[Dict[str, Any]]:
-    from treeseg_plugin.dinov3 import load_backbone
+def engine_batch() -> int:
+    """The batch the engine starts with (it halves it on out-of-memory)."""
+    from treeseg_plugin.engine import SegmentationConfig
 
-    shape = VIT_SHAPES[model]
-    linear_gf, attention_gf = vit_gflop(shape, size)
-    gemm_call, gemm_gf = shaped_matmuls(linear_gemms(shape, batch * tokens(shape, size)), torch.bfloat16, device)
-    gemm_rate = rate(gemm_call, gemm_gf, device, iterations)
-    del gemm_call
-    fp32 = load_backbone(meta_checkpoint(model, folder), device=device)
-    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
-    reference = fp32.forward_features(x)["x_norm_patchtokens"].float()
-    rows = []
-    for precision in precisions:
-        backbone = fp32 if precision == "fp32" else copy.deepcopy(fp32).to(DTYPES[precision])
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+    return SegmentationConfig(input_path="", output_path="").batch_size
 
-        def forward(bb=backbone) -> torch.Tensor:
-            return bb.forward_features(x)["x_norm_patchtokens"]
 
-        gflops = rate(forward, (linear_gf + attention_gf) * batch, device, iterations)
-        patches = forward().float()
-        cos = torch.nn.functional.cosine_similarity(patches, reference, dim=-1)
-        row = {"model": model, "precision": precision, "batch": batch, "size": size,
-               "images_per_s": gflops / (linear_gf + attention_gf), "gflops": gflops,
-               "fraction_of_bf16_matmul": gflops / bf16_peak, "fraction_of_bf16_model_gemms": gflops / gemm_rate,
-               "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean()),
-               "finite": bool(torch.isfinite(patches).all())}
-        if device.type == "cuda":
-            row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-        rows.append(row)
-        log(f"  {model} {precision} batch {batch} at {size}px: {row['images_per_s']:.1f} images/s, "
-            f"{gflops:.5g} GFLOP/s = {row['fraction_of_bf16_matmul']:.0%} of the bf16 matmul rate "
-            f"({row['fraction_of_bf16_model_gemms']:.0%} of the bf16 model-GEMM rate), cosine vs fp32 min "
-            f"{row['cosine_min']:.4f} mean {row['cosine_mean']:.5f}"
-            + (f", peak memory {row['peak_memory_gib']:.2f} GiB" if "peak_memory_gib" in row else ""))
-        if backbone is not fp32:
-            del backbone
-    del fp32
+def _free(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _patches_at_largest_batch(backbone: Any, images: torch.Tensor, device: torch.device) -> Optional[torch.Tensor]:
+    """Patch features of the largest leading slice of ``images`` that fits, halving on out-of-memory as the
+    engine does; None when even one image does not fit."""
+    batch = images.shape[0]
+    while batch >= 1:
+        try:
+            return backbone.forward_features(images[:batch])["x_norm_patchtokens"]
+        except torch.cuda.OutOfMemoryError:
+            batch //= 2
+            _free(device)
+    return None
+
+
+def throughput(model: str, plan: Dict[str, Any], device: torch.device, precisions: List[str], bf16_peak: float,
+               folder: Path) -> List[Dict[str, Any]]:
+    """One row per (precision, tile size): see the module's doc, section 2. fp32 runs first: the references."""
+    from treeseg_plugin.dinov3 import load_backbone
+
+    shape, batch = VIT_SHAPES[model], engine_batch()
+    weights = meta_checkpoint(model, folder)
+    images = {size: torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(size)).to(device)
+              for size in plan["sizes"]}
+    references: Dict[int, torch.Tensor] = {}
+    rows = []
+    with torch.inference_mode():
+        for precision in precisions:
+            backbone = load_backbone(weights, device=device, dtype=DTYPES[precision])
+            for size in plan["sizes"]:
+                _free(device)
+                rows.append(_measure(backbone, shape, size, precision, images[size], references, plan, device,
+                                     bf16_peak))
+            del backbone
+            _free(device)
+    weights.unlink()  # ViT-7B/16's file is 27 GB
     return rows
 
 
-def chmv2_check(tiny: bool, sizes: List[int], device: torch.device, precisions: List[str], iterations: int) \
-        -> List[Dict[str, Any]]:
+def _measure(backbone: Any, shape: Any, size: int, precision: str, images: torch.Tensor,
+             references: Dict[int, torch.Tensor], plan: Dict[str, Any], device: torch.device,
+             bf16_peak: float) -> Dict[str, Any]:
+    row: Dict[str, Any] = {"model": shape.name, "precision": precision, "size": size}
+    patches = _patches_at_largest_batch(backbone, images, device)  # also the warm-up
+    if patches is None:
+        log(f"  {shape.name} {precision} at {size}px: out of memory at batch 1")
+        return {**row, "batch": 0, "out_of_memory": True}
+    batch = patches.shape[0]
+    reference = references.setdefault(size, patches.float())
+    linear_gf, attention_gf = vit_gflop(shape, size)
+    seconds = best_seconds(lambda: backbone.forward_features(images[:batch]), device, plan["iterations"],
+                           plan["budget_s"])
+    gflops = (linear_gf + attention_gf) * batch / seconds
+    gemm_call, gemm_gf = shaped_matmuls(linear_gemms(shape, batch * tokens(shape, size)), torch.bfloat16, device)
+    gemm_rate = rate(gemm_call, gemm_gf, device, plan["iterations"], plan["budget_s"])
+    del gemm_call
+    common = min(batch, reference.shape[0])
+    cos = torch.nn.functional.cosine_similarity(patches[:common].float(), reference[:common], dim=-1)
+    row.update({"batch": batch, "images_per_s": batch / seconds, "gflops": gflops,
+                "fraction_of_bf16_matmul": gflops / bf16_peak, "fraction_of_bf16_model_gemms": gflops / gemm_rate,
+                "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean()),
+                "finite": bool(torch.isfinite(patches).all())})
+    if device.type == "cuda":
+        row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    log(f"  {shape.name} {precision} batch {batch} at {size}px: {row['images_per_s']:.2f} images/s, "
+        f"{gflops:.5g} GFLOP/s = {row['fraction_of_bf16_matmul']:.0%} of the bf16 matmul rate "
+        f"({row['fraction_of_bf16_model_gemms']:.0%} of the bf16 model-GEMM rate), cosine vs fp32 min "
+        f"{row['cosine_min']:.4f} mean {row['cosine_mean']:.5f}"
+        + (f", peak memory {row['peak_memory_gib']:.2f} GiB" if "peak_memory_gib" in row else ""))
+    return row
+
+
+def chmv2_check(plan: Dict[str, Any], device: torch.device, precisions: List[str]) -> List[Dict[str, Any]]:
     """CHMv2 seconds per tile, peak memory and max height difference against fp32, per tile size and precision."""
     from bench_chmv2 import build
 
     rows: List[Dict[str, Any]] = []
     references: Dict[int, torch.Tensor] = {}
-    for precision in precisions:
-        torch.manual_seed(0)  # the same random weights in every precision
-        model = build(device, DTYPES[precision], tiny=tiny)
-        for size in sizes:
-            x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size)).to(device)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            heights = model(x)
-            sync(device)
-            started = time.perf_counter()
-            for _ in range(iterations):
-                model(x)
-            sync(device)
-            seconds = (time.perf_counter() - started) / iterations
-            reference = references.setdefault(size, heights)
-            row = {"size": size, "precision": precision, "s_per_tile": seconds,
-                   "max_abs_diff_m": float((heights - reference).abs().max()),
-                   "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
-            log(f"CHMv2 {'tiny' if tiny else 'ViT-L/16'} 1 x {size}^2 {precision}: {seconds:.3f} s/tile, "
-                f"max |h - h_fp32| {row['max_abs_diff_m']:.3f} m"
-                + (f", peak {row['peak_gib']:.1f} GiB" if row["peak_gib"] is not None else ""))
-            rows.append(row)
-        del model
+    with torch.inference_mode():
+        for precision in precisions:
+            torch.manual_seed(0)  # the same random weights in every precision
+            model = build(device, DTYPES[precision], tiny=plan["chmv2_tiny"])
+            for size in plan["chmv2_sizes"]:
+                x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size)).to(device)
+                _free(device)
+                try:
+                    heights = model(x)
+                except torch.cuda.OutOfMemoryError:
+                    _free(device)
+                    log(f"CHMv2 1 x {size}^2 {precision}: out of memory")
+                    rows.append({"size": size, "precision": precision, "out_of_memory": True})
+                    continue
+                seconds = best_seconds(lambda m=model, x=x: m(x), device, plan["iterations"], plan["budget_s"])
+                reference = references.setdefault(size, heights.float())
+                row = {"size": size, "precision": precision, "s_per_tile": seconds,
+                       "max_abs_diff_m": float((heights.float() - reference).abs().max()),
+                       "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
+                log(f"CHMv2 {'tiny' if plan['chmv2_tiny'] else 'ViT-L/16'} 1 x {size}^2 {precision}: {seconds:.3f} "
+                    f"s/tile, max |h - h_fp32| {row['max_abs_diff_m']:.3f} m"
+                    + (f", peak {row['peak_gib']:.1f} GiB" if row["peak_gib"] is not None else ""))
+                rows.append(row)
+            del model
+            _free(device)
     return rows
 
 
@@ -220,12 +277,56 @@ def oom_backoff(device: torch.device, folder: Path) -> Dict[str, Any]:
     return result
 
 
+def segment_trees_through_the_worker(plan: Dict[str, Any], device: torch.device, folder: Path) -> Dict[str, Any]:
+    """A whole Segment Trees run as QGIS runs it (worker process, default settings, auto precision) on ``device``."""
+    from data_factory import make_raster
+
+    from treeseg_plugin.engine import SegmentationConfig
+    from treeseg_plugin.worker.client import run_job
+
+    size = plan["run_size"]
+    raster = make_raster(folder / "run.tif", size, size, kind="blobs")
+    weights = meta_checkpoint(plan["run_model"], folder)
+    config = SegmentationConfig(input_path=str(raster), output_path=str(folder / "run-labels.tif"),
+                                stats_path=str(folder / "run-stats.json"), model=str(weights), device=device.type)
+    started = time.perf_counter()
+    run_job(config)
+    wall = time.perf_counter() - started
+    stats = json.loads((folder / "run-stats.json").read_text())
+    megapixels = size * size / 1e6
+    result = {"model": plan["run_model"], "size": size, "wall_s": wall, "megapixels_per_s": megapixels / wall,
+              "precision": stats.get("precision"), "device": stats.get("device"), "timings_s": stats["timings_s"]}
+    log(f"  {plan['run_model']} on {size} x {size} px through the worker ({result['device']}, {result['precision']}): "
+        f"{wall:.1f} s, {result['megapixels_per_s']:.2f} Mpx/s; stages (s): "
+        + ", ".join(f"{name} {seconds:.2f}" for name, seconds in stats["timings_s"].items()))
+    return result
+
+
+def needs_gdal(section: Callable[[], Dict[str, Any]], name: str) -> Dict[str, Any]:
+    """``section()``, or a report that it was skipped where GDAL's Python bindings (the engine's) are missing."""
+    try:
+        import osgeo  # noqa: F401
+    except ImportError as exc:
+        log(f"{name}: SKIPPED ({exc}); install GDAL's Python bindings to run it")
+        return {"ok": False, "skipped": str(exc)}
+    return section()
+
+
 def main(argv: List[str] = sys.argv[1:]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; uses the CPU when there is no GPU")
-    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--models", help="comma-separated backbones (default: vits16,vitb16,vitl16,vit7b16)")
+    parser.add_argument("--sizes", help="comma-separated tile sizes in px (default: 512,1024,2048)")
+    parser.add_argument("--json", type=Path, help="also write the report here (after every section)")
     args = parser.parse_args(argv)
-    plan = SMOKE if args.smoke else FULL
+    plan = dict(SMOKE if args.smoke else FULL)
+    if args.models:
+        plan["models"] = args.models.split(",")
+    if args.sizes:
+        plan["sizes"] = [int(size) for size in args.sizes.split(",")]
+    unknown = [model for model in plan["models"] if model not in VIT_SHAPES]
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {sorted(VIT_SHAPES)}")
     if torch.cuda.is_available():
         device = torch.device("cuda")
     elif args.smoke:
@@ -238,31 +339,39 @@ def main(argv: List[str] = sys.argv[1:]) -> int:
     torch.backends.cudnn.allow_tf32 = False
     precisions = ["fp32", "bf16", "fp16"] if device.type == "cuda" else ["fp32", "bf16"]
     report: Dict[str, Any] = {"date": str(datetime.date.today()), "machine": describe_machine(),
-                              "device": str(device), "smoke": args.smoke}
+                              "device": str(device), "smoke": args.smoke, "plan": plan}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         report["gpu"] = f"{props.name}, {props.total_memory / 2**30:.0f} GiB, {props.multi_processor_count} SMs"
     log(f"# gpu_check {report['date']}: {report.get('gpu', 'CPU smoke run')}; {report['machine']}")
     folder = Path(tempfile.mkdtemp(prefix="treeseg-gpu-check-"))
-    log("\n## matmul rates")
-    report["matmul_gflops"] = matmul_rates(device, precisions, plan["matmul"], plan["iterations"])
-    log("\n## backbone throughput")
+
+    def section(title: str, key: str, measure: Callable[[], Any]) -> None:
+        log(f"\n## {title}")
+        tick = time.perf_counter()
+        report[key] = measure()
+        report["seconds"] = time.perf_counter() - started
+        log(f"({title}: {time.perf_counter() - tick:.0f} s)")
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
+
+    section("matmul rates", "matmul_gflops",
+            lambda: matmul_rates(device, precisions, plan["matmul"], plan["iterations"]))
     report["throughput"] = []
-    for model, batch in plan["models"].items():
-        report["throughput"] += throughput(model, batch, plan["size"], device, precisions, plan["iterations"],
-                                           report["matmul_gflops"]["bf16"], folder)
-    log("\n## CHMv2 canopy height")
-    report["chmv2"] = chmv2_check(plan["chmv2_tiny"], plan["chmv2_sizes"], device, precisions, plan["iterations"])
-    log("\n## out-of-memory back-off (injected)")
-    try:
-        report["oom_backoff"] = oom_backoff(device, folder)
-    except ImportError as exc:  # the engine needs GDAL's Python bindings (osgeo)
-        log(f"OOM back-off: SKIPPED ({exc}); install GDAL's Python bindings to run it")
-        report["oom_backoff"] = {"ok": False, "skipped": str(exc)}
-    report["seconds"] = time.perf_counter() - started
+
+    def backbones(models: List[str]) -> None:
+        for model in models:
+            section(f"backbone throughput: {model}", "throughput", lambda m=model: report["throughput"] + throughput(
+                m, plan, device, precisions, report["matmul_gflops"]["bf16"], folder))
+
+    backbones([model for model in plan["models"] if model not in LAST])
+    section("CHMv2 canopy height", "chmv2", lambda: chmv2_check(plan, device, precisions))
+    section("out-of-memory back-off (injected)", "oom_backoff",
+            lambda: needs_gdal(lambda: oom_backoff(device, folder), "OOM back-off"))
+    section("Segment Trees through the worker", "segment_trees",
+            lambda: needs_gdal(lambda: segment_trees_through_the_worker(plan, device, folder), "Segment Trees run"))
+    backbones([model for model in plan["models"] if model in LAST])
     log(f"\ndone in {report['seconds']:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
     return 0 if report["oom_backoff"]["ok"] else 1
 
 

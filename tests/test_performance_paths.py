@@ -318,9 +318,13 @@ def test_gpu_check_smoke_on_cpu(tmp_path):
     import json
 
     report = json.loads((tmp_path / "gpu.json").read_text())
-    rows = report["throughput"]
-    assert {(r["model"], r["precision"]) for r in rows} >= {("tiny", "fp32"), ("tiny", "bf16")}
+    rows = report["throughput"]  # every precision and tile size, at the engine's batch (SegmentationConfig's 4)
+    assert [(r["model"], r["precision"], r["size"], r["batch"]) for r in rows] == [
+        ("tiny", precision, size, 4) for precision in ("fp32", "bf16") for size in (64, 96)]
     assert all(r["images_per_s"] > 0 and r["cosine_min"] > 0.9 for r in rows)
+    assert all(r["cosine_min"] > 0.99999 for r in rows[:2])  # fp32 against itself
+    run = report["segment_trees"]  # a whole run through the worker process
+    assert run["wall_s"] > run["timings_s"]["total"] > 0 and run["device"] == "cpu"
     assert report["oom_backoff"]["batch_sizes"][:3] == [4, 2, 1]
     chmv2 = report["chmv2"]  # one tiny ViT + head forward per tile size and precision
     assert [(r["precision"], r["size"]) for r in chmv2] == [("fp32", 32), ("fp32", 64), ("bf16", 32), ("bf16", 64)]
