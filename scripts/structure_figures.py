@@ -18,7 +18,7 @@ from collections import defaultdict
 from functools import cache
 from pathlib import Path
 
-JOB_CONFIGS = {"SegmentationConfig", "ClusterFitConfig", "CanopyHeightConfig"}
+JOB_CONFIGS = {"SegmentationConfig", "ClusterFitConfig", "CanopyHeightConfig", "ClassifyConfig"}
 
 
 def module_name(root: Path, path: Path) -> str:
