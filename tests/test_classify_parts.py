@@ -44,6 +44,10 @@ def test_polygons_take_the_cells_whose_centre_they_hold_points_and_small_polygon
 def test_leave_one_out_up_to_30_examples_then_grouped_10_fold_keeping_every_class_in_training():
     groups = np.arange(1, 13)
     assert [list(f) for f in folds(groups, groups % 3)] == [[g] for g in groups]
+    groups = np.arange(1, 31)  # 30 examples, the last count left out one at a time
+    assert [list(f) for f in folds(groups, groups % 3)] == [[g] for g in groups]
+    groups = np.arange(1, 32)  # 31: grouped 10-fold
+    assert len(folds(groups, groups % 3)) == FOLDS
     groups = np.arange(1, 41)
     classes = np.array([0] * 25 + [1] * 12 + [2] * 3)
     plan = folds(groups, classes)
