@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from osgeo import ogr
 from treeseg.treeseg_plugin.engine.classify.validation import FOLDS, folds, scores
-from treeseg.treeseg_plugin.engine.raster.examples import patch_geotransform, rasterise
+from treeseg.treeseg_plugin.engine.raster.examples import class_order, patch_geotransform, rasterise
 
 # A window of 64 x 48 px of 1 m with its origin at (100, 200), stride 16: 4 x 3 patch cells.
 WINDOW_GT = (100.0, 1.0, 0.0, 200.0, 0.0, -1.0)
@@ -68,3 +68,8 @@ def test_the_scores_of_a_confusion_matrix():
     assert (b["precision"], b["recall"], b["polygons"], b["patches"]) == (9 / 11, 9 / 10, 3, 10)
     assert (c["precision"], c["recall"], c["f1"]) == (None, None, None)  # never an example, never predicted
     assert result["confusion"] == confusion.tolist()
+
+
+def test_an_integer_class_field_orders_its_classes_by_number_a_text_field_alphabetically():
+    assert class_order(["10", "2", "9", "2"], numeric=True) == ("2", "9", "10")
+    assert class_order(["10", "2", "9", "2"], numeric=False) == ("10", "2", "9")
