@@ -1,11 +1,12 @@
-"""Parts of Classify from Examples without a model: the examples on the patch grid (engine/raster/examples.py) and
-the folds and scores of the grouped cross-validation (engine/classify/validation.py), against hand-worked
-values."""
+"""Parts of Classify from Examples without a model: the examples on the patch grid and their class order
+(engine/raster/examples.py), the folds and scores of the grouped cross-validation (engine/classify/validation.py)
+and the one-class similarity (engine/classify/linear.py), against hand-worked values."""
 
 from __future__ import annotations
 
 import numpy as np
 from osgeo import ogr
+from treeseg.treeseg_plugin.engine.classify.linear import fit_similarity
 from treeseg.treeseg_plugin.engine.classify.validation import FOLDS, folds, scores
 from treeseg.treeseg_plugin.engine.raster.examples import class_order, patch_geotransform, rasterise
 
@@ -73,3 +74,12 @@ def test_the_scores_of_a_confusion_matrix():
 def test_an_integer_class_field_orders_its_classes_by_number_a_text_field_alphabetically():
     assert class_order(["10", "2", "9", "2"], numeric=True) == ("2", "9", "10")
     assert class_order(["10", "2", "9", "2"], numeric=False) == ("10", "2", "9")
+
+
+def test_one_class_scores_the_cosine_similarity_to_its_examples_mean():
+    # examples (1, 0) and (0, 1): their mean points at 45 degrees, so each example's cosine to it is cos 45 degrees
+    # and the mean's own direction scores 1 (a cosine, whatever the examples' spread)
+    similarity = fit_similarity(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    probes = np.array([[1.0, 0.0], [0.0, 1.0], [np.sqrt(0.5), np.sqrt(0.5)], [-1.0, 0.0]])
+    expected = [np.sqrt(0.5), np.sqrt(0.5), 1.0, -np.sqrt(0.5)]
+    assert np.allclose(similarity.scores(probes)[:, 0], expected, atol=1e-6)
