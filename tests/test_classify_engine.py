@@ -10,6 +10,7 @@ fitted per left-out polygon on patch features the test encodes itself, with the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from data_factory import ORIGIN, make_raster
 from osgeo import gdal, ogr, osr
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig
+from treeseg.treeseg_plugin.engine.classify.classifier_file import load_classifier, save_classifier
+from treeseg.treeseg_plugin.engine.classify.linear import Linear
 from treeseg.treeseg_plugin.engine.encode.features import FeatureStore, TileEncoder
 from treeseg.treeseg_plugin.engine.encode.runtime import load_model
 from treeseg.treeseg_plugin.engine.encode.tiling import plan_tiles
@@ -226,6 +229,18 @@ def test_a_truncated_or_edited_classifier_is_refused(scene, fitted, tmp_path):
     for path, why in ((truncated, "not a complete safetensors file"), (edited, "checksum does not match")):
         with pytest.raises(EngineError, match=why):
             classify(scene, tmp_path, classifier=str(path))
+
+
+def test_a_classifier_with_nan_weights_is_refused(fitted, tmp_path):
+    """A fit that diverged (NaN weights, finite biases) saved with a valid checksum: loading it names the NaN."""
+    model = load_classifier(str(fitted["out"] / "c.tscc"))
+    weights = model.linear.weights.copy()
+    weights[1, 3] = np.nan
+    broken = tmp_path / "nan.tscc"
+    save_classifier(dataclasses.replace(model, linear=Linear(weights, model.linear.bias)), str(broken))
+    assert np.isfinite(model.linear.bias).all()
+    with pytest.raises(EngineError, match="NaN or infinite"):
+        load_classifier(str(broken))
 
 
 def test_the_statistics_hold_the_accuracy_and_the_classes(fitted):
