@@ -189,6 +189,16 @@ def test_another_patch_stride_loads_the_model_again_in_the_kept_worker(treeseg_p
     assert KEPT_LINE not in second.text and "Loaded " in second.text and "stride 8)" in second.text
 
 
+def test_a_kept_worker_started_with_another_environment_is_replaced(treeseg_provider, raster, tiny, tmp_path,
+                                                                    monkeypatch):
+    first = worker_pid(segment(raster, tiny, tmp_path / "a.tif"))
+    monkeypatch.setenv("TREESEG_TEST_CHANGED", "1")  # e.g. CUDA_VISIBLE_DEVICES or a proxy set since the last run
+    second = segment(raster, tiny, tmp_path / "b.tif")
+    assert worker_pid(second) != first and KEPT_LINE not in second.text
+    assert wait_until(lambda: not running(first))  # the kept worker that did not fit was released
+    assert kept.kept_pid() == worker_pid(second)
+
+
 def test_a_cancel_ends_the_kept_worker_writes_nothing_and_the_next_run_works(treeseg_provider, raster, tiny,
                                                                              tmp_path):
     warm = worker_pid(segment(raster, tiny, tmp_path / "warm-up.tif"))
