@@ -243,6 +243,33 @@ def test_a_classifier_with_nan_weights_is_refused(fitted, tmp_path):
         load_classifier(str(broken))
 
 
+def uniform_store(folder: Path, dim: int) -> FeatureStore:
+    """A 2 x 2 patch store whose every feature is the unit vector e1 (so every pixel interpolates to e1)."""
+    store = FeatureStore(str(folder), 2, 2, dim)
+    features = np.zeros((2, 2, dim), dtype=np.float32)
+    features[..., 0] = 1.0
+    store.write(0, 0, features, np.ones((2, 2), dtype=np.uint8))
+    return store
+
+
+def scoring(model, scores: list[float]):
+    """``model`` with weights that give a feature e1 the class ``scores`` (first column), zero biases."""
+    weights = np.zeros((len(scores), model.linear.weights.shape[1]), dtype=np.float32)
+    weights[:, 0] = scores
+    return dataclasses.replace(model, linear=Linear(weights, np.zeros(len(scores), dtype=np.float32)))
+
+
+@pytest.mark.parametrize("scores, best", [([0.0, 1.0, 2.0], 3), ([0.0, 2.0, 1.0], 2), ([2.0, 1.0, 0.0], 1)])
+def test_the_confidence_is_the_winning_class_softmax_probability(fitted, tmp_path, scores, best):
+    from treeseg.treeseg_plugin.engine.classify.predict import block_classes
+
+    model = scoring(load_classifier(str(fitted["out"] / "c.tscc")), scores)
+    with uniform_store(tmp_path, model.linear.weights.shape[1]) as store:
+        classes, confidence = block_classes(store, model, 16, 0, 0, np.ones((32, 32), dtype=bool))
+    softmax = np.exp(2.0) / (1 + np.exp(1.0) + np.exp(2.0))  # 0.665, by hand
+    assert (classes == best).all() and (confidence == round(100 * softmax)).all()
+
+
 def test_the_statistics_hold_the_accuracy_and_the_classes(fitted):
     stats = json.loads((fitted["out"] / "stats.json").read_text())
     assert [c["name"] for c in stats["classes"]] == fitted["result"].class_names
