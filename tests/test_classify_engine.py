@@ -270,6 +270,23 @@ def test_the_confidence_is_the_winning_class_softmax_probability(fitted, tmp_pat
     assert (classes == best).all() and (confidence == round(100 * softmax)).all()
 
 
+def test_invalid_pixels_on_another_working_grid_are_nodata_in_both_modes(fitted, tmp_path):
+    """Classes: 0 (the class raster's NoData); similarity: 255 (the percent raster's NoData)."""
+    from treeseg.treeseg_plugin.engine.classify.model import SIMILARITY
+    from treeseg.treeseg_plugin.engine.classify.predict import nearest_classes
+
+    classifier = load_classifier(str(fitted["out"] / "c.tscc"))
+    valid = np.ones((4, 4), dtype=bool)
+    valid[1, 2] = False
+    rows = cols = np.array([0, 8, 16, 24])
+    with uniform_store(tmp_path, classifier.linear.weights.shape[1]) as store:
+        classes, confidence = nearest_classes(store, scoring(classifier, [0.0, 2.0, 1.0]), 16, valid, rows, cols)
+        similar = dataclasses.replace(scoring(classifier, [1.0]), mode=SIMILARITY)
+        similarity, _ = nearest_classes(store, similar, 16, valid, rows, cols)
+    assert classes[1, 2] == 0 and confidence[1, 2] == 255 and (classes[valid] == 2).all()
+    assert similarity[1, 2] == 255 and (similarity[valid] == 100).all()  # e1 against the unit e1: cosine 1
+
+
 def test_the_statistics_hold_the_accuracy_and_the_classes(fitted):
     stats = json.loads((fitted["out"] / "stats.json").read_text())
     assert [c["name"] for c in stats["classes"]] == fitted["result"].class_names
