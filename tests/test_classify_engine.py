@@ -10,6 +10,7 @@ fitted per left-out polygon on patch features the test encodes itself, with the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from data_factory import ORIGIN, make_raster
 from osgeo import gdal, ogr, osr
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig
+from treeseg.treeseg_plugin.engine.classify.classifier_file import load_classifier, save_classifier
+from treeseg.treeseg_plugin.engine.classify.linear import Linear
 from treeseg.treeseg_plugin.engine.encode.features import FeatureStore, TileEncoder
 from treeseg.treeseg_plugin.engine.encode.runtime import load_model
 from treeseg.treeseg_plugin.engine.encode.tiling import plan_tiles
@@ -226,6 +229,62 @@ def test_a_truncated_or_edited_classifier_is_refused(scene, fitted, tmp_path):
     for path, why in ((truncated, "not a complete safetensors file"), (edited, "checksum does not match")):
         with pytest.raises(EngineError, match=why):
             classify(scene, tmp_path, classifier=str(path))
+
+
+def test_a_classifier_with_nan_weights_is_refused(fitted, tmp_path):
+    """A fit that diverged (NaN weights, finite biases) saved with a valid checksum: loading it names the NaN."""
+    model = load_classifier(str(fitted["out"] / "c.tscc"))
+    weights = model.linear.weights.copy()
+    weights[1, 3] = np.nan
+    broken = tmp_path / "nan.tscc"
+    save_classifier(dataclasses.replace(model, linear=Linear(weights, model.linear.bias)), str(broken))
+    assert np.isfinite(model.linear.bias).all()
+    with pytest.raises(EngineError, match="NaN or infinite"):
+        load_classifier(str(broken))
+
+
+def uniform_store(folder: Path, dim: int) -> FeatureStore:
+    """A 2 x 2 patch store whose every feature is the unit vector e1 (so every pixel interpolates to e1)."""
+    store = FeatureStore(str(folder), 2, 2, dim)
+    features = np.zeros((2, 2, dim), dtype=np.float32)
+    features[..., 0] = 1.0
+    store.write(0, 0, features, np.ones((2, 2), dtype=np.uint8))
+    return store
+
+
+def scoring(model, scores: list[float]):
+    """``model`` with weights that give a feature e1 the class ``scores`` (first column), zero biases."""
+    weights = np.zeros((len(scores), model.linear.weights.shape[1]), dtype=np.float32)
+    weights[:, 0] = scores
+    return dataclasses.replace(model, linear=Linear(weights, np.zeros(len(scores), dtype=np.float32)))
+
+
+@pytest.mark.parametrize("scores, best", [([0.0, 1.0, 2.0], 3), ([0.0, 2.0, 1.0], 2), ([2.0, 1.0, 0.0], 1)])
+def test_the_confidence_is_the_winning_class_softmax_probability(fitted, tmp_path, scores, best):
+    from treeseg.treeseg_plugin.engine.classify.predict import block_classes
+
+    model = scoring(load_classifier(str(fitted["out"] / "c.tscc")), scores)
+    with uniform_store(tmp_path, model.linear.weights.shape[1]) as store:
+        classes, confidence = block_classes(store, model, 16, 0, 0, np.ones((32, 32), dtype=bool))
+    softmax = np.exp(2.0) / (1 + np.exp(1.0) + np.exp(2.0))  # 0.665, by hand
+    assert (classes == best).all() and (confidence == round(100 * softmax)).all()
+
+
+def test_invalid_pixels_on_another_working_grid_are_nodata_in_both_modes(fitted, tmp_path):
+    """Classes: 0 (the class raster's NoData); similarity: 255 (the percent raster's NoData)."""
+    from treeseg.treeseg_plugin.engine.classify.model import SIMILARITY
+    from treeseg.treeseg_plugin.engine.classify.predict import nearest_classes
+
+    classifier = load_classifier(str(fitted["out"] / "c.tscc"))
+    valid = np.ones((4, 4), dtype=bool)
+    valid[1, 2] = False
+    rows = cols = np.array([0, 8, 16, 24])
+    with uniform_store(tmp_path, classifier.linear.weights.shape[1]) as store:
+        classes, confidence = nearest_classes(store, scoring(classifier, [0.0, 2.0, 1.0]), 16, valid, rows, cols)
+        similar = dataclasses.replace(scoring(classifier, [1.0]), mode=SIMILARITY)
+        similarity, _ = nearest_classes(store, similar, 16, valid, rows, cols)
+    assert classes[1, 2] == 0 and confidence[1, 2] == 255 and (classes[valid] == 2).all()
+    assert similarity[1, 2] == 255 and (similarity[valid] == 100).all()  # e1 against the unit e1: cosine 1
 
 
 def test_the_statistics_hold_the_accuracy_and_the_classes(fitted):

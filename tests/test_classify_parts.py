@@ -1,13 +1,14 @@
-"""Parts of Classify from Examples without a model: the examples on the patch grid (engine/raster/examples.py) and
-the folds and scores of the grouped cross-validation (engine/classify/validation.py), against hand-worked
-values."""
+"""Parts of Classify from Examples without a model: the examples on the patch grid and their class order
+(engine/raster/examples.py), the folds and scores of the grouped cross-validation (engine/classify/validation.py)
+and the one-class similarity (engine/classify/linear.py), against hand-worked values."""
 
 from __future__ import annotations
 
 import numpy as np
 from osgeo import ogr
+from treeseg.treeseg_plugin.engine.classify.linear import fit_similarity
 from treeseg.treeseg_plugin.engine.classify.validation import FOLDS, folds, scores
-from treeseg.treeseg_plugin.engine.raster.examples import patch_geotransform, rasterise
+from treeseg.treeseg_plugin.engine.raster.examples import class_order, patch_geotransform, rasterise
 
 # A window of 64 x 48 px of 1 m with its origin at (100, 200), stride 16: 4 x 3 patch cells.
 WINDOW_GT = (100.0, 1.0, 0.0, 200.0, 0.0, -1.0)
@@ -44,6 +45,10 @@ def test_polygons_take_the_cells_whose_centre_they_hold_points_and_small_polygon
 def test_leave_one_out_up_to_30_examples_then_grouped_10_fold_keeping_every_class_in_training():
     groups = np.arange(1, 13)
     assert [list(f) for f in folds(groups, groups % 3)] == [[g] for g in groups]
+    groups = np.arange(1, 31)  # 30 examples, the last count left out one at a time
+    assert [list(f) for f in folds(groups, groups % 3)] == [[g] for g in groups]
+    groups = np.arange(1, 32)  # 31: grouped 10-fold
+    assert len(folds(groups, groups % 3)) == FOLDS
     groups = np.arange(1, 41)
     classes = np.array([0] * 25 + [1] * 12 + [2] * 3)
     plan = folds(groups, classes)
@@ -64,3 +69,17 @@ def test_the_scores_of_a_confusion_matrix():
     assert (b["precision"], b["recall"], b["polygons"], b["patches"]) == (9 / 11, 9 / 10, 3, 10)
     assert (c["precision"], c["recall"], c["f1"]) == (None, None, None)  # never an example, never predicted
     assert result["confusion"] == confusion.tolist()
+
+
+def test_an_integer_class_field_orders_its_classes_by_number_a_text_field_alphabetically():
+    assert class_order(["10", "2", "9", "2"], numeric=True) == ("2", "9", "10")
+    assert class_order(["10", "2", "9", "2"], numeric=False) == ("10", "2", "9")
+
+
+def test_one_class_scores_the_cosine_similarity_to_its_examples_mean():
+    # examples (1, 0) and (0, 1): their mean points at 45 degrees, so each example's cosine to it is cos 45 degrees
+    # and the mean's own direction scores 1 (a cosine, whatever the examples' spread)
+    similarity = fit_similarity(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    probes = np.array([[1.0, 0.0], [0.0, 1.0], [np.sqrt(0.5), np.sqrt(0.5)], [-1.0, 0.0]])
+    expected = [np.sqrt(0.5), np.sqrt(0.5), 1.0, -np.sqrt(0.5)]
+    assert np.allclose(similarity.scores(probes)[:, 0], expected, atol=1e-6)

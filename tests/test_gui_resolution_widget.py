@@ -96,6 +96,26 @@ def test_a_web_layers_extent_defaults_to_the_map_canvas_extent(dialogs, processi
         (shown.xMinimum(), shown.yMinimum(), shown.xMaximum(), shown.yMaximum()))
 
 
+def test_an_extent_the_user_set_is_kept_when_a_web_layer_is_chosen(dialogs, processing_iface):
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+
+    canvas = processing_iface.mapCanvas()
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+    canvas.setExtent(QgsRectangle(-9016000.0, 3464000.0, -9015000.0, 3465000.0))
+    web = QgsRasterLayer(XYZ, "web", "wms")
+    sample = QgsRasterLayer(str(SAMPLE), "sample")
+    QgsProject.instance().addMapLayers([sample, web])
+    dialog = dialogs(AlgorithmDialog)
+    dialog.setParameters({"INPUT": sample.id()})
+    drawn = "-9015800.0,-9015600.0,3464200.0,3464400.0 [EPSG:3857]"  # inside the canvas, not the canvas
+    dialog.setParameters({"EXTENT": drawn})
+    dialog.setParameters({"INPUT": web.id()})  # the input changes to a web layer: the drawn extent stays
+    value = dialog.mainWidget().wrappers["EXTENT"].parameterValue()
+    found = dialog.algorithm().parameterAsExtent({"EXTENT": value}, "EXTENT", QgsProcessingContext())
+    assert (found.xMinimum(), found.xMaximum(), found.yMinimum(), found.yMaximum()) == pytest.approx(
+        (-9015800.0, -9015600.0, 3464200.0, 3464400.0))
+
+
 def test_the_batch_dialog_and_the_model_designer_keep_qgis_number_widget(dialogs):
     from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
     from processing.modeler.ModelerParametersDialog import ModelerParametersDialog

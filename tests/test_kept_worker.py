@@ -49,13 +49,14 @@ def fresh_session():
     QgsSettings().remove(f"{treeseg_settings.GROUP}/worker_idle_minutes")
 
 
-def segment(raster: str, weights: str, output: Path, feedback: RecordingFeedback | None = None) -> RecordingFeedback:
-    """One Segment Trees run through processing.run; its feedback (the log)."""
+def segment(raster: str, weights: str, output: Path, feedback: RecordingFeedback | None = None,
+            **parameters) -> RecordingFeedback:
+    """One Segment Trees run through processing.run (``parameters`` added); its feedback (the log)."""
     import processing
 
     feedback = feedback or RecordingFeedback()
     processing.run(ALGORITHM, {"INPUT": raster, "WEIGHTS": weights, "TILE_SIZE": 128, "OVERLAP": 16, "K": 3,
-                               "OUTPUT": str(output)}, feedback=feedback)
+                               "OUTPUT": str(output), **parameters}, feedback=feedback)
     return feedback
 
 
@@ -179,6 +180,23 @@ def test_changed_weights_are_read_again(treeseg_provider, raster, tmp_path):
     second = segment(raster, str(weights), tmp_path / "b.tif")
     assert worker_pid(second) == worker_pid(first)
     assert KEPT_LINE not in second.text and "Loaded " in second.text
+
+
+def test_another_patch_stride_loads_the_model_again_in_the_kept_worker(treeseg_provider, raster, tiny, tmp_path):
+    first = segment(raster, tiny, tmp_path / "a.tif")
+    second = segment(raster, tiny, tmp_path / "b.tif", STRIDE=1)  # STRIDES[1]: 8 px instead of 16
+    assert worker_pid(second) == worker_pid(first)
+    assert KEPT_LINE not in second.text and "Loaded " in second.text and "stride 8)" in second.text
+
+
+def test_a_kept_worker_started_with_another_environment_is_replaced(treeseg_provider, raster, tiny, tmp_path,
+                                                                    monkeypatch):
+    first = worker_pid(segment(raster, tiny, tmp_path / "a.tif"))
+    monkeypatch.setenv("TREESEG_TEST_CHANGED", "1")  # e.g. CUDA_VISIBLE_DEVICES or a proxy set since the last run
+    second = segment(raster, tiny, tmp_path / "b.tif")
+    assert worker_pid(second) != first and KEPT_LINE not in second.text
+    assert wait_until(lambda: not running(first))  # the kept worker that did not fit was released
+    assert kept.kept_pid() == worker_pid(second)
 
 
 def test_a_cancel_ends_the_kept_worker_writes_nothing_and_the_next_run_works(treeseg_provider, raster, tiny,

@@ -211,6 +211,27 @@ def test_the_segment_trees_dialog_shows_french_labels(french_qgis, treeseg_provi
         sip.delete(dialog)
 
 
+def test_the_user_locale_counts_only_while_qgis_overrides_the_system_locale():
+    from qgis.core import QgsSettings
+    from qgis.PyQt.QtCore import QLocale
+    from treeseg.treeseg_plugin.i18n import qgis_locale
+
+    system = QLocale.system().name()
+    assert system != "fr_FR"  # the test environment's locale; the user locale below must differ from it
+    settings = QgsSettings()
+    settings.setValue("locale/userLocale", "fr_FR")  # QGIS writes it when Options are saved, override or not
+    try:
+        settings.remove("locale/overrideFlag")  # never set: the system's locale
+        assert qgis_locale() == system
+        settings.setValue("locale/overrideFlag", False)
+        assert qgis_locale() == system
+        settings.setValue("locale/overrideFlag", True)
+        assert qgis_locale() == "fr_FR"
+    finally:
+        settings.remove("locale/overrideFlag")
+        settings.remove("locale/userLocale")
+
+
 def test_without_a_translation_for_the_locale_the_plugin_stays_english(treeseg_provider):
     from qgis.core import QgsApplication, QgsSettings
     from treeseg.treeseg_plugin.i18n import install_translator

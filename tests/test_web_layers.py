@@ -291,6 +291,30 @@ def test_a_grid_over_the_pixel_cap_is_refused_with_its_size_and_a_resolution_tha
     fetch_grid(xyz_layer(tiles), rect, suggested, "WORKING_RESOLUTION")  # accepted
 
 
+def sparse_layer(path: Path, width: int, height: int) -> QgsRasterLayer:
+    """A ``width`` x ``height`` GeoTIFF of 0.1 m pixels in UTM 17N with no block written (a few hundred bytes)."""
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), width, height, 1, gdal.GDT_Byte, ["SPARSE_OK=TRUE"])
+    ds.SetGeoTransform((400_000.0, 0.1, 0.0, 3_300_000.0, 0.0, -0.1))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32617)
+    ds.SetProjection(srs.ExportToWkt())
+    ds = None
+    layer = QgsRasterLayer(str(path), path.stem)
+    assert layer.isValid()
+    return layer
+
+
+def test_a_grid_of_exactly_the_pixel_cap_is_accepted_one_row_more_is_refused(tmp_path):
+    from treeseg.processing_provider.web_input import MAX_FETCH_PIXELS, fetch_grid
+    from treeseg.treeseg_plugin.engine.errors import EngineError
+
+    assert MAX_FETCH_PIXELS == 10_000 * 10_000  # "at most" 100 Mpx: 10,000 px a side still fits
+    grid = fetch_grid(sparse_layer(tmp_path / "cap.tif", 10_000, 10_000), None, 0, "WORKING_RESOLUTION")
+    assert (grid.width, grid.height) == (10_000, 10_000)
+    with pytest.raises(EngineError, match="is 10,000 x 10,001 = 100,010,000 px"):
+        fetch_grid(sparse_layer(tmp_path / "over.tif", 10_000, 10_001), None, 0, "WORKING_RESOLUTION")
+
+
 def test_fit_cluster_model_on_a_web_layer_and_a_file(treeseg_provider, tmp_path, tiny, tiles):
     import processing
     from treeseg.treeseg_plugin.engine.cluster.model_file import load_cluster_model

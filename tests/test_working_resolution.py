@@ -211,3 +211,44 @@ def _transform_to_lonlat(x: float, y: float) -> tuple:
     wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     utm.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     return osr.CoordinateTransformation(utm, wgs84).TransformPoint(x, y)[:2]
+
+
+def _ground_sides(x: float, y: float, size: float, epsg: int) -> tuple:
+    """A ``size`` map-unit pixel centred on (x, y) in ``epsg``: its east and north sides on the WGS84 ellipsoid
+    (GeographicLib), from the ends of its two mid-lines."""
+    from osgeo import osr
+
+    source, wgs84 = osr.SpatialReference(), osr.SpatialReference()
+    source.ImportFromEPSG(epsg)
+    wgs84.ImportFromEPSG(4326)
+    for srs in (source, wgs84):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_lonlat = osr.CoordinateTransformation(source, wgs84)
+    west, east, north, south = (to_lonlat.TransformPoint(*point)[:2] for point in
+                                ((x - size / 2, y), (x + size / 2, y), (x, y + size / 2), (x, y - size / 2)))
+    return _GEOD.inv(*west, *east)[2], _GEOD.inv(*north, *south)[2]
+
+
+@pytest.mark.parametrize(("latitude", "own_metres"), [(3.0, True), (8.0, False)])
+def test_a_projected_crs_keeps_its_own_metres_only_within_half_a_percent_of_the_ground(latitude, own_metres):
+    """World Mercator (EPSG:3395): a map metre is 1/cos(latitude) ground metres, 0.14 % more at 3 degrees (its own
+    0.1 m kept) and 0.98 % more at 8 degrees (the ground size, measured here with pyproj's geodesics)."""
+    from osgeo import osr
+    from treeseg.treeseg_plugin.engine.raster.georef import Window
+    from treeseg.treeseg_plugin.engine.raster.working_grid import ground_pixel_size
+
+    srs, wgs84 = osr.SpatialReference(), osr.SpatialReference()
+    srs.ImportFromEPSG(3395)
+    wgs84.ImportFromEPSG(4326)
+    for ref in (srs, wgs84):
+        ref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    x, y = osr.CoordinateTransformation(wgs84, srs).TransformPoint(10.0, latitude)[:2]
+    window = Window(0, 0, 100, 100)  # 0.1 m pixels, centred on (x, y)
+    gt = (x - 5.0, 0.1, 0.0, y + 5.0, 0.0, -0.1)
+    found = ground_pixel_size(gt, srs, window)
+    ground = _ground_sides(x, y, 0.1, 3395)
+    assert abs(ground[0] / 0.1 - 1) > 0.001  # the map metre is not the ground metre here
+    if own_metres:
+        assert found == (0.1, 0.1)
+    else:
+        assert found == pytest.approx(ground, rel=1e-5)
