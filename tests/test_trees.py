@@ -18,7 +18,8 @@ from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
 from treeseg.treeseg_plugin.engine.jobs.segmentation import validate_config
 from treeseg.treeseg_plugin.engine.raster.palette import cluster_color
-from treeseg.treeseg_plugin.engine.trees.evidence import EvidenceAccumulator, EvidenceBlock
+from treeseg.treeseg_plugin.engine.trees.evidence import ClusterEvidence, EvidenceAccumulator, EvidenceBlock
+from treeseg.treeseg_plugin.engine.trees.rule import decide_trees
 
 PARTS = ("trees", "grass", "court", "soil")
 
@@ -148,6 +149,17 @@ def test_evidence_sums_are_exact():
     assert two.ndvi is None  # its NIR pixel is NoData
     assert (one.height_pixels, one.height_max, one.height_median) == (1, 3.0, 3.05)
     assert two.height_median == pytest.approx(0.55)
+
+
+def test_a_median_height_equal_to_the_minimum_is_trees():
+    """MIN_TREE_HEIGHT is the least a tree cluster's median can be ("at least", as lidR's minimum): 2.05 m
+    (a histogram bin centre) against a minimum of 2.05 m is trees; 1.95 m is not."""
+    def cluster(label: int, median: float) -> ClusterEvidence:
+        return ClusterEvidence(label, 10, 0.3, 0.3, 0.3, 0.0, 0.0, height_pixels=10, height_mean=median,
+                               height_median=median, height_p90=median, height_max=median)
+
+    decisions = decide_trees([cluster(1, 2.05), cluster(2, 1.95)], min_tree_height=2.05)
+    assert [(d.label, d.is_tree, d.basis) for d in decisions] == [(1, True, "height"), (2, False, "height")]
 
 
 @pytest.mark.parametrize(("changes", "message"), [
