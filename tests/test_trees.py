@@ -18,6 +18,7 @@ from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
 from treeseg.treeseg_plugin.engine.jobs.segmentation import validate_config
 from treeseg.treeseg_plugin.engine.raster.palette import cluster_color
+from treeseg.treeseg_plugin.engine.trees.crowns import crown_block
 from treeseg.treeseg_plugin.engine.trees.evidence import ClusterEvidence, EvidenceAccumulator, EvidenceBlock
 from treeseg.treeseg_plugin.engine.trees.rule import decide_trees
 
@@ -255,6 +256,19 @@ def test_crowns_without_heights_and_min_area(tmp_path, tiny, scene):
     fewer = segment(tmp_path, tiny, ortho, crowns_path=str(tmp_path / "b" / "crowns.geojson"),
                     min_crown_area=smallest + 0.01)
     assert len(_crowns(fewer.crowns_path)) < len(crowns)
+
+
+def test_treetop_windows_grow_3_m_plus_a_tenth_of_the_height():
+    """Two cones on 1 m pixels, tops 30 m and 29 m, 5 m apart: the lower top's window is 3 + 0.1 x 29 = 5.9 m,
+    rounded up by less than 15 % to an odd 7 px (3 px each side), so it does not reach the taller top and
+    both are treetops of their own crowns. (A window of 3 + 0.2 x 29 m would reach it: one crown.)"""
+    rows, cols = np.mgrid[:41, :41]
+    cones = [top - 2.0 * np.hypot(rows - 20, cols - col) for top, col in ((30.0, 18), (29.0, 23))]
+    heights = np.maximum(np.maximum(*cones), 0).astype(np.float32)
+    canopy = heights >= 2
+    crowns, markers = crown_block(canopy, heights, 1.0, 2.0, np.full(heights.shape, 100.0))
+    assert [tuple(np.argwhere(markers == n)[0]) for n in (1, 2)] == [(20, 18), (20, 23)] and markers.max() == 2
+    assert set(np.unique(crowns[canopy])) == {1, 2} and crowns[20, 18] != crowns[20, 23]
 
 
 def test_crowns_cross_block_cores_whole(monkeypatch, tmp_path, tiny, scene):
