@@ -17,8 +17,9 @@ from osgeo import gdal
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
 from treeseg.treeseg_plugin.engine.jobs.segmentation import validate_config
+from treeseg.treeseg_plugin.engine.raster.georef import pixel_area
 from treeseg.treeseg_plugin.engine.raster.palette import cluster_color
-from treeseg.treeseg_plugin.engine.trees.crowns import crown_block
+from treeseg.treeseg_plugin.engine.trees.crowns import crown_block, write_crowns
 from treeseg.treeseg_plugin.engine.trees.evidence import ClusterEvidence, EvidenceAccumulator, EvidenceBlock
 from treeseg.treeseg_plugin.engine.trees.rule import decide_trees
 
@@ -269,6 +270,19 @@ def test_treetop_windows_grow_3_m_plus_a_tenth_of_the_height():
     crowns, markers = crown_block(canopy, heights, 1.0, 2.0, np.full(heights.shape, 100.0))
     assert [tuple(np.argwhere(markers == n)[0]) for n in (1, 2)] == [(20, 18), (20, 23)] and markers.max() == 2
     assert set(np.unique(crowns[canopy])) == {1, 2} and crowns[20, 18] != crowns[20, 23]
+
+
+@pytest.mark.parametrize(("min_area", "kept"), [(2.25, [6.25, 2.25]), (6.25, [6.25]), (6.26, [])])
+def test_a_crown_of_exactly_the_minimum_area_is_kept(tmp_path, min_area, kept):
+    """MIN_CROWN_AREA is the least area a crown may have: on 0.5 m pixels without a CRS a 5 x 5 px crown is
+    25 x 0.25 = 6.25 map units², a 3 x 3 px one 2.25; each stays while the minimum is at most its area."""
+    array = np.full((1, 16, 16), 2, np.uint8)
+    array[0, 2:7, 2:7] = array[0, 10:13, 10:13] = 1
+    path = make_raster(tmp_path / "labels.tif", 16, 16, bands=1, epsg=None, pixel_size=0.5, data=array)
+    gt = gdal.Open(str(path)).GetGeoTransform()
+    out = tmp_path / "crowns.gpkg"
+    count = write_crowns(str(path), str(out), [1], None, pixel_area(gt, None, 16, 16), 2.0, min_area, 2, Log())
+    assert count == len(kept) and [c["area_m2"] for c in _crowns(str(out))] == kept
 
 
 def test_crowns_cross_block_cores_whole(monkeypatch, tmp_path, tiny, scene):
