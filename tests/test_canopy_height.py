@@ -191,6 +191,18 @@ def test_nodata_inside_an_extent_is_the_inputs_nodata_there(chm, tmp_path):
     assert result.valid_pixels == int((~expected).sum())
 
 
+def test_the_summary_is_the_written_heights_min_mean_and_max(chm, tmp_path):
+    """height_min / mean / max are those of every valid pixel GDAL reads back from the output (400 x 400 px:
+    several blocks, so the minimum and maximum are not just the last block's)."""
+    result = run_canopy_height(_config(chm, tmp_path, SAMPLE, tile_size=32, overlap=0), Log())
+    _, _, heights = _read(result.output_path)
+    values = heights[heights != NODATA].astype(np.float64)
+    assert result.valid_pixels == values.size > 0
+    assert result.height_min == pytest.approx(values.min(), abs=1e-5)
+    assert result.height_max == pytest.approx(values.max(), abs=1e-5)
+    assert result.height_mean == pytest.approx(values.mean(), abs=1e-4)
+
+
 @pytest.mark.parametrize(("error", "start"), [
     (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "Out of memory (CUDA out of memory"),
     (OSError(errno.ENOSPC, "No space left on device"), "Cannot write the height raster: [Errno 28]"),
