@@ -272,6 +272,16 @@ def test_treetop_windows_grow_3_m_plus_a_tenth_of_the_height():
     assert set(np.unique(crowns[canopy])) == {1, 2} and crowns[20, 18] != crowns[20, 23]
 
 
+def test_crowns_cover_only_canopy_at_least_the_minimum_tree_height():
+    """A 10 m cone (1 m lower per pixel) whose whole disc is tree-cluster canopy: with MIN_TREE_HEIGHT 2 m the
+    crown is the pixels 2 m or higher, and the lower rim (a crown's edge, a gap) belongs to no crown."""
+    rows, cols = np.mgrid[:25, :25]
+    heights = np.maximum(10.0 - np.hypot(rows - 12, cols - 12), 0).astype(np.float32)
+    crowns, markers = crown_block(np.ones(heights.shape, bool), heights, 1.0, 2.0, np.full(heights.shape, 100.0))
+    assert markers.max() == 1 and markers[12, 12] == 1
+    assert bool(((crowns == 1) == (heights >= 2)).all()) and (heights < 2).sum() > 0
+
+
 @pytest.mark.parametrize(("min_area", "kept"), [(2.25, [6.25, 2.25]), (6.25, [6.25]), (6.26, [])])
 def test_a_crown_of_exactly_the_minimum_area_is_kept(tmp_path, min_area, kept):
     """MIN_CROWN_AREA is the least area a crown may have: on 0.5 m pixels without a CRS a 5 x 5 px crown is
