@@ -174,6 +174,35 @@ def test_extent_gives_the_snapped_window_grid(chm, tmp_path):
     assert heights.shape == (180, 150) and bool(np.isfinite(heights).all())
 
 
+def test_nodata_inside_an_extent_is_the_inputs_nodata_there(chm, tmp_path):
+    """With an extent the window starts at input pixel (50, 40): NoData in the output is the input's NoData
+    block [60:90, 100:160] seen from there, rows 20..50 and columns 50..110."""
+    invalid = np.zeros((200, 300), dtype=bool)
+    invalid[60:90, 100:160] = True
+    path = make_raster(tmp_path / "in.tif", 300, 200, nodata=0, invalid=invalid)
+    gt = gdal.Open(str(path)).GetGeoTransform()
+    extent = (gt[0] + 5.0, gt[3] - 17.0, gt[0] + 25.0, gt[3] - 4.0)  # x 50..250 px, y 40..170 px
+    result = run_canopy_height(_config(chm, tmp_path, path, extent=extent, resolution=0, tile_size=64, overlap=0),
+                               Log())
+    _, _, heights = _read(result.output_path)
+    expected = (gdal.Open(str(path)).ReadAsArray() == 0).any(axis=0)[40:170, 50:250]
+    assert expected[20:50, 50:110].all() and expected.mean() < 0.5
+    assert heights.shape == (130, 200) and bool(((heights == NODATA) == expected).all())
+    assert result.valid_pixels == int((~expected).sum())
+
+
+def test_the_summary_is_the_written_heights_min_mean_and_max(chm, tmp_path):
+    """height_min / mean / max are those of every valid pixel GDAL reads back from the output (400 x 400 px:
+    several blocks, so the minimum and maximum are not just the last block's)."""
+    result = run_canopy_height(_config(chm, tmp_path, SAMPLE, tile_size=32, overlap=0), Log())
+    _, _, heights = _read(result.output_path)
+    values = heights[heights != NODATA].astype(np.float64)
+    assert result.valid_pixels == values.size > 0
+    assert result.height_min == pytest.approx(values.min(), abs=1e-5)
+    assert result.height_max == pytest.approx(values.max(), abs=1e-5)
+    assert result.height_mean == pytest.approx(values.mean(), abs=1e-4)
+
+
 @pytest.mark.parametrize(("error", "start"), [
     (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "Out of memory (CUDA out of memory"),
     (OSError(errno.ENOSPC, "No space left on device"), "Cannot write the height raster: [Errno 28]"),

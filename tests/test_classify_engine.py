@@ -141,6 +141,13 @@ def test_three_textures_are_classified_right_away_from_their_borders(scene, fitt
     assert result.polygons_per_class == {name: 5 for name in TEXTURES}
 
 
+def test_the_confidence_raster_keeps_0_percent_and_marks_nodata_255(fitted):
+    """Percent rasters are Byte 0..100 with NoData 255: 0 % is a value (no similarity, no confidence), not a gap."""
+    dataset = gdal.Open(fitted["result"].confidence_path)
+    band = dataset.GetRasterBand(1)
+    assert band.DataType == gdal.GDT_Byte and band.GetNoDataValue() == 255
+
+
 def example_cells(rects: list[tuple[float, float, float, float]], stride: int = 16) -> list[np.ndarray]:
     """The (row, col) patch cells whose centre (c*stride + 8, r*stride + 8) lies inside each rectangle."""
     centres = np.arange(0, max(WIDTH, HEIGHT), stride) + 8

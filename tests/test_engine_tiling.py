@@ -161,3 +161,15 @@ def test_block_labels_are_the_nearest_centroid_to_bilinear_distances(tmp_path, t
     assert labels.dtype == np.uint8 and labels.shape == (h, w)
     assert mismatched <= 2, f"{mismatched} of {h * w} pixels differ"  # rounding of near-ties only
     assert set(np.unique(labels[valid])) <= set(range(1, k + 1)) and not labels[~valid].any()
+
+
+@pytest.mark.parametrize(("centroids", "label"), [([[1, 0], [1, 0], [9, 9]], 1), ([[9, 9], [1, 2], [1, 2]], 2)])
+def test_equally_near_centroids_give_the_lower_label(tmp_path, centroids, label):
+    """Two identical centroids are equally near every pixel: the tie goes to the lower label (1 = the biggest
+    cluster), never the higher."""
+    features = np.tile(np.asarray(centroids[label - 1], np.float16), (2, 3, 1))
+    with FeatureStore(str(tmp_path), 2, 3, 2) as store:
+        store.write(0, 0, features, np.ones((2, 3), dtype=bool))
+        labels = block_labels(store, np.asarray(centroids, np.float32), squared_distances, 16, 0, 0,
+                              np.ones((32, 48), dtype=bool))
+    assert labels.shape == (32, 48) and bool((labels == label).all())

@@ -17,8 +17,11 @@ from osgeo import gdal
 from recording_progress import Log
 from treeseg.treeseg_plugin.engine import EngineError, SegmentationConfig, run_segmentation
 from treeseg.treeseg_plugin.engine.jobs.segmentation import validate_config
+from treeseg.treeseg_plugin.engine.raster.georef import pixel_area
 from treeseg.treeseg_plugin.engine.raster.palette import cluster_color
-from treeseg.treeseg_plugin.engine.trees.evidence import EvidenceAccumulator, EvidenceBlock
+from treeseg.treeseg_plugin.engine.trees.crowns import crown_block, write_crowns
+from treeseg.treeseg_plugin.engine.trees.evidence import ClusterEvidence, EvidenceAccumulator, EvidenceBlock
+from treeseg.treeseg_plugin.engine.trees.rule import decide_trees
 
 PARTS = ("trees", "grass", "court", "soil")
 
@@ -150,6 +153,17 @@ def test_evidence_sums_are_exact():
     assert two.height_median == pytest.approx(0.55)
 
 
+def test_a_median_height_equal_to_the_minimum_is_trees():
+    """MIN_TREE_HEIGHT is the least a tree cluster's median can be ("at least", as lidR's minimum): 2.05 m
+    (a histogram bin centre) against a minimum of 2.05 m is trees; 1.95 m is not."""
+    def cluster(label: int, median: float) -> ClusterEvidence:
+        return ClusterEvidence(label, 10, 0.3, 0.3, 0.3, 0.0, 0.0, height_pixels=10, height_mean=median,
+                               height_median=median, height_p90=median, height_max=median)
+
+    decisions = decide_trees([cluster(1, 2.05), cluster(2, 1.95)], min_tree_height=2.05)
+    assert [(d.label, d.is_tree, d.basis) for d in decisions] == [(1, True, "height"), (2, False, "height")]
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     ({"nir_band": 0}, "band number"), ({"min_tree_height": -1}, "positive"), ({"min_crown_area": -2}, "0 or more"),
     ({"tree_clusters": [0]}, "from 1 to 64"), ({"k": 3, "tree_clusters": [4]}, "above K = 3"),
@@ -243,6 +257,42 @@ def test_crowns_without_heights_and_min_area(tmp_path, tiny, scene):
     fewer = segment(tmp_path, tiny, ortho, crowns_path=str(tmp_path / "b" / "crowns.geojson"),
                     min_crown_area=smallest + 0.01)
     assert len(_crowns(fewer.crowns_path)) < len(crowns)
+
+
+def test_treetop_windows_grow_3_m_plus_a_tenth_of_the_height():
+    """Two cones on 1 m pixels, tops 30 m and 29 m, 5 m apart: the lower top's window is 3 + 0.1 x 29 = 5.9 m,
+    rounded up by less than 15 % to an odd 7 px (3 px each side), so it does not reach the taller top and
+    both are treetops of their own crowns. (A window of 3 + 0.2 x 29 m would reach it: one crown.)"""
+    rows, cols = np.mgrid[:41, :41]
+    cones = [top - 2.0 * np.hypot(rows - 20, cols - col) for top, col in ((30.0, 18), (29.0, 23))]
+    heights = np.maximum(np.maximum(*cones), 0).astype(np.float32)
+    canopy = heights >= 2
+    crowns, markers = crown_block(canopy, heights, 1.0, 2.0, np.full(heights.shape, 100.0))
+    assert [tuple(np.argwhere(markers == n)[0]) for n in (1, 2)] == [(20, 18), (20, 23)] and markers.max() == 2
+    assert set(np.unique(crowns[canopy])) == {1, 2} and crowns[20, 18] != crowns[20, 23]
+
+
+def test_crowns_cover_only_canopy_at_least_the_minimum_tree_height():
+    """A 10 m cone (1 m lower per pixel) whose whole disc is tree-cluster canopy: with MIN_TREE_HEIGHT 2 m the
+    crown is the pixels 2 m or higher, and the lower rim (a crown's edge, a gap) belongs to no crown."""
+    rows, cols = np.mgrid[:25, :25]
+    heights = np.maximum(10.0 - np.hypot(rows - 12, cols - 12), 0).astype(np.float32)
+    crowns, markers = crown_block(np.ones(heights.shape, bool), heights, 1.0, 2.0, np.full(heights.shape, 100.0))
+    assert markers.max() == 1 and markers[12, 12] == 1
+    assert bool(((crowns == 1) == (heights >= 2)).all()) and (heights < 2).sum() > 0
+
+
+@pytest.mark.parametrize(("min_area", "kept"), [(2.25, [6.25, 2.25]), (6.25, [6.25]), (6.26, [])])
+def test_a_crown_of_exactly_the_minimum_area_is_kept(tmp_path, min_area, kept):
+    """MIN_CROWN_AREA is the least area a crown may have: on 0.5 m pixels without a CRS a 5 x 5 px crown is
+    25 x 0.25 = 6.25 map units², a 3 x 3 px one 2.25; each stays while the minimum is at most its area."""
+    array = np.full((1, 16, 16), 2, np.uint8)
+    array[0, 2:7, 2:7] = array[0, 10:13, 10:13] = 1
+    path = make_raster(tmp_path / "labels.tif", 16, 16, bands=1, epsg=None, pixel_size=0.5, data=array)
+    gt = gdal.Open(str(path)).GetGeoTransform()
+    out = tmp_path / "crowns.gpkg"
+    count = write_crowns(str(path), str(out), [1], None, pixel_area(gt, None, 16, 16), 2.0, min_area, 2, Log())
+    assert count == len(kept) and [c["area_m2"] for c in _crowns(str(out))] == kept
 
 
 def test_crowns_cross_block_cores_whole(monkeypatch, tmp_path, tiny, scene):
