@@ -44,6 +44,14 @@ cache=${TREESEG_ROOT_CACHE:-/var/cache/treeseg}
 if [ "$release" = 13 ]; then root=$cache/debian-13-qgis$qgis; else root=$cache/debian-12; fi
 wheels=${TREESEG_WHEELS:-/opt/wheels}
 [ -d "$wheels" ] || wheels=""
+# One run per root at a time: a root holds one working copy (work/treeseg), which a second run would replace
+# under the first. A second run waits here for the first to end (the lock goes with its process).
+mkdir -p "$cache"
+exec 9>"$root.lock"
+if ! flock -n 9; then
+  echo "Another debian_root.sh run is using $root: waiting for it to end"
+  flock 9
+fi
 # The Debian mirror the host's apt already uses (deb822 "URIs:" or one-line "deb" entries).
 mirror=$( { cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } |
   sed -n -e 's/^URIs: *\([^ ]*\/debian\)\/\?$/\1/p' -e 's/^deb \(\[[^]]*\] \)\?\([^ ]*\/debian\)\/\? .*/\2/p' | head -n1)
