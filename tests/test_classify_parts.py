@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from osgeo import ogr
 from treeseg.treeseg_plugin.engine.classify.linear import fit_similarity
-from treeseg.treeseg_plugin.engine.classify.validation import FOLDS, folds, scores
+from treeseg.treeseg_plugin.engine.classify.validation import FOLDS, example_warnings, folds, scores
 from treeseg.treeseg_plugin.engine.raster.examples import class_order, patch_geotransform, rasterise
 from treeseg.treeseg_plugin.engine.runs.classify_report import csv_text
 
@@ -87,6 +87,13 @@ def test_the_csv_report_puts_each_score_in_its_column_and_the_confusion_rows_by_
     assert tables[1].splitlines() == ["overall_accuracy,scheme,folds", "0.850000,leave-one-polygon-out,5"]
     assert tables[2].splitlines() == ["examples \\ predicted,a,b", "a,8,2", "b,1,9"]
 
+
+def test_warnings_below_3_examples_and_above_5_times_the_patches():
+    assert example_warnings({"a": 3, "b": 3}, {"a": 50, "b": 10}) == []  # 3 examples and exactly 5 x: no warning
+    few = example_warnings({"a": 2, "b": 3}, {"a": 10, "b": 10})
+    assert len(few) == 1 and "Class 'a' has 2 example(s)" in few[0]
+    unbalanced = example_warnings({"a": 3, "b": 3}, {"a": 51, "b": 10})  # 5.1 x
+    assert len(unbalanced) == 1 and "class 'a' covers 51 patches, class 'b' 10" in unbalanced[0]
 
 def test_an_integer_class_field_orders_its_classes_by_number_a_text_field_alphabetically():
     assert class_order(["10", "2", "9", "2"], numeric=True) == ("2", "9", "10")
