@@ -444,3 +444,18 @@ def test_classify_from_examples_on_an_xyz_layer(treeseg_provider, tmp_path, tiny
     assert_on_the_requested_grid(tmp_path / "classes.tif", rect, 3857, RESOLUTION)
     classes = values(tmp_path / "classes.tif")
     assert set(np.unique(classes)) <= {1, 2} and len(np.unique(classes)) == 2  # both classes, no NoData inside
+
+
+def test_a_fetch_of_only_transparent_pixels_is_refused_and_leaves_nothing(tiles):
+    from treeseg.processing_provider import web_input
+    from treeseg.treeseg_plugin.engine.errors import EngineError
+
+    inner = inner_extent(3857)
+    far = QgsRectangle(inner.xMinimum() + 5000, inner.yMinimum(), inner.xMaximum() + 5000, inner.yMaximum())
+    before = _fetch_folders()
+    with pytest.raises(EngineError, match="'sample tiles' returned only transparent pixels over"), \
+            web_input.LayerInputs(QgsProcessingFeedback()) as inputs:  # 5 km east of the sample: no tile there
+        inputs.path(xyz_layer(tiles, "?outside"), far, RESOLUTION, "WORKING_RESOLUTION")
+    assert _fetch_folders() == before
+
+
