@@ -134,3 +134,19 @@ def test_bad_settings_stop_before_anything_runs_with_the_fix(folder, tiny, tmp_p
     result = command(str(folder), "-o", str(tmp_path / "out"), "--model", tiny, *SETTINGS, *args)
     assert result.returncode == 1 and message in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_fitted_again_labels_every_raster_again_without_redo(folder, tiny, tmp_path):
+    """Outputs of an earlier run are kept only while their model is: once cluster-model.tscm is deleted, the
+    model fitted in its place (here with K=2 instead of 3) labels every raster again."""
+    out = tmp_path / "out"
+    rasters = [str(folder / "tile_0.tif"), str(folder / "tile_1.tif")]
+    first = command(*rasters, "-o", str(out), "--model", tiny, *SETTINGS)
+    assert first.returncode == 0, first.stderr
+    assert max(int(labels(out / f"tile_{i}_labels.tif").max()) for i in (0, 1)) == 3
+    (out / "cluster-model.tscm").unlink()
+    again = command(*rasters, "-o", str(out), "--model", tiny, *SETTINGS[:-1], "2")
+    assert again.returncode == 0, again.stderr
+    assert "exist already" not in again.stderr
+    assert load_cluster_model(str(out / "cluster-model.tscm")).k == 2
+    assert max(int(labels(out / f"tile_{i}_labels.tif").max()) for i in (0, 1)) == 2

@@ -100,3 +100,16 @@ def test_a_raster_within_the_window_is_one_task(tmp_path):
                                                                                           overlap=16))
     assert [(part.path, part.extent, part.core, part.offset) for part in parts] == \
         [(str(tmp_path / "labels.tif"), None, (0, 0, 128, 96), (0, 0))]
+
+
+@pytest.mark.parametrize("width, height", [(320, 96), (96, 320)])
+def test_a_raster_larger_than_the_window_on_one_side_only_is_split_along_that_side(tmp_path, width, height):
+    """Tile 64 px, overlap 16, window 128 -> cores of 144 px (3 steps of 48): the long side of 320 px is cut at 0,
+    144, 288 (cores of 144, 144 and 32 px), the short side of 96 px stays one core."""
+    raster = make_raster(tmp_path / "long.tif", width, height)
+    parts = plan_parts(str(raster), str(tmp_path / "labels.tif"), 128, SegmentationConfig("", "", tile_size=64,
+                                                                                          overlap=16))
+    along = [(0, 144), (144, 144), (288, 32)]
+    expected = [(start, 0, size, 96) if width > height else (0, start, 96, size) for start, size in along]
+    assert [part.core for part in parts] == expected
+    assert all(part.path != str(tmp_path / "labels.tif") for part in parts)

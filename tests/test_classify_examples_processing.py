@@ -6,6 +6,7 @@ Real QGIS, GDAL and the worker; the DINOv3 architecture on a random-weight check
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -207,7 +208,7 @@ def test_memory_polygons_classify_the_raster_on_its_grid(treeseg_provider, weigh
            "TREES": tmp_path / "trees.tif", "CROWNS": tmp_path / "crowns.gpkg"}
     results = run_classify({"INPUT": str(raster), "EXAMPLES": strip_examples(), "CLASS_FIELD": "class",
                             "WEIGHTS": str(weights), "TILE_SIZE": 64, "OVERLAP": 16, "TREE_CLASSES": " forest ",
-                            **{name: str(path) for name, path in out.items()}})
+                            "REGULARISATION": 0.5, **{name: str(path) for name, path in out.items()}})
     assert {name: results[name] for name in out} == {name: str(path) for name, path in out.items()}
     assert 0.0 <= results["ACCURACY"] <= 100.0  # percent, cross-validated over the 6 example polygons
     classes = gdal.Open(str(out["OUTPUT"]))
@@ -223,7 +224,9 @@ def test_memory_polygons_classify_the_raster_on_its_grid(treeseg_provider, weigh
     polygons = QgsVectorLayer(str(out["POLYGONS"]), "polygons", "ogr")
     assert {"class", "class_id"} <= set(polygons.fields().names())
     assert {(f["class"], f["class_id"]) for f in polygons.getFeatures()} <= {("forest", 1), ("soil", 2)}
-    assert "forest" in out["STATISTICS"].read_text(encoding="utf-8")
+    stats = json.loads(out["STATISTICS"].read_text(encoding="utf-8"))
+    assert [row["name"] for row in stats["classes"]] == ["forest", "soil"]
+    assert stats["classifier"]["regularisation"] == 0.5  # the REGULARISATION given, not the default 0.01
     assert np.array_equal(read_band(str(out["TREES"])), (values == 1).astype(np.uint8))  # the forest class
     assert QgsVectorLayer(str(out["CROWNS"]), "crowns", "ogr").featureCount() > 0
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 from osgeo import ogr
 from treeseg.treeseg_plugin.engine.classify.linear import fit_similarity
-from treeseg.treeseg_plugin.engine.classify.validation import FOLDS, folds, scores
+from treeseg.treeseg_plugin.engine.classify.validation import FOLDS, example_warnings, folds, scores
 from treeseg.treeseg_plugin.engine.raster.examples import class_order, patch_geotransform, rasterise
+from treeseg.treeseg_plugin.engine.runs.classify_report import csv_text
 
 # A window of 64 x 48 px of 1 m with its origin at (100, 200), stride 16: 4 x 3 patch cells.
 WINDOW_GT = (100.0, 1.0, 0.0, 200.0, 0.0, -1.0)
@@ -70,6 +71,29 @@ def test_the_scores_of_a_confusion_matrix():
     assert (c["precision"], c["recall"], c["f1"]) == (None, None, None)  # never an example, never predicted
     assert result["confusion"] == confusion.tolist()
 
+
+
+def test_the_csv_report_puts_each_score_in_its_column_and_the_confusion_rows_by_class():
+    # a: 8 of its 10 patches right, 9 patches predicted a -> precision 8/9 = 0.8889, recall 0.8000,
+    # F1 2 * 0.8889 * 0.8 / 1.6889 = 0.8421; b: 9/11 = 0.8182, 0.9000, F1 0.8571 (by hand)
+    accuracy = {"scheme": "leave-one-polygon-out", "folds": 5,
+                **scores(np.array([[8, 2], [1, 9]]), ["a", "b"], np.array([0, 0, 1, 1, 1]))}
+    classes = [{"class_id": i, "name": name, "color": color, "pixels": pixels, "percent": percent, "examples": n,
+                "example_patches": 10} for i, name, color, pixels, percent, n in
+               ((1, "a", "#ff0000", 30, 30.0, 2), (2, "b", "#0000ff", 70, 70.0, 3))]
+    tables = csv_text({"classes": classes, "accuracy": accuracy}).split("\n\n")
+    assert tables[0].splitlines()[1:] == ["1,a,#ff0000,30,30.0000,2,10,0.8889,0.8000,0.8421",
+                                          "2,b,#0000ff,70,70.0000,3,10,0.8182,0.9000,0.8571"]
+    assert tables[1].splitlines() == ["overall_accuracy,scheme,folds", "0.850000,leave-one-polygon-out,5"]
+    assert tables[2].splitlines() == ["examples \\ predicted,a,b", "a,8,2", "b,1,9"]
+
+
+def test_warnings_below_3_examples_and_above_5_times_the_patches():
+    assert example_warnings({"a": 3, "b": 3}, {"a": 50, "b": 10}) == []  # 3 examples and exactly 5 x: no warning
+    few = example_warnings({"a": 2, "b": 3}, {"a": 10, "b": 10})
+    assert len(few) == 1 and "Class 'a' has 2 example(s)" in few[0]
+    unbalanced = example_warnings({"a": 3, "b": 3}, {"a": 51, "b": 10})  # 5.1 x
+    assert len(unbalanced) == 1 and "class 'a' covers 51 patches, class 'b' 10" in unbalanced[0]
 
 def test_an_integer_class_field_orders_its_classes_by_number_a_text_field_alphabetically():
     assert class_order(["10", "2", "9", "2"], numeric=True) == ("2", "9", "10")

@@ -444,3 +444,41 @@ def test_classify_from_examples_on_an_xyz_layer(treeseg_provider, tmp_path, tiny
     assert_on_the_requested_grid(tmp_path / "classes.tif", rect, 3857, RESOLUTION)
     classes = values(tmp_path / "classes.tif")
     assert set(np.unique(classes)) <= {1, 2} and len(np.unique(classes)) == 2  # both classes, no NoData inside
+
+
+def test_a_fetch_of_only_transparent_pixels_is_refused_and_leaves_nothing(tiles):
+    from treeseg.processing_provider import web_input
+    from treeseg.treeseg_plugin.engine.errors import EngineError
+
+    inner = inner_extent(3857)
+    far = QgsRectangle(inner.xMinimum() + 5000, inner.yMinimum(), inner.xMaximum() + 5000, inner.yMaximum())
+    before = _fetch_folders()
+    with pytest.raises(EngineError, match="'sample tiles' returned only transparent pixels over"), \
+            web_input.LayerInputs(QgsProcessingFeedback()) as inputs:  # 5 km east of the sample: no tile there
+        inputs.path(xyz_layer(tiles, "?outside"), far, RESOLUTION, "WORKING_RESOLUTION")
+    assert _fetch_folders() == before
+
+
+
+def test_blocks_of_pixels_taller_than_wide_are_placed_along_their_own_axes(tmp_path, monkeypatch):
+    """A layer of QGIS's 'virtualraster' provider (not a file: fetched) over a GeoTIFF of 0.1 x 0.2 m pixels, at
+    its own pixel size in blocks of 48 px (3 x 2 blocks): the fetched pixels are the GeoTIFF's, each one."""
+    from treeseg.processing_provider import web_input
+
+    source = tmp_path / "source.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(source), 130, 65, 1, gdal.GDT_Float32)
+    ds.SetGeoTransform((400000.0, 0.1, 0.0, 3280000.0, 0.0, -0.2))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32617)
+    ds.SetProjection(srs.ExportToWkt())
+    pixels = (np.arange(65)[:, None] * 1000 + np.arange(130)[None, :]).astype(np.float32)  # row * 1000 + column
+    ds.GetRasterBand(1).WriteArray(pixels)
+    ds = None
+    layer = QgsRasterLayer(f"?crs=EPSG:32617&extent=400000,3279987,400013,3280000&width=130&height=65"
+                           f"&formula=%22a@1%22&a:uri={source}&a:provider=gdal", "virtual", "virtualraster")
+    assert layer.isValid() and not web_input.is_file_layer(layer)
+    monkeypatch.setattr(web_input, "BLOCK_PX", 48)
+    grid = web_input.fetch_grid(layer, None, 0, "WORKING_RESOLUTION")
+    assert (grid.width, grid.height) == (130, 65)
+    web_input.fetch(layer, grid, str(tmp_path / "fetched.tif"), QgsProcessingFeedback())
+    assert np.array_equal(values(tmp_path / "fetched.tif"), pixels)
