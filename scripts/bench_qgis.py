@@ -104,35 +104,30 @@ class Ways:
         subprocess.run([sys.executable, "-c", code], check=True)
         return (*engine_seconds(Path(outputs["STATS"])), time.perf_counter() - tick)
 
+    def _timed(self, algorithm: str, parameters: Dict[str, str]) -> float:
+        """Wall seconds of ``qgis_process.bin --json run ALGORITHM``; SystemExit with its output if it fails."""
+        tick = time.perf_counter()
+        done, payload = run_algorithm(algorithm, parameters, self.env)
+        wall = time.perf_counter() - tick
+        if done.returncode != 0 or payload is None:
+            raise SystemExit(f"{algorithm} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return wall
+
     def qgis_process(self) -> tuple:
         """qgis_process.bin --json run treeseg:segmenttrees (the worker process inside)."""
         outputs = self._outputs("qgis-process")
-        tick = time.perf_counter()
-        done, payload = run_algorithm(ALGORITHM, {**self.parameters, **outputs}, self.env)
-        wall = time.perf_counter() - tick
-        if done.returncode != 0 or payload is None:
-            raise SystemExit(f"qgis_process failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        wall = self._timed(ALGORITHM, {**self.parameters, **outputs})
         return (*engine_seconds(Path(outputs["STATS"])), wall)
 
     def qgis_process_small(self) -> tuple:
         """The same qgis_process command on a 64 x 64 px raster: what a run costs whatever its size."""
         outputs = self._outputs("qgis-process-small")
-        tick = time.perf_counter()
-        done, payload = run_algorithm(ALGORITHM, {**self.parameters, "INPUT": str(self.small_raster), **outputs},
-                                      self.env)
-        wall = time.perf_counter() - tick
-        if done.returncode != 0 or payload is None:
-            raise SystemExit(f"qgis_process failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        wall = self._timed(ALGORITHM, {**self.parameters, "INPUT": str(self.small_raster), **outputs})
         return (*engine_seconds(Path(outputs["STATS"])), wall)
 
     def native_small(self) -> tuple:
         """A native QGIS algorithm on the 64 x 64 px raster (QGIS's own fixed cost); no engine times."""
-        tick = time.perf_counter()
-        done, payload = run_algorithm(NATIVE, {"INPUT": str(self.small_raster), "BAND": "1"}, self.env)
-        wall = time.perf_counter() - tick
-        if done.returncode != 0 or payload is None:
-            raise SystemExit(f"{NATIVE} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        return (0.0, 0.0, wall)
+        return (0.0, 0.0, self._timed(NATIVE, {"INPUT": str(self.small_raster), "BAND": "1"}))
 
     def desktop(self) -> tuple:
         """`xvfb-run qgis --code`: processing.run in the QGIS desktop, the plugin loaded at start-up."""
