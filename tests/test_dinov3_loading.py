@@ -186,6 +186,9 @@ TENSOR_ERRORS = {
                       ["blocks.0.attn.qkv.bias_mask (NaN)", "before its weights were initialised"]),
     "k-bias-mask-on": (lambda sd: sd["blocks.1.attn.qkv.bias_mask"].fill_(1),
                        ["blocks.1.attn.qkv.bias_mask (must be 0/1 with zeros on the K third)"]),
+    # A mask of 0.5 halves the Q and V biases at run time: the official model has only 0 and 1 there.
+    "fractional-bias-mask": (lambda sd: sd["blocks.0.attn.qkv.bias_mask"][:64].fill_(0.5),
+                             ["blocks.0.attn.qkv.bias_mask (must be 0/1 with zeros on the K third)"]),
     "integer-tensor": (_set("norm.bias", torch.zeros(64, dtype=torch.int64)), ["norm.bias (torch.int64)"]),
     "convnext": (lambda sd: sd.update({"downsample_layers.0.0.weight": torch.ones(1),
                                         "stages.0.0.gamma": torch.ones(1)}), ["ConvNeXt", "not supported yet"]),
