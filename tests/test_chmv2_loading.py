@@ -37,6 +37,10 @@ def test_both_layouts_load_with_every_tensor(files):
         assert info.tensors_loaded == info.tensors_total == len(model.head.state_dict())
         assert model.backbone.weights.tensors_loaded == model.backbone.weights.tensors_total
         assert model.out_layers == (0, 1, 2, 3)
+        # CHMv2's own input statistics (transformers' CHMv2ImageProcessor: mean 0.420, not SAT-493M's 0.430),
+        # on the model and on its backbone, not those of the SAT-493M backbone file it was built from.
+        for declared in (model, model.backbone):
+            assert (declared.mean, declared.std) == ((0.420, 0.411, 0.296), (0.213, 0.156, 0.143))
 
 
 def test_decoder_without_backbone(files):
