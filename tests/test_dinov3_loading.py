@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from treeseg.treeseg_plugin.dinov3 import CheckpointError, DinoV3Error, WeightsNotFoundError, load_backbone
+from treeseg.treeseg_plugin.dinov3 import (
+    CheckpointError,
+    DinoV3Error,
+    WeightsNotFoundError,
+    load_backbone,
+    verify_weights,
+)
 
 from tests.checkpoint_factory import (
     make_state_dict,
@@ -111,20 +117,41 @@ def test_legacy_non_zip_pth(tiny_sd, tiny_ref, tmp_path):
     assert torch.equal(load_backbone(path).forward_features(_images())["x_prenorm"], tiny_ref["x_prenorm"])
 
 
-def test_sharded_hf_weights(tiny_sd, tmp_path):
-    folder = write_hf_folder(tmp_path, tiny_sd, "tiny")
-    single = load_backbone(folder).forward_features(_images())["x_prenorm"]
+def _sharded(folder, repeat_in_second: bool = False) -> dict:
+    """folder's model.safetensors split into two shards and an index; `repeat_in_second`: the second shard
+    also holds the first shard's first tensor (plus one). Returns the HF tensors."""
     tensors = load_file(folder / "model.safetensors")
     (folder / "model.safetensors").unlink()
     names = sorted(tensors)
     shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
     for shard, keys in shards.items():
-        save_file({k: tensors[k] for k in keys}, str(folder / shard))
+        part = {k: tensors[k] for k in keys}
+        if repeat_in_second and shard.startswith("model-00002"):
+            part[names[0]] = tensors[names[0]] + 1
+        save_file(part, str(folder / shard))
     weight_map = {k: shard for shard, keys in shards.items() for k in keys}
     (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    return tensors
+
+
+def test_sharded_hf_weights(tiny_sd, tmp_path):
+    folder = write_hf_folder(tmp_path, tiny_sd, "tiny")
+    single = load_backbone(folder).forward_features(_images())["x_prenorm"]
+    _sharded(folder)
     bb = load_backbone(folder)
     assert bb.weights.tensors_loaded == 41
     assert torch.equal(bb.forward_features(_images())["x_prenorm"], single)
+
+
+def test_a_tensor_in_two_shards_is_refused(tiny_sd, tmp_path):
+    """Two shards hold one tensor with different values: which one the model got would depend on the
+    reading order, so loading and the weights manager's Verify refuse the folder and name the tensor."""
+    folder = write_hf_folder(tmp_path, tiny_sd, "tiny")
+    repeated = sorted(_sharded(folder, repeat_in_second=True))[0]
+    for run in (load_backbone, verify_weights):
+        with pytest.raises(CheckpointError) as error:
+            run(folder)
+        _assert_helpful(error, folder, "repeats tensors of other shards", repeated)
 
 
 def test_loading_twice_gives_identical_models(tiny_pth):
