@@ -128,6 +128,18 @@ def test_missing_and_unexpected_decoder_tensors(files, tmp_path):
         load_canopy_height_model(broken, backbone=backbone)
 
 
+def test_decoder_tensor_of_another_shape(files, tmp_path):
+    """A decoder tensor one element longer than the head's: refused as a shape mismatch naming both shapes."""
+    _, decoder, backbone = files
+    state = torch.load(decoder, weights_only=True)
+    size = state["conv_depth.head.2.bias"].numel()
+    state["conv_depth.head.2.bias"] = torch.zeros(size + 1)
+    broken = write_meta_pth(tmp_path / decoder.name, state)
+    expected = rf"shape mismatch \(1\): conv_depth\.head\.2\.bias \[{size + 1}\] \(expected \[{size}\]\)"
+    with pytest.raises(CheckpointError, match=expected):
+        load_canopy_height_model(broken, backbone=backbone)
+
+
 def test_sha256_prefix_in_the_name_is_checked(files, tmp_path):
     _, decoder, backbone = files
     good = with_sha8_suffix(shutil.copy(decoder, tmp_path / decoder.name))
