@@ -37,6 +37,10 @@ def test_both_layouts_load_with_every_tensor(files):
         assert info.tensors_loaded == info.tensors_total == len(model.head.state_dict())
         assert model.backbone.weights.tensors_loaded == model.backbone.weights.tensors_total
         assert model.out_layers == (0, 1, 2, 3)
+        # CHMv2's own input statistics (transformers' CHMv2ImageProcessor: mean 0.420, not SAT-493M's 0.430),
+        # on the model and on its backbone, not those of the SAT-493M backbone file it was built from.
+        for declared in (model, model.backbone):
+            assert (declared.mean, declared.std) == ((0.420, 0.411, 0.296), (0.213, 0.156, 0.143))
 
 
 def test_decoder_without_backbone(files):
@@ -121,6 +125,18 @@ def test_missing_and_unexpected_decoder_tensors(files, tmp_path):
     state["extra.weight"] = torch.zeros(2)
     broken = write_meta_pth(tmp_path / decoder.name, state)
     with pytest.raises(CheckpointError, match=r"missing \(1\): conv_depth\.head\.2\.bias; unexpected \(1\): extra"):
+        load_canopy_height_model(broken, backbone=backbone)
+
+
+def test_decoder_tensor_of_another_shape(files, tmp_path):
+    """A decoder tensor one element longer than the head's: refused as a shape mismatch naming both shapes."""
+    _, decoder, backbone = files
+    state = torch.load(decoder, weights_only=True)
+    size = state["conv_depth.head.2.bias"].numel()
+    state["conv_depth.head.2.bias"] = torch.zeros(size + 1)
+    broken = write_meta_pth(tmp_path / decoder.name, state)
+    expected = rf"shape mismatch \(1\): conv_depth\.head\.2\.bias \[{size + 1}\] \(expected \[{size}\]\)"
+    with pytest.raises(CheckpointError, match=expected):
         load_canopy_height_model(broken, backbone=backbone)
 
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from treeseg.treeseg_plugin.dinov3 import CheckpointError, DinoV3Error, WeightsNotFoundError, load_backbone
+from treeseg.treeseg_plugin.dinov3 import (
+    CheckpointError,
+    DinoV3Error,
+    WeightsNotFoundError,
+    load_backbone,
+    verify_weights,
+)
 
 from tests.checkpoint_factory import (
     make_state_dict,
@@ -111,20 +117,41 @@ def test_legacy_non_zip_pth(tiny_sd, tiny_ref, tmp_path):
     assert torch.equal(load_backbone(path).forward_features(_images())["x_prenorm"], tiny_ref["x_prenorm"])
 
 
-def test_sharded_hf_weights(tiny_sd, tmp_path):
-    folder = write_hf_folder(tmp_path, tiny_sd, "tiny")
-    single = load_backbone(folder).forward_features(_images())["x_prenorm"]
+def _sharded(folder, repeat_in_second: bool = False) -> dict:
+    """folder's model.safetensors split into two shards and an index; `repeat_in_second`: the second shard
+    also holds the first shard's first tensor (plus one). Returns the HF tensors."""
     tensors = load_file(folder / "model.safetensors")
     (folder / "model.safetensors").unlink()
     names = sorted(tensors)
     shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
     for shard, keys in shards.items():
-        save_file({k: tensors[k] for k in keys}, str(folder / shard))
+        part = {k: tensors[k] for k in keys}
+        if repeat_in_second and shard.startswith("model-00002"):
+            part[names[0]] = tensors[names[0]] + 1
+        save_file(part, str(folder / shard))
     weight_map = {k: shard for shard, keys in shards.items() for k in keys}
     (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    return tensors
+
+
+def test_sharded_hf_weights(tiny_sd, tmp_path):
+    folder = write_hf_folder(tmp_path, tiny_sd, "tiny")
+    single = load_backbone(folder).forward_features(_images())["x_prenorm"]
+    _sharded(folder)
     bb = load_backbone(folder)
     assert bb.weights.tensors_loaded == 41
     assert torch.equal(bb.forward_features(_images())["x_prenorm"], single)
+
+
+def test_a_tensor_in_two_shards_is_refused(tiny_sd, tmp_path):
+    """Two shards hold one tensor with different values: which one the model got would depend on the
+    reading order, so loading and the weights manager's Verify refuse the folder and name the tensor."""
+    folder = write_hf_folder(tmp_path, tiny_sd, "tiny")
+    repeated = sorted(_sharded(folder, repeat_in_second=True))[0]
+    for run in (load_backbone, verify_weights):
+        with pytest.raises(CheckpointError) as error:
+            run(folder)
+        _assert_helpful(error, folder, "repeats tensors of other shards", repeated)
 
 
 def test_loading_twice_gives_identical_models(tiny_pth):
@@ -186,6 +213,9 @@ TENSOR_ERRORS = {
                       ["blocks.0.attn.qkv.bias_mask (NaN)", "before its weights were initialised"]),
     "k-bias-mask-on": (lambda sd: sd["blocks.1.attn.qkv.bias_mask"].fill_(1),
                        ["blocks.1.attn.qkv.bias_mask (must be 0/1 with zeros on the K third)"]),
+    # A mask of 0.5 halves the Q and V biases at run time: the official model has only 0 and 1 there.
+    "fractional-bias-mask": (lambda sd: sd["blocks.0.attn.qkv.bias_mask"][:64].fill_(0.5),
+                             ["blocks.0.attn.qkv.bias_mask (must be 0/1 with zeros on the K third)"]),
     "integer-tensor": (_set("norm.bias", torch.zeros(64, dtype=torch.int64)), ["norm.bias (torch.int64)"]),
     "convnext": (lambda sd: sd.update({"downsample_layers.0.0.weight": torch.ones(1),
                                         "stages.0.0.gamma": torch.ones(1)}), ["ConvNeXt", "not supported yet"]),
@@ -199,9 +229,10 @@ TENSOR_ERRORS = {
 def test_bad_tensors_raise_checkpoint_error(case, tiny_sd, tmp_path):
     change, needles = TENSOR_ERRORS[case]
     path = write_meta_pth(tmp_path / f"{case}.pth", _mutated(tiny_sd, change))
-    with pytest.raises(CheckpointError) as error:
-        load_backbone(path)
-    _assert_helpful(error, path, *needles)
+    for run in (load_backbone, verify_weights):  # verify_weights: the same checks, nothing materialised
+        with pytest.raises(CheckpointError) as error:
+            run(path)
+        _assert_helpful(error, path, *needles)
 
 
 def _truncated(path, tiny_pth):

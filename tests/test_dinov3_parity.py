@@ -147,3 +147,12 @@ def test_hf_safetensors_without_config_uses_released_heads(pairs, tmp_path):
     bb = load_backbone(bare, log=lines.append)
     assert bb.num_heads == 6 and bb.variant == "vits16"
     assert any("heads 6 as in the released ViT-S/16" in line for line in lines)
+
+
+def test_rope_theta_from_config_json_matches_transformers(pairs, tmp_path):
+    """A config.json with another RoPE base (rope_theta 1000, not the default 100): transformers builds its
+    frequencies from it, so must we."""
+    folder = write_hf_folder(tmp_path, pairs("tiny").sd, "tiny", rope_theta=1000.0)
+    ours, hf = load_backbone(folder), _hf_model(folder)
+    x = _images(96, 128)
+    assert (_all_tokens(ours.forward_features(x)) - _hf_forward(hf, x).last_hidden_state).abs().max() <= TOL
