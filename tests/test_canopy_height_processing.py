@@ -235,3 +235,16 @@ def test_the_resolution_given_reaches_the_model(treeseg_provider, chm, tmp_path)
     assert any(text.startswith("Resampled the input from 0.1 m (400 x 400 px) to 0.25 m (160 x 160 px")
                for text in feedback.texts), feedback.texts
     assert_heights_on_the_sample_grid(output)
+
+
+@pytest.mark.parametrize(("name", "engine_default"), [("RESOLUTION", 1.0), ("TILE_SIZE", 512), ("OVERLAP", 64),
+                                                      ("BATCH_SIZE", 2)])
+def test_numeric_defaults_are_the_engine_defaults(treeseg_provider, name, engine_default):
+    """The defaults docs/canopy-height.md gives (512, 64, 2; 1 m, CHMv2's training resolution), in the engine
+    and in the dialog alike."""
+    from qgis.core import QgsApplication
+    from treeseg.treeseg_plugin.engine.jobs.canopy_height import CanopyHeightConfig
+
+    algorithm = QgsApplication.processingRegistry().algorithmById(ALGORITHM)
+    assert getattr(CanopyHeightConfig("in.tif", "out.tif"), name.lower()) == engine_default
+    assert algorithm.parameterDefinition(name).defaultValue() == engine_default
