@@ -264,6 +264,15 @@ def test_a_worker_that_fails_after_its_answer_leaves_no_temporary_folder(raster,
     assert (tmp_path / "finished").exists() and leftovers(tmp_path) == []
 
 
+def test_a_worker_that_dies_removes_the_output_folder_the_run_created(raster, tmp_path):
+    """The worker made the missing output folder for its temporary folder, then died without an answer: both go."""
+    out = tmp_path / "out"
+    worker = slow_exit_worker(tmp_path, "", code=3, sleep=0.1, staging=str(out))
+    with pytest.raises(WorkerDiedError, match="exited with code 3"):
+        run_job(SegmentationConfig(raster, str(out / "labels.tif")), Log(), python=str(worker))
+    assert (tmp_path / "finished").exists() and not out.exists()
+
+
 def test_a_worker_that_closed_stdout_without_an_answer_is_judged_by_its_exit_code(raster, tmp_path):
     worker = slow_exit_worker(tmp_path, "", code=3, sleep=1.0)
     with pytest.raises(WorkerDiedError, match="exited with code 3 before finishing"):
