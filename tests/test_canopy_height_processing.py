@@ -223,3 +223,28 @@ def test_an_unexpected_error_is_reported_as_canopy_heights(treeseg_provider, chm
     assert str(raised.value).startswith("Canopy Height stopped on an unexpected error (RuntimeError: injected"), \
         raised.value
     assert not output.exists()
+
+
+def test_the_resolution_given_reaches_the_model(treeseg_provider, chm, tmp_path):
+    """RESOLUTION 0.25 m: the 400 x 400 px sample at 0.1 m (40 m) goes to the model as 160 x 160 px."""
+    import processing
+
+    output, feedback = tmp_path / "chm.tif", RecordingFeedback()
+    processing.run(ALGORITHM, {"INPUT": str(SAMPLE), "WEIGHTS": str(chm["hf"]), "DEVICE": 3, "RESOLUTION": 0.25,
+                               "TILE_SIZE": 32, "OVERLAP": 0, "OUTPUT": str(output)}, feedback=feedback)
+    assert any(text.startswith("Resampled the input from 0.1 m (400 x 400 px) to 0.25 m (160 x 160 px")
+               for text in feedback.texts), feedback.texts
+    assert_heights_on_the_sample_grid(output)
+
+
+@pytest.mark.parametrize(("name", "engine_default"), [("RESOLUTION", 1.0), ("TILE_SIZE", 512), ("OVERLAP", 64),
+                                                      ("BATCH_SIZE", 2)])
+def test_numeric_defaults_are_the_engine_defaults(treeseg_provider, name, engine_default):
+    """The defaults docs/canopy-height.md gives (512, 64, 2; 1 m, CHMv2's training resolution), in the engine
+    and in the dialog alike."""
+    from qgis.core import QgsApplication
+    from treeseg.treeseg_plugin.engine.jobs.canopy_height import CanopyHeightConfig
+
+    algorithm = QgsApplication.processingRegistry().algorithmById(ALGORITHM)
+    assert getattr(CanopyHeightConfig("in.tif", "out.tif"), name.lower()) == engine_default
+    assert algorithm.parameterDefinition(name).defaultValue() == engine_default

@@ -180,6 +180,28 @@ def _rewrite(source: Path, target: Path, edit) -> Path:
     return target
 
 
+def _resealed(edit):
+    """An edit of ``_rewrite`` that changes the document with ``edit`` and seals it again, with the checksum as the
+    format defines it (docs/cluster-model.md): a file made by another program."""
+    def reseal(document, centroids):
+        edit(document)
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode() + centroids.astype("<f4").tobytes()).hexdigest()
+
+    return reseal
+
+
+def test_a_model_with_another_input_normalisation_is_refused_before_encoding(tmp_path, tiny, fitted):
+    """Only the std of the model's backbone differs (0.5 per channel, not ImageNet's): refused by name."""
+    path = _rewrite(fitted[0] / "model.tscm", tmp_path / "std.tscm",
+                    _resealed(lambda document: document["backbone"].update(std=[0.5, 0.5, 0.5])))
+    log = Log()
+    out = tmp_path / "new" / "labels.tif"
+    with pytest.raises(EngineError, match="does not fit this run: normalisation"):
+        _run(SAMPLE, out, tiny, log, cluster_model=str(path))
+    assert "Encoding tiles" not in log.stages and not out.parent.exists()
+
+
 def test_a_truncated_or_edited_file_is_refused(tmp_path, fitted):
     folder, _ = fitted
     good = folder / "model.tscm"
@@ -214,13 +236,7 @@ def test_a_truncated_or_edited_file_is_refused(tmp_path, fitted):
 ])
 def test_a_well_sealed_file_with_bad_fields_is_refused(tmp_path, fitted, edit, message):
     """Fields are checked even when the checksum was recomputed (a file made by another program)."""
-
-    def reseal(document, centroids):  # the checksum as the format defines it (docs/cluster-model.md)
-        edit(document)
-        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode() + centroids.astype("<f4").tobytes()).hexdigest()
-
-    path = _rewrite(fitted[0] / "model.tscm", tmp_path / "bad.tscm", reseal)
+    path = _rewrite(fitted[0] / "model.tscm", tmp_path / "bad.tscm", _resealed(edit))
     with pytest.raises(EngineError, match="cannot be used") as error:
         load_cluster_model(str(path))
     assert message in str(error.value)

@@ -212,3 +212,17 @@ def test_a_cancel_ends_the_kept_worker_writes_nothing_and_the_next_run_works(tre
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".treeseg-")] == []
     after = segment(raster, tiny, tmp_path / "after" / "labels.tif")
     assert worker_pid(after) != warm and labels(tmp_path / "after" / "labels.tif").max() == 3
+
+
+def test_a_worker_that_answered_with_an_engine_error_is_kept(treeseg_provider, raster, tiny, tmp_path):
+    """A damaged cluster model is refused by the engine in the worker: the worker answered, so it stays for the
+    next run, which finds the model still loaded."""
+    first = worker_pid(segment(raster, tiny, tmp_path / "a.tif"))
+    damaged = tmp_path / "damaged.tscm"
+    damaged.write_bytes(b"not a cluster model")
+    refused = RecordingFeedback()
+    with pytest.raises(QgsProcessingException, match="cluster model"):
+        segment(raster, tiny, tmp_path / "b.tif", refused, CLUSTER_MODEL=str(damaged))
+    assert worker_pid(refused) == first and kept.kept_pid() == first and running(first)
+    third = segment(raster, tiny, tmp_path / "c.tif")
+    assert worker_pid(third) == first and KEPT_LINE in third.text

@@ -351,3 +351,19 @@ def test_qgis_process_writes_trees_and_crowns_on_the_input_grid(checkpoints, tmp
     assert crowns.isValid() and crowns.featureCount() == stats["trees"]["crowns"] > 0
     assert crowns.crs().authid() == "EPSG:32617"
     assert all(feature["area_m2"] >= 2 for feature in crowns.getFeatures())
+
+
+def test_min_crown_area_reaches_the_engine(treeseg_provider, checkpoints, tmp_path):
+    """Cluster 1 of K = 2 as trees: a crown lies inside the 96 x 64 px raster at 0.1 m (61.44 m²), so a minimum
+    crown area above that leaves no crown, whatever MIN_TREE_HEIGHT says."""
+    raster = make_raster(tmp_path / "ortho.tif", 96, 64, kind="blobs", seed=3)
+    stats = tmp_path / "stats.json"
+    results = run_segment_trees({"INPUT": str(raster), "WEIGHTS": str(checkpoints["tiny"]), "K": 2,
+                                 "TILE_SIZE": 64, "OVERLAP": 16, "TREE_CLUSTERS": "1", "MIN_CROWN_AREA": 62.0,
+                                 "MIN_TREE_HEIGHT": 0.5, "OUTPUT": str(tmp_path / "labels.tif"),
+                                 "TREES": str(tmp_path / "trees.tif"), "CROWNS": str(tmp_path / "crowns.gpkg"),
+                                 "STATS": str(stats)})
+    (_, labels), (_, mask) = read_labels(results["OUTPUT"]), read_labels(results["TREES"])
+    assert bool((mask == 1).any()) and bool(((mask == 1) == (labels == 1)).all())
+    assert json.loads(stats.read_text())["trees"]["crowns"] == 0
+    assert QgsVectorLayer(results["CROWNS"], "crowns", "ogr").featureCount() == 0

@@ -218,6 +218,8 @@ its stdout, then goes on for a moment before it exits, as an interpreter tearing
 import json, os, sys, time
 sys.stdin.readline()
 print(json.dumps({{"event": "started", "pid": os.getpid(), "python": sys.executable}}), flush=True)
+if {staging!r}:
+    os.makedirs(os.path.join({staging!r}, f".treeseg-stage-{{os.getpid()}}-x"))
 answer = {answer!r}
 if answer:
     print(answer, flush=True)
@@ -230,11 +232,13 @@ sys.exit({code})
 '''
 
 
-def slow_exit_worker(folder: Path, answer: str, code: int, sleep: float) -> Path:
+def slow_exit_worker(folder: Path, answer: str, code: int, sleep: float, staging: str = "") -> Path:
     """An executable Python script for ``run_job(python=...)``; it writes ``stdout-closed`` after closing its
-    stdout and ``finished`` just before it exits with ``code``."""
+    stdout and ``finished`` just before it exits with ``code``; with ``staging``, it first leaves a temporary
+    folder of its own there, as a run does."""
     script = folder / "slow-exit-worker"
     script.write_text(_SLOW_EXIT_WORKER.format(python=sys.executable, answer=answer, code=code, sleep=sleep,
+                                               staging=staging,
                                                closed=str(folder / "stdout-closed"),
                                                finished=str(folder / "finished")))
     script.chmod(0o755)
@@ -248,6 +252,25 @@ def test_a_worker_that_answered_is_left_to_exit(raster, tmp_path):
     result = run_job(SegmentationConfig(raster, str(tmp_path / "labels.tif")), Log(), python=str(worker))
     assert result == expected
     assert (tmp_path / "finished").exists()  # not killed while it was still exiting
+
+
+def test_a_worker_that_fails_after_its_answer_leaves_no_temporary_folder(raster, tmp_path):
+    """The result came, then the worker crashed while exiting (code 3): the result stands, and the worker's
+    temporary folder beside the outputs is removed."""
+    expected = SegmentationResult(str(tmp_path / "labels.tif"), 3, {3: 1.0}, {3: 0.5}, {1: 10}, {1: {}}, {"k": 3})
+    answer = json.dumps({"event": "result", "result": expected.to_json()})
+    worker = slow_exit_worker(tmp_path, answer, code=3, sleep=0.1, staging=str(tmp_path))
+    assert run_job(SegmentationConfig(raster, str(tmp_path / "labels.tif")), Log(), python=str(worker)) == expected
+    assert (tmp_path / "finished").exists() and leftovers(tmp_path) == []
+
+
+def test_a_worker_that_dies_removes_the_output_folder_the_run_created(raster, tmp_path):
+    """The worker made the missing output folder for its temporary folder, then died without an answer: both go."""
+    out = tmp_path / "out"
+    worker = slow_exit_worker(tmp_path, "", code=3, sleep=0.1, staging=str(out))
+    with pytest.raises(WorkerDiedError, match="exited with code 3"):
+        run_job(SegmentationConfig(raster, str(out / "labels.tif")), Log(), python=str(worker))
+    assert (tmp_path / "finished").exists() and not out.exists()
 
 
 def test_a_worker_that_closed_stdout_without_an_answer_is_judged_by_its_exit_code(raster, tmp_path):
